@@ -1,0 +1,43 @@
+"""Attribute keys on the wire, by convention (DESIGN.md section 2).
+
+The ``mlflow.*`` keys are the ones MLflow's own SDK writes and an MLflow tracking server ingests from
+OTLP (``mlflow/tracing/constant.py`` in MLflow: ``SpanAttributeKey``, ``TraceTagKey``,
+``TraceMetadataKey``). ``session.id`` / ``user.id`` are OTel semantic-convention keys that Phoenix and
+most vendors also render.
+"""
+
+from __future__ import annotations
+
+SPAN_TYPE = "mlflow.spanType"  # plain string, so MLflow's ``span.type`` filter matches
+SPAN_INPUTS = "mlflow.spanInputs"  # JSON, encoded exactly once
+SPAN_OUTPUTS = "mlflow.spanOutputs"  # JSON, encoded exactly once
+FUNCTION_NAME = "mlflow.spanFunctionName"
+TRACE_REQUEST_ID = "mlflow.traceRequestId"
+CHAT_TOKEN_USAGE = "mlflow.chat.tokenUsage"
+CHAT_TOOLS = "mlflow.chat.tools"
+LLM_MODEL = "mlflow.llm.model"
+LLM_PROVIDER = "mlflow.llm.provider"
+MESSAGE_FORMAT = "mlflow.message.format"
+
+#: Trace tags and metadata travel on the local root span, one attribute per key.
+TRACE_TAG_PREFIX = "mlflow.traceTag."
+TRACE_METADATA_PREFIX = "mlflow.traceMetadata."
+CLIENT_REQUEST_ID = "mlflow.trace.clientRequestId"
+REQUEST_PREVIEW = "mlflow.trace.requestPreview"
+RESPONSE_PREVIEW = "mlflow.trace.responsePreview"
+
+#: MLflow's reserved tag/metadata keys for sessions and users, mapped to the semconv keys below.
+MLFLOW_SESSION_KEY = "mlflow.trace.session"
+MLFLOW_USER_KEY = "mlflow.trace.user"
+SESSION_ID = "session.id"
+USER_ID = "user.id"
+
+#: Keys whose values we always JSON-encode; read back decoded by ``LiveSpan.attributes``.
+JSON_KEYS = frozenset({SPAN_INPUTS, SPAN_OUTPUTS, CHAT_TOKEN_USAGE, CHAT_TOOLS})
+
+#: Streaming chunks, recorded as span events like MLflow's ``STREAM_CHUNK_EVENT_*`` constants.
+CHUNK_EVENT_NAME_FORMAT = "mlflow.chunk.item.{index}"
+CHUNK_EVENT_VALUE_KEY = "mlflow.chunk.value"
+
+#: Instrumentation scope of every span this SDK builds.
+SCOPE_NAME = "mlflow_otel"

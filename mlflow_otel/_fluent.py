@@ -1,0 +1,506 @@
+"""MLflow's fluent tracing API: ``trace``, ``start_span``, ``update_current_trace`` and friends.
+
+Behaviour follows MLflow's ``mlflow/tracing/fluent.py``: inputs are the bound arguments without
+``self``/``cls``; outputs the return value (generators: the list of items or the reducer's result,
+each item also a ``mlflow.chunk.item.<i>`` event); an exception sets status ERROR with ``Type: msg``,
+adds an ``exception`` event and is re-raised untouched; a span that ends without error gets OK.
+
+The builders run on the request path, so they do the least that must happen at call time: start the
+OTel span, capture inputs/outputs as JSON (a later mutation of the caller's objects must not change
+what is exported) and end it. Anything that fails in here is swallowed: user code runs on untraced.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import AsyncGenerator, Generator
+from typing import Any, Callable, Optional
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace as otel_trace
+from opentelemetry.context import Context
+
+from mlflow_otel import _assembly, _runtime
+from mlflow_otel import _conventions as conv
+from mlflow_otel._log import warn_limited
+from mlflow_otel._serialize import dumps, to_attribute_value
+from mlflow_otel._span import NO_OP_SPAN, LiveSpan, NoOpSpan
+from mlflow_otel.entities import SpanEvent, SpanType
+
+_MISSING = object()
+
+
+# --- building spans ---------------------------------------------------------------------------------
+def start_live_span(
+    name: str,
+    span_type: str = SpanType.UNKNOWN,
+    parent: Optional[Context] = None,
+    attributes: Optional[dict[str, Any]] = None,
+    inputs: Any = _MISSING,
+    function_name: Optional[str] = None,
+    start_time_ns: Optional[int] = None,
+) -> LiveSpan:
+    """Start an OTel span with MLflow's attributes; ``parent`` None means the current context."""
+    attrs: dict[str, Any] = {conv.SPAN_TYPE: str(span_type)}
+    parent_ctx = otel_trace.get_current_span(parent).get_span_context()
+    state = _assembly.open_trace(parent_ctx.trace_id) if parent_ctx.is_valid else None
+    if state is not None:
+        attrs[conv.TRACE_REQUEST_ID] = state.request_id_json
+    if function_name is not None:
+        attrs[conv.FUNCTION_NAME] = dumps(function_name)
+    if inputs is not _MISSING:
+        attrs[conv.SPAN_INPUTS] = dumps(inputs)
+    json_keys = None
+    if attributes:
+        for key, value in attributes.items():
+            encoded = to_attribute_value(value)
+            if isinstance(encoded, str) and not isinstance(value, str):
+                json_keys = json_keys or set()
+                json_keys.add(key)
+            attrs[str(key)] = encoded
+
+    otel_span = _runtime.tracer().start_span(name, context=parent, attributes=attrs, start_time=start_time_ns)
+    if not otel_span.is_recording():  # sampled out: carries context, records nothing
+        return LiveSpan(otel_span, None, span_type, name)
+    span_ctx = otel_span.get_span_context()
+    if state is None:
+        state = _assembly.join_trace(span_ctx.trace_id)
+        otel_span.set_attribute(conv.TRACE_REQUEST_ID, state.request_id_json)
+    live = LiveSpan(otel_span, state, span_type, name, state.register(name))
+    live._json_keys = json_keys
+    _assembly.track(live, span_ctx.span_id, state)
+    return live
+
+
+def _activate(live: LiveSpan) -> object:
+    return otel_context.attach(otel_trace.set_span_in_context(live._otel))
+
+
+def _deactivate(token: object) -> None:
+    try:
+        otel_context.detach(token)  # type: ignore[arg-type]
+    except Exception:  # pragma: no cover - detach logs its own error; never raise
+        pass
+
+
+# --- inputs -----------------------------------------------------------------------------------------
+class _InputBinder:
+    """Maps call arguments to MLflow's inputs dict: bound arguments with defaults, no self/cls.
+
+    The signature is inspected once per decorated function, and the common all-positional call is
+    bound without ``Signature.bind``.
+    """
+
+    __slots__ = ("_fast_names", "_signature")
+
+    def __init__(self, func: Callable[..., Any]) -> None:
+        try:
+            self._signature: Optional[inspect.Signature] = inspect.signature(func)
+        except (TypeError, ValueError):  # some builtins have no signature
+            self._signature = None
+        self._fast_names: Optional[tuple[str, ...]] = None
+        if self._signature is not None:
+            params = list(self._signature.parameters.values())
+            simple = all(
+                p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is p.empty for p in params
+            )
+            if simple:
+                self._fast_names = tuple(p.name for p in params)
+
+    def bind(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
+        names = self._fast_names
+        if names is not None and not kwargs and len(args) == len(names):
+            inputs = dict(zip(names, args))
+        else:
+            try:
+                if self._signature is None:
+                    raise TypeError
+                bound = self._signature.bind(*args, **kwargs)
+                bound.apply_defaults()
+                inputs = dict(bound.arguments)
+            except TypeError:
+                inputs = {"args": list(args), **kwargs} if args else dict(kwargs)
+        if "self" in inputs:
+            del inputs["self"]
+        if "cls" in inputs:
+            del inputs["cls"]
+        return inputs
+
+
+# --- the decorator ----------------------------------------------------------------------------------
+def _end_ok(live: LiveSpan, outputs: Any) -> None:
+    try:
+        live.set_outputs(outputs)
+        live.end()
+    except Exception as exc:  # pragma: no cover - LiveSpan methods already guard themselves
+        warn_limited("end_span", "Could not end span: %s", exc)
+
+
+def _end_error(live: LiveSpan, exc: BaseException, partial_outputs: Any = _MISSING) -> None:
+    """Status ERROR, an ``exception`` event, and for streams the items produced before the error."""
+    try:
+        if partial_outputs is not _MISSING:
+            live.set_outputs(partial_outputs)
+        live.record_exception(exc)
+        live.end()
+    except Exception as inner:  # pragma: no cover
+        warn_limited("end_span", "Could not record exception on span: %s", inner)
+
+
+def _reduce(outputs: list[Any], reducer: Optional[Callable[[list[Any]], Any]]) -> Any:
+    if reducer is None:
+        return outputs
+    try:
+        return reducer(outputs)
+    except Exception as exc:
+        warn_limited("output_reducer", "output_reducer raised %r; recording the raw chunks instead.", exc)
+        return outputs
+
+
+def _chunk_event(live: LiveSpan, index: int, item: Any) -> None:
+    live.add_event(
+        SpanEvent(conv.CHUNK_EVENT_NAME_FORMAT.format(index=index), attributes={conv.CHUNK_EVENT_VALUE_KEY: dumps(item)})
+    )
+
+
+class _Traced:
+    """What one decorated function needs at call time, computed once at decoration."""
+
+    __slots__ = ("attributes", "binder", "function_name", "name", "reducer", "span_type")
+
+    def __init__(self, func: Callable[..., Any], name: Optional[str], span_type: str, attributes: Any, reducer: Any):
+        self.function_name = getattr(func, "__name__", None) or type(func).__name__
+        self.name = name or self.function_name
+        self.span_type = span_type
+        self.attributes = dict(attributes) if attributes else None
+        self.reducer = reducer
+        self.binder = _InputBinder(func)
+
+    def start(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Optional[LiveSpan]:
+        try:
+            return start_live_span(
+                self.name,
+                self.span_type,
+                attributes=self.attributes,
+                inputs=self.binder.bind(args, kwargs),
+                function_name=self.function_name,
+            )
+        except Exception as exc:
+            warn_limited("start_span", "Could not start span %r; the call runs untraced: %s", self.name, exc)
+            return None
+
+
+def _wrap(func: Callable[..., Any], spec: _Traced) -> Callable[..., Any]:
+    if inspect.isasyncgenfunction(func):
+
+        @functools.wraps(func)
+        async def async_gen_wrapper(*args: Any, **kwargs: Any) -> AsyncGenerator[Any, Any]:
+            live = spec.start(args, kwargs) if _runtime.enabled else None
+            if live is None:
+                async for item in func(*args, **kwargs):
+                    yield item
+                return
+            ctx = otel_trace.set_span_in_context(live._otel)
+            outputs: list[Any] = []
+            token = otel_context.attach(ctx)
+            try:
+                agen = func(*args, **kwargs)
+            except BaseException as exc:
+                _end_error(live, exc)
+                raise
+            finally:
+                _deactivate(token)
+            to_send: Any = None
+            to_throw: Optional[BaseException] = None
+            while True:
+                token = otel_context.attach(ctx)
+                try:
+                    if to_throw is not None:
+                        item = await agen.athrow(to_throw)
+                    else:
+                        item = await agen.asend(to_send)
+                except StopAsyncIteration:
+                    break
+                except BaseException as exc:  # includes CancelledError: the span still ends
+                    _end_error(live, exc, _reduce(outputs, spec.reducer) if outputs else _MISSING)
+                    raise
+                finally:
+                    _deactivate(token)
+                _chunk_event(live, len(outputs), item)
+                outputs.append(item)
+                to_throw = None
+                try:
+                    to_send = yield item
+                except GeneratorExit:  # closed early by the consumer
+                    live.set_outputs(_reduce(outputs, spec.reducer))
+                    live.end()
+                    await agen.aclose()
+                    raise
+                except BaseException as exc:
+                    to_throw = exc
+            _end_ok(live, _reduce(outputs, spec.reducer))
+
+        return async_gen_wrapper
+
+    if inspect.isgeneratorfunction(func):
+
+        @functools.wraps(func)
+        def gen_wrapper(*args: Any, **kwargs: Any) -> Generator[Any, Any, Any]:
+            live = spec.start(args, kwargs) if _runtime.enabled else None
+            if live is None:
+                return (yield from func(*args, **kwargs))
+            ctx = otel_trace.set_span_in_context(live._otel)
+            outputs: list[Any] = []
+            token = otel_context.attach(ctx)
+            try:
+                gen = func(*args, **kwargs)
+            except BaseException as exc:
+                _end_error(live, exc)
+                raise
+            finally:
+                _deactivate(token)
+            to_send: Any = None
+            to_throw: Optional[BaseException] = None
+            while True:
+                token = otel_context.attach(ctx)
+                try:
+                    item = gen.throw(to_throw) if to_throw is not None else gen.send(to_send)
+                except StopIteration as stop:
+                    _end_ok(live, _reduce(outputs, spec.reducer))
+                    return stop.value
+                except BaseException as exc:
+                    _end_error(live, exc, _reduce(outputs, spec.reducer) if outputs else _MISSING)
+                    raise
+                finally:
+                    _deactivate(token)
+                _chunk_event(live, len(outputs), item)
+                outputs.append(item)
+                to_throw = None
+                try:
+                    to_send = yield item
+                except GeneratorExit:  # closed early (break, close(), garbage collection)
+                    live.set_outputs(_reduce(outputs, spec.reducer))
+                    live.end()
+                    gen.close()
+                    raise
+                except BaseException as exc:
+                    to_throw = exc
+
+        return gen_wrapper
+
+    if inspect.iscoroutinefunction(func):
+
+        @functools.wraps(func)
+        async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
+            live = spec.start(args, kwargs) if _runtime.enabled else None
+            if live is None:
+                return await func(*args, **kwargs)
+            token = _activate(live)
+            try:
+                result = await func(*args, **kwargs)
+            except BaseException as exc:
+                _end_error(live, exc)
+                raise
+            finally:
+                _deactivate(token)
+            _end_ok(live, result)
+            return result
+
+        return async_wrapper
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if not _runtime.enabled:
+            return func(*args, **kwargs)
+        live = spec.start(args, kwargs)
+        if live is None:
+            return func(*args, **kwargs)
+        token = _activate(live)
+        try:
+            result = func(*args, **kwargs)
+        except BaseException as exc:
+            _end_error(live, exc)
+            raise
+        finally:
+            _deactivate(token)
+        _end_ok(live, result)
+        return result
+
+    return wrapper
+
+
+def trace(
+    func: Optional[Callable[..., Any]] = None,
+    name: Optional[str] = None,
+    span_type: str = SpanType.UNKNOWN,
+    attributes: Optional[dict[str, Any]] = None,
+    output_reducer: Optional[Callable[[list[Any]], Any]] = None,
+    trace_destination: Any = None,
+) -> Any:
+    """Trace a function: ``@trace``, ``@trace(name=..., span_type=...)`` or ``trace(math.pow)``.
+
+    Works for sync and async functions, generators and async generators (``output_reducer`` turns
+    the list of yielded items into the recorded output).
+    """
+    if trace_destination is not None:
+        warn_limited(
+            "trace_destination",
+            "trace_destination is not supported yet by mlflow-otel; the trace goes to the default destination.",
+        )
+
+    def decorator(fn: Callable[..., Any]) -> Callable[..., Any]:
+        reducer = output_reducer
+        if reducer is not None and not (inspect.isgeneratorfunction(fn) or inspect.isasyncgenfunction(fn)):
+            warn_limited("output_reducer", "output_reducer only applies to generator functions; ignored.")
+            reducer = None
+        return _wrap(fn, _Traced(fn, name, span_type, attributes, reducer))
+
+    return decorator(func) if func is not None else decorator
+
+
+# --- the context manager ----------------------------------------------------------------------------
+class _SpanContext:
+    """``with start_span(...) as span``: the span is current inside the block and ends on exit."""
+
+    __slots__ = ("_attributes", "_live", "_name", "_span_type", "_token")
+
+    def __init__(self, name: str, span_type: str, attributes: Optional[dict[str, Any]]) -> None:
+        self._name = name
+        self._span_type = span_type
+        self._attributes = attributes
+        self._live: Optional[LiveSpan] = None
+        self._token: object = None
+
+    def __enter__(self) -> Any:
+        if not _runtime.enabled:
+            return NO_OP_SPAN
+        try:
+            self._live = start_live_span(self._name, self._span_type, attributes=self._attributes)
+            self._token = _activate(self._live)
+        except Exception as exc:
+            warn_limited("start_span", "Could not start span %r; the block runs untraced: %s", self._name, exc)
+            return NO_OP_SPAN
+        return self._live
+
+    def __exit__(self, exc_type: Any, exc: Optional[BaseException], tb: Any) -> None:
+        live = self._live
+        if live is None:
+            return
+        self._live = None
+        if exc is not None:
+            _end_error(live, exc)
+        else:
+            live.end()
+        _deactivate(self._token)
+
+    async def __aenter__(self) -> Any:
+        return self.__enter__()
+
+    async def __aexit__(self, exc_type: Any, exc: Optional[BaseException], tb: Any) -> None:
+        self.__exit__(exc_type, exc, tb)
+
+
+def start_span(
+    name: str = "span",
+    span_type: str = SpanType.UNKNOWN,
+    attributes: Optional[dict[str, Any]] = None,
+    trace_destination: Any = None,
+) -> _SpanContext:
+    """A context manager yielding a live span, current in OTel's context inside the block."""
+    if trace_destination is not None:
+        warn_limited(
+            "trace_destination",
+            "trace_destination is not supported yet by mlflow-otel; the trace goes to the default destination.",
+        )
+    return _SpanContext(name, span_type, attributes)
+
+
+# --- the current span and trace ---------------------------------------------------------------------
+def get_current_active_span() -> Optional[LiveSpan]:
+    """The innermost of our live spans in the current context, or None."""
+    span_ctx = otel_trace.get_current_span().get_span_context()
+    if not span_ctx.is_valid:
+        return None
+    return _assembly.live_span(span_ctx.span_id)
+
+
+def get_active_trace_id() -> Optional[str]:
+    """MLflow's id (``tr-<hex>``) of the trace of the current span, or None."""
+    live = get_current_active_span()
+    return live.trace_id if live is not None else None
+
+
+def get_last_active_trace_id() -> Optional[str]:
+    """The id of the most recent trace whose root span ended in this process."""
+    last = _assembly.last_trace_id()
+    return None if last is None else "tr-" + format(last, "032x")
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else dumps(value)
+
+
+def update_current_trace(
+    tags: Optional[dict[str, Any]] = None,
+    metadata: Optional[dict[str, Any]] = None,
+    client_request_id: Optional[str] = None,
+    request_preview: Optional[str] = None,
+    response_preview: Optional[str] = None,
+) -> None:
+    """Attach trace-level data to the current trace; it travels on the trace's local root span.
+
+    Tags become ``mlflow.traceTag.<key>``, metadata ``mlflow.traceMetadata.<key>``. MLflow's session
+    and user keys (``mlflow.trace.session`` / ``mlflow.trace.user``) also set the semantic-convention
+    ``session.id`` / ``user.id``. The root span stays the span it was: only attributes are added.
+    """
+    try:
+        live = get_current_active_span()
+        state = live._state if live is not None else None
+        root = state.root if state is not None else None
+        if root is None or not root._otel.is_recording():
+            warn_limited("update_trace", "update_current_trace() was called with no active trace; ignored.")
+            return
+        attrs: dict[str, Any] = {}
+        for prefix, items in ((conv.TRACE_TAG_PREFIX, tags), (conv.TRACE_METADATA_PREFIX, metadata)):
+            for key, value in (items or {}).items():
+                text = _text(value)
+                attrs[prefix + str(key)] = text
+                if key == conv.MLFLOW_SESSION_KEY:
+                    attrs[conv.SESSION_ID] = text
+                elif key == conv.MLFLOW_USER_KEY:
+                    attrs[conv.USER_ID] = text
+        if client_request_id is not None:
+            attrs[conv.CLIENT_REQUEST_ID] = _text(client_request_id)
+        if request_preview is not None:
+            attrs[conv.REQUEST_PREVIEW] = _text(request_preview)
+        if response_preview is not None:
+            attrs[conv.RESPONSE_PREVIEW] = _text(response_preview)
+        root._otel.set_attributes(attrs)
+    except Exception as exc:
+        warn_limited("update_trace", "update_current_trace() failed: %s", exc)
+
+
+def flush_trace_async_logging(terminate: bool = False, timeout_s: Optional[float] = None) -> bool:
+    """Export every finished trace now; returns False if the deadline passed first.
+
+    Export is always asynchronous in mlflow-otel, so this is what a serverless handler calls before
+    returning. ``terminate`` also shuts the pipeline down (a later span starts a new one).
+    """
+    ok = _runtime.flush(timeout_s)
+    if terminate:
+        _runtime.reset()
+    return ok
+
+
+__all__ = [
+    "NoOpSpan",
+    "flush_trace_async_logging",
+    "get_active_trace_id",
+    "get_current_active_span",
+    "get_last_active_trace_id",
+    "start_live_span",
+    "start_span",
+    "trace",
+    "update_current_trace",
+]

@@ -1,0 +1,281 @@
+"""The one module that reads the environment.
+
+Every variable mlflow-otel honours is declared here once, with its parser and default. Precedence
+(DESIGN.md section 4): values set in code beat ``MLFLOW_*`` variables, which beat ``OTEL_*``
+variables, which beat defaults. Code-level overrides are applied by the caller on top of the
+:class:`Settings` returned by :func:`load_settings`.
+
+An invalid value never raises: it logs one warning naming the variable and the default is used,
+as the OpenTelemetry SDK does for its own variables.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+import urllib.parse
+from dataclasses import dataclass, field
+from typing import Callable, Mapping, Optional, TypeVar
+
+_logger = logging.getLogger("mlflow_otel")
+
+T = TypeVar("T")
+
+# --- variable names (each documented in the README's table) -------------------------------------
+
+#: "false" switches span creation off entirely (MLflow's variable).
+MLFLOW_TRACING_ENABLED = "MLFLOW_TRACING_ENABLED"
+#: Seconds after which a still-open trace is ended with status ERROR and exported (MLflow's variable).
+MLFLOW_TRACE_TIMEOUT_SECONDS = "MLFLOW_TRACE_TIMEOUT_SECONDS"
+#: How often the timeout watcher looks for expired traces (MLflow's variable).
+MLFLOW_TRACE_TIMEOUT_CHECK_INTERVAL_SECONDS = "MLFLOW_TRACE_TIMEOUT_CHECK_INTERVAL_SECONDS"
+#: Where the embedded default sink writes OTLP JSON lines.
+MLFLOW_OTEL_TRACES_FILE = "MLFLOW_OTEL_TRACES_FILE"
+#: Upper bound, in seconds, on the flush performed at interpreter exit.
+MLFLOW_OTEL_EXIT_TIMEOUT_SECONDS = "MLFLOW_OTEL_EXIT_TIMEOUT_SECONDS"
+
+#: Batch span processor variables (OTel spec, "Batch Span Processor" section of sdk-environment-variables).
+OTEL_BSP_SCHEDULE_DELAY = "OTEL_BSP_SCHEDULE_DELAY"
+OTEL_BSP_MAX_QUEUE_SIZE = "OTEL_BSP_MAX_QUEUE_SIZE"
+OTEL_BSP_MAX_EXPORT_BATCH_SIZE = "OTEL_BSP_MAX_EXPORT_BATCH_SIZE"
+#: MLflow's name for the queue bound; it beats OTEL_BSP_MAX_QUEUE_SIZE.
+MLFLOW_ASYNC_TRACE_LOGGING_MAX_QUEUE_SIZE = "MLFLOW_ASYNC_TRACE_LOGGING_MAX_QUEUE_SIZE"
+
+# OTLP exporter variables, as named by the OTel specification
+# (https://opentelemetry.io/docs/specs/otel/protocol/exporter/). The signal-specific variable always
+# beats the generic one.
+OTEL_EXPORTER_OTLP_PROTOCOL = "OTEL_EXPORTER_OTLP_PROTOCOL"
+OTEL_EXPORTER_OTLP_TRACES_PROTOCOL = "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"
+OTEL_EXPORTER_OTLP_ENDPOINT = "OTEL_EXPORTER_OTLP_ENDPOINT"
+OTEL_EXPORTER_OTLP_TRACES_ENDPOINT = "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"
+OTEL_EXPORTER_OTLP_HEADERS = "OTEL_EXPORTER_OTLP_HEADERS"
+OTEL_EXPORTER_OTLP_TRACES_HEADERS = "OTEL_EXPORTER_OTLP_TRACES_HEADERS"
+OTEL_EXPORTER_OTLP_TIMEOUT = "OTEL_EXPORTER_OTLP_TIMEOUT"
+OTEL_EXPORTER_OTLP_TRACES_TIMEOUT = "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT"
+OTEL_EXPORTER_OTLP_COMPRESSION = "OTEL_EXPORTER_OTLP_COMPRESSION"
+OTEL_EXPORTER_OTLP_TRACES_COMPRESSION = "OTEL_EXPORTER_OTLP_TRACES_COMPRESSION"
+
+PROTOCOL_HTTP = "http/protobuf"
+PROTOCOL_GRPC = "grpc"
+_PROTOCOLS = (PROTOCOL_HTTP, PROTOCOL_GRPC)
+
+#: The spec's default ports: 4318 for OTLP/HTTP, 4317 for OTLP/gRPC.
+_DEFAULT_ENDPOINTS = {PROTOCOL_HTTP: "http://localhost:4318", PROTOCOL_GRPC: "http://localhost:4317"}
+
+DEFAULT_TRACES_FILE = "mlflow-otel-traces.jsonl"
+
+
+def _warn_invalid(name: str, raw: str, default: object, why: str = "") -> None:
+    _logger.warning(
+        "Invalid value %r for environment variable %s%s; using the default %r.",
+        raw,
+        name,
+        f" ({why})" if why else "",
+        default,
+    )
+
+
+def _parse_bool(raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in ("true", "1", "yes", "on"):
+        return True
+    if value in ("false", "0", "no", "off"):
+        return False
+    raise ValueError("expected true or false")
+
+
+def _parse_positive_float(raw: str) -> float:
+    value = float(raw)
+    if not value > 0:  # also rejects NaN
+        raise ValueError("expected a positive number")
+    return value
+
+
+def _read(env: Mapping[str, str], name: str, parse: Callable[[str], T], default: T) -> T:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        return parse(raw)
+    except (ValueError, TypeError) as exc:
+        _warn_invalid(name, raw, default, str(exc))
+        return default
+
+
+def _first(env: Mapping[str, str], *names: str) -> tuple[Optional[str], Optional[str]]:
+    """The first of ``names`` that is set to a non-empty value, with its name."""
+    for name in names:
+        raw = env.get(name)
+        if raw is not None and raw.strip() != "":
+            return name, raw.strip()
+    return None, None
+
+
+def parse_headers(raw: str, variable: str = OTEL_EXPORTER_OTLP_HEADERS) -> dict[str, str]:
+    """Parse an ``OTEL_EXPORTER_OTLP_HEADERS`` value.
+
+    The spec's format is the W3C Baggage list format: ``key=value`` pairs separated by commas, each
+    value URL-decoded and split on the *first* ``=`` (a value may contain ``=``, e.g. base64). Header
+    names are lower-cased as HTTP/2 and gRPC metadata require. A malformed pair is skipped with a
+    warning rather than dropping the rest.
+    """
+    headers: dict[str, str] = {}
+    for item in raw.split(","):
+        if not item.strip():
+            continue
+        key, sep, value = item.partition("=")
+        key = urllib.parse.unquote(key.strip()).strip().lower()
+        if not sep or not key:
+            _logger.warning("Skipping malformed header %r in %s (expected key=value).", item, variable)
+            continue
+        headers[key] = urllib.parse.unquote(value.strip())
+    return headers
+
+
+def _parse_protocol(raw: str) -> str:
+    value = raw.strip().lower()
+    if value not in _PROTOCOLS:
+        raise ValueError(f"supported protocols are {', '.join(_PROTOCOLS)}")
+    return value
+
+
+def _parse_positive_int(raw: str) -> int:
+    value = int(raw)
+    if value <= 0:
+        raise ValueError("expected a positive integer")
+    return value
+
+
+def _parse_compression(raw: str) -> str:
+    value = raw.strip().lower()
+    if value not in ("gzip", "none"):
+        raise ValueError("expected gzip or none")
+    return value
+
+
+def _parse_timeout_ms(raw: str) -> float:
+    # The spec states OTEL_EXPORTER_OTLP_TIMEOUT in milliseconds; we keep seconds internally.
+    value = float(raw)
+    if not value > 0:
+        raise ValueError("expected a positive number of milliseconds")
+    return value / 1000.0
+
+
+@dataclass(frozen=True)
+class OtlpSettings:
+    """Where and how spans leave over OTLP, resolved per the spec's endpoint rules."""
+
+    protocol: str
+    endpoint: str
+    headers: dict[str, str] = field(default_factory=dict)
+    timeout_s: float = 10.0
+    compression: str = "none"
+
+
+def resolve_http_traces_endpoint(generic: str) -> str:
+    """Append ``v1/traces`` to the generic endpoint, as the OTLP/HTTP spec requires.
+
+    Per https://opentelemetry.io/docs/specs/otel/protocol/exporter/#endpoint-urls-for-otlphttp the
+    signal path is appended to ``OTEL_EXPORTER_OTLP_ENDPOINT`` (respecting an existing base path),
+    while ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`` is used exactly as given.
+    """
+    return generic.rstrip("/") + "/v1/traces"
+
+
+def _resolve_otlp(env: Mapping[str, str]) -> Optional[OtlpSettings]:
+    """OTLP settings when an endpoint or protocol is configured, else None (embedded default)."""
+    protocol_var, protocol_raw = _first(env, OTEL_EXPORTER_OTLP_TRACES_PROTOCOL, OTEL_EXPORTER_OTLP_PROTOCOL)
+    traces_var, traces_endpoint = _first(env, OTEL_EXPORTER_OTLP_TRACES_ENDPOINT)
+    generic_var, generic_endpoint = _first(env, OTEL_EXPORTER_OTLP_ENDPOINT)
+    if protocol_raw is None and traces_endpoint is None and generic_endpoint is None:
+        return None
+
+    protocol = PROTOCOL_HTTP  # the spec's default protocol
+    if protocol_raw is not None:
+        try:
+            protocol = _parse_protocol(protocol_raw)
+        except ValueError as exc:
+            _warn_invalid(protocol_var or OTEL_EXPORTER_OTLP_PROTOCOL, protocol_raw, PROTOCOL_HTTP, str(exc))
+
+    if traces_endpoint is not None:
+        endpoint = traces_endpoint
+    elif generic_endpoint is not None:
+        endpoint = (
+            resolve_http_traces_endpoint(generic_endpoint) if protocol == PROTOCOL_HTTP else generic_endpoint
+        )
+    else:
+        default = _DEFAULT_ENDPOINTS[protocol]
+        endpoint = resolve_http_traces_endpoint(default) if protocol == PROTOCOL_HTTP else default
+
+    headers: dict[str, str] = {}
+    for name in (OTEL_EXPORTER_OTLP_HEADERS, OTEL_EXPORTER_OTLP_TRACES_HEADERS):
+        raw = env.get(name)
+        if raw:
+            headers.update(parse_headers(raw, name))  # signal-specific entries win
+
+    timeout_s = _read(env, OTEL_EXPORTER_OTLP_TIMEOUT, _parse_timeout_ms, 10.0)
+    timeout_s = _read(env, OTEL_EXPORTER_OTLP_TRACES_TIMEOUT, _parse_timeout_ms, timeout_s)
+    compression = _read(env, OTEL_EXPORTER_OTLP_COMPRESSION, _parse_compression, "none")
+    compression = _read(env, OTEL_EXPORTER_OTLP_TRACES_COMPRESSION, _parse_compression, compression)
+    return OtlpSettings(protocol, endpoint, headers, timeout_s, compression)
+
+
+def default_traces_file() -> str:
+    """The embedded sink's file: ``./mlflow-otel-traces.jsonl``, or the temp dir when cwd is read-only.
+
+    Serverless runtimes often mount the code directory read-only, so we fall back to the system
+    temporary directory there rather than failing to record anything.
+    """
+    cwd = os.getcwd()
+    if os.access(cwd, os.W_OK):
+        return os.path.join(cwd, DEFAULT_TRACES_FILE)
+    return os.path.join(tempfile.gettempdir(), DEFAULT_TRACES_FILE)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the SDK reads from the environment, parsed once."""
+
+    tracing_enabled: bool = True
+    trace_timeout_s: Optional[float] = None
+    trace_timeout_check_interval_s: float = 1.0
+    otlp: Optional[OtlpSettings] = None
+    traces_file: str = ""
+    exit_timeout_s: float = 2.0
+    schedule_delay_s: float = 5.0
+    max_queue_size: int = 2048
+    max_export_batch_size: int = 512
+
+
+def tracing_enabled_from_env(env: Optional[Mapping[str, str]] = None) -> bool:
+    """Read only ``MLFLOW_TRACING_ENABLED``: cheap enough to call at import."""
+    return _read(os.environ if env is None else env, MLFLOW_TRACING_ENABLED, _parse_bool, True)
+
+
+def traces_file_from_env(env: Optional[Mapping[str, str]] = None) -> str:
+    env = os.environ if env is None else env
+    return env.get(MLFLOW_OTEL_TRACES_FILE) or default_traces_file()
+
+
+def load_settings(env: Optional[Mapping[str, str]] = None) -> Settings:
+    """Parse every variable once. Called when the pipeline is first built, not per span."""
+    env = os.environ if env is None else env
+    return Settings(
+        tracing_enabled=tracing_enabled_from_env(env),
+        trace_timeout_s=_read(env, MLFLOW_TRACE_TIMEOUT_SECONDS, _parse_positive_float, None),
+        trace_timeout_check_interval_s=_read(
+            env, MLFLOW_TRACE_TIMEOUT_CHECK_INTERVAL_SECONDS, _parse_positive_float, 1.0
+        ),
+        otlp=_resolve_otlp(env),
+        traces_file=traces_file_from_env(env),
+        exit_timeout_s=_read(env, MLFLOW_OTEL_EXIT_TIMEOUT_SECONDS, _parse_positive_float, 2.0),
+        schedule_delay_s=_read(env, OTEL_BSP_SCHEDULE_DELAY, _parse_positive_float, 5000.0) / 1000.0,
+        max_queue_size=_read(
+            env,
+            MLFLOW_ASYNC_TRACE_LOGGING_MAX_QUEUE_SIZE,
+            _parse_positive_int,
+            _read(env, OTEL_BSP_MAX_QUEUE_SIZE, _parse_positive_int, 2048),
+        ),
+        max_export_batch_size=_read(env, OTEL_BSP_MAX_EXPORT_BATCH_SIZE, _parse_positive_int, 512),
+    )

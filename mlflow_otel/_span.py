@@ -1,0 +1,289 @@
+"""The live span users hold: MLflow's ``LiveSpan`` API over a standard OpenTelemetry SDK span.
+
+The wrapper adds MLflow semantics (inputs/outputs as JSON attributes, span types, MLflow status and
+events) without changing what the underlying span is: every attribute lands on the OTel span itself,
+so anything reading the OTel span (other processors, other exporters) sees the same data.
+
+No method here raises into user code: a failure costs a counted, rate-limited warning.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Optional, Union
+
+from opentelemetry import trace as otel_trace
+from opentelemetry.trace import Status, StatusCode
+
+from mlflow_otel import _conventions as conv
+from mlflow_otel._log import warn_limited
+from mlflow_otel._serialize import dumps, loads_or_raw, to_attribute_value
+
+if TYPE_CHECKING:
+    from mlflow_otel._assembly import TraceState
+    from mlflow_otel.entities import SpanEvent, SpanStatus, SpanStatusCode
+
+NO_OP_SPAN_TRACE_ID = "MLFLOW_NO_OP_SPAN_TRACE_ID"
+
+
+def format_trace_id(trace_id: int) -> str:
+    """MLflow's trace id for an OTel trace id: ``tr-`` + 32 lower-case hex digits (MLflow 3)."""
+    return "tr-" + format(trace_id, "032x")
+
+
+def parse_trace_id(value: Union[str, int, None]) -> Optional[int]:
+    """Accept ``tr-<hex>``, bare hex, or an int; None when it is none of these."""
+    if isinstance(value, int):
+        return value
+    if not isinstance(value, str):
+        return None
+    text = value[3:] if value.startswith("tr-") else value
+    try:
+        return int(text, 16)
+    except ValueError:
+        return None
+
+
+def parse_span_id(value: Union[str, int, None]) -> Optional[int]:
+    if isinstance(value, int):
+        return value
+    if not isinstance(value, str):
+        return None
+    try:
+        return int(value, 16)
+    except ValueError:
+        return None
+
+
+class LiveSpan:
+    """A span that is still being recorded, with MLflow's ``LiveSpan`` methods and properties."""
+
+    __slots__ = ("__weakref__", "_base_name", "_json_keys", "_ordinal", "_otel", "_span_type", "_state")
+
+    def __init__(
+        self,
+        otel_span: otel_trace.Span,
+        state: Optional[TraceState],
+        span_type: str,
+        name: str,
+        ordinal: int = 1,
+    ) -> None:
+        self._otel = otel_span
+        self._state = state
+        self._span_type = span_type
+        self._base_name = name
+        self._ordinal = ordinal
+        self._json_keys: Optional[set[str]] = None
+
+    # --- identity ------------------------------------------------------------------------------
+    @property
+    def trace_id(self) -> str:
+        return format_trace_id(self._otel.get_span_context().trace_id)
+
+    request_id = trace_id  # MLflow 2 name
+
+    @property
+    def span_id(self) -> str:
+        return format(self._otel.get_span_context().span_id, "016x")
+
+    @property
+    def parent_id(self) -> Optional[str]:
+        parent = getattr(self._otel, "parent", None)
+        return format(parent.span_id, "016x") if parent is not None else None
+
+    @property
+    def name(self) -> str:
+        return getattr(self._otel, "name", self._base_name)
+
+    @property
+    def span_type(self) -> str:
+        return self._span_type
+
+    @property
+    def start_time_ns(self) -> Optional[int]:
+        return getattr(self._otel, "start_time", None)
+
+    @property
+    def end_time_ns(self) -> Optional[int]:
+        return getattr(self._otel, "end_time", None)
+
+    @property
+    def recording(self) -> bool:
+        """False for a span the sampler dropped: it still carries context to its children."""
+        return self._otel.is_recording()
+
+    # --- data ----------------------------------------------------------------------------------
+    @property
+    def inputs(self) -> Any:
+        return self.get_attribute(conv.SPAN_INPUTS)
+
+    @property
+    def outputs(self) -> Any:
+        return self.get_attribute(conv.SPAN_OUTPUTS)
+
+    @property
+    def attributes(self) -> dict[str, Any]:
+        raw = getattr(self._otel, "attributes", None) or {}
+        return {key: self._decode(key, value) for key, value in raw.items()}
+
+    def get_attribute(self, key: str) -> Any:
+        raw = getattr(self._otel, "attributes", None) or {}
+        return self._decode(key, raw.get(key))
+
+    def _decode(self, key: str, value: Any) -> Any:
+        if key in conv.JSON_KEYS or (self._json_keys is not None and key in self._json_keys):
+            return loads_or_raw(value)
+        return list(value) if isinstance(value, tuple) else value
+
+    @property
+    def status(self) -> SpanStatus:
+        from mlflow_otel.entities import SpanStatus, SpanStatusCode
+
+        status = getattr(self._otel, "status", None)
+        if status is None:
+            return SpanStatus(SpanStatusCode.UNSET)
+        return SpanStatus(SpanStatusCode.from_otel(status.status_code), status.description or "")
+
+    @property
+    def events(self) -> list[SpanEvent]:
+        from mlflow_otel.entities import SpanEvent
+
+        return [
+            SpanEvent(e.name, e.timestamp, {k: loads_or_raw(v) for k, v in (e.attributes or {}).items()})
+            for e in getattr(self._otel, "events", ())
+        ]
+
+    # --- mutation ------------------------------------------------------------------------------
+    def set_inputs(self, inputs: Any) -> None:
+        """Record inputs as JSON now, so a later mutation of the caller's objects does not show."""
+        if self._otel.is_recording():
+            self._otel.set_attribute(conv.SPAN_INPUTS, dumps(inputs))
+
+    def set_outputs(self, outputs: Any) -> None:
+        if self._otel.is_recording():
+            self._otel.set_attribute(conv.SPAN_OUTPUTS, dumps(outputs))
+
+    def set_attribute(self, key: str, value: Any) -> None:
+        if not self._otel.is_recording():
+            return
+        try:
+            encoded = to_attribute_value(value)
+            if isinstance(encoded, str) and not isinstance(value, str):
+                if self._json_keys is None:
+                    self._json_keys = set()
+                self._json_keys.add(key)
+            self._otel.set_attribute(str(key), encoded)
+        except Exception as exc:
+            warn_limited("set_attribute", "Could not set span attribute %r: %s", key, exc)
+
+    def set_attributes(self, attributes: dict[str, Any]) -> None:
+        for key, value in (attributes or {}).items():
+            self.set_attribute(key, value)
+
+    def set_span_type(self, span_type: str) -> None:
+        self._span_type = span_type
+        if self._otel.is_recording():
+            self._otel.set_attribute(conv.SPAN_TYPE, str(span_type))
+
+    def set_status(self, status: Union[SpanStatus, SpanStatusCode, str]) -> None:
+        from mlflow_otel.entities import SpanStatus
+
+        try:
+            coerced = SpanStatus.coerce(status)
+        except Exception as exc:
+            warn_limited("set_status", "Ignoring invalid span status %r: %s", status, exc)
+            return
+        if self._otel.is_recording():
+            description = coerced.description or None if coerced.status_code.value == "ERROR" else None
+            self._otel.set_status(Status(coerced.status_code.to_otel(), description))
+
+    def add_event(self, event: SpanEvent) -> None:
+        if not self._otel.is_recording():
+            return
+        try:
+            attributes = {k: to_attribute_value(v) for k, v in (event.attributes or {}).items()}
+            self._otel.add_event(event.name, attributes, event.timestamp)
+        except Exception as exc:
+            warn_limited("add_event", "Could not add span event %r: %s", getattr(event, "name", "?"), exc)
+
+    def record_exception(self, exception: Union[BaseException, str]) -> None:
+        """Status ERROR with MLflow's ``Type: message`` description, plus an ``exception`` event."""
+        from mlflow_otel.entities import SpanEvent, SpanStatus, SpanStatusCode, error_description
+
+        if not self._otel.is_recording():
+            return
+        exc = exception if isinstance(exception, BaseException) else Exception(str(exception))
+        self.add_event(SpanEvent.from_exception(exc))
+        self.set_status(SpanStatus(SpanStatusCode.ERROR, error_description(exc)))
+
+    def end(
+        self,
+        outputs: Any = None,
+        attributes: Optional[dict[str, Any]] = None,
+        status: Union[SpanStatus, SpanStatusCode, str, None] = None,
+        end_time_ns: Optional[int] = None,
+    ) -> None:
+        """End the span (idempotent: a second call is ignored, as the trace timeout may have won)."""
+        try:
+            if not self._otel.is_recording():  # already ended (e.g. by the trace timeout), or sampled out
+                return
+            if outputs is not None:
+                self.set_outputs(outputs)
+            if attributes:
+                self.set_attributes(attributes)
+            if status is not None:
+                self.set_status(status)
+            # MLflow marks a span OK when it ends without error (OTel would leave it UNSET).
+            if self._otel.status.status_code is not StatusCode.ERROR:
+                self._otel.set_status(Status(StatusCode.OK))
+            self._otel.end(end_time=end_time_ns)
+        except Exception as exc:
+            warn_limited("end_span", "Could not end span %r: %s", self._base_name, exc)
+
+    def __repr__(self) -> str:
+        return f"LiveSpan(name={self.name!r}, trace_id={self.trace_id!r}, span_id={self.span_id!r})"
+
+
+class NoOpSpan:
+    """What the API yields while tracing is disabled: every method accepts its arguments and does
+    nothing, so user code needs no branches (MLflow's ``NoOpSpan``)."""
+
+    __slots__ = ()
+
+    trace_id = NO_OP_SPAN_TRACE_ID
+    request_id = NO_OP_SPAN_TRACE_ID
+    span_id = None
+    parent_id = None
+    name = None
+    span_type = None
+    start_time_ns = None
+    end_time_ns = None
+    inputs = None
+    outputs = None
+    recording = False
+
+    @property
+    def attributes(self) -> dict[str, Any]:
+        return {}
+
+    @property
+    def events(self) -> list[Any]:
+        return []
+
+    @property
+    def status(self) -> SpanStatus:
+        from mlflow_otel.entities import SpanStatus, SpanStatusCode
+
+        return SpanStatus(SpanStatusCode.UNSET)
+
+    def get_attribute(self, key: str) -> Any:
+        return None
+
+    def _noop(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+    set_inputs = set_outputs = set_attribute = set_attributes = set_span_type = _noop
+    set_status = add_event = record_exception = end = _noop
+
+
+NO_OP_SPAN = NoOpSpan()
+

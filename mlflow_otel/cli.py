@@ -1,0 +1,171 @@
+"""``mlflow-otel`` command line: look at what the embedded default sink recorded.
+
+    mlflow-otel show [--file F] [--limit N] [--trace-id ID] [--verbose]
+
+Reads the OTLP JSON lines file (or any file the OTel Collector's ``file`` exporter wrote) and prints
+the latest traces as trees, with durations, status and span types.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Optional, TextIO
+
+from mlflow_otel._settings import traces_file_from_env
+from mlflow_otel.exporters.otlp_json import decode_any_value
+
+_STATUS = {0: "UNSET", 1: "OK", 2: "ERROR"}
+
+
+@dataclass
+class ShownSpan:
+    trace_id: str
+    span_id: str
+    parent_id: Optional[str]
+    name: str
+    start_ns: int
+    end_ns: int
+    status: str
+    message: str
+    attributes: dict[str, Any]
+    service: str
+    children: list[ShownSpan] = field(default_factory=list)
+
+    @property
+    def duration_ms(self) -> float:
+        return max(0, self.end_ns - self.start_ns) / 1e6
+
+
+def read_spans(lines: Iterable[str]) -> list[ShownSpan]:
+    """Parse OTLP JSON lines; malformed lines are skipped (a file may end mid-write)."""
+    spans: list[ShownSpan] = []
+    for line in lines:
+        line = line.strip()
+        if not line:
+            continue
+        try:
+            request = json.loads(line)
+        except ValueError:
+            continue
+        for rs in request.get("resourceSpans", []):
+            resource = {kv["key"]: decode_any_value(kv["value"]) for kv in rs.get("resource", {}).get("attributes", [])}
+            service = str(resource.get("service.name", ""))
+            for ss in rs.get("scopeSpans", []):
+                for s in ss.get("spans", []):
+                    status = s.get("status", {})
+                    spans.append(
+                        ShownSpan(
+                            trace_id=s.get("traceId", ""),
+                            span_id=s.get("spanId", ""),
+                            parent_id=s.get("parentSpanId") or None,
+                            name=s.get("name", ""),
+                            start_ns=int(s.get("startTimeUnixNano", 0)),
+                            end_ns=int(s.get("endTimeUnixNano", 0)),
+                            status=_STATUS.get(int(status.get("code", 0)), "UNSET"),
+                            message=status.get("message", ""),
+                            attributes={kv["key"]: decode_any_value(kv["value"]) for kv in s.get("attributes", [])},
+                            service=service,
+                        )
+                    )
+    return spans
+
+
+def build_trees(spans: Sequence[ShownSpan]) -> list[tuple[str, list[ShownSpan]]]:
+    """Group spans by trace; return (trace id, root spans) in order of the traces' start."""
+    traces: dict[str, dict[str, ShownSpan]] = {}
+    for span in spans:
+        traces.setdefault(span.trace_id, {})[span.span_id] = span
+    result = []
+    for trace_id, by_id in traces.items():
+        roots = []
+        for span in by_id.values():
+            parent = by_id.get(span.parent_id) if span.parent_id else None
+            (parent.children if parent is not None else roots).append(span)
+        for span in by_id.values():
+            span.children.sort(key=lambda c: c.start_ns)
+        roots.sort(key=lambda r: r.start_ns)
+        result.append((trace_id, roots))
+    result.sort(key=lambda item: min(r.start_ns for r in item[1]))
+    return result
+
+
+def _short(value: Any, limit: int = 100) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _line(span: ShownSpan, verbose: bool) -> str:
+    span_type = span.attributes.get("mlflow.spanType")
+    parts = [span.name]
+    if span_type:
+        parts.append(f"[{span_type}]")
+    parts.append(f"{span.duration_ms:.1f} ms")
+    parts.append(span.status + (f" ({span.message})" if span.message else ""))
+    text = "  ".join(parts)
+    if verbose:
+        for key, label in (("mlflow.spanInputs", "in"), ("mlflow.spanOutputs", "out")):
+            if key in span.attributes:
+                text += f"\n      {label}: {_short(span.attributes[key])}"
+    return text
+
+
+def _print_tree(span: ShownSpan, prefix: str, last: bool, verbose: bool, out: TextIO, top: bool) -> None:
+    branch = "" if top else ("└─ " if last else "├─ ")
+    body = _line(span, verbose).replace("\n", "\n" + prefix + ("   " if last or top else "│  "))
+    out.write(prefix + branch + body + "\n")
+    child_prefix = prefix + ("" if top else ("   " if last else "│  "))
+    for i, child in enumerate(span.children):
+        _print_tree(child, child_prefix, i == len(span.children) - 1, verbose, out, False)
+
+
+def render(spans: Sequence[ShownSpan], limit: int, trace_id: Optional[str], verbose: bool, out: TextIO) -> int:
+    trees = build_trees(spans)
+    if trace_id:
+        wanted = trace_id[3:] if trace_id.startswith("tr-") else trace_id
+        trees = [t for t in trees if t[0] == wanted]
+    trees = trees[-limit:] if limit > 0 else trees
+    for tid, roots in trees:
+        tags = {k[len("mlflow.traceTag.") :]: v for r in roots for k, v in r.attributes.items() if k.startswith("mlflow.traceTag.")}
+        service = roots[0].service if roots else ""
+        header = f"trace tr-{tid}"
+        if service:
+            header += f"  service={service}"
+        if tags:
+            header += "  tags=" + ",".join(f"{k}={v}" for k, v in tags.items())
+        out.write(header + "\n")
+        for root in roots:
+            _print_tree(root, "  ", True, verbose, out, True)
+        out.write("\n")
+    return len(trees)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = argparse.ArgumentParser(prog="mlflow-otel", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    show = sub.add_parser("show", help="print the latest traces from the local traces file as trees")
+    show.add_argument("--file", default=None, help="OTLP JSON lines file (default: $MLFLOW_OTEL_TRACES_FILE or ./mlflow-otel-traces.jsonl)")
+    show.add_argument("--limit", type=int, default=5, help="how many of the latest traces (0: all)")
+    show.add_argument("--trace-id", default=None, help="only this trace (tr-<hex> or hex)")
+    show.add_argument("-v", "--verbose", action="store_true", help="also print inputs and outputs")
+    args = parser.parse_args(argv)
+
+    path = args.file or traces_file_from_env()
+    try:
+        with open(path, encoding="utf-8") as fh:
+            spans = read_spans(fh)
+    except FileNotFoundError:
+        sys.stderr.write(f"No traces file at {path}: run a traced program first, or pass --file.\n")
+        return 1
+    shown = render(spans, args.limit, args.trace_id, args.verbose, sys.stdout)
+    if shown == 0:
+        sys.stderr.write(f"No traces in {path}.\n")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,138 @@
+"""MLflow's low-level client API for spans that begin and end in different places.
+
+``MlflowClient().start_trace / start_span / end_span / end_trace`` take explicit ids instead of the
+current context (MLflow docs, "MLflow Tracing Client APIs"), so a span can be started in one
+callback and ended in another, on any thread. These spans are not made current. Misuse (an unknown
+id, ending twice) logs a warning and does nothing, where MLflow would raise into the application.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional, Union
+
+from opentelemetry import trace as otel_trace
+from opentelemetry.context import Context
+
+from mlflow_otel import _assembly, _runtime
+from mlflow_otel._fluent import start_live_span
+from mlflow_otel._log import warn_limited
+from mlflow_otel._span import NO_OP_SPAN, LiveSpan, NoOpSpan, parse_span_id, parse_trace_id
+from mlflow_otel.entities import SpanStatus, SpanStatusCode, SpanType
+
+__all__ = ["MlflowClient"]
+
+_Status = Union[SpanStatus, SpanStatusCode, str]
+
+
+class MlflowClient:
+    """The tracing half of ``mlflow.MlflowClient``."""
+
+    def __init__(self, tracking_uri: Optional[str] = None, registry_uri: Optional[str] = None) -> None:
+        self.tracking_uri = tracking_uri
+
+    def start_trace(
+        self,
+        name: str,
+        span_type: str = SpanType.UNKNOWN,
+        inputs: Any = None,
+        attributes: Optional[dict[str, Any]] = None,
+        tags: Optional[dict[str, str]] = None,
+        experiment_id: Optional[str] = None,
+        start_time_ns: Optional[int] = None,
+    ) -> Union[LiveSpan, NoOpSpan]:
+        """Start a new trace (always a new one, whatever the current context) and return its root."""
+        if not _runtime.enabled:
+            return NO_OP_SPAN
+        try:
+            root = start_live_span(
+                name, span_type, parent=Context(), attributes=attributes, inputs=inputs, start_time_ns=start_time_ns
+            )
+            if tags:
+                root.set_attributes({f"mlflow.traceTag.{k}": str(v) for k, v in tags.items()})
+            return root
+        except Exception as exc:
+            warn_limited("client", "start_trace(%r) failed: %s", name, exc)
+            return NO_OP_SPAN
+
+    def start_span(
+        self,
+        name: str,
+        trace_id: Optional[str] = None,
+        parent_id: Optional[str] = None,
+        span_type: str = SpanType.UNKNOWN,
+        inputs: Any = None,
+        attributes: Optional[dict[str, Any]] = None,
+        start_time_ns: Optional[int] = None,
+        request_id: Optional[str] = None,
+    ) -> Union[LiveSpan, NoOpSpan]:
+        """Start a child of ``parent_id`` in trace ``trace_id`` (``request_id`` is MLflow 2's name)."""
+        if not _runtime.enabled:
+            return NO_OP_SPAN
+        trace_id = trace_id if trace_id is not None else request_id
+        parent = self._find(trace_id, parent_id, "start_span")
+        if parent is None:
+            return NO_OP_SPAN
+        try:
+            return start_live_span(
+                name,
+                span_type,
+                parent=otel_trace.set_span_in_context(parent._otel, Context()),
+                attributes=attributes,
+                inputs=inputs,
+                start_time_ns=start_time_ns,
+            )
+        except Exception as exc:
+            warn_limited("client", "start_span(%r) failed: %s", name, exc)
+            return NO_OP_SPAN
+
+    def end_span(
+        self,
+        trace_id: Optional[str] = None,
+        span_id: Optional[str] = None,
+        outputs: Any = None,
+        attributes: Optional[dict[str, Any]] = None,
+        status: _Status = "OK",
+        end_time_ns: Optional[int] = None,
+        request_id: Optional[str] = None,
+    ) -> None:
+        trace_id = trace_id if trace_id is not None else request_id
+        span = self._find(trace_id, span_id, "end_span")
+        if span is not None:
+            span.end(outputs=outputs, attributes=attributes, status=status, end_time_ns=end_time_ns)
+
+    def end_trace(
+        self,
+        trace_id: Optional[str] = None,
+        outputs: Any = None,
+        attributes: Optional[dict[str, Any]] = None,
+        status: _Status = "OK",
+        end_time_ns: Optional[int] = None,
+        request_id: Optional[str] = None,
+    ) -> None:
+        """End the trace's root span; spans still open in it are ended first (MLflow would raise)."""
+        trace_id = trace_id if trace_id is not None else request_id
+        state = _assembly.open_trace(parse_trace_id(trace_id))
+        if state is None or state.root is None:
+            warn_limited("client", "end_trace: no open trace %r; ignored.", trace_id)
+            return
+        root = state.root
+        still_open = [s for s in list(_assembly._live.values()) if s._state is state and s is not root]
+        if still_open:
+            warn_limited(
+                "client_open_spans",
+                "end_trace(%r): %d span(s) were still open and are ended now.",
+                trace_id,
+                len(still_open),
+            )
+            for span in sorted(still_open, key=lambda s: s.start_time_ns or 0, reverse=True):
+                span.end(end_time_ns=end_time_ns)
+        root.end(outputs=outputs, attributes=attributes, status=status, end_time_ns=end_time_ns)
+
+    @staticmethod
+    def _find(trace_id: Optional[str], span_id: Optional[str], what: str) -> Optional[LiveSpan]:
+        span = _assembly.live_span(parse_span_id(span_id))
+        expected = parse_trace_id(trace_id)
+        if span is None or (expected is not None and span._otel.get_span_context().trace_id != expected):
+            warn_limited("client", "%s: no open span %r in trace %r; ignored.", what, span_id, trace_id)
+            return None
+        return span

@@ -1,0 +1,1 @@
+"""Processors: the stages between a finished span and the batch (hooks, redaction, trimming)."""

@@ -1,0 +1,101 @@
+"""Shared fixtures: an OTLP receiver on loopback, and the SDK pointed at it.
+
+Each test gets a freshly built pipeline (``tracing.reset()``), built from the environment the test
+set, so tests exercise the same settings path a user's process does.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Callable
+
+import pytest
+
+import mlflow_otel
+from mlflow_otel import _log, tracing
+from tests.otlp_receiver import OtlpReceiver, ReceivedSpan
+
+ROOT = Path(__file__).resolve().parent.parent
+
+_OUR_VARS = ("MLFLOW_", "OTEL_")
+
+
+@pytest.fixture(scope="session")
+def receiver() -> Iterator[OtlpReceiver]:
+    r = OtlpReceiver().start()
+    yield r
+    r.stop()
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
+    """No MLFLOW_/OTEL_ variable leaks in from the machine; the embedded sink writes to tmp."""
+    for name in list(os.environ):
+        if name.startswith(_OUR_VARS):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("MLFLOW_OTEL_TRACES_FILE", str(tmp_path / "traces.jsonl"))
+    monkeypatch.setenv("OTEL_BSP_SCHEDULE_DELAY", "50")
+    tracing.reset()
+    _log.reset_limits()
+    yield
+    tracing.reset()
+
+
+Collect = Callable[..., list[ReceivedSpan]]
+
+
+def _collector(receiver: OtlpReceiver) -> Collect:
+    def collect(count: int = 1, timeout: float = 10.0) -> list[ReceivedSpan]:
+        assert mlflow_otel.flush_trace_async_logging(timeout_s=timeout)
+        return receiver.wait_for_spans(count, timeout)
+
+    return collect
+
+
+@pytest.fixture
+def otlp_http(receiver: OtlpReceiver, monkeypatch: pytest.MonkeyPatch) -> Iterator[Collect]:
+    receiver.clear()
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.http_endpoint)
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")
+    tracing.reset()
+    yield _collector(receiver)
+    receiver.clear()
+
+
+@pytest.fixture
+def otlp_grpc(receiver: OtlpReceiver, monkeypatch: pytest.MonkeyPatch) -> Iterator[Collect]:
+    receiver.clear()
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.grpc_endpoint)
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")
+    tracing.reset()
+    yield _collector(receiver)
+    receiver.clear()
+
+
+@pytest.fixture(params=["http", "grpc"])
+def otlp(request: pytest.FixtureRequest) -> Collect:
+    """Runs the test once over OTLP/HTTP and once over OTLP/gRPC."""
+    return request.getfixturevalue(f"otlp_{request.param}")
+
+
+def by_name(spans: list[ReceivedSpan]) -> dict[str, ReceivedSpan]:
+    return {s.name: s for s in spans}
+
+
+def decoded(span: ReceivedSpan, key: str) -> object:
+    return json.loads(span.attributes[key])
+
+
+def run_python(code: str, env: dict[str, str], cwd: Path, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """Run ``code`` in a fresh interpreter (exit behaviour, import-time settings)."""
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith(_OUR_VARS)}
+    full_env.update(env)
+    full_env["PYTHONPATH"] = str(ROOT) + os.pathsep + full_env.get("PYTHONPATH", "")
+    return subprocess.run(
+        [sys.executable, "-c", code], env=full_env, cwd=cwd, capture_output=True, text=True, timeout=timeout
+    )
