@@ -30,7 +30,17 @@ from mlflow_otel._telemetry import COUNTERS
 class TraceState:
     """What we know of one open trace: its local root, name counts, and spans finished so far."""
 
-    __slots__ = ("closed", "finished", "lock", "names", "request_id_json", "root", "start_ns", "trace_id")
+    __slots__ = (
+        "closed",
+        "finished",
+        "lock",
+        "members",
+        "names",
+        "request_id_json",
+        "root",
+        "start_ns",
+        "trace_id",
+    )
 
     def __init__(self, trace_id: int) -> None:
         self.trace_id = trace_id
@@ -41,6 +51,8 @@ class TraceState:
         self.start_ns = time.time_ns()
         self.lock = threading.Lock()
         self.closed = False  # set once the local root has ended and the trace went downstream
+        #: Every span of ours in the trace, ended or not: the client API may parent on an ended one.
+        self.members: dict[int, LiveSpan] = {}
 
     def register(self, name: str) -> int:
         """Count one more span called ``name``; its ordinal is its suffix if the name repeats."""
@@ -72,6 +84,7 @@ def track(live: LiveSpan, span_id: int, state: TraceState) -> None:
             if state.root is None:
                 state.root = live
     _live[span_id] = live
+    state.members[span_id] = live
     COUNTERS.add("spans_started")
 
 
@@ -81,6 +94,14 @@ def last_trace_id() -> Optional[int]:
 
 def live_span(span_id: Optional[int]) -> Optional[LiveSpan]:
     return _live.get(span_id) if span_id is not None else None
+
+
+def trace_member(trace_id: Optional[int], span_id: Optional[int]) -> Optional[LiveSpan]:
+    """A span of an open trace, even if that span has ended already."""
+    state = open_trace(trace_id)
+    if state is None or span_id is None:
+        return live_span(span_id)
+    return state.members.get(span_id)
 
 
 def open_trace(trace_id: Optional[int]) -> Optional[TraceState]:

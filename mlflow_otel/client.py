@@ -69,7 +69,7 @@ class MlflowClient:
         if not _runtime.enabled:
             return NO_OP_SPAN
         trace_id = trace_id if trace_id is not None else request_id
-        parent = self._find(trace_id, parent_id, "start_span")
+        parent = self._find(trace_id, parent_id, "start_span", ended_ok=True)
         if parent is None:
             return NO_OP_SPAN
         try:
@@ -113,7 +113,7 @@ class MlflowClient:
         trace_id = trace_id if trace_id is not None else request_id
         state = _assembly.open_trace(parse_trace_id(trace_id))
         if state is None or state.root is None:
-            warn_limited("client", "end_trace: no open trace %r; ignored.", trace_id)
+            warn_limited("client.end_trace", "end_trace: no open trace %r; ignored.", trace_id)
             return
         root = state.root
         still_open = [s for s in list(_assembly._live.values()) if s._state is state and s is not root]
@@ -129,10 +129,10 @@ class MlflowClient:
         root.end(outputs=outputs, attributes=attributes, status=status, end_time_ns=end_time_ns)
 
     @staticmethod
-    def _find(trace_id: Optional[str], span_id: Optional[str], what: str) -> Optional[LiveSpan]:
-        span = _assembly.live_span(parse_span_id(span_id))
-        expected = parse_trace_id(trace_id)
-        if span is None or (expected is not None and span._otel.get_span_context().trace_id != expected):
-            warn_limited("client", "%s: no open span %r in trace %r; ignored.", what, span_id, trace_id)
+    def _find(trace_id: Optional[str], span_id: Optional[str], what: str, ended_ok: bool = False) -> Optional[LiveSpan]:
+        sid, tid = parse_span_id(span_id), parse_trace_id(trace_id)
+        span = _assembly.trace_member(tid, sid) if ended_ok else _assembly.live_span(sid)
+        if span is None or (tid is not None and span._otel.get_span_context().trace_id != tid):
+            warn_limited(f"client.{what}", "%s: no open span %r in trace %r; ignored.", what, span_id, trace_id)
             return None
         return span
