@@ -12,6 +12,7 @@ what is exported) and end it. Anything that fails in here is swallowed: user cod
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
 from collections.abc import AsyncGenerator, Generator
@@ -78,10 +79,8 @@ def _activate(live: LiveSpan) -> object:
 
 
 def _deactivate(token: object) -> None:
-    try:
+    with contextlib.suppress(Exception):  # detach logs its own error; it must never raise here
         otel_context.detach(token)  # type: ignore[arg-type]
-    except Exception:  # pragma: no cover - detach logs its own error; never raise
-        pass
 
 
 # --- inputs -----------------------------------------------------------------------------------------
@@ -103,7 +102,8 @@ class _InputBinder:
         if self._signature is not None:
             params = list(self._signature.parameters.values())
             simple = all(
-                p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is p.empty for p in params
+                p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is p.empty
+                for p in params
             )
             if simple:
                 self._fast_names = tuple(p.name for p in params)
@@ -160,7 +160,10 @@ def _reduce(outputs: list[Any], reducer: Optional[Callable[[list[Any]], Any]]) -
 
 def _chunk_event(live: LiveSpan, index: int, item: Any) -> None:
     live.add_event(
-        SpanEvent(conv.CHUNK_EVENT_NAME_FORMAT.format(index=index), attributes={conv.CHUNK_EVENT_VALUE_KEY: dumps(item)})
+        SpanEvent(
+            conv.CHUNK_EVENT_NAME_FORMAT.format(index=index),
+            attributes={conv.CHUNK_EVENT_VALUE_KEY: dumps(item)},
+        )
     )
 
 
@@ -169,7 +172,9 @@ class _Traced:
 
     __slots__ = ("attributes", "binder", "function_name", "name", "reducer", "span_type")
 
-    def __init__(self, func: Callable[..., Any], name: Optional[str], span_type: str, attributes: Any, reducer: Any):
+    def __init__(
+        self, func: Callable[..., Any], name: Optional[str], span_type: str, attributes: Any, reducer: Any
+    ):
         self.function_name = getattr(func, "__name__", None) or type(func).__name__
         self.name = name or self.function_name
         self.span_type = span_type
@@ -346,7 +351,8 @@ def trace(
     if trace_destination is not None:
         warn_limited(
             "trace_destination",
-            "trace_destination is not supported yet by mlflow-otel; the trace goes to the default destination.",
+            "trace_destination is not supported yet by mlflow-otel; "
+            "the trace goes to the default destination.",
         )
 
     def decorator(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -379,7 +385,9 @@ class _SpanContext:
             self._live = start_live_span(self._name, self._span_type, attributes=self._attributes)
             self._token = _activate(self._live)
         except Exception as exc:
-            warn_limited("start_span", "Could not start span %r; the block runs untraced: %s", self._name, exc)
+            warn_limited(
+                "start_span", "Could not start span %r; the block runs untraced: %s", self._name, exc
+            )
             return NO_OP_SPAN
         return self._live
 
@@ -411,7 +419,8 @@ def start_span(
     if trace_destination is not None:
         warn_limited(
             "trace_destination",
-            "trace_destination is not supported yet by mlflow-otel; the trace goes to the default destination.",
+            "trace_destination is not supported yet by mlflow-otel; "
+            "the trace goes to the default destination.",
         )
     return _SpanContext(name, span_type, attributes)
 

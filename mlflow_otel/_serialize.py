@@ -33,7 +33,7 @@ def _safe_text(obj: Any) -> str:
             text = render(obj)
             if isinstance(text, str):
                 return text
-        except Exception:  # noqa: S112 - a broken __str__ must not reach the user
+        except Exception:
             continue
     try:
         name = type(obj).__qualname__

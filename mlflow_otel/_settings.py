@@ -15,8 +15,9 @@ import logging
 import os
 import tempfile
 import urllib.parse
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Callable, Mapping, Optional, TypeVar
+from typing import Callable, Optional, TypeVar
 
 _logger = logging.getLogger("mlflow_otel")
 
@@ -186,8 +187,8 @@ def resolve_http_traces_endpoint(generic: str) -> str:
 def _resolve_otlp(env: Mapping[str, str]) -> Optional[OtlpSettings]:
     """OTLP settings when an endpoint or protocol is configured, else None (embedded default)."""
     protocol_var, protocol_raw = _first(env, OTEL_EXPORTER_OTLP_TRACES_PROTOCOL, OTEL_EXPORTER_OTLP_PROTOCOL)
-    traces_var, traces_endpoint = _first(env, OTEL_EXPORTER_OTLP_TRACES_ENDPOINT)
-    generic_var, generic_endpoint = _first(env, OTEL_EXPORTER_OTLP_ENDPOINT)
+    _, traces_endpoint = _first(env, OTEL_EXPORTER_OTLP_TRACES_ENDPOINT)
+    _, generic_endpoint = _first(env, OTEL_EXPORTER_OTLP_ENDPOINT)
     if protocol_raw is None and traces_endpoint is None and generic_endpoint is None:
         return None
 

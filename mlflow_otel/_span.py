@@ -286,4 +286,3 @@ class NoOpSpan:
 
 
 NO_OP_SPAN = NoOpSpan()
-

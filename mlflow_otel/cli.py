@@ -52,7 +52,10 @@ def read_spans(lines: Iterable[str]) -> list[ShownSpan]:
         except ValueError:
             continue
         for rs in request.get("resourceSpans", []):
-            resource = {kv["key"]: decode_any_value(kv["value"]) for kv in rs.get("resource", {}).get("attributes", [])}
+            resource = {
+                kv["key"]: decode_any_value(kv["value"])
+                for kv in rs.get("resource", {}).get("attributes", [])
+            }
             service = str(resource.get("service.name", ""))
             for ss in rs.get("scopeSpans", []):
                 for s in ss.get("spans", []):
@@ -67,7 +70,9 @@ def read_spans(lines: Iterable[str]) -> list[ShownSpan]:
                             end_ns=int(s.get("endTimeUnixNano", 0)),
                             status=_STATUS.get(int(status.get("code", 0)), "UNSET"),
                             message=status.get("message", ""),
-                            attributes={kv["key"]: decode_any_value(kv["value"]) for kv in s.get("attributes", [])},
+                            attributes={
+                                kv["key"]: decode_any_value(kv["value"]) for kv in s.get("attributes", [])
+                            },
                             service=service,
                         )
                     )
@@ -122,14 +127,21 @@ def _print_tree(span: ShownSpan, prefix: str, last: bool, verbose: bool, out: Te
         _print_tree(child, child_prefix, i == len(span.children) - 1, verbose, out, False)
 
 
-def render(spans: Sequence[ShownSpan], limit: int, trace_id: Optional[str], verbose: bool, out: TextIO) -> int:
+def render(
+    spans: Sequence[ShownSpan], limit: int, trace_id: Optional[str], verbose: bool, out: TextIO
+) -> int:
     trees = build_trees(spans)
     if trace_id:
         wanted = trace_id[3:] if trace_id.startswith("tr-") else trace_id
         trees = [t for t in trees if t[0] == wanted]
     trees = trees[-limit:] if limit > 0 else trees
     for tid, roots in trees:
-        tags = {k[len("mlflow.traceTag.") :]: v for r in roots for k, v in r.attributes.items() if k.startswith("mlflow.traceTag.")}
+        tags = {
+            k[len("mlflow.traceTag.") :]: v
+            for r in roots
+            for k, v in r.attributes.items()
+            if k.startswith("mlflow.traceTag.")
+        }
         service = roots[0].service if roots else ""
         header = f"trace tr-{tid}"
         if service:
@@ -147,7 +159,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="mlflow-otel", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     show = sub.add_parser("show", help="print the latest traces from the local traces file as trees")
-    show.add_argument("--file", default=None, help="OTLP JSON lines file (default: $MLFLOW_OTEL_TRACES_FILE or ./mlflow-otel-traces.jsonl)")
+    show.add_argument(
+        "--file",
+        default=None,
+        help="OTLP JSON lines file (default: $MLFLOW_OTEL_TRACES_FILE or ./mlflow-otel-traces.jsonl)",
+    )
     show.add_argument("--limit", type=int, default=5, help="how many of the latest traces (0: all)")
     show.add_argument("--trace-id", default=None, help="only this trace (tr-<hex> or hex)")
     show.add_argument("-v", "--verbose", action="store_true", help="also print inputs and outputs")

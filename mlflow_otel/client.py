@@ -45,7 +45,12 @@ class MlflowClient:
             return NO_OP_SPAN
         try:
             root = start_live_span(
-                name, span_type, parent=Context(), attributes=attributes, inputs=inputs, start_time_ns=start_time_ns
+                name,
+                span_type,
+                parent=Context(),
+                attributes=attributes,
+                inputs=inputs,
+                start_time_ns=start_time_ns,
             )
             if tags:
                 root.set_attributes({f"mlflow.traceTag.{k}": str(v) for k, v in tags.items()})
@@ -129,10 +134,14 @@ class MlflowClient:
         root.end(outputs=outputs, attributes=attributes, status=status, end_time_ns=end_time_ns)
 
     @staticmethod
-    def _find(trace_id: Optional[str], span_id: Optional[str], what: str, ended_ok: bool = False) -> Optional[LiveSpan]:
+    def _find(
+        trace_id: Optional[str], span_id: Optional[str], what: str, ended_ok: bool = False
+    ) -> Optional[LiveSpan]:
         sid, tid = parse_span_id(span_id), parse_trace_id(trace_id)
         span = _assembly.trace_member(tid, sid) if ended_ok else _assembly.live_span(sid)
         if span is None or (tid is not None and span._otel.get_span_context().trace_id != tid):
-            warn_limited(f"client.{what}", "%s: no open span %r in trace %r; ignored.", what, span_id, trace_id)
+            warn_limited(
+                f"client.{what}", "%s: no open span %r in trace %r; ignored.", what, span_id, trace_id
+            )
             return None
         return span

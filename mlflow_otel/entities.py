@@ -6,7 +6,7 @@ import time
 import traceback
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any, Optional, Union
+from typing import Any, Union
 
 from opentelemetry.trace import StatusCode as _OtelStatusCode
 

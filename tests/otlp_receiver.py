@@ -168,7 +168,10 @@ class OtlpReceiver:
                                 start_ns=s.start_time_unix_nano,
                                 end_ns=s.end_time_unix_nano,
                                 attributes={kv.key: decode_any(kv.value) for kv in s.attributes},
-                                events=[(e.name, {kv.key: decode_any(kv.value) for kv in e.attributes}) for e in s.events],
+                                events=[
+                                    (e.name, {kv.key: decode_any(kv.value) for kv in e.attributes})
+                                    for e in s.events
+                                ],
                                 status_code=s.status.code,
                                 status_message=s.status.message,
                                 resource=resource,

@@ -19,7 +19,11 @@ def test_client_spans_across_threads(otlp):
 
     def start_child():
         child_ref["span"] = client.start_span(
-            "retrieval", trace_id=root.trace_id, parent_id=root.span_id, span_type=SpanType.RETRIEVER, inputs={"k": 3}
+            "retrieval",
+            trace_id=root.trace_id,
+            parent_id=root.span_id,
+            span_type=SpanType.RETRIEVER,
+            inputs={"k": 3},
         )
 
     def end_child():

@@ -110,15 +110,24 @@ def test_deep_nesting_is_bounded():
 
 
 json_leaves = st.one_of(
-    st.none(), st.booleans(), st.integers(), st.floats(allow_nan=True, allow_infinity=True), st.text(),
-    st.binary(max_size=300), st.datetimes(), st.builds(Hostile), st.sampled_from([Color.RED, decimal.Decimal("2")]),
+    st.none(),
+    st.booleans(),
+    st.integers(),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(),
+    st.binary(max_size=300),
+    st.datetimes(),
+    st.builds(Hostile),
+    st.sampled_from([Color.RED, decimal.Decimal("2")]),
 )
 nested = st.recursive(
     json_leaves,
     lambda children: st.one_of(
         st.lists(children, max_size=5),
         st.tuples(children, children),
-        st.dictionaries(st.one_of(st.text(max_size=5), st.integers(), st.tuples(st.integers())), children, max_size=5),
+        st.dictionaries(
+            st.one_of(st.text(max_size=5), st.integers(), st.tuples(st.integers())), children, max_size=5
+        ),
         st.frozensets(st.integers(), max_size=3),
     ),
     max_leaves=30,
@@ -130,7 +139,9 @@ nested = st.recursive(
 def test_dumps_never_raises_and_is_valid_json(value):
     text = dumps(value)
     json.loads(text)  # valid JSON, with no NaN/Infinity literals
-    assert "NaN" not in text.replace('"NaN"', "") and "Infinity" not in text.replace('"Infinity"', "").replace('"-Infinity"', "")
+    assert "NaN" not in text.replace('"NaN"', "") and "Infinity" not in text.replace(
+        '"Infinity"', ""
+    ).replace('"-Infinity"', "")
 
 
 @settings(max_examples=100, deadline=None)

@@ -154,7 +154,11 @@ def test_generator_with_reducer_and_chunk_events(otlp):
     s = spans["stream"]
     assert s.parent_id == spans["consumer"].span_id
     assert decoded(s, "mlflow.spanOutputs") == "012"
-    assert [name for name, _ in s.events] == ["mlflow.chunk.item.0", "mlflow.chunk.item.1", "mlflow.chunk.item.2"]
+    assert [name for name, _ in s.events] == [
+        "mlflow.chunk.item.0",
+        "mlflow.chunk.item.1",
+        "mlflow.chunk.item.2",
+    ]
     assert [json.loads(a["mlflow.chunk.value"]) for _, a in s.events] == ["0", "1", "2"]
 
 
@@ -333,10 +337,9 @@ def test_context_manager_live_span_api(otlp):
 
 
 def test_context_manager_records_exception(otlp):
-    with pytest.raises(KeyError):
-        with mlflow.start_span("failing") as span:
-            span.record_exception(RuntimeError("logged, not raised"))
-            raise KeyError("missing")
+    with pytest.raises(KeyError), mlflow.start_span("failing") as span:
+        span.record_exception(RuntimeError("logged, not raised"))
+        raise KeyError("missing")
     (s,) = otlp(1)
     assert s.status == "ERROR"
     assert s.status_message == "KeyError: 'missing'"
@@ -370,7 +373,11 @@ def test_same_name_spans_are_suffixed_in_start_order(otlp):
     spans = otlp(5)
     names = {s.name: s for s in spans}
     assert set(names) == {"pipeline", "step_1", "step_2", "step_3", "unique"}
-    assert [decoded(names[f"step_{i}"], "mlflow.spanInputs") for i in (1, 2, 3)] == [{"i": 0}, {"i": 1}, {"i": 2}]
+    assert [decoded(names[f"step_{i}"], "mlflow.spanInputs") for i in (1, 2, 3)] == [
+        {"i": 0},
+        {"i": 1},
+        {"i": 2},
+    ]
 
 
 def test_update_current_trace_keeps_root_and_lands_on_it(otlp):

@@ -66,7 +66,11 @@ mlflow.flush_trace_async_logging()
 
 def test_invalid_env_value_warns_and_uses_default(receiver, tmp_path):
     code = "import mlflow_otel as m\n@m.trace\ndef f(): return 1\nf()\n"
-    result = run_python(code, {"MLFLOW_TRACING_ENABLED": "maybe", "MLFLOW_OTEL_TRACES_FILE": str(tmp_path / "t.jsonl")}, tmp_path)
+    result = run_python(
+        code,
+        {"MLFLOW_TRACING_ENABLED": "maybe", "MLFLOW_OTEL_TRACES_FILE": str(tmp_path / "t.jsonl")},
+        tmp_path,
+    )
     assert result.returncode == 0
     assert "MLFLOW_TRACING_ENABLED" in result.stderr and "'maybe'" in result.stderr
     assert (tmp_path / "t.jsonl").exists()  # default (enabled) used

@@ -19,10 +19,10 @@ class ExporterUnavailable(RuntimeError):
 def build_otlp_exporter(otlp: OtlpSettings) -> SpanExporter:
     if otlp.protocol == PROTOCOL_GRPC:
         try:
+            from grpc import Compression as GrpcCompression
             from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (
                 OTLPSpanExporter as GrpcExporter,
             )
-            from grpc import Compression as GrpcCompression
         except ImportError as exc:
             raise ExporterUnavailable(
                 f"OTLP/gRPC needs opentelemetry-exporter-otlp-proto-grpc ({exc})"
