@@ -3,7 +3,7 @@
 Switch by changing the import: ``import mlflow_otel as mlflow``.
 """
 
-from mlflow_otel import config, entities, tracing
+from mlflow_otel import config, destinations, entities, tracing
 from mlflow_otel._fluent import (
     flush_trace_async_logging,
     get_active_trace_id,
@@ -13,6 +13,7 @@ from mlflow_otel._fluent import (
     trace,
     update_current_trace,
 )
+from mlflow_otel._tracking import get_tracking_uri, set_experiment, set_tracking_uri
 from mlflow_otel.client import MlflowClient
 from mlflow_otel.entities import SpanType
 from mlflow_otel.version import VERSION as __version__
@@ -22,11 +23,15 @@ __all__ = [
     "SpanType",
     "__version__",
     "config",
+    "destinations",
     "entities",
     "flush_trace_async_logging",
     "get_active_trace_id",
     "get_current_active_span",
     "get_last_active_trace_id",
+    "get_tracking_uri",
+    "set_experiment",
+    "set_tracking_uri",
     "start_span",
     "trace",
     "tracing",

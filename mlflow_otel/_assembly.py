@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Optional
+from typing import Any, Optional, Protocol
 
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
@@ -32,6 +32,7 @@ class TraceState:
 
     __slots__ = (
         "closed",
+        "destinations",
         "finished",
         "lock",
         "members",
@@ -53,6 +54,8 @@ class TraceState:
         self.closed = False  # set once the local root has ended and the trace went downstream
         #: Every span of ours in the trace, ended or not: the client API may parent on an ended one.
         self.members: dict[int, LiveSpan] = {}
+        #: Where this trace goes; None means the pipeline's default destinations.
+        self.destinations: Optional[tuple[Any, ...]] = None
 
     def register(self, name: str) -> int:
         """Count one more span called ``name``; its ordinal is its suffix if the name repeats."""
@@ -113,26 +116,34 @@ def _dedup_name(readable: ReadableSpan, live: LiveSpan, state: TraceState) -> No
         readable._name = f"{live._base_name}_{live._ordinal}"
 
 
-class TraceAssembler(SpanProcessor):
-    """Holds each trace's spans until its local root ends; then forwards them to ``downstream``."""
+class Router(Protocol):
+    def route(self, span: ReadableSpan, destinations: Optional[tuple[Any, ...]]) -> None: ...
 
-    def __init__(self, downstream: SpanProcessor) -> None:
-        self._downstream = downstream
+
+class TraceAssembler(SpanProcessor):
+    """Holds each trace's spans until its local root ends; then routes them to their destinations."""
+
+    def __init__(self, router: Router) -> None:
+        self._router = router
+        #: False once the pipeline is replaced or shut down (a joined global provider keeps calling us).
+        self.active = True
 
     def on_start(self, span: SdkSpan, parent_context: Optional[Context] = None) -> None:
-        self._downstream.on_start(span, parent_context)
+        return None
 
     def on_end(self, span: ReadableSpan) -> None:
+        if not self.active:
+            return
         try:
             ctx = span.get_span_context()
             live = _live.pop(ctx.span_id, None)
             if live is None:  # not ours: another instrumentation's span
-                self._downstream.on_end(span)
+                self._router.route(span, None)
                 return
             COUNTERS.add("spans_ended")
             state = live._state
             if state is None:
-                self._downstream.on_end(span)
+                self._router.route(span, None)
                 return
             if state.root is live:
                 global _last_trace_id
@@ -146,7 +157,7 @@ class TraceAssembler(SpanProcessor):
                 finished.append((span, live))
                 for readable, member in finished:
                     _dedup_name(readable, member, state)
-                    self._downstream.on_end(readable)
+                    self._router.route(readable, state.destinations)
                 return
             with state.lock:
                 if not state.closed:
@@ -154,16 +165,16 @@ class TraceAssembler(SpanProcessor):
                     return
             # Ended after its local root: forward it on its own.
             _dedup_name(span, live, state)
-            self._downstream.on_end(span)
+            self._router.route(span, state.destinations)
         except Exception as exc:  # never into user code
             COUNTERS.add("dropped.assembly_error")
             warn_limited("assembly", "Dropped a span while assembling its trace: %s", exc)
 
     def shutdown(self) -> None:
-        self._downstream.shutdown()
+        self.active = False
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
-        return self._downstream.force_flush(timeout_millis)
+        return True
 
 
 def end_expired_traces(timeout_s: float, now_ns: Optional[int] = None) -> int:

@@ -13,6 +13,7 @@ what is exported) and end it. Anything that fails in here is swallowed: user cod
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import functools
 import inspect
 from collections.abc import AsyncGenerator, Generator
@@ -27,9 +28,16 @@ from mlflow_otel import _conventions as conv
 from mlflow_otel._log import warn_limited
 from mlflow_otel._serialize import dumps, to_attribute_value
 from mlflow_otel._span import NO_OP_SPAN, LiveSpan, NoOpSpan
+from mlflow_otel._telemetry import COUNTERS
 from mlflow_otel.entities import SpanEvent, SpanType
+from mlflow_otel.sampling import RATIO_OVERRIDE_KEY
 
 _MISSING = object()
+
+#: ``tracing.set_destination(dest, context_local=True)``: where new traces in this context go.
+_context_destination: contextvars.ContextVar[Any] = contextvars.ContextVar(
+    "mlflow_otel_destination", default=None
+)
 
 
 # --- building spans ---------------------------------------------------------------------------------
@@ -41,11 +49,19 @@ def start_live_span(
     inputs: Any = _MISSING,
     function_name: Optional[str] = None,
     start_time_ns: Optional[int] = None,
+    destination: Any = None,
+    sampling_ratio: Optional[float] = None,
 ) -> LiveSpan:
-    """Start an OTel span with MLflow's attributes; ``parent`` None means the current context."""
+    """Start an OTel span with MLflow's attributes; ``parent`` None means the current context.
+
+    ``destination`` and ``sampling_ratio`` only apply when the span starts a new trace (MLflow's
+    rule for ``trace_destination``); inside a trace, the root's choices hold.
+    """
     attrs: dict[str, Any] = {conv.SPAN_TYPE: str(span_type)}
     parent_ctx = otel_trace.get_current_span(parent).get_span_context()
     state = _assembly.open_trace(parent_ctx.trace_id) if parent_ctx.is_valid else None
+    if sampling_ratio is not None and not parent_ctx.is_valid:
+        attrs[RATIO_OVERRIDE_KEY] = float(sampling_ratio)
     if state is not None:
         attrs[conv.TRACE_REQUEST_ID] = state.request_id_json
     if function_name is not None:
@@ -63,11 +79,16 @@ def start_live_span(
 
     otel_span = _runtime.tracer().start_span(name, context=parent, attributes=attrs, start_time=start_time_ns)
     if not otel_span.is_recording():  # sampled out: carries context, records nothing
+        COUNTERS.add("spans_sampled_out")
         return LiveSpan(otel_span, None, span_type, name)
     span_ctx = otel_span.get_span_context()
     if state is None:
         state = _assembly.join_trace(span_ctx.trace_id)
         otel_span.set_attribute(conv.TRACE_REQUEST_ID, state.request_id_json)
+        if state.root is None:
+            chosen = destination if destination is not None else _context_destination.get()
+            if chosen is not None:
+                state.destinations = (chosen,)
     live = LiveSpan(otel_span, state, span_type, name, state.register(name))
     live._json_keys = json_keys
     _assembly.track(live, span_ctx.span_id, state)
@@ -170,10 +191,26 @@ def _chunk_event(live: LiveSpan, index: int, item: Any) -> None:
 class _Traced:
     """What one decorated function needs at call time, computed once at decoration."""
 
-    __slots__ = ("attributes", "binder", "function_name", "name", "reducer", "span_type")
+    __slots__ = (
+        "attributes",
+        "binder",
+        "destination",
+        "function_name",
+        "name",
+        "reducer",
+        "sampling_ratio",
+        "span_type",
+    )
 
     def __init__(
-        self, func: Callable[..., Any], name: Optional[str], span_type: str, attributes: Any, reducer: Any
+        self,
+        func: Callable[..., Any],
+        name: Optional[str],
+        span_type: str,
+        attributes: Any,
+        reducer: Any,
+        destination: Any = None,
+        sampling_ratio: Optional[float] = None,
     ):
         self.function_name = getattr(func, "__name__", None) or type(func).__name__
         self.name = name or self.function_name
@@ -181,6 +218,8 @@ class _Traced:
         self.attributes = dict(attributes) if attributes else None
         self.reducer = reducer
         self.binder = _InputBinder(func)
+        self.destination = destination
+        self.sampling_ratio = sampling_ratio
 
     def start(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Optional[LiveSpan]:
         try:
@@ -190,6 +229,8 @@ class _Traced:
                 attributes=self.attributes,
                 inputs=self.binder.bind(args, kwargs),
                 function_name=self.function_name,
+                destination=self.destination,
+                sampling_ratio=self.sampling_ratio,
             )
         except Exception as exc:
             warn_limited("start_span", "Could not start span %r; the call runs untraced: %s", self.name, exc)
@@ -342,25 +383,23 @@ def trace(
     attributes: Optional[dict[str, Any]] = None,
     output_reducer: Optional[Callable[[list[Any]], Any]] = None,
     trace_destination: Any = None,
+    sampling_ratio_override: Optional[float] = None,
 ) -> Any:
     """Trace a function: ``@trace``, ``@trace(name=..., span_type=...)`` or ``trace(math.pow)``.
 
     Works for sync and async functions, generators and async generators (``output_reducer`` turns
-    the list of yielded items into the recorded output).
+    the list of yielded items into the recorded output). ``trace_destination`` and
+    ``sampling_ratio_override`` apply when the call starts a new trace.
     """
-    if trace_destination is not None:
-        warn_limited(
-            "trace_destination",
-            "trace_destination is not supported yet by mlflow-otel; "
-            "the trace goes to the default destination.",
-        )
 
     def decorator(fn: Callable[..., Any]) -> Callable[..., Any]:
         reducer = output_reducer
         if reducer is not None and not (inspect.isgeneratorfunction(fn) or inspect.isasyncgenfunction(fn)):
             warn_limited("output_reducer", "output_reducer only applies to generator functions; ignored.")
             reducer = None
-        return _wrap(fn, _Traced(fn, name, span_type, attributes, reducer))
+        return _wrap(
+            fn, _Traced(fn, name, span_type, attributes, reducer, trace_destination, sampling_ratio_override)
+        )
 
     return decorator(func) if func is not None else decorator
 
@@ -369,12 +408,15 @@ def trace(
 class _SpanContext:
     """``with start_span(...) as span``: the span is current inside the block and ends on exit."""
 
-    __slots__ = ("_attributes", "_live", "_name", "_span_type", "_token")
+    __slots__ = ("_attributes", "_destination", "_live", "_name", "_span_type", "_token")
 
-    def __init__(self, name: str, span_type: str, attributes: Optional[dict[str, Any]]) -> None:
+    def __init__(
+        self, name: str, span_type: str, attributes: Optional[dict[str, Any]], destination: Any
+    ) -> None:
         self._name = name
         self._span_type = span_type
         self._attributes = attributes
+        self._destination = destination
         self._live: Optional[LiveSpan] = None
         self._token: object = None
 
@@ -382,7 +424,9 @@ class _SpanContext:
         if not _runtime.enabled:
             return NO_OP_SPAN
         try:
-            self._live = start_live_span(self._name, self._span_type, attributes=self._attributes)
+            self._live = start_live_span(
+                self._name, self._span_type, attributes=self._attributes, destination=self._destination
+            )
             self._token = _activate(self._live)
         except Exception as exc:
             warn_limited(
@@ -416,22 +460,24 @@ def start_span(
     trace_destination: Any = None,
 ) -> _SpanContext:
     """A context manager yielding a live span, current in OTel's context inside the block."""
-    if trace_destination is not None:
-        warn_limited(
-            "trace_destination",
-            "trace_destination is not supported yet by mlflow-otel; "
-            "the trace goes to the default destination.",
-        )
-    return _SpanContext(name, span_type, attributes)
+    return _SpanContext(name, span_type, attributes, trace_destination)
 
 
 # --- the current span and trace ---------------------------------------------------------------------
 def get_current_active_span() -> Optional[LiveSpan]:
-    """The innermost of our live spans in the current context, or None."""
-    span_ctx = otel_trace.get_current_span().get_span_context()
+    """The innermost of our live spans in the current context, or None.
+
+    Inside a sampled-out trace this is a non-recording span whose setters do nothing, so code that
+    annotates the current span works the same whether or not its trace is kept.
+    """
+    current = otel_trace.get_current_span()
+    span_ctx = current.get_span_context()
     if not span_ctx.is_valid:
         return None
-    return _assembly.live_span(span_ctx.span_id)
+    live = _assembly.live_span(span_ctx.span_id)
+    if live is None and not current.is_recording():
+        return LiveSpan(current, None, SpanType.UNKNOWN, "")
+    return live
 
 
 def get_active_trace_id() -> Optional[str]:

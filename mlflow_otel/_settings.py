@@ -36,6 +36,25 @@ MLFLOW_OTEL_TRACES_FILE = "MLFLOW_OTEL_TRACES_FILE"
 #: Upper bound, in seconds, on the flush performed at interpreter exit.
 MLFLOW_OTEL_EXIT_TIMEOUT_SECONDS = "MLFLOW_OTEL_EXIT_TIMEOUT_SECONDS"
 
+#: Trace-level sampling ratio in [0, 1]; beats OTEL_TRACES_SAMPLER (MLflow's variable).
+MLFLOW_TRACE_SAMPLING_RATIO = "MLFLOW_TRACE_SAMPLING_RATIO"
+OTEL_TRACES_SAMPLER = "OTEL_TRACES_SAMPLER"
+OTEL_TRACES_SAMPLER_ARG = "OTEL_TRACES_SAMPLER_ARG"
+#: Seconds a batch may spend in retries before it is dropped (MLflow's variable).
+MLFLOW_ASYNC_TRACE_LOGGING_RETRY_TIMEOUT = "MLFLOW_ASYNC_TRACE_LOGGING_RETRY_TIMEOUT"
+#: Parallel export workers per destination (MLflow's variable).
+MLFLOW_ASYNC_TRACE_LOGGING_MAX_WORKERS = "MLFLOW_ASYNC_TRACE_LOGGING_MAX_WORKERS"
+#: Largest request body, in bytes; bigger batches are split.
+MLFLOW_OTEL_MAX_REQUEST_BYTES = "MLFLOW_OTEL_MAX_REQUEST_BYTES"
+#: An MLflow tracking server (http/https) to send traces to, and the experiment (MLflow's variables).
+MLFLOW_TRACKING_URI = "MLFLOW_TRACKING_URI"
+MLFLOW_EXPERIMENT_NAME = "MLFLOW_EXPERIMENT_NAME"
+MLFLOW_EXPERIMENT_ID = "MLFLOW_EXPERIMENT_ID"
+#: "false": join the application's global OTel TracerProvider instead of using our own.
+MLFLOW_USE_DEFAULT_TRACER_PROVIDER = "MLFLOW_USE_DEFAULT_TRACER_PROVIDER"
+#: Where self-telemetry counters are written (default: beside the embedded sink's file).
+MLFLOW_OTEL_STATS_FILE = "MLFLOW_OTEL_STATS_FILE"
+
 #: Batch span processor variables (OTel spec, "Batch Span Processor" section of sdk-environment-variables).
 OTEL_BSP_SCHEDULE_DELAY = "OTEL_BSP_SCHEDULE_DELAY"
 OTEL_BSP_MAX_QUEUE_SIZE = "OTEL_BSP_MAX_QUEUE_SIZE"
@@ -54,6 +73,14 @@ OTEL_EXPORTER_OTLP_HEADERS = "OTEL_EXPORTER_OTLP_HEADERS"
 OTEL_EXPORTER_OTLP_TRACES_HEADERS = "OTEL_EXPORTER_OTLP_TRACES_HEADERS"
 OTEL_EXPORTER_OTLP_TIMEOUT = "OTEL_EXPORTER_OTLP_TIMEOUT"
 OTEL_EXPORTER_OTLP_TRACES_TIMEOUT = "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT"
+OTEL_EXPORTER_OTLP_INSECURE = "OTEL_EXPORTER_OTLP_INSECURE"
+OTEL_EXPORTER_OTLP_TRACES_INSECURE = "OTEL_EXPORTER_OTLP_TRACES_INSECURE"
+OTEL_EXPORTER_OTLP_CERTIFICATE = "OTEL_EXPORTER_OTLP_CERTIFICATE"
+OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE = "OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE"
+OTEL_EXPORTER_OTLP_CLIENT_KEY = "OTEL_EXPORTER_OTLP_CLIENT_KEY"
+OTEL_EXPORTER_OTLP_TRACES_CLIENT_KEY = "OTEL_EXPORTER_OTLP_TRACES_CLIENT_KEY"
+OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE = "OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE"
+OTEL_EXPORTER_OTLP_TRACES_CLIENT_CERTIFICATE = "OTEL_EXPORTER_OTLP_TRACES_CLIENT_CERTIFICATE"
 OTEL_EXPORTER_OTLP_COMPRESSION = "OTEL_EXPORTER_OTLP_COMPRESSION"
 OTEL_EXPORTER_OTLP_TRACES_COMPRESSION = "OTEL_EXPORTER_OTLP_TRACES_COMPRESSION"
 
@@ -148,6 +175,13 @@ def _parse_positive_int(raw: str) -> int:
     return value
 
 
+def _parse_ratio(raw: str) -> float:
+    value = float(raw)
+    if not 0.0 <= value <= 1.0:
+        raise ValueError("expected a number between 0 and 1")
+    return value
+
+
 def _parse_compression(raw: str) -> str:
     value = raw.strip().lower()
     if value not in ("gzip", "none"):
@@ -172,6 +206,10 @@ class OtlpSettings:
     headers: dict[str, str] = field(default_factory=dict)
     timeout_s: float = 10.0
     compression: str = "none"
+    insecure: bool = False
+    certificate_file: Optional[str] = None
+    client_key_file: Optional[str] = None
+    client_certificate_file: Optional[str] = None
 
 
 def resolve_http_traces_endpoint(generic: str) -> str:
@@ -219,7 +257,16 @@ def _resolve_otlp(env: Mapping[str, str]) -> Optional[OtlpSettings]:
     timeout_s = _read(env, OTEL_EXPORTER_OTLP_TRACES_TIMEOUT, _parse_timeout_ms, timeout_s)
     compression = _read(env, OTEL_EXPORTER_OTLP_COMPRESSION, _parse_compression, "none")
     compression = _read(env, OTEL_EXPORTER_OTLP_TRACES_COMPRESSION, _parse_compression, compression)
-    return OtlpSettings(protocol, endpoint, headers, timeout_s, compression)
+    insecure = _read(env, OTEL_EXPORTER_OTLP_INSECURE, _parse_bool, False)
+    insecure = _read(env, OTEL_EXPORTER_OTLP_TRACES_INSECURE, _parse_bool, insecure)
+    _, certificate = _first(env, OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE, OTEL_EXPORTER_OTLP_CERTIFICATE)
+    _, client_key = _first(env, OTEL_EXPORTER_OTLP_TRACES_CLIENT_KEY, OTEL_EXPORTER_OTLP_CLIENT_KEY)
+    _, client_cert = _first(
+        env, OTEL_EXPORTER_OTLP_TRACES_CLIENT_CERTIFICATE, OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE
+    )
+    return OtlpSettings(
+        protocol, endpoint, headers, timeout_s, compression, insecure, certificate, client_key, client_cert
+    )
 
 
 def default_traces_file() -> str:
@@ -247,6 +294,17 @@ class Settings:
     schedule_delay_s: float = 5.0
     max_queue_size: int = 2048
     max_export_batch_size: int = 512
+    max_workers: int = 2
+    retry_timeout_s: float = 120.0
+    max_request_bytes: Optional[int] = None
+    sampling_ratio: Optional[float] = None
+    otel_sampler: Optional[str] = None
+    otel_sampler_arg: Optional[str] = None
+    tracking_uri: Optional[str] = None
+    experiment_name: Optional[str] = None
+    experiment_id: Optional[str] = None
+    use_default_tracer_provider: bool = True
+    stats_file: Optional[str] = None
 
 
 def tracing_enabled_from_env(env: Optional[Mapping[str, str]] = None) -> bool:
@@ -279,4 +337,15 @@ def load_settings(env: Optional[Mapping[str, str]] = None) -> Settings:
             _read(env, OTEL_BSP_MAX_QUEUE_SIZE, _parse_positive_int, 2048),
         ),
         max_export_batch_size=_read(env, OTEL_BSP_MAX_EXPORT_BATCH_SIZE, _parse_positive_int, 512),
+        max_workers=_read(env, MLFLOW_ASYNC_TRACE_LOGGING_MAX_WORKERS, _parse_positive_int, 2),
+        retry_timeout_s=_read(env, MLFLOW_ASYNC_TRACE_LOGGING_RETRY_TIMEOUT, _parse_positive_float, 120.0),
+        max_request_bytes=_read(env, MLFLOW_OTEL_MAX_REQUEST_BYTES, _parse_positive_int, None),
+        sampling_ratio=_read(env, MLFLOW_TRACE_SAMPLING_RATIO, _parse_ratio, None),
+        otel_sampler=env.get(OTEL_TRACES_SAMPLER) or None,
+        otel_sampler_arg=env.get(OTEL_TRACES_SAMPLER_ARG) or None,
+        tracking_uri=env.get(MLFLOW_TRACKING_URI) or None,
+        experiment_name=env.get(MLFLOW_EXPERIMENT_NAME) or None,
+        experiment_id=env.get(MLFLOW_EXPERIMENT_ID) or None,
+        use_default_tracer_provider=_read(env, MLFLOW_USE_DEFAULT_TRACER_PROVIDER, _parse_bool, True),
+        stats_file=env.get(MLFLOW_OTEL_STATS_FILE) or None,
     )

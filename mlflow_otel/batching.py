@@ -1,14 +1,23 @@
-"""The batch stage: a bounded queue between the app thread and the exporter.
+"""The batch stage: a bounded queue between the app thread and one destination's exporter.
 
-Follows the OTel spec's Batch Span Processor (``OTEL_BSP_*``, sdk-environment-variables), with the
-guarantees DESIGN.md section 3 adds: ``on_end`` never blocks and never raises (a full queue costs a
-counted drop and a rate-limited warning), ``force_flush`` and ``shutdown`` honour their deadline even
-while the exporter is stuck, and a forked child gets a fresh worker of its own.
+Follows the OTel spec's Batch Span Processor (``OTEL_BSP_*``, sdk-environment-variables.md), with
+the guarantees DESIGN.md section 3 adds:
+
+* ``on_end`` never blocks and never raises: a full queue costs a counted drop and a rate-limited
+  warning (the app thread never waits for a slow or dead collector).
+* A batch is exported when it fills or when the schedule delay passes, by up to ``max_workers``
+  parallel workers (``MLFLOW_ASYNC_TRACE_LOGGING_MAX_WORKERS``).
+* ``force_flush`` waits until every span queued before the call has been exported or dropped, or the
+  deadline passes: whichever comes first, even while an export is stuck in retries.
+* ``shutdown`` flushes within its deadline, then stops the exporter (interrupting retry backoff).
+* After ``fork()`` the child starts fresh workers and an empty queue (the parent's spans are the
+  parent's to export), so gunicorn / multiprocessing children export their own spans.
 """
 
 from __future__ import annotations
 
 import collections
+import itertools
 import os
 import threading
 import time
@@ -24,7 +33,7 @@ from mlflow_otel._telemetry import COUNTERS
 
 
 class BatchProcessor(SpanProcessor):
-    """Queues finished spans; one daemon worker exports them in batches."""
+    """Queues finished spans; ``max_workers`` daemon threads export them in batches."""
 
     def __init__(
         self,
@@ -32,16 +41,19 @@ class BatchProcessor(SpanProcessor):
         max_queue_size: int = 2048,
         max_export_batch_size: int = 512,
         schedule_delay_s: float = 5.0,
+        max_workers: int = 1,
+        name: str = "default",
     ) -> None:
         self.exporter = exporter
+        self.name = name
         self._max_queue_size = max_queue_size
         self._max_batch = min(max_export_batch_size, max_queue_size)
         self._delay_s = schedule_delay_s
-        self._queue: collections.deque[ReadableSpan] = collections.deque()
+        self._max_workers = max(1, max_workers)
         self._shutdown = False
-        self._start_worker()
+        self._start(clear=False)
         if hasattr(os, "register_at_fork"):
-            ref = weakref.WeakMethod(self._start_worker)
+            ref = weakref.WeakMethod(self._start)
 
             def _after_in_child() -> None:
                 method = ref()
@@ -50,16 +62,25 @@ class BatchProcessor(SpanProcessor):
 
             os.register_at_fork(after_in_child=_after_in_child)
 
-    def _start_worker(self, clear: bool = False) -> None:
-        if clear:  # in a forked child: the parent's queued spans are the parent's to export
-            self._queue.clear()
+    def _start(self, clear: bool) -> None:
+        self._queue: collections.deque[tuple[int, ReadableSpan]] = (
+            collections.deque() if clear or not hasattr(self, "_queue") else self._queue
+        )
+        self._seq = itertools.count(1)  # next() is atomic under the GIL
+        self._take_lock = threading.Lock()
+        self._progress = threading.Condition()
+        self._inflight: dict[int, int] = {}  # batch id -> smallest sequence number in it
+        self._batch_ids = itertools.count()
         self._wake = threading.Event()
-        self._flush_lock = threading.Lock()
-        self._flush_requests: list[threading.Event] = []
-        self._worker = threading.Thread(target=self._run, name="mlflow-otel-export", daemon=True)
-        self._worker.start()
+        self._flush_waiters = 0
+        self._workers = [
+            threading.Thread(target=self._run, name=f"mlflow-otel-export-{self.name}-{i}", daemon=True)
+            for i in range(self._max_workers)
+        ]
+        for worker in self._workers:
+            worker.start()
 
-    # --- app thread ----------------------------------------------------------------------------
+    # --- app thread --------------------------------------------------------------------------------
     def on_start(self, span: Span, parent_context: Optional[Context] = None) -> None:
         return None
 
@@ -71,61 +92,92 @@ class BatchProcessor(SpanProcessor):
             COUNTERS.add("dropped.queue_full")
             warn_limited(
                 "queue_full",
-                "Trace export queue is full (%d spans); dropping spans. Raise "
-                "MLFLOW_ASYNC_TRACE_LOGGING_MAX_QUEUE_SIZE or check the exporter's endpoint.",
+                "Trace export queue for %s is full (%d spans); dropping spans. Raise "
+                "MLFLOW_ASYNC_TRACE_LOGGING_MAX_QUEUE_SIZE or check the destination.",
+                self.name,
                 self._max_queue_size,
             )
             return
-        self._queue.append(span)
+        self._queue.append((next(self._seq), span))
         if len(self._queue) >= self._max_batch:
             self._wake.set()
 
-    # --- worker --------------------------------------------------------------------------------
+    # --- workers -----------------------------------------------------------------------------------
     def _run(self) -> None:
         while True:
-            self._wake.wait(self._delay_s)
+            woke = self._wake.wait(self._delay_s)
             self._wake.clear()
-            with self._flush_lock:
-                flushes, self._flush_requests = self._flush_requests, []
-            self._drain()
-            for done in flushes:
-                done.set()
+            # A partial batch goes out when the schedule delay passed, a flush waits, or at shutdown;
+            # otherwise only full batches do (the OTel BSP's rule).
+            export_all = not woke or self._flush_waiters > 0 or self._shutdown
+            while export_all or len(self._queue) >= self._max_batch:
+                batch_id, batch = self._take()
+                if not batch:
+                    break
+                self._export([span for _, span in batch])
+                with self._progress:
+                    del self._inflight[batch_id]
+                    self._progress.notify_all()
             if self._shutdown and not self._queue:
                 return
 
-    def _drain(self) -> None:
-        """Export everything queued now, batch by batch."""
-        while self._queue:
-            batch: list[ReadableSpan] = []
+    def _take(self) -> tuple[int, list[tuple[int, ReadableSpan]]]:
+        with self._take_lock:
+            batch: list[tuple[int, ReadableSpan]] = []
             try:
                 while len(batch) < self._max_batch:
                     batch.append(self._queue.popleft())
             except IndexError:
                 pass
-            self._export(batch)
+            if not batch:
+                return -1, batch
+            batch_id = next(self._batch_ids)
+            with self._progress:
+                self._inflight[batch_id] = min(seq for seq, _ in batch)
+            return batch_id, batch
 
     def _export(self, batch: list[ReadableSpan]) -> None:
         try:
             result = self.exporter.export(batch)
         except Exception as exc:
             result = SpanExportResult.FAILURE
+            COUNTERS.add("dropped.export_error", len(batch))
             warn_limited("export_error", "Exporter raised while exporting %d spans: %s", len(batch), exc)
         if result is SpanExportResult.SUCCESS:
             COUNTERS.add("spans_exported", len(batch))
         else:
-            COUNTERS.add("dropped.export_failed", len(batch))
-            warn_limited("export_failed", "Failed to export %d spans; they are dropped.", len(batch))
+            COUNTERS.add("spans_export_failed", len(batch))
 
-    # --- control -------------------------------------------------------------------------------
+    # --- control -----------------------------------------------------------------------------------
+    def _done_through(self, target: int) -> bool:
+        """True when no span with sequence number <= target is queued or being exported."""
+        queue = self._queue
+        if queue:
+            try:
+                if queue[0][0] <= target:
+                    return False
+            except IndexError:
+                pass
+        return all(first > target for first in self._inflight.values())
+
     def force_flush(self, timeout_millis: int = 30000) -> bool:
-        """Wait until every span queued before this call went through the exporter, or the deadline."""
-        if not self._worker.is_alive():
-            return not self._queue
-        done = threading.Event()
-        with self._flush_lock:
-            self._flush_requests.append(done)
-        self._wake.set()
-        return done.wait(max(timeout_millis, 0) / 1000.0)
+        """Wait until every span queued before this call has been exported or dropped, or the deadline."""
+        target = next(self._seq) - 1
+        deadline = time.monotonic() + max(timeout_millis, 0) / 1000.0
+        with self._progress:
+            self._flush_waiters += 1
+            try:
+                while not self._done_through(target):
+                    if not any(w.is_alive() for w in self._workers):
+                        return False
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        return False
+                    self._wake.set()
+                    self._progress.wait(min(remaining, 0.05))
+            finally:
+                self._flush_waiters -= 1
+        return True
 
     def shutdown(self, timeout_millis: int = 30000) -> None:
         if self._shutdown:
@@ -133,9 +185,18 @@ class BatchProcessor(SpanProcessor):
         deadline = time.monotonic() + timeout_millis / 1000.0
         self.force_flush(timeout_millis)
         self._shutdown = True
+        dropped = len(self._queue)
+        if dropped:  # what the deadline left behind
+            self._queue.clear()
+            COUNTERS.add("dropped.shutdown", dropped)
         self._wake.set()
-        self._worker.join(max(0.0, deadline - time.monotonic()))
         try:
-            self.exporter.shutdown()
+            self.exporter.shutdown()  # interrupts retry backoff in the workers
         except Exception as exc:
             warn_limited("exporter_shutdown", "Exporter shutdown failed: %s", exc)
+        for worker in self._workers:
+            worker.join(max(0.0, deadline - time.monotonic()))
+
+    @property
+    def queued(self) -> int:
+        return len(self._queue)

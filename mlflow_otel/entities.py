@@ -12,7 +12,16 @@ from opentelemetry.trace import StatusCode as _OtelStatusCode
 
 from mlflow_otel._serialize import _safe_text
 
-__all__ = ["LiveSpan", "NoOpSpan", "Span", "SpanEvent", "SpanStatus", "SpanStatusCode", "SpanType"]
+__all__ = [
+    "LiveSpan",
+    "MlflowExperimentLocation",
+    "NoOpSpan",
+    "Span",
+    "SpanEvent",
+    "SpanStatus",
+    "SpanStatusCode",
+    "SpanType",
+]
 
 
 class SpanType:
@@ -102,5 +111,6 @@ def error_description(exception: BaseException) -> str:
 
 # Re-exported here because MLflow users import them from ``mlflow.entities``.
 from mlflow_otel._span import LiveSpan, NoOpSpan  # noqa: E402
+from mlflow_otel.destinations import MlflowExperimentLocation  # noqa: E402
 
 Span = LiveSpan

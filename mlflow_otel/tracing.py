@@ -1,10 +1,15 @@
-"""``mlflow_otel.tracing``: switches for the whole SDK (MLflow's ``mlflow.tracing``)."""
+"""``mlflow_otel.tracing``: process-wide switches and routing (MLflow's ``mlflow.tracing``)."""
 
 from __future__ import annotations
 
-from mlflow_otel import _runtime
+from typing import Optional
 
-__all__ = ["disable", "enable", "is_enabled", "reset"]
+from mlflow_otel import _runtime
+from mlflow_otel._fluent import _context_destination
+from mlflow_otel._telemetry import COUNTERS
+from mlflow_otel.destinations import Destination
+
+__all__ = ["disable", "enable", "is_enabled", "reset", "set_destination", "stats"]
 
 
 def disable() -> None:
@@ -19,6 +24,24 @@ def enable() -> None:
 
 def is_enabled() -> bool:
     return _runtime.enabled
+
+
+def set_destination(destination: Optional[Destination], context_local: bool = False) -> None:
+    """Route new traces to ``destination`` (``None`` restores the defaults).
+
+    With ``context_local=True`` only traces started in the current context (this thread, this
+    asyncio task and what it spawns) are routed; otherwise every new trace of the process.
+    """
+    if context_local:
+        _context_destination.set(destination)
+    else:
+        _runtime.set_default_destination(destination)
+
+
+def stats() -> dict[str, int]:
+    """Self-telemetry counters: spans started, sampled out, exported, delivered, dropped (by
+    reason, ``dropped.<reason>``), retries and bytes sent, since the process started."""
+    return COUNTERS.snapshot()
 
 
 def reset() -> None:

@@ -17,7 +17,7 @@ from typing import Callable
 import pytest
 
 import mlflow_otel
-from mlflow_otel import _log, tracing
+from mlflow_otel import _log, _runtime, tracing
 from tests.otlp_receiver import OtlpReceiver, ReceivedSpan
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -40,9 +40,11 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]
             monkeypatch.delenv(name)
     monkeypatch.setenv("MLFLOW_OTEL_TRACES_FILE", str(tmp_path / "traces.jsonl"))
     monkeypatch.setenv("OTEL_BSP_SCHEDULE_DELAY", "50")
+    _runtime.clear_overrides()
     tracing.reset()
     _log.reset_limits()
     yield
+    _runtime.clear_overrides()
     tracing.reset()
 
 

@@ -1,49 +1,394 @@
-"""OTLP exporters (HTTP/protobuf and gRPC) built from resolved settings.
+"""OTLP exporters (HTTP/protobuf and gRPC): spec-exact requests, retries, size limits, deadlines.
 
-The exporter classes are the OTel project's own, so what arrives at a receiver is byte-for-byte what
-any OTel SDK sends. The gRPC stack is imported only when gRPC is chosen: it is the heaviest import
-of the whole SDK and most users of OTLP/HTTP never need it.
+The request bytes are the OTel project's own protobuf encoding (``encode_spans``), so any OTLP
+receiver reads them. Around it, what the SDK's exporters do not give us:
+
+* **Retries per the spec** (protocol/exporter.md, "Retry"): HTTP 429/502/503/504 and network errors;
+  gRPC CANCELLED, DEADLINE_EXCEEDED, ABORTED, OUT_OF_RANGE, UNAVAILABLE, DATA_LOSS, and
+  RESOURCE_EXHAUSTED only when the server sends ``RetryInfo``. ``Retry-After`` / ``RetryInfo`` are
+  honoured, otherwise exponential backoff with full jitter. Everything is bounded by the retry timeout
+  (``MLFLOW_ASYNC_TRACE_LOGGING_RETRY_TIMEOUT``), and a shutdown interrupts the backoff at once.
+* **Size limits**: a batch whose request would exceed ``max_request_bytes`` (gRPC servers reject
+  > 4 MiB by default, the Collector's HTTP receiver > 20 MiB) is split in halves until each fits; an
+  HTTP 413 or a gRPC "message larger than max" answer splits it the same way. A single span that
+  still does not fit is dropped and counted, never retried forever.
+* **Non-retryable answers** (HTTP 400, gRPC INVALID_ARGUMENT, ...) drop the batch at once, counted.
+
+Nothing here raises into the batch worker: every outcome is a ``SpanExportResult`` and counters.
 """
 
 from __future__ import annotations
 
-from opentelemetry.sdk.trace.export import SpanExporter
+import gzip
+import os
+import random
+import threading
+import time
+from collections.abc import Sequence
+from email.utils import parsedate_to_datetime
+from typing import Any, Optional
 
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+
+from mlflow_otel._log import logger, warn_limited
 from mlflow_otel._settings import PROTOCOL_GRPC, OtlpSettings
+from mlflow_otel._telemetry import COUNTERS
+
+#: Retry backoff: first delay and cap, in seconds (full jitter below the exponential curve).
+INITIAL_BACKOFF_S = 0.5
+MAX_BACKOFF_S = 10.0
+
+#: HTTP statuses the spec marks retryable.
+RETRYABLE_HTTP = frozenset({429, 502, 503, 504})
 
 
 class ExporterUnavailable(RuntimeError):
-    """The exporter package for the configured protocol is not installed."""
+    """The package for the configured protocol is not installed."""
 
 
-def build_otlp_exporter(otlp: OtlpSettings) -> SpanExporter:
-    if otlp.protocol == PROTOCOL_GRPC:
+class _Outcome:
+    """What one attempt to send a request came to."""
+
+    __slots__ = ("delay", "kind", "rejected", "why")
+
+    OK, RETRY, TOO_LARGE, FAIL = "ok", "retry", "too_large", "fail"
+
+    def __init__(self, kind: str, delay: Optional[float] = None, rejected: int = 0, why: str = "") -> None:
+        self.kind = kind
+        self.delay = delay
+        self.rejected = rejected
+        self.why = why
+
+
+class OtlpExporter(SpanExporter):
+    """The transport-independent part: encoding, splitting, retrying, counting."""
+
+    transport = "otlp"
+
+    def __init__(self, otlp: OtlpSettings, max_request_bytes: int, retry_timeout_s: float) -> None:
+        from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+
+        self._encode = encode_spans
+        self.endpoint = otlp.endpoint
+        self._headers = dict(otlp.headers)
+        self._timeout_s = otlp.timeout_s
+        self._gzip = otlp.compression == "gzip"
+        self._max_bytes = max_request_bytes
+        self._retry_timeout_s = retry_timeout_s
+        self._stop = threading.Event()
+
+    # --- SpanExporter ------------------------------------------------------------------------------
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        if self._stop.is_set():
+            COUNTERS.add("dropped.shutdown", len(spans))
+            return SpanExportResult.FAILURE
         try:
-            from grpc import Compression as GrpcCompression
-            from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (
-                OTLPSpanExporter as GrpcExporter,
+            delivered = self._export_part(list(spans))
+        except Exception as exc:  # encoding bugs, transport surprises: never into the worker
+            COUNTERS.add("dropped.export_error", len(spans))
+            warn_limited("otlp_error", "OTLP export to %s failed unexpectedly: %r", self.endpoint, exc)
+            return SpanExportResult.FAILURE
+        return SpanExportResult.SUCCESS if delivered == len(spans) else SpanExportResult.FAILURE
+
+    def shutdown(self) -> None:
+        """Stop at once: retries in progress give up and count their spans as dropped."""
+        self._stop.set()
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return True
+
+    # --- core ---------------------------------------------------------------------------------------
+    def _export_part(self, spans: list[ReadableSpan]) -> int:
+        """Send ``spans``, splitting as needed; returns how many were delivered."""
+        request = self._encode(spans)
+        body = request.SerializeToString()
+        if len(body) > self._max_bytes:
+            return self._split(spans, f"request of {len(body)} bytes exceeds {self._max_bytes}")
+        outcome = self._send_with_retries(request, body, len(spans))
+        if outcome.kind == _Outcome.OK:
+            delivered = len(spans) - outcome.rejected
+            COUNTERS.add("spans_delivered", delivered)
+            if outcome.rejected:
+                COUNTERS.add("dropped.rejected", outcome.rejected)
+                warn_limited(
+                    "rejected", "%s rejected %d spans: %s", self.endpoint, outcome.rejected, outcome.why
+                )
+            return delivered
+        if outcome.kind == _Outcome.TOO_LARGE:
+            return self._split(spans, outcome.why)
+        reason = (
+            "retry_timeout"
+            if outcome.kind == _Outcome.RETRY
+            else ("shutdown" if self._stop.is_set() else "rejected")
+        )
+        COUNTERS.add(f"dropped.{reason}", len(spans))
+        warn_limited(f"otlp_{reason}", "Dropped %d spans for %s: %s", len(spans), self.endpoint, outcome.why)
+        return 0
+
+    def _split(self, spans: list[ReadableSpan], why: str) -> int:
+        if len(spans) == 1:
+            COUNTERS.add("dropped.too_large", 1)
+            warn_limited("too_large", "Dropped a span too large to export to %s (%s).", self.endpoint, why)
+            return 0
+        middle = len(spans) // 2
+        return self._export_part(spans[:middle]) + self._export_part(spans[middle:])
+
+    def _send_with_retries(self, request: Any, body: bytes, count: int) -> _Outcome:
+        deadline = time.monotonic() + self._retry_timeout_s
+        payload = gzip.compress(body, compresslevel=6) if self._gzip and self.transport == "http" else body
+        attempt = 0
+        while True:
+            remaining = deadline - time.monotonic()
+            outcome = self._send(request, payload, max(0.001, min(self._timeout_s, remaining)))
+            if outcome.kind == _Outcome.OK:
+                COUNTERS.add("bytes_sent", len(payload))
+            if outcome.kind != _Outcome.RETRY:
+                return outcome
+            backoff = min(MAX_BACKOFF_S, INITIAL_BACKOFF_S * (2**attempt))
+            delay = outcome.delay if outcome.delay is not None else random.uniform(backoff / 2, backoff)
+            attempt += 1
+            if time.monotonic() + delay > deadline:
+                outcome.why += (
+                    f" (gave up after {attempt} attempts: retry timeout {self._retry_timeout_s:g} s)"
+                )
+                return outcome
+            COUNTERS.add("retries")
+            logger.debug("Retrying %d spans to %s in %.2f s: %s", count, self.endpoint, delay, outcome.why)
+            if self._stop.wait(delay):
+                return _Outcome(_Outcome.FAIL, why="shut down while retrying")
+
+    def _send(self, request: Any, payload: bytes, timeout_s: float) -> _Outcome:  # pragma: no cover
+        raise NotImplementedError
+
+
+def parse_retry_after(value: Optional[str]) -> Optional[float]:
+    """``Retry-After`` as seconds: either delta-seconds or an HTTP date (RFC 9110 section 10.2.3)."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+
+
+class OtlpHttpExporter(OtlpExporter):
+    """OTLP/HTTP with binary protobuf (``application/x-protobuf``), the spec's default protocol."""
+
+    transport = "http"
+
+    def __init__(self, otlp: OtlpSettings, max_request_bytes: int, retry_timeout_s: float) -> None:
+        super().__init__(otlp, max_request_bytes, retry_timeout_s)
+        try:
+            import requests  # installed with opentelemetry-exporter-otlp-proto-http
+        except ImportError as exc:
+            raise ExporterUnavailable(
+                f"OTLP/HTTP needs opentelemetry-exporter-otlp-proto-http ({exc})"
+            ) from exc
+        self._requests = requests
+        self._local = threading.local()
+        self._headers.setdefault("content-type", "application/x-protobuf")
+        self._headers.setdefault("user-agent", "mlflow-otel")
+        if self._gzip:
+            self._headers["content-encoding"] = "gzip"
+        self._verify: Any = otlp.certificate_file or True
+        self._cert: Any = None
+        if otlp.client_certificate_file:
+            self._cert = (
+                (otlp.client_certificate_file, otlp.client_key_file)
+                if otlp.client_key_file
+                else otlp.client_certificate_file
             )
+
+    def _session(self) -> Any:
+        session = getattr(self._local, "session", None)
+        if session is None or getattr(self._local, "pid", None) != os.getpid():  # fresh after fork
+            session = self._requests.Session()
+            self._local.session, self._local.pid = session, os.getpid()
+        return session
+
+    def _send(self, request: Any, payload: bytes, timeout_s: float) -> _Outcome:
+        try:
+            response = self._session().post(
+                self.endpoint,
+                data=payload,
+                headers=self._headers,
+                timeout=timeout_s,
+                verify=self._verify,
+                cert=self._cert,
+            )
+        except self._requests.exceptions.RequestException as exc:  # connection refused, reset, timeout
+            return _Outcome(_Outcome.RETRY, why=f"{type(exc).__name__}: {exc}")
+        status = response.status_code
+        if 200 <= status < 300:
+            return _Outcome(_Outcome.OK, rejected=self._partial_success(response.content))
+        why = f"HTTP {status} {response.text[:200]!r}"
+        if status in RETRYABLE_HTTP:
+            return _Outcome(
+                _Outcome.RETRY, delay=parse_retry_after(response.headers.get("Retry-After")), why=why
+            )
+        if status == 413:
+            return _Outcome(_Outcome.TOO_LARGE, why=why)
+        return _Outcome(_Outcome.FAIL, why=why)
+
+    @staticmethod
+    def _partial_success(content: bytes) -> int:
+        if not content:
+            return 0
+        try:
+            from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
+
+            response = ExportTraceServiceResponse()
+            response.ParseFromString(content)
+            return int(response.partial_success.rejected_spans)
+        except Exception:
+            return 0
+
+
+class OtlpGrpcExporter(OtlpExporter):
+    """OTLP/gRPC (``opentelemetry.proto.collector.trace.v1.TraceService/Export``)."""
+
+    transport = "grpc"
+
+    def __init__(self, otlp: OtlpSettings, max_request_bytes: int, retry_timeout_s: float) -> None:
+        super().__init__(otlp, max_request_bytes, retry_timeout_s)
+        try:
+            import grpc
+            from opentelemetry.proto.collector.trace.v1 import trace_service_pb2_grpc
         except ImportError as exc:
             raise ExporterUnavailable(
                 f"OTLP/gRPC needs opentelemetry-exporter-otlp-proto-grpc ({exc})"
             ) from exc
+        self._grpc = grpc
+        self._stub_cls = trace_service_pb2_grpc.TraceServiceStub
         endpoint = otlp.endpoint
-        insecure = endpoint.startswith("http://")
-        return GrpcExporter(
-            endpoint=endpoint,
-            insecure=insecure,
-            headers=tuple(otlp.headers.items()) or None,
-            timeout=otlp.timeout_s,
-            compression=GrpcCompression.Gzip if otlp.compression == "gzip" else GrpcCompression.NoCompression,
+        scheme, _, rest = endpoint.partition("://")
+        if not rest:  # no scheme: OTEL_EXPORTER_OTLP_INSECURE decides (spec)
+            scheme, rest = ("http" if otlp.insecure else "https"), endpoint
+        self._target = rest.rstrip("/")
+        self._secure = scheme == "https"
+        self._otlp = otlp
+        self._metadata = tuple(self._headers.items())
+        self._compression = grpc.Compression.Gzip if self._gzip else grpc.Compression.NoCompression
+        self._lock = threading.Lock()
+        self._channel: Any = None
+        self._stub: Any = None
+        self._pid = 0
+
+    def _credentials(self) -> Any:
+        def read(path: Optional[str]) -> Optional[bytes]:
+            if not path:
+                return None
+            with open(path, "rb") as fh:
+                return fh.read()
+
+        return self._grpc.ssl_channel_credentials(
+            root_certificates=read(self._otlp.certificate_file),
+            private_key=read(self._otlp.client_key_file),
+            certificate_chain=read(self._otlp.client_certificate_file),
         )
+
+    def _get_stub(self) -> Any:
+        with self._lock:
+            if self._stub is None or self._pid != os.getpid():  # gRPC channels do not survive fork()
+                options = [("grpc.max_send_message_length", -1)]
+                if self._secure:
+                    self._channel = self._grpc.secure_channel(
+                        self._target, self._credentials(), options=options
+                    )
+                else:
+                    self._channel = self._grpc.insecure_channel(self._target, options=options)
+                self._stub = self._stub_cls(self._channel)
+                self._pid = os.getpid()
+            return self._stub
+
+    def _send(self, request: Any, payload: bytes, timeout_s: float) -> _Outcome:
+        grpc = self._grpc
+        try:
+            response = self._get_stub().Export(
+                request, timeout=timeout_s, metadata=self._metadata, compression=self._compression
+            )
+        except grpc.RpcError as err:
+            code = err.code() if hasattr(err, "code") else grpc.StatusCode.UNKNOWN
+            why = f"gRPC {code.name}: {err.details() if hasattr(err, 'details') else err}"
+            retry_delay = _retry_info_delay(err)
+            if code in _RETRYABLE_GRPC or (
+                code == grpc.StatusCode.RESOURCE_EXHAUSTED and retry_delay is not None
+            ):
+                return _Outcome(_Outcome.RETRY, delay=retry_delay, why=why)
+            if code == grpc.StatusCode.RESOURCE_EXHAUSTED:  # e.g. "Received message larger than max"
+                return _Outcome(_Outcome.TOO_LARGE, why=why)
+            return _Outcome(_Outcome.FAIL, why=why)
+        rejected = int(response.partial_success.rejected_spans) if response.HasField("partial_success") else 0
+        return _Outcome(
+            _Outcome.OK, rejected=rejected, why=response.partial_success.error_message if rejected else ""
+        )
+
+    def shutdown(self) -> None:
+        super().shutdown()
+        with self._lock:
+            if self._channel is not None:
+                self._channel.close()
+                self._channel = self._stub = None
+
+
+def _grpc_retryable() -> frozenset[Any]:
     try:
-        from opentelemetry.exporter.otlp.proto.http import Compression as HttpCompression
-        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpExporter
-    except ImportError as exc:
-        raise ExporterUnavailable(f"OTLP/HTTP needs opentelemetry-exporter-otlp-proto-http ({exc})") from exc
-    return HttpExporter(
-        endpoint=otlp.endpoint,
-        headers=dict(otlp.headers) or None,
-        timeout=otlp.timeout_s,
-        compression=HttpCompression.Gzip if otlp.compression == "gzip" else HttpCompression.NoCompression,
+        import grpc
+    except ImportError:  # pragma: no cover
+        return frozenset()
+    codes = grpc.StatusCode
+    return frozenset(
+        {
+            codes.CANCELLED,
+            codes.DEADLINE_EXCEEDED,
+            codes.ABORTED,
+            codes.OUT_OF_RANGE,
+            codes.UNAVAILABLE,
+            codes.DATA_LOSS,
+        }
     )
+
+
+class _LazyCodes:
+    """The retryable gRPC codes, computed at first use so importing this module loads no gRPC."""
+
+    _codes: Optional[frozenset[Any]] = None
+
+    def __contains__(self, code: Any) -> bool:
+        if self._codes is None:
+            self._codes = _grpc_retryable()
+        return code in self._codes
+
+
+_RETRYABLE_GRPC = _LazyCodes()
+
+
+def _retry_info_delay(err: Any) -> Optional[float]:
+    """The server's ``google.rpc.RetryInfo`` delay from ``grpc-status-details-bin``, if any."""
+    try:
+        trailers = err.trailing_metadata() or ()
+        raw = next((v for k, v in trailers if k == "grpc-status-details-bin"), None)
+        if raw is None:
+            return None
+        from google.rpc import error_details_pb2, status_pb2
+
+        status = status_pb2.Status.FromString(raw)
+        for detail in status.details:
+            if detail.Is(error_details_pb2.RetryInfo.DESCRIPTOR):
+                info = error_details_pb2.RetryInfo()
+                detail.Unpack(info)
+                return info.retry_delay.seconds + info.retry_delay.nanos / 1e9
+    except Exception:
+        return None
+    return None
+
+
+def build_otlp_exporter(otlp: OtlpSettings, max_request_bytes: int, retry_timeout_s: float) -> OtlpExporter:
+    cls = OtlpGrpcExporter if otlp.protocol == PROTOCOL_GRPC else OtlpHttpExporter
+    return cls(otlp, max_request_bytes, retry_timeout_s)

@@ -1,0 +1,53 @@
+"""``set_tracking_uri`` / ``set_experiment``: an MLflow server as a destination, without mlflow.
+
+As in MLflow, these are setup calls. ``set_experiment`` looks the experiment up (creating it if
+needed) over MLflow's REST API right away; if the server is unreachable it warns and the lookup is
+retried by the export thread, so an app never fails to start because its tracking server is down.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+from mlflow_otel import _mlflow_server, _runtime
+from mlflow_otel._log import logger
+
+__all__ = ["Experiment", "get_tracking_uri", "set_experiment", "set_tracking_uri"]
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """The experiment traces are filed under (``experiment_id`` is None until it could be resolved)."""
+
+    experiment_id: Optional[str]
+    name: Optional[str]
+
+
+def set_tracking_uri(uri: str) -> None:
+    """Send traces to the MLflow server at ``uri`` (http/https) over OTLP/HTTP at ``{uri}/v1/traces``."""
+    _runtime.override(tracking_uri=str(uri))
+
+
+def get_tracking_uri() -> Optional[str]:
+    return _runtime.current_settings().tracking_uri
+
+
+def set_experiment(experiment_name: Optional[str] = None, experiment_id: Optional[str] = None) -> Experiment:
+    """File traces under an experiment of the tracking server, by name (created if missing) or id."""
+    if experiment_id is not None:
+        _runtime.override(experiment_id=str(experiment_id), experiment_name=experiment_name)
+        return Experiment(str(experiment_id), experiment_name)
+    if not experiment_name:
+        logger.warning("set_experiment() needs experiment_name or experiment_id; ignored.")
+        settings = _runtime.current_settings()
+        return Experiment(settings.experiment_id, settings.experiment_name)
+    uri = get_tracking_uri()
+    resolved: Optional[str] = None
+    if _mlflow_server.is_http_uri(uri):
+        try:
+            resolved = _mlflow_server.get_or_create_experiment(uri, experiment_name)  # type: ignore[arg-type]
+        except _mlflow_server.MlflowServerError as exc:
+            logger.warning("%s; the export thread will retry.", exc)
+    _runtime.override(experiment_name=experiment_name, experiment_id=resolved)
+    return Experiment(resolved, experiment_name)
