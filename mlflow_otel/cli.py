@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -155,6 +156,19 @@ def render(
     return len(trees)
 
 
+def _stats(path: str) -> int:
+    try:
+        with open(path, encoding="utf-8") as fh:
+            data = json.load(fh)
+    except (OSError, ValueError) as exc:
+        sys.stderr.write(f"No stats at {path} ({exc}).\n")
+        return 1
+    sys.stdout.write(f"pid {data.get('pid')}  destinations: {', '.join(data.get('destinations', []))}\n")
+    for name, value in sorted(data.get("counters", {}).items()):
+        sys.stdout.write(f"  {name:32s} {value}\n")
+    return 0
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="mlflow-otel", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -167,8 +181,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     show.add_argument("--limit", type=int, default=5, help="how many of the latest traces (0: all)")
     show.add_argument("--trace-id", default=None, help="only this trace (tr-<hex> or hex)")
     show.add_argument("-v", "--verbose", action="store_true", help="also print inputs and outputs")
+    stats = sub.add_parser("stats", help="print the self-telemetry counters the SDK last wrote")
+    stats.add_argument("--file", default=None, help="stats file (default: beside the traces file)")
     args = parser.parse_args(argv)
 
+    if args.command == "stats":
+        return _stats(
+            args.file or os.environ.get("MLFLOW_OTEL_STATS_FILE") or traces_file_from_env() + ".stats.json"
+        )
     path = args.file or traces_file_from_env()
     try:
         with open(path, encoding="utf-8") as fh:

@@ -18,6 +18,7 @@ import pytest
 
 import mlflow_otel
 from mlflow_otel import _log, _runtime, tracing
+from mlflow_otel._telemetry import COUNTERS
 from tests.otlp_receiver import OtlpReceiver, ReceivedSpan
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -43,6 +44,7 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]
     _runtime.clear_overrides()
     tracing.reset()
     _log.reset_limits()
+    COUNTERS.reset()
     yield
     _runtime.clear_overrides()
     tracing.reset()

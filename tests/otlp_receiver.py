@@ -65,9 +65,20 @@ class Received:
 class OtlpReceiver:
     """Listens on 127.0.0.1 (free ports) for OTLP/HTTP at ``/v1/traces`` and OTLP/gRPC."""
 
-    def __init__(self) -> None:
+    def __init__(self, grpc_max_receive_bytes: int = 4 * 1024 * 1024) -> None:
         self._lock = threading.Condition()
         self.received: list[Received] = []
+        #: Fault injection: answers to give (in order) before answering normally, e.g.
+        #: ``[(503, {"Retry-After": "1"})]``; every request is also recorded in ``attempts``.
+        self.http_faults: list[tuple[int, dict[str, str]]] = []
+        self.attempts: list[float] = []
+        #: gRPC faults: ``[(grpc.StatusCode.UNAVAILABLE, retry_delay_s_or_None)]``.
+        self.grpc_faults: list[tuple[Any, Optional[float]]] = []
+        #: HTTP bodies larger than this get 413, like a collector's max_request_body_size.
+        self.max_http_body: Optional[int] = None
+        #: Seconds to wait before answering (a slow collector).
+        self.delay_s = 0.0
+        self._grpc_max = grpc_max_receive_bytes
         self._http: Optional[ThreadingHTTPServer] = None
         self._grpc: Optional[grpc.Server] = None
         self.http_port = 0
@@ -81,8 +92,24 @@ class OtlpReceiver:
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length", 0))
                 body = self.rfile.read(length)
+                receiver.attempts.append(time.monotonic())
+                if receiver.delay_s:
+                    time.sleep(receiver.delay_s)
                 if self.path != "/v1/traces":
                     self.send_response(404)
+                    self.end_headers()
+                    return
+                if receiver.http_faults:
+                    status, headers = receiver.http_faults.pop(0)
+                    self.send_response(status)
+                    for key, value in headers.items():
+                        self.send_header(key, value)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                if receiver.max_http_body is not None and length > receiver.max_http_body:
+                    self.send_response(413)
+                    self.send_header("Content-Length", "0")
                     self.end_headers()
                     return
                 raw_size = len(body)
@@ -114,11 +141,33 @@ class OtlpReceiver:
 
         class Servicer(trace_service_pb2_grpc.TraceServiceServicer):
             def Export(self, request: Any, context: Any) -> Any:
+                receiver.attempts.append(time.monotonic())
+                if receiver.grpc_faults:
+                    code, retry_delay = receiver.grpc_faults.pop(0)
+                    if retry_delay is not None:  # google.rpc.RetryInfo, as collectors send it
+                        from google.protobuf import any_pb2, duration_pb2
+                        from google.rpc import error_details_pb2, status_pb2
+
+                        detail = any_pb2.Any()
+                        info = error_details_pb2.RetryInfo(
+                            retry_delay=duration_pb2.Duration(
+                                seconds=int(retry_delay), nanos=int((retry_delay % 1) * 1e9)
+                            )
+                        )
+                        detail.Pack(info)
+                        status = status_pb2.Status(code=code.value[0], message="injected", details=[detail])
+                        context.set_trailing_metadata(
+                            (("grpc-status-details-bin", status.SerializeToString()),)
+                        )
+                    context.abort(code, "injected fault")
                 headers = {k: v for k, v in context.invocation_metadata()}
                 receiver._store(Received("grpc", headers, request, request.ByteSize()))
                 return trace_service_pb2.ExportTraceServiceResponse()
 
-        self._grpc = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
+        self._grpc = grpc.server(
+            futures.ThreadPoolExecutor(max_workers=4),
+            options=[("grpc.max_receive_message_length", self._grpc_max)],
+        )
         trace_service_pb2_grpc.add_TraceServiceServicer_to_server(Servicer(), self._grpc)
         self.grpc_port = self._grpc.add_insecure_port("127.0.0.1:0")
         self._grpc.start()
@@ -148,6 +197,11 @@ class OtlpReceiver:
     def clear(self) -> None:
         with self._lock:
             self.received.clear()
+            self.attempts.clear()
+            self.http_faults.clear()
+            self.grpc_faults.clear()
+            self.max_http_body = None
+            self.delay_s = 0.0
 
     def spans(self) -> list[ReceivedSpan]:
         out: list[ReceivedSpan] = []

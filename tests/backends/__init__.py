@@ -1,0 +1,365 @@
+"""Real backends for the tests: Jaeger v2, an MLflow tracking server, rotel.
+
+Each binds to 127.0.0.1 on free ports, is polled for readiness, and is stopped by PID. They come from
+``tests/backends/install.sh`` (a cache outside the repository); a backend that is not installed makes
+its tests skip, which CI (CI=true) counts as a failure.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.parse
+import urllib.request
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+CACHE = Path(os.environ.get("MLFLOW_OTEL_BACKENDS", Path.home() / ".cache" / "mlflow-otel-backends"))
+HERE = Path(__file__).resolve().parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until(check: Callable[[], Any], timeout: float, what: str, interval: float = 0.2) -> Any:
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        try:
+            result = check()
+            if result:
+                return result
+        except Exception as exc:  # not ready yet
+            last = exc
+        time.sleep(interval)
+    raise TimeoutError(f"{what} not ready after {timeout:.0f}s (last error: {last!r})")
+
+
+def http_json(url: str, timeout: float = 5.0) -> Any:
+    with urllib.request.urlopen(url, timeout=timeout) as response:
+        return json.loads(response.read())
+
+
+class Process:
+    """A backend process we started: log file, PID, stop by PID (SIGTERM then SIGKILL)."""
+
+    def __init__(self, args: list[str], log: Path, env: Optional[dict[str, str]] = None) -> None:
+        self.args = args
+        self.log_path = log
+        self._log = open(log, "wb")  # noqa: SIM115 - kept open for the process's life
+        self.proc = subprocess.Popen(
+            args, stdout=self._log, stderr=subprocess.STDOUT, env=env, start_new_session=True
+        )
+        self.pid = self.proc.pid
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def stop(self, kill: bool = False) -> None:
+        if self.alive():
+            try:
+                os.killpg(self.pid, signal.SIGKILL if kill else signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.pid, signal.SIGKILL)
+                self.proc.wait(10)
+        self._log.close()
+
+    def tail(self, n: int = 30) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-n:])
+        except OSError:
+            return ""
+
+
+# --- Jaeger v2 ---------------------------------------------------------------------------------------
+JAEGER_BIN = CACHE / "jaeger"
+
+_JAEGER_STORE = """
+service:
+  extensions: [jaeger_storage, jaeger_query, healthcheckv2]
+  pipelines:
+    traces:
+      receivers: [otlp]
+      processors: [batch]
+      exporters: [jaeger_storage_exporter]
+  telemetry:
+    logs: {{level: warn}}
+    metrics: {{level: none}}
+extensions:
+  healthcheckv2:
+    use_v2: true
+    http: {{endpoint: "127.0.0.1:{health}"}}
+  jaeger_query:
+    storage: {{traces: mem}}
+    http: {{endpoint: "127.0.0.1:{query}"}}
+    grpc: {{endpoint: "127.0.0.1:{query_grpc}"}}
+  jaeger_storage:
+    backends:
+      mem:
+        memory: {{max_traces: 200000}}
+receivers:
+  otlp:
+    protocols:
+      grpc: {{endpoint: "127.0.0.1:{grpc}"}}
+      http: {{endpoint: "127.0.0.1:{http}"}}
+processors:
+  batch: {{timeout: 100ms}}
+exporters:
+  jaeger_storage_exporter: {{trace_storage: mem}}
+"""
+
+_JAEGER_COLLECTOR = """
+service:
+  extensions: [healthcheckv2]
+  pipelines:
+    traces:
+      receivers: [otlp]
+      processors: [batch]
+      exporters: [otlp]
+  telemetry:
+    logs: {{level: warn}}
+    metrics: {{level: none}}
+extensions:
+  healthcheckv2:
+    use_v2: true
+    http: {{endpoint: "127.0.0.1:{health}"}}
+receivers:
+  otlp:
+    protocols:
+      grpc: {{endpoint: "127.0.0.1:{grpc}"}}
+      http: {{endpoint: "127.0.0.1:{http}"}}
+processors:
+  batch: {{timeout: 100ms}}
+exporters:
+  otlp:
+    endpoint: "{upstream}"
+    tls: {{insecure: true}}
+    sending_queue: {{enabled: true, queue_size: 100000}}
+    retry_on_failure: {{enabled: true, max_elapsed_time: 120s}}
+"""
+
+
+class Jaeger:
+    """Jaeger v2 with memory storage and its query API, or (``upstream`` given) a plain OTel
+    Collector pipeline: OTLP in -> batch -> OTLP out."""
+
+    def __init__(self, workdir: Path, upstream: Optional[str] = None, name: str = "jaeger") -> None:
+        if not JAEGER_BIN.exists():
+            raise FileNotFoundError(f"{JAEGER_BIN} missing: run tests/backends/install.sh")
+        self.workdir = workdir
+        self.name = name
+        self.upstream = upstream
+        self.ports = {k: free_port() for k in ("health", "query", "query_grpc", "grpc", "http")}
+        template = _JAEGER_COLLECTOR if upstream else _JAEGER_STORE
+        self.config = workdir / f"{name}.yaml"
+        self.config.write_text(template.format(upstream=upstream, **self.ports))
+        self.process: Optional[Process] = None
+
+    @property
+    def otlp_http(self) -> str:
+        return f"http://127.0.0.1:{self.ports['http']}"
+
+    @property
+    def otlp_grpc(self) -> str:
+        return f"http://127.0.0.1:{self.ports['grpc']}"
+
+    @property
+    def grpc_target(self) -> str:
+        return f"127.0.0.1:{self.ports['grpc']}"
+
+    def start(self) -> Jaeger:
+        self.process = Process(
+            [str(JAEGER_BIN), f"--config=file:{self.config}"], self.workdir / f"{self.name}.log"
+        )
+        try:
+            wait_until(self._healthy, 60, self.name)
+        except TimeoutError:
+            raise RuntimeError(f"{self.name} did not start:\n{self.process.tail()}") from None
+        return self
+
+    def _healthy(self) -> bool:
+        if self.process is None or not self.process.alive():
+            raise RuntimeError("exited")
+        return http_json(f"http://127.0.0.1:{self.ports['health']}/status").get("healthy") is True
+
+    def stop(self, kill: bool = False) -> None:
+        if self.process is not None:
+            self.process.stop(kill=kill)
+
+    # --- query API (Jaeger's HTTP JSON API) -----------------------------------------------------
+    def traces(
+        self, service: str, tags: Optional[dict[str, str]] = None, limit: int = 100000
+    ) -> list[dict[str, Any]]:
+        query = {"service": service, "limit": str(limit), "lookback": "1h"}
+        if tags:
+            query["tags"] = json.dumps(tags)
+        url = f"http://127.0.0.1:{self.ports['query']}/api/traces?{urllib.parse.urlencode(query)}"
+        return http_json(url, timeout=30).get("data") or []
+
+    def spans(self, service: str, **kwargs: Any) -> list[dict[str, Any]]:
+        """Spans of a service, each with ``tags`` flattened to a dict."""
+        out = []
+        for trace in self.traces(service, **kwargs):
+            for span in trace["spans"]:
+                span = dict(span)
+                span["tagmap"] = {t["key"]: t["value"] for t in span.get("tags", [])}
+                out.append(span)
+        return out
+
+    def wait_for_spans(
+        self, service: str, count: int, timeout: float = 30.0, **kwargs: Any
+    ) -> list[dict[str, Any]]:
+        def enough() -> Optional[list[dict[str, Any]]]:
+            spans = self.spans(service, **kwargs)
+            return spans if len(spans) >= count else None
+
+        try:
+            return wait_until(enough, timeout, f"{count} spans of {service} in {self.name}", interval=0.5)
+        except TimeoutError:
+            return self.spans(service, **kwargs)
+
+
+# --- MLflow tracking server ----------------------------------------------------------------------------
+MLFLOW_VENV = CACHE / "mlflow-venv"
+
+
+class MlflowServer:
+    """``mlflow server`` on a free port with a SQLite store, from its own virtualenv."""
+
+    def __init__(self, workdir: Path) -> None:
+        mlflow = MLFLOW_VENV / "bin" / "mlflow"
+        if not mlflow.exists():
+            raise FileNotFoundError(f"{mlflow} missing: run tests/backends/install.sh")
+        self.workdir = workdir
+        self.port = free_port()
+        self.uri = f"http://127.0.0.1:{self.port}"
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "OTEL_"))}
+        env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] = "false"
+        self.process = Process(
+            [
+                str(mlflow), "server", "--host", "127.0.0.1", "--port", str(self.port),
+                "--backend-store-uri", f"sqlite:///{workdir / 'mlflow.db'}",
+                "--default-artifact-root", str(workdir / "artifacts"),
+                "--workers", "1",
+            ],
+            workdir / "mlflow.log",
+            env=env,
+        )  # fmt: skip
+
+    def start(self) -> MlflowServer:
+        def healthy() -> bool:
+            if not self.process.alive():
+                raise RuntimeError("exited")
+            with urllib.request.urlopen(f"{self.uri}/health", timeout=2) as r:
+                return r.status == 200
+
+        try:
+            wait_until(healthy, 120, "MLflow server", interval=0.5)
+        except (TimeoutError, RuntimeError):
+            raise RuntimeError(f"MLflow server did not start:\n{self.process.tail()}") from None
+        return self
+
+    def stop(self) -> None:
+        self.process.stop()
+
+    def read(self, experiment: str, filter_string: Optional[str] = None) -> list[dict[str, Any]]:
+        """Traces read back with MLflow's own client (run in MLflow's venv)."""
+        args = [str(MLFLOW_VENV / "bin" / "python"), str(HERE / "mlflow_read.py"), self.uri, experiment]
+        if filter_string:
+            args.append(filter_string)
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "OTEL_"))}
+        result = subprocess.run(args, capture_output=True, text=True, timeout=120, env=env)
+        if result.returncode != 0:
+            raise RuntimeError(f"mlflow_read.py failed:\n{result.stderr[-3000:]}")
+        return json.loads(result.stdout.strip().splitlines()[-1])
+
+    def wait_for_traces(
+        self, experiment: str, count: int, timeout: float = 30.0, **kw: Any
+    ) -> list[dict[str, Any]]:
+        def enough() -> Optional[list[dict[str, Any]]]:
+            traces = self.read(experiment, **kw)
+            return traces if len(traces) >= count else None
+
+        try:
+            return wait_until(enough, timeout, f"{count} traces in MLflow", interval=1.0)
+        except TimeoutError:
+            return self.read(experiment, **kw)
+
+
+# --- rotel ---------------------------------------------------------------------------------------------
+def rotel_binary() -> Path:
+    found = glob.glob(
+        str(CACHE / "rotel-venv" / "lib" / "python*" / "site-packages" / "rotel" / "rotel-agent")
+    )
+    if not found:
+        raise FileNotFoundError("rotel-agent missing: run tests/backends/install.sh")
+    return Path(found[0])
+
+
+class Rotel:
+    """rotel (Rust) as an OTLP collector: OTLP gRPC/HTTP in, OTLP out to ``upstream`` (gRPC)."""
+
+    def __init__(self, workdir: Path, upstream_grpc: str) -> None:
+        self.binary = rotel_binary()
+        self.workdir = workdir
+        self.grpc_port, self.http_port = free_port(), free_port()
+        self.upstream = upstream_grpc
+        self.process: Optional[Process] = None
+
+    @property
+    def otlp_http(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}"
+
+    @property
+    def otlp_grpc(self) -> str:
+        return f"http://127.0.0.1:{self.grpc_port}"
+
+    def start(self) -> Rotel:
+        self.process = Process(
+            [
+                str(self.binary), "start",
+                "--otlp-grpc-endpoint", f"127.0.0.1:{self.grpc_port}",
+                "--otlp-http-endpoint", f"127.0.0.1:{self.http_port}",
+                "--exporter", "otlp",
+                "--otlp-exporter-endpoint", self.upstream,
+                "--otlp-exporter-protocol", "grpc",
+                "--batch-timeout", "100ms",
+            ],
+            self.workdir / "rotel.log",
+        )  # fmt: skip
+
+        def listening() -> bool:
+            if self.process is None or not self.process.alive():
+                raise RuntimeError("exited")
+            for port in (self.grpc_port, self.http_port):
+                with socket.create_connection(("127.0.0.1", port), timeout=1):
+                    pass
+            return True
+
+        try:
+            wait_until(listening, 30, "rotel")
+        except (TimeoutError, RuntimeError):
+            raise RuntimeError(
+                f"rotel did not start:\n{self.process.tail() if self.process else ''}"
+            ) from None
+        return self
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.stop()
+
+
+PYTHON = sys.executable
