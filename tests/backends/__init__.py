@@ -64,14 +64,14 @@ class Process:
     def alive(self) -> bool:
         return self.proc.poll() is None
 
-    def stop(self, kill: bool = False) -> None:
+    def stop(self, kill: bool = False, grace_s: float = 10.0) -> None:
         if self.alive():
             try:
                 os.killpg(self.pid, signal.SIGKILL if kill else signal.SIGTERM)
             except ProcessLookupError:
                 pass
             try:
-                self.proc.wait(10)
+                self.proc.wait(grace_s)
             except subprocess.TimeoutExpired:
                 os.killpg(self.pid, signal.SIGKILL)
                 self.proc.wait(10)
@@ -273,7 +273,7 @@ class MlflowServer:
         return self
 
     def stop(self) -> None:
-        self.process.stop()
+        self.process.stop(grace_s=3.0)  # uvicorn's graceful shutdown waits on idle keep-alives
 
     def read(self, experiment: str, filter_string: Optional[str] = None) -> list[dict[str, Any]]:
         """Traces read back with MLflow's own client (run in MLflow's venv)."""

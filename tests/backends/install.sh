@@ -9,6 +9,7 @@ set -euo pipefail
 CACHE="${MLFLOW_OTEL_BACKENDS:-$HOME/.cache/mlflow-otel-backends}"
 PYTHON="${PYTHON:-python3}"
 mkdir -p "$CACHE"
+command -v go >/dev/null 2>&1 || export PATH="$PATH:/usr/local/go/bin"
 
 # --- Jaeger v2 -----------------------------------------------------------------------------------
 # DEVELOPERS.md names commit 798e4b0f (v2.20.0); the module proxy here refuses that version

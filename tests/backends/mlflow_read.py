@@ -22,7 +22,7 @@ def main() -> None:
         print("[]")
         return
     traces = client.search_traces(
-        experiment_ids=[exp.experiment_id], filter_string=filter_string, max_results=1000
+        experiment_ids=[exp.experiment_id], filter_string=filter_string, max_results=500
     )
     out = []
     for t in traces:
