@@ -14,6 +14,7 @@ import dataclasses
 import json
 import os
 import threading
+import time
 from typing import Any, Optional
 
 from opentelemetry import trace as otel_trace
@@ -208,6 +209,9 @@ def _at_exit() -> None:
     if rt is None:
         return
     try:
+        from mlflow_otel.exporters import otlp
+
+        otlp.set_exit_deadline(time.monotonic() + rt.settings.exit_timeout_s)
         rt.shutdown(rt.settings.exit_timeout_s)
     except Exception as exc:  # pragma: no cover - never fail the interpreter's exit
         warn_limited("exit", "Flushing traces at exit failed: %s", exc)

@@ -43,6 +43,16 @@ MAX_BACKOFF_S = 10.0
 RETRYABLE_HTTP = frozenset({429, 502, 503, 504})
 
 
+#: Set while the process is shutting down: retries whose next attempt would start after this
+#: ``time.monotonic()`` value give up at once instead of holding the exit until its deadline.
+_exit_deadline: Optional[float] = None
+
+
+def set_exit_deadline(deadline: Optional[float]) -> None:
+    global _exit_deadline
+    _exit_deadline = deadline
+
+
 class ExporterUnavailable(RuntimeError):
     """The package for the configured protocol is not installed."""
 
@@ -50,15 +60,24 @@ class ExporterUnavailable(RuntimeError):
 class _Outcome:
     """What one attempt to send a request came to."""
 
-    __slots__ = ("delay", "kind", "rejected", "why")
+    __slots__ = ("delay", "kind", "rejected", "unreachable", "why")
 
     OK, RETRY, TOO_LARGE, FAIL = "ok", "retry", "too_large", "fail"
 
-    def __init__(self, kind: str, delay: Optional[float] = None, rejected: int = 0, why: str = "") -> None:
+    def __init__(
+        self,
+        kind: str,
+        delay: Optional[float] = None,
+        rejected: int = 0,
+        why: str = "",
+        unreachable: bool = False,
+    ) -> None:
         self.kind = kind
         self.delay = delay
         self.rejected = rejected
         self.why = why
+        #: Nothing answered at all (connection refused, no route): at exit, not worth a retry.
+        self.unreachable = unreachable
 
 
 class OtlpExporter(SpanExporter):
@@ -145,6 +164,9 @@ class OtlpExporter(SpanExporter):
                 COUNTERS.add("bytes_sent", len(payload))
             if outcome.kind != _Outcome.RETRY:
                 return outcome
+            if outcome.unreachable and _exit_deadline is not None:
+                outcome.why += " (process exiting: not retried)"
+                return outcome
             backoff = min(MAX_BACKOFF_S, INITIAL_BACKOFF_S * (2**attempt))
             delay = outcome.delay if outcome.delay is not None else random.uniform(backoff / 2, backoff)
             attempt += 1
@@ -222,7 +244,9 @@ class OtlpHttpExporter(OtlpExporter):
                 verify=self._verify,
                 cert=self._cert,
             )
-        except self._requests.exceptions.RequestException as exc:  # connection refused, reset, timeout
+        except self._requests.exceptions.ConnectionError as exc:  # refused, reset, DNS
+            return _Outcome(_Outcome.RETRY, why=f"{type(exc).__name__}: {exc}", unreachable=True)
+        except self._requests.exceptions.RequestException as exc:  # timeouts and the like
             return _Outcome(_Outcome.RETRY, why=f"{type(exc).__name__}: {exc}")
         status = response.status_code
         if 200 <= status < 300:
@@ -320,7 +344,8 @@ class OtlpGrpcExporter(OtlpExporter):
             if code in _RETRYABLE_GRPC or (
                 code == grpc.StatusCode.RESOURCE_EXHAUSTED and retry_delay is not None
             ):
-                return _Outcome(_Outcome.RETRY, delay=retry_delay, why=why)
+                unreachable = code == grpc.StatusCode.UNAVAILABLE and "failed to connect" in why.lower()
+                return _Outcome(_Outcome.RETRY, delay=retry_delay, why=why, unreachable=unreachable)
             if code == grpc.StatusCode.RESOURCE_EXHAUSTED:  # e.g. "Received message larger than max"
                 return _Outcome(_Outcome.TOO_LARGE, why=why)
             return _Outcome(_Outcome.FAIL, why=why)
