@@ -84,6 +84,25 @@ class Process:
             return ""
 
 
+class OtlpCollector:
+    """What every collector-like backend offers: OTLP/HTTP and OTLP/gRPC endpoints on loopback."""
+
+    http_port: int
+    grpc_port: int
+
+    @property
+    def otlp_http(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}"
+
+    @property
+    def otlp_grpc(self) -> str:
+        return f"http://127.0.0.1:{self.grpc_port}"
+
+    @property
+    def grpc_target(self) -> str:
+        return f"127.0.0.1:{self.grpc_port}"
+
+
 # --- Jaeger v2 ---------------------------------------------------------------------------------------
 JAEGER_BIN = CACHE / "jaeger"
 
@@ -152,7 +171,7 @@ exporters:
 """
 
 
-class Jaeger:
+class Jaeger(OtlpCollector):
     """Jaeger v2 with memory storage and its query API, or (``upstream`` given) a plain OTel
     Collector pipeline: OTLP in -> batch -> OTLP out."""
 
@@ -163,22 +182,11 @@ class Jaeger:
         self.name = name
         self.upstream = upstream
         self.ports = {k: free_port() for k in ("health", "query", "query_grpc", "grpc", "http")}
+        self.http_port, self.grpc_port = self.ports["http"], self.ports["grpc"]
         template = _JAEGER_COLLECTOR if upstream else _JAEGER_STORE
         self.config = workdir / f"{name}.yaml"
         self.config.write_text(template.format(upstream=upstream, **self.ports))
         self.process: Optional[Process] = None
-
-    @property
-    def otlp_http(self) -> str:
-        return f"http://127.0.0.1:{self.ports['http']}"
-
-    @property
-    def otlp_grpc(self) -> str:
-        return f"http://127.0.0.1:{self.ports['grpc']}"
-
-    @property
-    def grpc_target(self) -> str:
-        return f"127.0.0.1:{self.ports['grpc']}"
 
     def start(self) -> Jaeger:
         self.process = Process(
@@ -309,7 +317,7 @@ def rotel_binary() -> Path:
     return Path(found[0])
 
 
-class Rotel:
+class Rotel(OtlpCollector):
     """rotel (Rust) as an OTLP collector: OTLP gRPC/HTTP in, OTLP out to ``upstream`` (gRPC)."""
 
     def __init__(self, workdir: Path, upstream_grpc: str) -> None:
@@ -318,14 +326,6 @@ class Rotel:
         self.grpc_port, self.http_port = free_port(), free_port()
         self.upstream = upstream_grpc
         self.process: Optional[Process] = None
-
-    @property
-    def otlp_http(self) -> str:
-        return f"http://127.0.0.1:{self.http_port}"
-
-    @property
-    def otlp_grpc(self) -> str:
-        return f"http://127.0.0.1:{self.grpc_port}"
 
     def start(self) -> Rotel:
         self.process = Process(
