@@ -37,3 +37,16 @@ __all__ = [
     "tracing",
     "update_current_trace",
 ]
+
+
+def _join_at_import() -> None:
+    """Sharing the application's provider means processing spans we did not start, from the very
+    first one: build the pipeline now rather than at our first span."""
+    from mlflow_otel import _runtime
+    from mlflow_otel._settings import use_default_tracer_provider_from_env
+
+    if _runtime.enabled and not use_default_tracer_provider_from_env():
+        _runtime.runtime()
+
+
+_join_at_import()

@@ -30,6 +30,7 @@ from mlflow_otel._serialize import dumps, to_attribute_value
 from mlflow_otel._span import NO_OP_SPAN, LiveSpan, NoOpSpan
 from mlflow_otel._telemetry import COUNTERS
 from mlflow_otel.entities import SpanEvent, SpanType
+from mlflow_otel.processors import capture_content_enabled
 from mlflow_otel.sampling import RATIO_OVERRIDE_KEY
 
 _MISSING = object()
@@ -66,7 +67,7 @@ def start_live_span(
         attrs[conv.TRACE_REQUEST_ID] = state.request_id_json
     if function_name is not None:
         attrs[conv.FUNCTION_NAME] = dumps(function_name)
-    if inputs is not _MISSING:
+    if inputs is not _MISSING and capture_content_enabled():
         attrs[conv.SPAN_INPUTS] = dumps(inputs)
     json_keys = None
     if attributes:
@@ -180,6 +181,8 @@ def _reduce(outputs: list[Any], reducer: Optional[Callable[[list[Any]], Any]]) -
 
 
 def _chunk_event(live: LiveSpan, index: int, item: Any) -> None:
+    if not capture_content_enabled():
+        return
     live.add_event(
         SpanEvent(
             conv.CHUNK_EVENT_NAME_FORMAT.format(index=index),

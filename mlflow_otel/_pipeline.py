@@ -55,6 +55,28 @@ class AnnouncingExporter(SpanExporter):
         return self.inner.force_flush(timeout_millis)
 
 
+class ProcessingExporter(SpanExporter):
+    """Runs the processor chain (hooks, content switch, redaction, trimming) on the export worker,
+    just before encoding: the request path never pays for it."""
+
+    def __init__(self, inner: SpanExporter) -> None:
+        self.inner = inner
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        from mlflow_otel.processors import process_batch
+
+        processed = process_batch(spans)
+        if not processed:
+            return SpanExportResult.SUCCESS
+        return self.inner.export(processed)
+
+    def shutdown(self) -> None:
+        self.inner.shutdown()
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return self.inner.force_flush(timeout_millis)
+
+
 class LazyExporter(SpanExporter):
     """Builds its exporter at the first export, on the export thread (e.g. an experiment lookup over
     the network must not run on the app's first traced request). A failed build is retried at the
@@ -224,7 +246,7 @@ class Pipeline:
                     logger.warning("%s; traces go to %s instead.", exc, fallback.description)
                     exporter, description = fallback.build(), fallback.description
                 processor = BatchProcessor(
-                    AnnouncingExporter(exporter, description),
+                    ProcessingExporter(AnnouncingExporter(exporter, description)),
                     max_queue_size=self.settings.max_queue_size,
                     max_export_batch_size=self.settings.max_export_batch_size,
                     schedule_delay_s=self.settings.schedule_delay_s,

@@ -19,7 +19,7 @@ from typing import Any, Optional
 
 from opentelemetry import trace as otel_trace
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import Tracer, TracerProvider
+from opentelemetry.sdk.trace import SpanLimits, Tracer, TracerProvider
 
 from mlflow_otel import _assembly
 from mlflow_otel._conventions import SCOPE_NAME
@@ -57,8 +57,13 @@ class _Runtime:
         else:
             # shutdown_on_exit=False: the SDK's own atexit hook waits for its processors without a
             # deadline; ours (below) bounds the exit flush instead.
+            # The SDK's attribute length limit would slice JSON mid-string; the trimming processor
+            # applies OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT instead, keeping JSON valid.
+            limits = SpanLimits(
+                max_attribute_length=SpanLimits.UNSET, max_span_attribute_length=SpanLimits.UNSET
+            )
             self.provider = TracerProvider(
-                resource=Resource.create(), sampler=sampler, shutdown_on_exit=False
+                resource=Resource.create(), sampler=sampler, shutdown_on_exit=False, span_limits=limits
             )
             self.provider.add_span_processor(self.pipeline.head)
             if not settings.use_default_tracer_provider:

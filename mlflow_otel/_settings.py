@@ -55,6 +55,19 @@ MLFLOW_USE_DEFAULT_TRACER_PROVIDER = "MLFLOW_USE_DEFAULT_TRACER_PROVIDER"
 #: Where self-telemetry counters are written (default: beside the embedded sink's file).
 MLFLOW_OTEL_STATS_FILE = "MLFLOW_OTEL_STATS_FILE"
 
+#: "false": drop inputs, outputs, messages and stream chunks; keep the trace's shape and usage.
+MLFLOW_OTEL_CAPTURE_CONTENT = "MLFLOW_OTEL_CAPTURE_CONTENT"
+#: A redaction policy file in the OTel Collector redaction processor's schema (YAML or JSON).
+MLFLOW_OTEL_REDACTION_CONFIG = "MLFLOW_OTEL_REDACTION_CONFIG"
+#: "false": switch the built-in secret patterns off.
+MLFLOW_OTEL_REDACTION_DEFAULTS = "MLFLOW_OTEL_REDACTION_DEFAULTS"
+#: Trimming budgets in bytes.
+MLFLOW_OTEL_MAX_ATTRIBUTE_BYTES = "MLFLOW_OTEL_MAX_ATTRIBUTE_BYTES"
+MLFLOW_OTEL_MAX_SPAN_BYTES = "MLFLOW_OTEL_MAX_SPAN_BYTES"
+#: The OTel SDK's limit on attribute string length (characters); trimming honours it, JSON-aware.
+OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT = "OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT"
+OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT = "OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT"
+
 #: Batch span processor variables (OTel spec, "Batch Span Processor" section of sdk-environment-variables).
 OTEL_BSP_SCHEDULE_DELAY = "OTEL_BSP_SCHEDULE_DELAY"
 OTEL_BSP_MAX_QUEUE_SIZE = "OTEL_BSP_MAX_QUEUE_SIZE"
@@ -312,6 +325,11 @@ def tracing_enabled_from_env(env: Optional[Mapping[str, str]] = None) -> bool:
     return _read(os.environ if env is None else env, MLFLOW_TRACING_ENABLED, _parse_bool, True)
 
 
+def use_default_tracer_provider_from_env(env: Optional[Mapping[str, str]] = None) -> bool:
+    """Read only ``MLFLOW_USE_DEFAULT_TRACER_PROVIDER``: cheap enough to call at import."""
+    return _read(os.environ if env is None else env, MLFLOW_USE_DEFAULT_TRACER_PROVIDER, _parse_bool, True)
+
+
 def traces_file_from_env(env: Optional[Mapping[str, str]] = None) -> str:
     env = os.environ if env is None else env
     return env.get(MLFLOW_OTEL_TRACES_FILE) or default_traces_file()
@@ -346,6 +364,35 @@ def load_settings(env: Optional[Mapping[str, str]] = None) -> Settings:
         tracking_uri=env.get(MLFLOW_TRACKING_URI) or None,
         experiment_name=env.get(MLFLOW_EXPERIMENT_NAME) or None,
         experiment_id=env.get(MLFLOW_EXPERIMENT_ID) or None,
-        use_default_tracer_provider=_read(env, MLFLOW_USE_DEFAULT_TRACER_PROVIDER, _parse_bool, True),
+        use_default_tracer_provider=use_default_tracer_provider_from_env(env),
         stats_file=env.get(MLFLOW_OTEL_STATS_FILE) or None,
+    )
+
+
+@dataclass(frozen=True)
+class ProcessorSettings:
+    """The processor chain's settings (code-level ``tracing.configure`` beats them)."""
+
+    capture_content: bool = True
+    redaction_config: Optional[str] = None
+    redaction_defaults: bool = True
+    max_attribute_bytes: int = 1024 * 1024
+    max_span_bytes: int = 3 * 1024 * 1024
+
+
+def load_processor_settings(env: Optional[Mapping[str, str]] = None) -> ProcessorSettings:
+    env = os.environ if env is None else env
+    max_attribute = _read(env, MLFLOW_OTEL_MAX_ATTRIBUTE_BYTES, _parse_positive_int, 1024 * 1024)
+    # The OTel limit counts characters; a character is at most 4 UTF-8 bytes, but cutting by the
+    # same number of bytes keeps every string within the character limit, which is what it promises.
+    for name in (OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT, OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT):
+        limit = _read(env, name, _parse_positive_int, None)
+        if limit is not None:
+            max_attribute = min(max_attribute, limit)
+    return ProcessorSettings(
+        capture_content=_read(env, MLFLOW_OTEL_CAPTURE_CONTENT, _parse_bool, True),
+        redaction_config=env.get(MLFLOW_OTEL_REDACTION_CONFIG) or None,
+        redaction_defaults=_read(env, MLFLOW_OTEL_REDACTION_DEFAULTS, _parse_bool, True),
+        max_attribute_bytes=max_attribute,
+        max_span_bytes=_read(env, MLFLOW_OTEL_MAX_SPAN_BYTES, _parse_positive_int, 3 * 1024 * 1024),
     )

@@ -17,6 +17,7 @@ from opentelemetry.trace import Status, StatusCode
 from mlflow_otel import _conventions as conv
 from mlflow_otel._log import warn_limited
 from mlflow_otel._serialize import dumps, loads_or_raw, to_attribute_value
+from mlflow_otel.processors import capture_content_enabled
 
 if TYPE_CHECKING:
     from mlflow_otel._assembly import TraceState
@@ -155,11 +156,11 @@ class LiveSpan:
     # --- mutation ------------------------------------------------------------------------------
     def set_inputs(self, inputs: Any) -> None:
         """Record inputs as JSON now, so a later mutation of the caller's objects does not show."""
-        if self._otel.is_recording():
+        if self._otel.is_recording() and capture_content_enabled():
             self._otel.set_attribute(conv.SPAN_INPUTS, dumps(inputs))
 
     def set_outputs(self, outputs: Any) -> None:
-        if self._otel.is_recording():
+        if self._otel.is_recording() and capture_content_enabled():
             self._otel.set_attribute(conv.SPAN_OUTPUTS, dumps(outputs))
 
     def set_attribute(self, key: str, value: Any) -> None:

@@ -8,8 +8,20 @@ from mlflow_otel import _runtime
 from mlflow_otel._fluent import _context_destination
 from mlflow_otel._telemetry import COUNTERS
 from mlflow_otel.destinations import Destination
+from mlflow_otel.processors import BUILTINS, DropSpan, TracingConfigContext, configure
 
-__all__ = ["disable", "enable", "is_enabled", "reset", "set_destination", "stats"]
+__all__ = [
+    "BUILTINS",
+    "DropSpan",
+    "TracingConfigContext",
+    "configure",
+    "disable",
+    "enable",
+    "is_enabled",
+    "reset",
+    "set_destination",
+    "stats",
+]
 
 
 def disable() -> None:

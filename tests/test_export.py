@@ -115,7 +115,9 @@ def test_headers_resource_and_compression_arrive(receiver, monkeypatch, protocol
 
         from mlflow_otel import _runtime
 
-        assert _runtime.runtime().pipeline.defaults[0].exporter.inner._compression == grpc.Compression.Gzip
+        assert (
+            _runtime.runtime().pipeline.defaults[0].exporter.inner.inner._compression == grpc.Compression.Gzip
+        )
     assert span.resource["service.name"] == "chat-api"
     assert span.resource["deployment.environment"] == "prod" and span.resource["team"] == "ml"
 

@@ -246,6 +246,8 @@ def test_flush_deadline_is_honoured_while_retrying(monkeypatch, fresh_receiver):
 @pytest.mark.parametrize("client_side_limit", [True, False])
 def test_5mb_span_to_4mib_grpc_receiver_small_ones_delivered(monkeypatch, fresh_receiver, client_side_limit):
     env = {} if client_side_limit else {"MLFLOW_OTEL_MAX_REQUEST_BYTES": 64 * 1024 * 1024}
+    # Trimming (which would shrink the span to fit) is set out of the way: this is the exporter's test.
+    env.update(MLFLOW_OTEL_MAX_ATTRIBUTE_BYTES=10**9, MLFLOW_OTEL_MAX_SPAN_BYTES=10**9)
     use(monkeypatch, fresh_receiver, protocol="grpc", OTEL_BSP_SCHEDULE_DELAY=60000, **env)
     for i in range(10):
         with mlflow.start_span(f"small-{i}"):

@@ -235,3 +235,32 @@ def test_dual_export_to_mlflow_and_jaeger(mlflow_server, jaeger, monkeypatch):
     assert {s["operationName"] for s in in_jaeger} == {"agent", "retrieve", "llm"}
     assert len(in_mlflow) == 1 and {s["name"] for s in in_mlflow[0]["spans"]} == {"agent", "retrieve", "llm"}
     assert in_mlflow[0]["trace_id"][3:] == in_jaeger[0]["traceID"]
+
+
+# --- processors on a real backend --------------------------------------------------------------------
+
+
+def test_jaeger_stores_redacted_and_trimmed_spans(jaeger, monkeypatch):
+    service = _service()
+    monkeypatch.setenv("OTEL_SERVICE_NAME", service)
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", jaeger.otlp_grpc)
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")
+    tracing.reset()
+    secret = "sk-proj-Q1w2E3r4T5y6U7i8O9p0A1s2D3f4"
+
+    @mlflow.trace
+    def call(settings, document):
+        return {"status": "ok", "echo": f"used {secret}"}
+
+    call({"provider": {"api_key": "plain-looking-value", "base_url": "http://llm"}}, "lorem ipsum " * 450_000)
+    assert mlflow.flush_trace_async_logging(timeout_s=30)
+    (span,) = jaeger.wait_for_spans(service, 1)
+    tags = span["tagmap"]
+    import json as _json
+
+    inputs = _json.loads(tags["mlflow.spanInputs"])
+    assert inputs["settings"]["provider"] == {"api_key": "****", "base_url": "http://llm"}
+    assert "truncated" in inputs["document"]
+    assert _json.loads(tags["mlflow.spanOutputs"])["echo"] == "used ****"
+    assert _json.loads(tags["mlflow_otel.trimmed"])["mlflow.spanInputs"]["original_bytes"] > 5_000_000
+    assert secret not in _json.dumps(tags) and "plain-looking-value" not in _json.dumps(tags)
