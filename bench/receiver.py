@@ -66,7 +66,7 @@ class Handler(BaseHTTPRequestHandler):
 
 
 class Servicer(trace_service_pb2_grpc.TraceServiceServicer):
-    def Export(self, request, context):  # noqa: N802 - the generated name
+    def Export(self, request, context):  # the generated service's method name
         _count(request, request.ByteSize())
         return trace_service_pb2.ExportTraceServiceResponse()
 

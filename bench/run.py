@@ -197,7 +197,7 @@ def targets(med: dict[tuple[str, str, str], Optional[float]]) -> list[tuple[str,
 
 def fmt(value: Optional[float]) -> str:
     if value is None:
-        return "–"
+        return "-"
     if value == 0:
         return "0"
     if abs(value) >= 100:
@@ -220,7 +220,7 @@ def render(med: dict[tuple[str, str, str], Optional[float]], impls: list[str]) -
 
         def ratio(impl: str) -> str:
             v = med.get((workload, key, impl))
-            return f"{v / base:.2f}x" if v is not None and base else "–"
+            return f"{v / base:.2f}x" if v is not None and base else "-"
 
         lines.append(
             f"| {label} ({unit}) | "
