@@ -217,15 +217,12 @@ def render(med: dict[tuple[str, str, str], Optional[float]], impls: list[str]) -
         if all(v is None for v in values):
             continue
         base = med.get((workload, key, "otel"))
-
-        def ratio(impl: str) -> str:
+        ratios = []
+        for impl in ("ours", "mlflow"):
             v = med.get((workload, key, impl))
-            return f"{v / base:.2f}x" if v is not None and base else "-"
-
+            ratios.append(f"{v / base:.2f}x" if v is not None and base else "-")
         lines.append(
-            f"| {label} ({unit}) | "
-            + " | ".join(fmt(v) for v in values)
-            + f" | {ratio('ours')} | {ratio('mlflow')} |"
+            f"| {label} ({unit}) | " + " | ".join(fmt(v) for v in values) + f" | {ratios[0]} | {ratios[1]} |"
         )
     return "\n".join(lines)
 
