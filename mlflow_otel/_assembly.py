@@ -88,7 +88,7 @@ def track(live: LiveSpan, span_id: int, state: TraceState) -> None:
                 state.root = live
     _live[span_id] = live
     state.members[span_id] = live
-    COUNTERS.add("spans_started")
+    COUNTERS.tick("spans_started")
 
 
 def last_trace_id() -> Optional[int]:
@@ -140,7 +140,7 @@ class TraceAssembler(SpanProcessor):
             if live is None:  # not ours: another instrumentation's span
                 self._router.route(span, None)
                 return
-            COUNTERS.add("spans_ended")
+            COUNTERS.tick("spans_ended")
             state = live._state
             if state is None:
                 self._router.route(span, None)

@@ -29,6 +29,7 @@ from mlflow_otel._log import warn_limited
 from mlflow_otel._serialize import dumps, to_attribute_value
 from mlflow_otel._span import NO_OP_SPAN, LiveSpan, NoOpSpan
 from mlflow_otel._telemetry import COUNTERS
+from mlflow_otel._tracer import LeanTracer
 from mlflow_otel.entities import SpanEvent, SpanType
 from mlflow_otel.processors import capture_content_enabled
 from mlflow_otel.sampling import RATIO_OVERRIDE_KEY
@@ -78,7 +79,13 @@ def start_live_span(
                 json_keys.add(key)
             attrs[str(key)] = encoded
 
-    otel_span = _runtime.tracer().start_span(name, context=parent, attributes=attrs, start_time=start_time_ns)
+    tracer = _runtime.tracer()
+    if tracer.__class__ is LeanTracer:
+        otel_span = tracer.start_span(
+            name, context=parent, attributes=attrs, start_time=start_time_ns, parent_span_context=parent_ctx
+        )
+    else:
+        otel_span = tracer.start_span(name, context=parent, attributes=attrs, start_time=start_time_ns)
     if not otel_span.is_recording():  # sampled out: carries context, records nothing
         COUNTERS.add("spans_sampled_out")
         return LiveSpan(otel_span, None, span_type, name)

@@ -19,7 +19,8 @@ from typing import Any, Optional
 
 from opentelemetry import trace as otel_trace
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import SpanLimits, Tracer, TracerProvider
+from opentelemetry.sdk.trace import SpanLimits, TracerProvider
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
 from mlflow_otel import _assembly
 from mlflow_otel._conventions import SCOPE_NAME
@@ -27,6 +28,7 @@ from mlflow_otel._log import ensure_visible, logger, warn_limited
 from mlflow_otel._pipeline import Pipeline
 from mlflow_otel._settings import Settings, load_settings, tracing_enabled_from_env
 from mlflow_otel._telemetry import COUNTERS
+from mlflow_otel._tracer import LeanTracer
 from mlflow_otel.destinations import Destination
 from mlflow_otel.sampling import sampler_for
 from mlflow_otel.version import VERSION
@@ -68,7 +70,17 @@ class _Runtime:
             self.provider.add_span_processor(self.pipeline.head)
             if not settings.use_default_tracer_provider:
                 otel_trace.set_tracer_provider(self.provider)
-        self.tracer: Tracer = self.provider.get_tracer(SCOPE_NAME, VERSION)
+        self.tracer: Any
+        if joined is not None:
+            # The application's provider: its processors and sampler must see our spans.
+            self.tracer = self.provider.get_tracer(SCOPE_NAME, VERSION)
+        else:
+            self.tracer = LeanTracer(
+                sampler,
+                self.provider.resource,
+                InstrumentationScope(SCOPE_NAME, VERSION),
+                self.pipeline.head.on_end,
+            )
         self.watcher: Optional[_assembly.TimeoutWatcher] = None
         if settings.trace_timeout_s is not None:
             self.watcher = _assembly.TimeoutWatcher(
@@ -156,7 +168,7 @@ def _init() -> _Runtime:
         return _runtime
 
 
-def tracer() -> Tracer:
+def tracer() -> Any:
     rt = _runtime
     return rt.tracer if rt is not None else _init().tracer
 

@@ -87,6 +87,16 @@ def _convert(obj: Any) -> Any:
 
 _encoder = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"), default=_convert)
 
+try:  # the C encoder, built once (json.JSONEncoder.encode builds one per call)
+    from json.encoder import c_make_encoder, encode_basestring
+
+    def _make_c_encoder() -> Any:
+        return c_make_encoder({}, _convert, encode_basestring, None, ":", ",", False, False, False)
+
+    _c_encoder: Any = _make_c_encoder() if c_make_encoder is not None else None
+except ImportError:  # pragma: no cover - pure-Python json
+    _c_encoder = None
+
 
 def _sanitise(obj: Any, depth: int, active: set[int]) -> Any:
     """A JSON-native copy of ``obj``: cycles and excess depth become markers; never raises."""
@@ -131,10 +141,20 @@ def _sanitise(obj: Any, depth: int, active: set[int]) -> Any:
 
 def dumps(obj: Any) -> str:
     """Encode ``obj`` as compact JSON, exactly once. Never raises; always returns valid JSON."""
-    try:
-        return _encoder.encode(obj)
-    except Exception:  # cycles, NaN, unsortable keys, RecursionError, a raising __str__ ...
-        pass
+    global _c_encoder
+    if obj.__class__ is str:
+        return encode_basestring(obj)
+    encoder = _c_encoder
+    if encoder is not None:
+        try:
+            return "".join(encoder(obj, 0))
+        except Exception:
+            _c_encoder = _make_c_encoder()  # its cycle markers may be left dirty by the failure
+    else:
+        try:
+            return _encoder.encode(obj)
+        except Exception:  # cycles, NaN, unsortable keys, RecursionError, a raising __str__ ...
+            pass
     try:
         return _encoder.encode(_sanitise(obj, 0, set()))
     except Exception:

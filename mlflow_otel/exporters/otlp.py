@@ -34,6 +34,7 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from mlflow_otel._log import logger, warn_limited
 from mlflow_otel._settings import PROTOCOL_GRPC, OtlpSettings
 from mlflow_otel._telemetry import COUNTERS
+from mlflow_otel.exporters.otlp_proto import encode_request
 
 #: Retry backoff: first delay and cap, in seconds (full jitter below the exponential curve).
 INITIAL_BACKOFF_S = 0.5
@@ -86,9 +87,6 @@ class OtlpExporter(SpanExporter):
     transport = "otlp"
 
     def __init__(self, otlp: OtlpSettings, max_request_bytes: int, retry_timeout_s: float) -> None:
-        from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
-
-        self._encode = encode_spans
         self.endpoint = otlp.endpoint
         self._headers = dict(otlp.headers)
         self._timeout_s = otlp.timeout_s
@@ -120,11 +118,10 @@ class OtlpExporter(SpanExporter):
     # --- core ---------------------------------------------------------------------------------------
     def _export_part(self, spans: list[ReadableSpan]) -> int:
         """Send ``spans``, splitting as needed; returns how many were delivered."""
-        request = self._encode(spans)
-        body = request.SerializeToString()
+        body = encode_request(spans)
         if len(body) > self._max_bytes:
             return self._split(spans, f"request of {len(body)} bytes exceeds {self._max_bytes}")
-        outcome = self._send_with_retries(request, body, len(spans))
+        outcome = self._send_with_retries(body, len(spans))
         if outcome.kind == _Outcome.OK:
             delivered = len(spans) - outcome.rejected
             COUNTERS.add("spans_delivered", delivered)
@@ -153,13 +150,13 @@ class OtlpExporter(SpanExporter):
         middle = len(spans) // 2
         return self._export_part(spans[:middle]) + self._export_part(spans[middle:])
 
-    def _send_with_retries(self, request: Any, body: bytes, count: int) -> _Outcome:
+    def _send_with_retries(self, body: bytes, count: int) -> _Outcome:
         deadline = time.monotonic() + self._retry_timeout_s
         payload = gzip.compress(body, compresslevel=6) if self._gzip and self.transport == "http" else body
         attempt = 0
         while True:
             remaining = deadline - time.monotonic()
-            outcome = self._send(request, payload, max(0.001, min(self._timeout_s, remaining)))
+            outcome = self._send(payload, max(0.001, min(self._timeout_s, remaining)))
             if outcome.kind == _Outcome.OK:
                 COUNTERS.add("bytes_sent", len(payload))
             if outcome.kind != _Outcome.RETRY:
@@ -180,7 +177,7 @@ class OtlpExporter(SpanExporter):
             if self._stop.wait(delay):
                 return _Outcome(_Outcome.FAIL, why="shut down while retrying")
 
-    def _send(self, request: Any, payload: bytes, timeout_s: float) -> _Outcome:  # pragma: no cover
+    def _send(self, payload: bytes, timeout_s: float) -> _Outcome:  # pragma: no cover
         raise NotImplementedError
 
 
@@ -234,7 +231,7 @@ class OtlpHttpExporter(OtlpExporter):
             self._local.session, self._local.pid = session, os.getpid()
         return session
 
-    def _send(self, request: Any, payload: bytes, timeout_s: float) -> _Outcome:
+    def _send(self, payload: bytes, timeout_s: float) -> _Outcome:
         try:
             response = self._session().post(
                 self.endpoint,
@@ -283,13 +280,13 @@ class OtlpGrpcExporter(OtlpExporter):
         super().__init__(otlp, max_request_bytes, retry_timeout_s)
         try:
             import grpc
-            from opentelemetry.proto.collector.trace.v1 import trace_service_pb2_grpc
+            from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
         except ImportError as exc:
             raise ExporterUnavailable(
                 f"OTLP/gRPC needs opentelemetry-exporter-otlp-proto-grpc ({exc})"
             ) from exc
         self._grpc = grpc
-        self._stub_cls = trace_service_pb2_grpc.TraceServiceStub
+        self._response_cls = trace_service_pb2.ExportTraceServiceResponse
         endpoint = otlp.endpoint
         scheme, _, rest = endpoint.partition("://")
         if not rest:  # no scheme: OTEL_EXPORTER_OTLP_INSECURE decides (spec)
@@ -327,15 +324,20 @@ class OtlpGrpcExporter(OtlpExporter):
                     )
                 else:
                     self._channel = self._grpc.insecure_channel(self._target, options=options)
-                self._stub = self._stub_cls(self._channel)
+                # The request is already serialised (encode_request): send the bytes as they are.
+                self._stub = self._channel.unary_unary(
+                    "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
+                    request_serializer=None,
+                    response_deserializer=self._response_cls.FromString,
+                )
                 self._pid = os.getpid()
             return self._stub
 
-    def _send(self, request: Any, payload: bytes, timeout_s: float) -> _Outcome:
+    def _send(self, payload: bytes, timeout_s: float) -> _Outcome:
         grpc = self._grpc
         try:
-            response = self._get_stub().Export(
-                request, timeout=timeout_s, metadata=self._metadata, compression=self._compression
+            response = self._get_stub()(
+                payload, timeout=timeout_s, metadata=self._metadata, compression=self._compression
             )
         except grpc.RpcError as err:
             code = err.code() if hasattr(err, "code") else grpc.StatusCode.UNKNOWN

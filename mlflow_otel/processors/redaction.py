@@ -237,13 +237,31 @@ class Redactor:
         self._hash = _hasher(policy.hash_function, policy.hmac_key)
         self._any_value = _any_of(self._blocked_values)
         self.summary = policy.summary.strip().lower()
+        #: Ignored keys not worth a summary (the default policy's own generated keys).
+        self._ignored_silently: frozenset[str] = frozenset()
+        self._ignore_cache: dict[str, bool] = {}
+        self._block_cache: dict[str, bool] = {}
 
     # --- predicates, as the Collector's ------------------------------------------------------------
+    # Keys repeat from span to span, so decisions on keys are remembered (bounded: a flood of
+    # distinct keys just stops being cached).
+    _CACHE_LIMIT = 10_000
+
     def _ignore_key(self, key: str) -> bool:
-        return key in self._ignored or any(p.search(key) for p in self._ignored_patterns)
+        cached = self._ignore_cache.get(key)
+        if cached is None:
+            cached = key in self._ignored or any(p.search(key) for p in self._ignored_patterns)
+            if len(self._ignore_cache) < self._CACHE_LIMIT:
+                self._ignore_cache[key] = cached
+        return cached
 
     def _block_key(self, key: str) -> bool:
-        return any(p.search(key) for p in self._blocked_keys)
+        cached = self._block_cache.get(key)
+        if cached is None:
+            cached = any(p.search(key) for p in self._blocked_keys)
+            if len(self._block_cache) < self._CACHE_LIMIT:
+                self._block_cache[key] = cached
+        return cached
 
     def _allow_value(self, text: str) -> bool:
         return any(p.search(text) for p in self._allowed_values)
@@ -395,6 +413,7 @@ class Redactor:
                         lists[name].extend(f"{event.name}.{k}" if "." not in k else k for k in items)
             if all(a is b for a, b in zip(new_events, events)):
                 new_events = None
+        lists["ignored"] = [k for k in lists["ignored"] if k not in self._ignored_silently]
         if not (updates or removed or new_events or lists["allowed"] or lists["ignored"]):
             return
         if new_events is not None:
@@ -472,6 +491,37 @@ def luhn_valid(digits: str) -> bool:
     return total % 10 == 0
 
 
+#: The default key pattern, as it appears in raw JSON text: a quoted key whose last word is a secret
+#: name, followed by a colon. Equivalent to DEFAULT_BLOCKED_KEY_PATTERNS for keys without escapes
+#: (escaped text always takes the full parse).
+_RAW_BLOCKED_KEY = re.compile(
+    r'(?i)"(?:[^"\\]*[._\-\s])?(?:api[_-]?key|apikey|x-api-key|secret|client[_-]?secret|secret[_-]?key|password'
+    r"|passwd|pwd|authorization|proxy-authorization|auth[_-]?token|access[_-]?token|refresh[_-]?token|id[_-]?token"
+    r"|bearer[_-]?token|session[_-]?token|token|private[_-]?key|access[_-]?key[_-]?id"
+    r'|aws[_-]?secret[_-]?access[_-]?key|cookie|set-cookie)"\s*:'
+)
+
+#: Every default secret shape contains one of these literals (or, for cards, four digits in a row):
+#: a value with none of them cannot match, which substring checks establish far faster than the
+#: combined regular expression.
+_SECRET_LITERALS = (
+    "sk-", "AKIA", "ASIA", "ABIA", "ACCA", "ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_",
+    "xox", "hooks.slack.com", "AIza", "_live_", "earer", "EARER", "PRIVATE KEY",
+)  # fmt: skip
+_FOUR_DIGITS = re.compile(r"[0-9]{4}")
+
+
+def _may_hold_secret(text: str) -> bool:
+    for literal in _SECRET_LITERALS:
+        if literal in text:
+            return True
+    return _FOUR_DIGITS.search(text) is not None
+
+
+#: Attributes the SDK writes itself from names and ids, never from user data.
+_GENERATED_KEYS = [conv.SPAN_TYPE, conv.FUNCTION_NAME, conv.TRACE_REQUEST_ID, "mlflow_otel.trimmed"]
+
+
 class DefaultRedactor(Redactor):
     """The built-in policy (on unless switched off): common secret shapes and card numbers."""
 
@@ -479,16 +529,56 @@ class DefaultRedactor(Redactor):
         super().__init__(
             RedactionPolicy(
                 allow_all_keys=True,
+                ignored_keys=list(_GENERATED_KEYS),
                 blocked_key_patterns=list(DEFAULT_BLOCKED_KEY_PATTERNS),
                 blocked_values=list(DEFAULT_BLOCKED_VALUES),
                 summary="info",
             ),
             name="default-redaction",
         )
+        # One pass over a value decides whether anything (a secret shape or a card candidate) is
+        # there at all; only then do the per-pattern substitutions and the Luhn check run.
+        self._any_value = _any_of([*self._blocked_values, _CARD_CANDIDATE])
+        self._ignored_silently = frozenset(_GENERATED_KEYS)
+
+    def mask_values(self, text: str) -> str:
+        if self._any_value is not None and not self._any_value.search(text):
+            return text
+        for pattern in self._blocked_values:
+            text = pattern.sub(lambda m: self._mask(m.group(0)), text)
+        return self.extra_mask(text)
+
+    def _may_match(self, text: str) -> bool:
+        if "\\" in text or (self._any_value is not None and self._any_value.search(text)):
+            return True
+        return _RAW_BLOCKED_KEY.search(text) is not None
+
+    def _clean(self, attrs: Mapping[str, Any]) -> bool:
+        """True when no value of ``attrs`` can hold anything this policy masks (the common case)."""
+        any_value = self._any_value
+        ignored = self._ignored
+        for key, value in attrs.items():
+            if key in ignored:
+                continue
+            if self._block_key(key):
+                return False
+            if value.__class__ is str:
+                if _may_hold_secret(value) and any_value is not None and any_value.search(value):
+                    return False
+                if key in JSON_ATTRIBUTES and ("\\" in value or _RAW_BLOCKED_KEY.search(value)):
+                    return False
+            elif isinstance(value, (list, tuple)) and any(
+                isinstance(v, str) and any_value is not None and any_value.search(v) for v in value
+            ):
+                return False
+        return True
+
+    def __call__(self, span: SpanView) -> None:
+        if self._clean(span.raw_attributes) and all(self._clean(e.attributes or {}) for e in span.events):
+            return
+        super().__call__(span)
 
     def extra_mask(self, text: str) -> str:
-        if not any(ch.isdigit() for ch in text[:4096]) and len(text) <= 4096:
-            return text
 
         def replace(match: re.Match[str]) -> str:
             digits = re.sub(r"[ \-]", "", match.group(0))

@@ -136,8 +136,21 @@ class Trimmer:
 
     def __call__(self, span: SpanView) -> None:
         raw = span.raw_attributes
-        over = [k for k, v in raw.items() if self._over(v)]
         events = span.events
+        # Fast path: a character is at most 4 UTF-8 bytes, so a span whose strings are short in
+        # characters is under budget without encoding anything.
+        chars = longest = 0
+        for v in raw.values():
+            if v.__class__ is str:
+                n = len(v)
+                chars += n
+                if n > longest:
+                    longest = n
+            else:
+                chars += 8
+        if not events and chars * 4 <= self.max_span_bytes and longest * 4 <= self.max_attribute_bytes:
+            return
+        over = [k for k, v in raw.items() if self._over(v)]
         total = sum(_size(v) for v in raw.values())
         if events:
             total += sum(_size(v) for e in events for v in (e.attributes or {}).values())

@@ -1,0 +1,218 @@
+"""A lean tracer for our own TracerProvider: standard OTel spans at a fraction of the SDK's cost.
+
+The SDK's ``Tracer.start_span`` is general: it cleans every attribute through ``BoundedAttributes``
+(type checks, copies, a lock per write), fans out to a processor list, snapshots a new
+``ReadableSpan`` at the end, and records internal metrics. On the request path that generality is
+most of the cost of a span. When mlflow-otel owns its provider (the default), the only processor is
+our own pipeline and our builders only set well-typed values, so this tracer builds spans directly:
+
+* the span *is* an OTel span: it implements ``opentelemetry.trace.Span`` (so it lives in OTel's
+  context and other instrumentations nest under it) and the SDK's ``ReadableSpan`` (so every
+  exporter, ours or the OTel project's, encodes it unchanged);
+* ids come from ``random.getrandbits`` like the SDK's ``RandomIdGenerator`` (re-seeded after fork);
+* sampling is the same ``ParentBased(TraceIdRatioBased)`` decision (see ``sampling.py``);
+* at ``end`` the span itself is handed to the pipeline (no snapshot copy): it is immutable from then.
+
+When mlflow-otel joins the application's provider (``MLFLOW_USE_DEFAULT_TRACER_PROVIDER=false``),
+the SDK's tracer is used instead, so the application's processors and sampler see our spans.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from time import time_ns
+from typing import Any, Callable, Optional
+
+from opentelemetry import trace as trace_api
+from opentelemetry.context import Context
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import Event, ReadableSpan
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode, TraceFlags
+from opentelemetry.trace.span import INVALID_SPAN_CONTEXT, NonRecordingSpan
+from opentelemetry.util.types import Attributes
+
+from mlflow_otel.sampling import RATIO_OVERRIDE_KEY, TraceRatioSampler
+
+_SAMPLED = TraceFlags(TraceFlags.SAMPLED)
+_NOT_SAMPLED = TraceFlags(TraceFlags.DEFAULT)
+_UNSET = Status(StatusCode.UNSET)
+_TRACE_ID_LIMIT = (1 << 64) - 1
+_get_current_span = trace_api.get_current_span
+_getrandbits = random.getrandbits
+
+
+class RecordingSpan(ReadableSpan, trace_api.Span):
+    """A recording span: the OTel ``Span`` API on top of the SDK's ``ReadableSpan`` fields."""
+
+    def __init__(
+        self,
+        name: str,
+        context: SpanContext,
+        parent: Optional[SpanContext],
+        attributes: dict[str, Any],
+        start_time: int,
+        resource: Resource,
+        scope: InstrumentationScope,
+        on_end: Callable[[ReadableSpan], None],
+    ) -> None:
+        # ReadableSpan's fields, set directly (its __init__ only assigns them).
+        self._name = name
+        self._context = context
+        self._kind = SpanKind.INTERNAL
+        self._instrumentation_info = None
+        self._instrumentation_scope = scope
+        self._parent = parent
+        self._start_time = start_time
+        self._end_time: Optional[int] = None
+        self._attributes = attributes
+        self._events: list[Event] = []
+        self._links: list[Link] = []
+        self._resource = resource
+        self._status = _UNSET
+        self._on_end = on_end
+
+    # --- opentelemetry.trace.Span ---------------------------------------------------------------------
+    def get_span_context(self) -> SpanContext:
+        return self._context
+
+    def set_attributes(self, attributes: Any) -> None:
+        if self._end_time is None:
+            self._attributes.update(attributes)
+
+    def set_attribute(self, key: str, value: Any) -> None:
+        if self._end_time is None:
+            self._attributes[key] = value
+
+    def add_event(self, name: str, attributes: Attributes = None, timestamp: Optional[int] = None) -> None:
+        if self._end_time is None:
+            self._events.append(Event(name, dict(attributes) if attributes else {}, timestamp or time_ns()))
+
+    def add_link(self, context: SpanContext, attributes: Attributes = None) -> None:
+        if self._end_time is None and context is not None and context.is_valid:
+            self._links.append(Link(context, dict(attributes) if attributes else None))
+
+    def update_name(self, name: str) -> None:
+        if self._end_time is None:
+            self._name = name
+
+    def is_recording(self) -> bool:
+        return self._end_time is None
+
+    def set_status(self, status: Any, description: Optional[str] = None) -> None:
+        # The SDK's rules: OK is final; UNSET never overrides.
+        if self._end_time is not None or self._status.status_code is StatusCode.OK:
+            return
+        if isinstance(status, Status):
+            if status.status_code is not StatusCode.UNSET:
+                self._status = status
+        elif status is not StatusCode.UNSET:
+            self._status = Status(status, description)
+
+    def record_exception(
+        self,
+        exception: BaseException,
+        attributes: Attributes = None,
+        timestamp: Optional[int] = None,
+        escaped: bool = False,
+    ) -> None:
+        import traceback
+
+        event_attributes = {
+            "exception.type": type(exception).__qualname__,
+            "exception.message": str(exception),
+            "exception.stacktrace": "".join(
+                traceback.format_exception(type(exception), exception, exception.__traceback__)
+            ),
+            "exception.escaped": str(escaped),
+        }
+        if attributes:
+            event_attributes.update(attributes)
+        self.add_event("exception", event_attributes, timestamp)
+
+    def end(self, end_time: Optional[int] = None) -> None:
+        if self._end_time is not None:
+            return
+        self._end_time = end_time if end_time is not None else time_ns()
+        self._on_end(self)
+
+    def __repr__(self) -> str:
+        return f"RecordingSpan(name={self._name!r}, context={self._context})"
+
+
+class LeanTracer:
+    """``start_span`` for our own provider (see the module docstring)."""
+
+    def __init__(
+        self,
+        sampler: TraceRatioSampler,
+        resource: Resource,
+        scope: InstrumentationScope,
+        on_end: Callable[[ReadableSpan], None],
+    ) -> None:
+        self._sampler = sampler
+        self._bound = round(sampler.ratio * (_TRACE_ID_LIMIT + 1))
+        self._resource = resource
+        self._scope = scope
+        self._on_end = on_end
+
+    def start_span(
+        self,
+        name: str,
+        context: Optional[Context] = None,
+        attributes: Optional[dict[str, Any]] = None,
+        start_time: Optional[int] = None,
+        links: Optional[Sequence[Link]] = None,
+        parent_span_context: Optional[SpanContext] = None,
+    ) -> trace_api.Span:
+        """The SDK tracer's signature; ``parent_span_context`` lets our builders, which have already
+        looked the parent up, skip a second context lookup."""
+        parent = (
+            parent_span_context
+            if parent_span_context is not None
+            else _get_current_span(context).get_span_context()
+        )
+        attrs = attributes if attributes is not None else {}
+        override = attrs.pop(RATIO_OVERRIDE_KEY, None) if attrs else None
+        if parent.is_valid:
+            trace_id = parent.trace_id
+            sampled = parent.trace_flags.sampled
+            trace_state = parent.trace_state
+            parent_ctx: Optional[SpanContext] = parent
+        else:
+            trace_id = _getrandbits(128) or 1
+            bound = (
+                self._bound
+                if override is None
+                else round(min(max(float(override), 0.0), 1.0) * (_TRACE_ID_LIMIT + 1))
+            )
+            sampled = (trace_id & _TRACE_ID_LIMIT) < bound
+            trace_state = None
+            parent_ctx = None
+        span_context = SpanContext(
+            trace_id,
+            _getrandbits(64) or 1,
+            is_remote=False,
+            trace_flags=_SAMPLED if sampled else _NOT_SAMPLED,
+            trace_state=trace_state,
+        )
+        if not sampled:
+            return NonRecordingSpan(span_context)
+        span = RecordingSpan(
+            name,
+            span_context,
+            parent_ctx,
+            attrs,
+            start_time if start_time is not None else time_ns(),
+            self._resource,
+            self._scope,
+            self._on_end,
+        )
+        if links:
+            for link in links:
+                span.add_link(link.context, link.attributes)
+        return span
+
+
+INVALID = NonRecordingSpan(INVALID_SPAN_CONTEXT)

@@ -1,0 +1,242 @@
+"""OTLP protobuf encoding written straight to bytes.
+
+The OTel project's encoder (``opentelemetry-exporter-otlp-proto-common``) builds a tree of protobuf
+message objects and then serialises it: in CPython that is about a third of the CPU a span costs
+end to end. This encoder writes the same wire format directly (field numbers from
+``opentelemetry/proto/trace/v1/trace.proto`` and ``common/v1/common.proto``), caching the parts that
+repeat (resource and scope blocks, attribute keys). The output parses to a message equal to the
+OTel encoder's for the same spans; ``tests/test_encoding.py`` checks that on arbitrary spans.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Sequence
+from typing import Any
+
+from opentelemetry.sdk.trace import ReadableSpan
+
+_pack_d = struct.Struct("<d").pack
+_pack_q = struct.Struct("<Q").pack
+_pack_i = struct.Struct("<I").pack
+
+#: SpanFlags: the context's is_remote flag is known (0x100); the parent is remote (0x200).
+_HAS_IS_REMOTE = 0x100
+_IS_REMOTE = 0x200
+_MASK64 = (1 << 64) - 1
+
+
+def _varint(value: int) -> bytes:
+    if value < 0x80:
+        return bytes((value,))
+    out = bytearray()
+    while value >= 0x80:
+        out.append((value & 0x7F) | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+def _ld(tag: bytes, payload: bytes) -> bytes:
+    """A length-delimited field."""
+    n = len(payload)
+    return tag + (bytes((n,)) if n < 0x80 else _varint(n)) + payload
+
+
+def _utf8(text: str) -> bytes:
+    # Protobuf strings must be valid UTF-8; a lone surrogate (possible in a Python str) is replaced
+    # rather than failing the whole batch.
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "replace")
+
+
+def any_value(value: Any) -> bytes:
+    """An ``AnyValue`` message body."""
+    cls = value.__class__
+    if cls is str:
+        return _ld(b"\x0a", _utf8(value))
+    if cls is bool:
+        return b"\x10\x01" if value else b"\x10\x00"
+    if cls is int:
+        return b"\x18" + _varint(value & _MASK64)
+    if cls is float:
+        return b"\x21" + _pack_d(value)
+    if cls is list or cls is tuple:
+        return _ld(b"\x2a", b"".join(_ld(b"\x0a", any_value(v)) for v in value))
+    if cls is bytes or cls is bytearray:
+        return _ld(b"\x3a", bytes(value))
+    if value is None:
+        return b""
+    if isinstance(value, bool):
+        return b"\x10\x01" if value else b"\x10\x00"
+    if isinstance(value, str):
+        return _ld(b"\x0a", _utf8(str(value)))
+    if isinstance(value, int):
+        return b"\x18" + _varint(int(value) & _MASK64)
+    if isinstance(value, float):
+        return b"\x21" + _pack_d(float(value))
+    if isinstance(value, (list, tuple)):
+        return _ld(b"\x2a", b"".join(_ld(b"\x0a", any_value(v)) for v in value))
+    return _ld(b"\x0a", _utf8(str(value)))
+
+
+_key_cache: dict[str, bytes] = {}
+
+
+def _key(key: str) -> bytes:
+    encoded = _key_cache.get(key)
+    if encoded is None:
+        encoded = _ld(b"\x0a", _utf8(key))
+        if len(_key_cache) < 4096:
+            _key_cache[key] = encoded
+    return encoded
+
+
+_SMALL = [bytes((i,)) for i in range(128)]
+
+
+def key_values(tag: bytes, attributes: Any) -> bytes:
+    """Repeated ``KeyValue`` fields with the given tag (the hot loop: string values inlined)."""
+    if not attributes:
+        return b""
+    out = []
+    append = out.append
+    small = _SMALL
+    cache = _key_cache
+    for k, v in attributes.items():
+        kb = cache.get(k)
+        if kb is None:
+            kb = _key(k)
+        if v.__class__ is str:
+            try:
+                vb = v.encode("utf-8")
+            except UnicodeEncodeError:
+                vb = v.encode("utf-8", "replace")
+            n = len(vb)
+            av = b"\x0a" + (small[n] if n < 128 else _varint(n)) + vb
+        else:
+            av = any_value(v)
+        m = len(av)
+        kv = kb + b"\x12" + (small[m] if m < 128 else _varint(m)) + av
+        n = len(kv)
+        append(tag + (small[n] if n < 128 else _varint(n)) + kv)
+    return b"".join(out)
+
+
+def _span(span: ReadableSpan) -> bytes:
+    ctx = span.context
+    parent = span.parent
+    parts = [
+        b"\x0a\x10" + ctx.trace_id.to_bytes(16, "big"),
+        b"\x12\x08" + ctx.span_id.to_bytes(8, "big"),
+    ]
+    if ctx.trace_state:
+        parts.append(_ld(b"\x1a", _utf8(ctx.trace_state.to_header())))
+    if parent is not None:
+        parts.append(b"\x22\x08" + parent.span_id.to_bytes(8, "big"))
+    parts.append(_ld(b"\x2a", _utf8(span.name)))
+    parts.append(b"\x30" + bytes((span.kind.value + 1,)))  # OTLP SpanKind = API kind + 1
+    parts.append(b"\x39" + _pack_q(span.start_time or 0))
+    parts.append(b"\x41" + _pack_q(span.end_time or 0))
+    parts.append(key_values(b"\x4a", span.attributes))
+    dropped = span.dropped_attributes
+    if dropped:
+        parts.append(b"\x50" + _varint(dropped))
+    for event in span.events:
+        body = (
+            b"\x09"
+            + _pack_q(event.timestamp)
+            + _ld(b"\x12", _utf8(event.name))
+            + key_values(b"\x1a", event.attributes)
+        )
+        parts.append(_ld(b"\x5a", body))
+    dropped = span.dropped_events
+    if dropped:
+        parts.append(b"\x60" + _varint(dropped))
+    for link in span.links:
+        lctx = link.context
+        body = b"\x0a\x10" + lctx.trace_id.to_bytes(16, "big") + b"\x12\x08" + lctx.span_id.to_bytes(8, "big")
+        if lctx.trace_state:
+            body += _ld(b"\x1a", _utf8(lctx.trace_state.to_header()))
+        body += key_values(b"\x22", link.attributes)
+        body += b"\x35" + _pack_i(_HAS_IS_REMOTE | (_IS_REMOTE if lctx.is_remote else 0))
+        parts.append(_ld(b"\x6a", body))
+    dropped = span.dropped_links
+    if dropped:
+        parts.append(b"\x70" + _varint(dropped))
+    status = span.status
+    status_body = b""
+    if status.description:
+        status_body += _ld(b"\x12", _utf8(status.description))
+    if status.status_code.value:
+        status_body += b"\x18" + bytes((status.status_code.value,))
+    parts.append(_ld(b"\x7a", status_body))
+    flags = _HAS_IS_REMOTE | (_IS_REMOTE if parent is not None and parent.is_remote else 0)
+    parts.append(b"\x85\x01" + _pack_i(flags))
+    return b"".join(parts)
+
+
+_resource_cache: dict[int, tuple[Any, bytes]] = {}
+_scope_cache: dict[int, tuple[Any, bytes]] = {}
+
+
+def _resource(resource: Any) -> bytes:
+    cached = _resource_cache.get(id(resource))
+    if cached is not None and cached[0] is resource:
+        return cached[1]
+    body = _ld(b"\x0a", key_values(b"\x0a", resource.attributes if resource is not None else {}))
+    if resource is not None and getattr(resource, "schema_url", ""):
+        body += _ld(b"\x1a", _utf8(resource.schema_url))
+    if len(_resource_cache) > 64:
+        _resource_cache.clear()
+    _resource_cache[id(resource)] = (resource, body)
+    return body
+
+
+def _scope(scope: Any) -> bytes:
+    cached = _scope_cache.get(id(scope))
+    if cached is not None and cached[0] is scope:
+        return cached[1]
+    if scope is None:
+        body = _ld(b"\x0a", b"")
+    else:
+        inner = _ld(b"\x0a", _utf8(scope.name)) if scope.name else b""
+        if scope.version:
+            inner += _ld(b"\x12", _utf8(scope.version))
+        inner += key_values(b"\x1a", getattr(scope, "attributes", None))
+        body = _ld(b"\x0a", inner)
+        if getattr(scope, "schema_url", ""):
+            body += b""  # the schema url goes after the spans; see encode_request
+    if len(_scope_cache) > 256:
+        _scope_cache.clear()
+    _scope_cache[id(scope)] = (scope, body)
+    return body
+
+
+def encode_request(spans: Sequence[ReadableSpan]) -> bytes:
+    """A serialised ``ExportTraceServiceRequest`` for ``spans``, grouped by resource and scope."""
+    groups: dict[int, tuple[Any, dict[int, tuple[Any, list[bytes]]]]] = {}
+    for span in spans:
+        resource = span.resource
+        entry = groups.get(id(resource))
+        if entry is None:
+            entry = groups[id(resource)] = (resource, {})
+        scope = span.instrumentation_scope
+        scoped = entry[1].get(id(scope))
+        if scoped is None:
+            scoped = entry[1][id(scope)] = (scope, [])
+        scoped[1].append(_ld(b"\x12", _span(span)))
+    out = []
+    for resource, scopes in groups.values():
+        scope_blocks = []
+        for scope, encoded in scopes.values():
+            block = _scope(scope) + b"".join(encoded)
+            schema = getattr(scope, "schema_url", "") if scope is not None else ""
+            if schema:
+                block += _ld(b"\x1a", _utf8(schema))
+            scope_blocks.append(_ld(b"\x12", block))
+        body = _resource(resource) + b"".join(scope_blocks)
+        out.append(_ld(b"\x0a", body))
+    return b"".join(out)
