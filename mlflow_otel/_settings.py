@@ -106,6 +106,11 @@ _DEFAULT_ENDPOINTS = {PROTOCOL_HTTP: "http://localhost:4318", PROTOCOL_GRPC: "ht
 
 DEFAULT_TRACES_FILE = "mlflow-otel-traces.jsonl"
 
+#: Spans queued per destination. Larger than the OTel spec's 2048 so that a burst from one process
+#: (20,000 traces of 3 spans as fast as Python can make them) is buffered, not dropped, while the
+#: export thread catches up; a queued span takes about 1 KB, so a full queue stays near 25 MB.
+DEFAULT_MAX_QUEUE_SIZE = 24576
+
 
 def _warn_invalid(name: str, raw: str, default: object, why: str = "") -> None:
     _logger.warning(
@@ -305,7 +310,7 @@ class Settings:
     traces_file: str = ""
     exit_timeout_s: float = 2.0
     schedule_delay_s: float = 5.0
-    max_queue_size: int = 2048
+    max_queue_size: int = DEFAULT_MAX_QUEUE_SIZE
     max_export_batch_size: int = 512
     max_workers: int = 2
     retry_timeout_s: float = 120.0
@@ -352,7 +357,7 @@ def load_settings(env: Optional[Mapping[str, str]] = None) -> Settings:
             env,
             MLFLOW_ASYNC_TRACE_LOGGING_MAX_QUEUE_SIZE,
             _parse_positive_int,
-            _read(env, OTEL_BSP_MAX_QUEUE_SIZE, _parse_positive_int, 2048),
+            _read(env, OTEL_BSP_MAX_QUEUE_SIZE, _parse_positive_int, DEFAULT_MAX_QUEUE_SIZE),
         ),
         max_export_batch_size=_read(env, OTEL_BSP_MAX_EXPORT_BATCH_SIZE, _parse_positive_int, 512),
         max_workers=_read(env, MLFLOW_ASYNC_TRACE_LOGGING_MAX_WORKERS, _parse_positive_int, 2),

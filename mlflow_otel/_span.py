@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from mlflow_otel.entities import SpanEvent, SpanStatus, SpanStatusCode
 
 NO_OP_SPAN_TRACE_ID = "MLFLOW_NO_OP_SPAN_TRACE_ID"
+_OK = Status(StatusCode.OK)  # shared: a Status is immutable
 
 
 def format_trace_id(trace_id: int) -> str:
@@ -235,7 +236,7 @@ class LiveSpan:
                 self.set_status(status)
             # MLflow marks a span OK when it ends without error (OTel would leave it UNSET).
             if self._otel.status.status_code is not StatusCode.ERROR:
-                self._otel.set_status(Status(StatusCode.OK))
+                self._otel.set_status(_OK)
             self._otel.end(end_time=end_time_ns)
         except Exception as exc:
             warn_limited("end_span", "Could not end span %r: %s", self._base_name, exc)

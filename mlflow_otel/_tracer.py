@@ -67,8 +67,9 @@ class RecordingSpan(ReadableSpan, trace_api.Span):
         self._start_time = start_time
         self._end_time: Optional[int] = None
         self._attributes = attributes
-        self._events: list[Event] = []
-        self._links: list[Link] = []
+        # Most spans have no events or links: share one empty tuple until the first is added.
+        self._events: Any = ()
+        self._links: Any = ()
         self._resource = resource
         self._status = _UNSET
         self._on_end = on_end
@@ -87,10 +88,14 @@ class RecordingSpan(ReadableSpan, trace_api.Span):
 
     def add_event(self, name: str, attributes: Attributes = None, timestamp: Optional[int] = None) -> None:
         if self._end_time is None:
+            if self._events.__class__ is tuple:
+                self._events = []
             self._events.append(Event(name, dict(attributes) if attributes else {}, timestamp or time_ns()))
 
     def add_link(self, context: SpanContext, attributes: Attributes = None) -> None:
         if self._end_time is None and context is not None and context.is_valid:
+            if self._links.__class__ is tuple:
+                self._links = []
             self._links.append(Link(context, dict(attributes) if attributes else None))
 
     def update_name(self, name: str) -> None:
