@@ -94,10 +94,13 @@ class OtlpExporter(SpanExporter):
         self._max_bytes = max_request_bytes
         self._retry_timeout_s = retry_timeout_s
         self._stop = threading.Event()
+        self._unreachable_at_exit = False
 
     # --- SpanExporter ------------------------------------------------------------------------------
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
-        if self._stop.is_set():
+        if self._stop.is_set() or (self._unreachable_at_exit and _exit_deadline is not None):
+            # Shut down, or the process is exiting and this destination already refused to connect:
+            # the rest of the queue is counted as dropped without encoding it.
             COUNTERS.add("dropped.shutdown", len(spans))
             return SpanExportResult.FAILURE
         try:
@@ -162,6 +165,7 @@ class OtlpExporter(SpanExporter):
             if outcome.kind != _Outcome.RETRY:
                 return outcome
             if outcome.unreachable and _exit_deadline is not None:
+                self._unreachable_at_exit = True
                 outcome.why += " (process exiting: not retried)"
                 return outcome
             backoff = min(MAX_BACKOFF_S, INITIAL_BACKOFF_S * (2**attempt))

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# The benchmark on a fresh machine: the project (with its bench extra) in .venv, mlflow-tracing in
+# its own venv, then bench/run.py with any arguments given here.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON="${PYTHON:-python3}"
+[ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
+.venv/bin/python -m pip install --quiet --upgrade pip
+.venv/bin/python -m pip install --quiet -e '.[bench]'
+MLT="${MLFLOW_TRACING_VENV:-$HOME/.cache/mlflow-otel-backends/mlflow-tracing-venv}"
+if [ ! -x "$MLT/bin/python" ] || ! "$MLT/bin/python" -c "import mlflow" 2>/dev/null; then
+  "$PYTHON" -m venv "$MLT"
+  "$MLT/bin/python" -m pip install --quiet --upgrade pip
+  "$MLT/bin/python" -m pip install --quiet mlflow-tracing opentelemetry-exporter-otlp-proto-grpc opentelemetry-exporter-otlp-proto-http
+fi
+.venv/bin/python bench/run.py --mlflow-python "$MLT/bin/python" "$@"
