@@ -16,6 +16,7 @@ from opentelemetry.trace import Status, StatusCode
 
 from mlflow_otel import _conventions as conv
 from mlflow_otel._log import warn_limited
+from mlflow_otel._reads import SpanReads
 from mlflow_otel._serialize import dumps, loads_or_raw, to_attribute_value
 from mlflow_otel.processors import capture_content_enabled
 
@@ -56,7 +57,7 @@ def parse_span_id(value: Union[str, int, None]) -> Optional[int]:
         return None
 
 
-class LiveSpan:
+class LiveSpan(SpanReads):
     """A span that is still being recorded, with MLflow's ``LiveSpan`` methods and properties."""
 
     __slots__ = ("__weakref__", "_base_name", "_json_keys", "_ordinal", "_otel", "_span_type", "_state")
@@ -114,14 +115,6 @@ class LiveSpan:
         return self._otel.is_recording()
 
     # --- data ----------------------------------------------------------------------------------
-    @property
-    def inputs(self) -> Any:
-        return self.get_attribute(conv.SPAN_INPUTS)
-
-    @property
-    def outputs(self) -> Any:
-        return self.get_attribute(conv.SPAN_OUTPUTS)
-
     @property
     def attributes(self) -> dict[str, Any]:
         raw = getattr(self._otel, "attributes", None) or {}

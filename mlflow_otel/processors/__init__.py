@@ -26,6 +26,7 @@ from opentelemetry.trace import Status, StatusCode
 
 from mlflow_otel import _conventions as conv
 from mlflow_otel._log import warn_limited
+from mlflow_otel._reads import SpanReads
 from mlflow_otel._serialize import dumps, loads_or_raw, to_attribute_value
 from mlflow_otel._telemetry import COUNTERS
 
@@ -48,7 +49,7 @@ BUILTINS = _Builtins()
 _MISSING = object()
 
 
-class SpanView:
+class SpanView(SpanReads):
     """A finished span as a processor sees it: MLflow's span API, mutable until export.
 
     Reads are free; the first write copies the attributes (copy-on-write), so processors that only
@@ -123,14 +124,6 @@ class SpanView:
     def span_type(self) -> Optional[str]:
         value = self._attrs.get(conv.SPAN_TYPE)
         return loads_or_raw(value) if isinstance(value, str) and value.startswith('"') else value
-
-    @property
-    def inputs(self) -> Any:
-        return self.get_attribute(conv.SPAN_INPUTS)
-
-    @property
-    def outputs(self) -> Any:
-        return self.get_attribute(conv.SPAN_OUTPUTS)
 
     @property
     def attributes(self) -> dict[str, Any]:
