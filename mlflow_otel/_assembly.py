@@ -95,6 +95,14 @@ def last_trace_id() -> Optional[int]:
     return _last_trace_id
 
 
+def open_members(state: TraceState) -> list[LiveSpan]:
+    """The trace's spans still open, other than its root, innermost (latest started) first: the
+    order in which to end them so every parent ends after its children."""
+    members = [live for live in list(_live.values()) if live._state is state and live is not state.root]
+    members.sort(key=lambda live: live.start_time_ns or 0, reverse=True)
+    return members
+
+
 def live_span(span_id: Optional[int]) -> Optional[LiveSpan]:
     return _live.get(span_id) if span_id is not None else None
 
@@ -190,9 +198,7 @@ def end_expired_traces(timeout_s: float, now_ns: Optional[int] = None) -> int:
     expired = [s for s in list(_traces.values()) if now_ns - s.start_ns > limit_ns]
     for state in expired:
         status = SpanStatus(SpanStatusCode.ERROR, f"Trace timed out after {timeout_s:g} seconds")
-        members = [live for live in list(_live.values()) if live._state is state and live is not state.root]
-        members.sort(key=lambda live: live.start_time_ns or 0, reverse=True)
-        for live in members:
+        for live in open_members(state):
             live.end(status=status)
         if state.root is not None:
             state.root.end(status=status)

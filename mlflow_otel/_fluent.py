@@ -49,7 +49,7 @@ def start_live_span(
     parent: Optional[Context] = None,
     attributes: Optional[dict[str, Any]] = None,
     inputs: Any = _MISSING,
-    function_name: Optional[str] = None,
+    function_name_json: Optional[str] = None,
     start_time_ns: Optional[int] = None,
     destination: Any = None,
     sampling_ratio: Optional[float] = None,
@@ -66,8 +66,8 @@ def start_live_span(
         attrs[RATIO_OVERRIDE_KEY] = float(sampling_ratio)
     if state is not None:
         attrs[conv.TRACE_REQUEST_ID] = state.request_id_json
-    if function_name is not None:
-        attrs[conv.FUNCTION_NAME] = dumps(function_name)
+    if function_name_json is not None:
+        attrs[conv.FUNCTION_NAME] = function_name_json
     if inputs is not _MISSING and capture_content_enabled():
         attrs[conv.SPAN_INPUTS] = dumps(inputs)
     json_keys = None
@@ -206,6 +206,7 @@ class _Traced:
         "binder",
         "destination",
         "function_name",
+        "function_name_json",
         "name",
         "reducer",
         "sampling_ratio",
@@ -223,6 +224,7 @@ class _Traced:
         sampling_ratio: Optional[float] = None,
     ):
         self.function_name = getattr(func, "__name__", None) or type(func).__name__
+        self.function_name_json = dumps(self.function_name)  # once, not per call
         self.name = name or self.function_name
         self.span_type = span_type
         self.attributes = dict(attributes) if attributes else None
@@ -238,7 +240,7 @@ class _Traced:
                 self.span_type,
                 attributes=self.attributes,
                 inputs=self.binder.bind(args, kwargs),
-                function_name=self.function_name,
+                function_name_json=self.function_name_json,
                 destination=self.destination,
                 sampling_ratio=self.sampling_ratio,
             )

@@ -15,7 +15,7 @@ import json
 import os
 import threading
 import time
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 from opentelemetry import trace as otel_trace
 from opentelemetry.sdk.resources import Resource
@@ -181,36 +181,40 @@ def flush(timeout_s: Optional[float] = None) -> bool:
     return rt.flush(rt.settings.exit_timeout_s * 5 if timeout_s is None else timeout_s)
 
 
-def reset() -> None:
-    """Shut the current pipeline down and forget it; the next span builds a new one from the
-    environment and the code-level settings as they are then."""
-    global _runtime, enabled
+def _replace(change: Optional[Callable[[], None]] = None) -> None:
+    """Apply ``change`` and drop the current pipeline; the next span builds one from the environment
+    and the code-level settings as they are then. Finished spans are flushed to the old
+    destinations first, within the exit deadline."""
+    global _runtime
     with _lock:
+        if change is not None:
+            change()
         rt, _runtime = _runtime, None
     if rt is not None:
         rt.shutdown(rt.settings.exit_timeout_s)
+
+
+def reset() -> None:
+    """Shut the current pipeline down and forget open traces (tests, re-configuration)."""
+    global enabled
+    _replace()
     _assembly.clear()
     enabled = tracing_enabled_from_env()
 
 
 def override(**values: Any) -> None:
-    """Apply code-level settings and rebuild the pipeline at the next span (finished spans are
-    flushed to the old destinations first, within the exit deadline)."""
-    global _runtime
-    with _lock:
-        _overrides.update(values)
-        rt, _runtime = _runtime, None
-    if rt is not None:
-        rt.shutdown(rt.settings.exit_timeout_s)
+    """Apply code-level settings (``set_tracking_uri``, ``set_experiment``)."""
+    _replace(lambda: _overrides.update(values))
 
 
 def set_default_destination(destination: Optional[Destination]) -> None:
-    global _destination, _runtime
-    with _lock:
+    """``tracing.set_destination(dest)`` for the whole process."""
+
+    def change() -> None:
+        global _destination
         _destination = destination
-        rt, _runtime = _runtime, None
-    if rt is not None:
-        rt.shutdown(rt.settings.exit_timeout_s)
+
+    _replace(change)
 
 
 def clear_overrides() -> None:

@@ -121,7 +121,7 @@ class MlflowClient:
             warn_limited("client.end_trace", "end_trace: no open trace %r; ignored.", trace_id)
             return
         root = state.root
-        still_open = [s for s in list(_assembly._live.values()) if s._state is state and s is not root]
+        still_open = _assembly.open_members(state)
         if still_open:
             warn_limited(
                 "client_open_spans",
@@ -129,7 +129,7 @@ class MlflowClient:
                 trace_id,
                 len(still_open),
             )
-            for span in sorted(still_open, key=lambda s: s.start_time_ns or 0, reverse=True):
+            for span in still_open:
                 span.end(end_time_ns=end_time_ns)
         root.end(outputs=outputs, attributes=attributes, status=status, end_time_ns=end_time_ns)
 
