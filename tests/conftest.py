@@ -6,8 +6,16 @@ set, so tests exercise the same settings path a user's process does.
 
 from __future__ import annotations
 
-import json
 import os
+
+# Before gRPC is imported (tests.otlp_receiver imports it): on Python 3.9 `subprocess` starts
+# children with a plain fork(), which runs gRPC's fork handlers while this process's gRPC threads
+# (the test receiver's server, exporter channels) are busy, and the child can abort in gRPC's poller
+# before it execs. gRPC's own switch turns those handlers off. The SDK does not rely on them: its
+# exporter builds a new channel in a forked child (test_forked_child_exports_its_own_spans).
+os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")
+
+import json
 import subprocess
 import sys
 from collections.abc import Iterator
