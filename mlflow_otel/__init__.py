@@ -3,7 +3,7 @@
 Switch by changing the import: ``import mlflow_otel as mlflow``.
 """
 
-from mlflow_otel import config, destinations, entities, tracing
+from mlflow_otel import config, destinations, entities, openai, tracing
 from mlflow_otel._fluent import (
     flush_trace_async_logging,
     get_active_trace_id,
@@ -30,6 +30,7 @@ __all__ = [
     "get_current_active_span",
     "get_last_active_trace_id",
     "get_tracking_uri",
+    "openai",
     "set_experiment",
     "set_tracking_uri",
     "start_span",

@@ -57,6 +57,10 @@ MLFLOW_OTEL_STATS_FILE = "MLFLOW_OTEL_STATS_FILE"
 
 #: "false": drop inputs, outputs, messages and stream chunks; keep the trace's shape and usage.
 MLFLOW_OTEL_CAPTURE_CONTENT = "MLFLOW_OTEL_CAPTURE_CONTENT"
+#: Which attribute conventions model-call spans carry, comma-separated: mlflow, gen_ai, openinference.
+MLFLOW_OTEL_SEMCONV = "MLFLOW_OTEL_SEMCONV"
+#: The OTel GenAI instrumentations' switch for chat messages as ``gen_ai.*.messages`` attributes.
+OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
 #: A redaction policy file in the OTel Collector redaction processor's schema (YAML or JSON).
 MLFLOW_OTEL_REDACTION_CONFIG = "MLFLOW_OTEL_REDACTION_CONFIG"
 #: "false": switch the built-in secret patterns off.
@@ -400,4 +404,40 @@ def load_processor_settings(env: Optional[Mapping[str, str]] = None) -> Processo
         redaction_defaults=_read(env, MLFLOW_OTEL_REDACTION_DEFAULTS, _parse_bool, True),
         max_attribute_bytes=max_attribute,
         max_span_bytes=_read(env, MLFLOW_OTEL_MAX_SPAN_BYTES, _parse_positive_int, 3 * 1024 * 1024),
+    )
+
+
+SEMCONV_MLFLOW = "mlflow"
+SEMCONV_GEN_AI = "gen_ai"
+SEMCONV_OPENINFERENCE = "openinference"
+_SEMCONVS = (SEMCONV_MLFLOW, SEMCONV_GEN_AI, SEMCONV_OPENINFERENCE)
+
+
+def _parse_semconv(raw: str) -> frozenset[str]:
+    names = frozenset(n.strip().lower() for n in raw.split(",") if n.strip())
+    unknown = names - set(_SEMCONVS)
+    if unknown or not names:
+        raise ValueError(f"expected a comma-separated subset of {', '.join(_SEMCONVS)}")
+    return names
+
+
+@dataclass(frozen=True)
+class GenAiSettings:
+    """How model-call spans (``mlflow_otel.openai.autolog``) are described on the wire.
+
+    MLflow's keys and the OTel GenAI keys are on by default; OpenInference (what Phoenix renders) is
+    asked for. Chat messages as ``gen_ai.input.messages`` / ``gen_ai.output.messages`` would repeat
+    ``mlflow.spanInputs`` / ``mlflow.spanOutputs``, so they follow the GenAI instrumentations' own
+    opt-in switch (DESIGN.md section 2: never duplicate big payloads unless asked).
+    """
+
+    semconv: frozenset[str] = frozenset({SEMCONV_MLFLOW, SEMCONV_GEN_AI})
+    capture_messages: bool = False
+
+
+def load_genai_settings(env: Optional[Mapping[str, str]] = None) -> GenAiSettings:
+    env = os.environ if env is None else env
+    return GenAiSettings(
+        semconv=_read(env, MLFLOW_OTEL_SEMCONV, _parse_semconv, GenAiSettings.semconv),
+        capture_messages=_read(env, OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT, _parse_bool, False),
     )
