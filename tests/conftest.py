@@ -27,6 +27,7 @@ import pytest
 import mlflow_otel
 from mlflow_otel import _log, _runtime, processors, tracing
 from mlflow_otel._telemetry import COUNTERS
+from tests.backends import Jaeger, MlflowServer
 from tests.otlp_receiver import OtlpReceiver, ReceivedSpan
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -39,6 +40,30 @@ def receiver() -> Iterator[OtlpReceiver]:
     r = OtlpReceiver().start()
     yield r
     r.stop()
+
+
+def _start_or_skip(factory: Callable[[], object]) -> object:
+    """Start a real backend; one whose binary is missing skips (and CI counts a skip as a failure)."""
+    try:
+        return factory().start()  # type: ignore[attr-defined]
+    except FileNotFoundError as exc:
+        pytest.skip(str(exc))
+
+
+@pytest.fixture(scope="session")
+def jaeger(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Jaeger]:
+    backend = _start_or_skip(lambda: Jaeger(tmp_path_factory.mktemp("jaeger")))
+    yield backend  # type: ignore[misc]
+    backend.stop()  # type: ignore[attr-defined]
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowServer]:
+    """One MLflow server for the session (its first start takes up to a minute); tests use their
+    own experiments."""
+    backend = _start_or_skip(lambda: MlflowServer(tmp_path_factory.mktemp("mlflow")))
+    yield backend  # type: ignore[misc]
+    backend.stop()  # type: ignore[attr-defined]
 
 
 @pytest.fixture(autouse=True)

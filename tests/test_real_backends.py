@@ -12,28 +12,7 @@ import pytest
 import mlflow_otel as mlflow
 from mlflow_otel import tracing
 from mlflow_otel.entities import SpanType
-from tests.backends import Jaeger, MlflowServer, Rotel
-
-
-def _start_or_skip(factory):
-    try:
-        return factory().start()
-    except FileNotFoundError as exc:
-        pytest.skip(str(exc))
-
-
-@pytest.fixture(scope="module")
-def jaeger(tmp_path_factory):
-    backend = _start_or_skip(lambda: Jaeger(tmp_path_factory.mktemp("jaeger")))
-    yield backend
-    backend.stop()
-
-
-@pytest.fixture(scope="module")
-def mlflow_server(tmp_path_factory):
-    backend = _start_or_skip(lambda: MlflowServer(tmp_path_factory.mktemp("mlflow")))
-    yield backend
-    backend.stop()
+from tests.backends import Jaeger, Rotel
 
 
 def _service() -> str:
