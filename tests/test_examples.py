@@ -68,6 +68,7 @@ def _experiment() -> str:
 # --- OpenAI: the seeds' quickstart and the production FastAPI app, read back from MLflow --------------
 
 
+@pytest.mark.backend
 def test_openai_quickstart_traces_to_an_mlflow_server(mlflow_server, openai_server, tmp_path):
     experiment = _experiment()
     result = run_example(
@@ -91,6 +92,7 @@ def test_openai_quickstart_traces_to_an_mlflow_server(mlflow_server, openai_serv
     assert span["attributes"]["mlflow.llm.model"] == "gpt-4o-mini-2024-08-06"
 
 
+@pytest.mark.backend
 def test_fastapi_app_traces_requests_with_their_context_to_mlflow(mlflow_server, openai_server, monkeypatch):
     from fastapi.testclient import TestClient
 

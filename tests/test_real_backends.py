@@ -14,6 +14,8 @@ from mlflow_otel import tracing
 from mlflow_otel.entities import SpanType
 from tests.backends import Jaeger, Rotel
 
+pytestmark = pytest.mark.backend
+
 
 def _service() -> str:
     return f"svc-{uuid.uuid4().hex[:8]}"
