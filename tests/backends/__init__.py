@@ -52,12 +52,14 @@ def http_json(url: str, timeout: float = 5.0) -> Any:
 class Process:
     """A backend process we started: log file, PID, stop by PID (SIGTERM then SIGKILL)."""
 
-    def __init__(self, args: list[str], log: Path, env: Optional[dict[str, str]] = None) -> None:
+    def __init__(
+        self, args: list[str], log: Path, env: Optional[dict[str, str]] = None, cwd: Optional[Path] = None
+    ) -> None:
         self.args = args
         self.log_path = log
         self._log = open(log, "wb")  # noqa: SIM115 - kept open for the process's life
         self.proc = subprocess.Popen(
-            args, stdout=self._log, stderr=subprocess.STDOUT, env=env, start_new_session=True
+            args, stdout=self._log, stderr=subprocess.STDOUT, env=env, cwd=cwd, start_new_session=True
         )
         self.pid = self.proc.pid
 
@@ -238,6 +240,93 @@ class Jaeger(OtlpCollector):
             return wait_until(enough, timeout, f"{count} spans of {service} in {self.name}", interval=0.5)
         except TimeoutError:
             return self.spans(service, **kwargs)
+
+
+# --- otelcol-mlflow: collector-config/ run as users run it --------------------------------------------
+OTELCOL_BIN = CACHE / "otelcol-mlflow"
+COLLECTOR_CONFIG = HERE.parent.parent / "collector-config"
+
+
+def otelcol_binary() -> Path:
+    if not OTELCOL_BIN.exists():
+        raise FileNotFoundError(f"{OTELCOL_BIN} missing: run tests/backends/install.sh")
+    return OTELCOL_BIN
+
+
+class Otelcol(OtlpCollector):
+    """The collector built from ``collector-config/builder-config.yaml``, running the repository's
+    configuration files unchanged; only their environment variables are set (ports, endpoints)."""
+
+    def __init__(self, workdir: Path, configs: list[str], env: dict[str, str], name: str) -> None:
+        self.binary = otelcol_binary()
+        self.workdir = workdir
+        self.name = name
+        self.configs = configs
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "OTEL_"))}
+        self.env.update(env)
+        self.process: Optional[Process] = None
+
+    @classmethod
+    def agent(cls, workdir: Path, gateway_grpc: str) -> Otelcol:
+        ports = {k: free_port() for k in ("grpc", "http", "health", "metrics")}
+        env = {
+            "AGENT_GRPC_ENDPOINT": f"127.0.0.1:{ports['grpc']}",
+            "AGENT_HTTP_ENDPOINT": f"127.0.0.1:{ports['http']}",
+            "AGENT_HEALTH_ENDPOINT": f"127.0.0.1:{ports['health']}",
+            "AGENT_METRICS_PORT": str(ports["metrics"]),
+            "GATEWAY_ENDPOINT": gateway_grpc,
+            "GATEWAY_INSECURE": "true",
+        }
+        agent = cls(workdir, ["agent.yaml"], env, "agent")
+        agent.grpc_port, agent.http_port, agent.health_port = ports["grpc"], ports["http"], ports["health"]
+        return agent
+
+    @classmethod
+    def gateway(cls, workdir: Path, overlay: Optional[str] = None, **env: str) -> Otelcol:
+        ports = {k: free_port() for k in ("grpc", "http", "health", "metrics")}
+        base = {
+            "GATEWAY_GRPC_ENDPOINT": f"127.0.0.1:{ports['grpc']}",
+            "GATEWAY_HTTP_ENDPOINT": f"127.0.0.1:{ports['http']}",
+            "GATEWAY_HEALTH_ENDPOINT": f"127.0.0.1:{ports['health']}",
+            "GATEWAY_METRICS_PORT": str(ports["metrics"]),
+            "ARCHIVE_FILE": str(workdir / "gateway-archive.jsonl"),
+            "TRACES_INSECURE": "true",
+        }
+        base.update(env)
+        configs = ["gateway.yaml"] + ([overlay] if overlay else [])
+        gateway = cls(workdir, configs, base, "gateway")
+        gateway.grpc_port, gateway.http_port, gateway.health_port = (
+            ports["grpc"],
+            ports["http"],
+            ports["health"],
+        )
+        return gateway
+
+    def validate(self) -> subprocess.CompletedProcess[str]:
+        args = [str(self.binary), "validate", *(f"--config={c}" for c in self.configs)]
+        return subprocess.run(
+            args, cwd=COLLECTOR_CONFIG, env=self.env, capture_output=True, text=True, timeout=60
+        )
+
+    def start(self) -> Otelcol:
+        args = [str(self.binary), *(f"--config={c}" for c in self.configs)]
+        self.process = Process(args, self.workdir / f"{self.name}.log", env=self.env, cwd=COLLECTOR_CONFIG)
+
+        def healthy() -> bool:
+            if not self.process.alive():  # type: ignore[union-attr]
+                raise RuntimeError("exited")
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.health_port}/", timeout=2) as r:
+                return r.status == 200
+
+        try:
+            wait_until(healthy, 60, self.name)
+        except (TimeoutError, RuntimeError):
+            raise RuntimeError(f"{self.name} did not start:\n{self.process.tail()}") from None
+        return self
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.stop()
 
 
 # --- MLflow tracking server ----------------------------------------------------------------------------
