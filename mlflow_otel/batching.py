@@ -63,13 +63,17 @@ class BatchProcessor(SpanProcessor):
             os.register_at_fork(after_in_child=_after_in_child)
 
     def _start(self, clear: bool) -> None:
-        self._queue: collections.deque[tuple[int, ReadableSpan]] = (
+        # The queue holds the spans themselves: a span's place in line is its number. Spans leave only
+        # from the left, under the take lock, so the n-th span taken is the n-th span queued; counting
+        # what was taken numbers every span without storing a number per span (memory: a queue full
+        # of small spans is most of what a dead collector costs).
+        self._queue: collections.deque[ReadableSpan] = (
             collections.deque() if clear or not hasattr(self, "_queue") else self._queue
         )
-        self._seq = itertools.count(1)  # next() is atomic under the GIL
+        self._taken = 0  # spans that left the queue (exported, being exported, or dropped)
         self._take_lock = threading.Lock()
         self._progress = threading.Condition()
-        self._inflight: dict[int, int] = {}  # batch id -> smallest sequence number in it
+        self._inflight: dict[int, int] = {}  # batch id -> number of the first span in it
         self._batch_ids = itertools.count()
         self._wake = threading.Event()
         self._flush_waiters = 0
@@ -98,7 +102,7 @@ class BatchProcessor(SpanProcessor):
                 self._max_queue_size,
             )
             return
-        self._queue.append((next(self._seq), span))
+        self._queue.append(span)
         if len(self._queue) >= self._max_batch:
             self._wake.set()
 
@@ -114,16 +118,16 @@ class BatchProcessor(SpanProcessor):
                 batch_id, batch = self._take()
                 if not batch:
                     break
-                self._export([span for _, span in batch])
+                self._export(batch)
                 with self._progress:
                     del self._inflight[batch_id]
                     self._progress.notify_all()
             if self._shutdown and not self._queue:
                 return
 
-    def _take(self) -> tuple[int, list[tuple[int, ReadableSpan]]]:
+    def _take(self) -> tuple[int, list[ReadableSpan]]:
         with self._take_lock:
-            batch: list[tuple[int, ReadableSpan]] = []
+            batch: list[ReadableSpan] = []
             try:
                 while len(batch) < self._max_batch:
                     batch.append(self._queue.popleft())
@@ -133,8 +137,19 @@ class BatchProcessor(SpanProcessor):
                 return -1, batch
             batch_id = next(self._batch_ids)
             with self._progress:
-                self._inflight[batch_id] = min(seq for seq, _ in batch)
+                self._inflight[batch_id] = self._taken + 1
+            self._taken += len(batch)
             return batch_id, batch
+
+    def _drop_queued(self) -> int:
+        """Empty the queue; the dropped spans count as taken, so flushes waiting on them end."""
+        with self._take_lock:
+            dropped = len(self._queue)
+            self._queue.clear()
+            self._taken += dropped
+        with self._progress:
+            self._progress.notify_all()
+        return dropped
 
     def _export(self, batch: list[ReadableSpan]) -> None:
         try:
@@ -150,19 +165,13 @@ class BatchProcessor(SpanProcessor):
 
     # --- control -----------------------------------------------------------------------------------
     def _done_through(self, target: int) -> bool:
-        """True when no span with sequence number <= target is queued or being exported."""
-        queue = self._queue
-        if queue:
-            try:
-                if queue[0][0] <= target:
-                    return False
-            except IndexError:
-                pass
-        return all(first > target for first in self._inflight.values())
+        """True when spans 1..target have all left the queue and none of them is being exported."""
+        return self._taken >= target and all(first > target for first in self._inflight.values())
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
         """Wait until every span queued before this call has been exported or dropped, or the deadline."""
-        target = next(self._seq) - 1
+        with self._take_lock:  # every span queued so far: those taken, and those still in line
+            target = self._taken + len(self._queue)
         deadline = time.monotonic() + max(timeout_millis, 0) / 1000.0
         with self._progress:
             self._flush_waiters += 1
@@ -185,9 +194,8 @@ class BatchProcessor(SpanProcessor):
         deadline = time.monotonic() + timeout_millis / 1000.0
         self.force_flush(timeout_millis)
         self._shutdown = True
-        dropped = len(self._queue)
+        dropped = self._drop_queued()
         if dropped:  # what the deadline left behind
-            self._queue.clear()
             COUNTERS.add("dropped.shutdown", dropped)
         self._wake.set()
         try:

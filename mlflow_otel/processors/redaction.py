@@ -501,16 +501,18 @@ _RAW_BLOCKED_KEY = re.compile(
     r'|aws[_-]?secret[_-]?access[_-]?key|cookie|set-cookie)"\s*:'
 )
 
-#: Every default secret shape contains one of these literals (or, for cards, four digits in a row):
-#: a value with none of them cannot match, which substring checks establish far faster than the
-#: combined regular expression.
+#: Every default secret shape contains one of these literals, or, for card numbers, two runs of four
+#: digits with at most one separator between them (every form ``_CARD_CANDIDATE`` accepts: 13-19
+#: digits in a row, 4-4-4-4 groups, Amex 4-6-5): a value with none of them cannot match, which
+#: substring checks establish far faster than the combined regular expression. (A lone run of four
+#: digits, such as a year, is not enough to be a card.)
 _SECRET_LITERALS = (
     "sk-", "AKIA", "ASIA", "ABIA", "ACCA", "ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_",
     "xox", "hooks.slack.com", "AIza", "_live_", "earer", "EARER", "PRIVATE KEY",
 )  # fmt: skip
-_FOUR_DIGITS = re.compile(r"[0-9]{4}")
+_CARD_HINT = re.compile(r"\d{4}[ \-]?\d{4}")
 #: The same screen as one pattern: for long values one scan beats a scan per literal.
-_SECRET_HINT = re.compile("|".join([*(re.escape(lit) for lit in _SECRET_LITERALS), "[0-9]{4}"]))
+_SECRET_HINT = re.compile("|".join([*(re.escape(lit) for lit in _SECRET_LITERALS), _CARD_HINT.pattern]))
 
 
 def _may_hold_secret(text: str) -> bool:
@@ -519,7 +521,23 @@ def _may_hold_secret(text: str) -> bool:
     for literal in _SECRET_LITERALS:
         if literal in text:
             return True
-    return _FOUR_DIGITS.search(text) is not None
+    return _CARD_HINT.search(text) is not None
+
+
+#: Every key ``_RAW_BLOCKED_KEY`` matches contains one of these (case-insensitively): JSON without
+#: any of them needs no scan for blocked keys, which substring checks establish several times faster.
+_KEY_STEMS = ("key", "secret", "passw", "pwd", "authorization", "token", "cookie")
+_KEY_STEM_HINT = re.compile("(?i)" + "|".join(_KEY_STEMS))
+
+
+def _may_hold_blocked_key(text: str) -> bool:
+    """Whether a JSON text may have a key the default policy blocks (exact answer: the raw scan)."""
+    if len(text) > 512:
+        hinted = _KEY_STEM_HINT.search(text) is not None
+    else:
+        low = text.lower()
+        hinted = any(stem in low for stem in _KEY_STEMS)
+    return hinted and _RAW_BLOCKED_KEY.search(text) is not None
 
 
 #: Attributes the SDK writes itself from names and ids, never from user data.
@@ -555,7 +573,7 @@ class DefaultRedactor(Redactor):
     def _may_match(self, text: str) -> bool:
         if "\\" in text or (self._any_value is not None and self._any_value.search(text)):
             return True
-        return _RAW_BLOCKED_KEY.search(text) is not None
+        return _may_hold_blocked_key(text)
 
     def _clean(self, attrs: Mapping[str, Any]) -> bool:
         """True when no value of ``attrs`` can hold anything this policy masks (the common case)."""
@@ -569,7 +587,7 @@ class DefaultRedactor(Redactor):
             if value.__class__ is str:
                 if _may_hold_secret(value) and any_value is not None and any_value.search(value):
                     return False
-                if key in JSON_ATTRIBUTES and ("\\" in value or _RAW_BLOCKED_KEY.search(value)):
+                if key in JSON_ATTRIBUTES and ("\\" in value or _may_hold_blocked_key(value)):
                     return False
             elif isinstance(value, (list, tuple)) and any(
                 isinstance(v, str) and any_value is not None and any_value.search(v) for v in value
