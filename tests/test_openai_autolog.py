@@ -481,3 +481,14 @@ async def test_many_concurrent_async_calls_each_nest_under_their_own_parent(acli
         parent = parents[span.parent_id]
         asked = decoded(span, "mlflow.spanInputs")["messages"][0]["content"]
         assert decoded(parent, "mlflow.spanInputs") == {"i": int(asked[1:])}
+
+
+def test_sampled_out_calls_and_streams_work_and_export_nothing(client, otlp_http, receiver, monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACE_SAMPLING_RATIO", "0")
+    tracing.reset()
+    assert client.chat.completions.create(model="gpt-4o", messages=MESSAGES).choices
+    stream = client.chat.completions.create(model="gpt-4o", messages=MESSAGES, stream=True)
+    assert "".join(c.choices[0].delta.content or "" for c in stream if c.choices) == "Echo: what is otel"
+    assert mlflow.flush_trace_async_logging()
+    assert receiver.spans() == []
+    assert COUNTERS.snapshot().get("autolog_errors", 0) == 0

@@ -139,6 +139,8 @@ class _Call:
             return
         self.ended = True
         live = self.live
+        if not live.recording:  # sampled out: nothing to describe
+            return
         try:
             semconv = self.settings.semconv
             live.set_attributes(_extract.response_attributes(self.endpoint, response, semconv))
@@ -187,7 +189,8 @@ class _Call:
 
     # --- streams -------------------------------------------------------------------------------
     def chunk(self, item: Any) -> None:
-        self.chunks.append((time.time_ns(), item))
+        if self.live.recording:
+            self.chunks.append((time.time_ns(), item))
 
     def end_stream(self, error: Optional[BaseException] = None, closed_early: bool = False) -> None:
         if self.ended:
