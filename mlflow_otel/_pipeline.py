@@ -77,6 +77,12 @@ class ProcessingExporter(SpanExporter):
         return self.inner.force_flush(timeout_millis)
 
 
+def _listen_reachability(exporter: SpanExporter, listener: Callable[[bool], None]) -> None:
+    """Connect an OTLP exporter's reachability reports to its queue (other exporters have none)."""
+    if hasattr(exporter, "on_reachability"):
+        exporter.on_reachability = listener  # type: ignore[attr-defined]
+
+
 class LazyExporter(SpanExporter):
     """Builds its exporter at the first export, on the export thread (e.g. an experiment lookup over
     the network must not run on the app's first traced request). A failed build is retried at the
@@ -88,12 +94,16 @@ class LazyExporter(SpanExporter):
         self._inner: Optional[SpanExporter] = None
         self._lock = threading.Lock()
         self._shutdown = False
+        #: Handed on to the exporter once it is built.
+        self.on_reachability: Optional[Callable[[bool], None]] = None
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         with self._lock:
             if self._inner is None and not self._shutdown:
                 try:
                     self._inner = self._build()
+                    if self.on_reachability is not None:
+                        _listen_reachability(self._inner, self.on_reachability)
                 except Exception as exc:
                     COUNTERS.add("dropped.destination_unavailable", len(spans))
                     warn_limited(f"lazy:{self._what}", "Cannot export to %s yet: %s", self._what, exc)
@@ -253,6 +263,7 @@ class Pipeline:
                     max_workers=self.settings.max_workers,
                     name=description,
                 )
+                _listen_reachability(exporter, processor.set_reachable)
                 self._processors[route.key] = processor
             return processor
 

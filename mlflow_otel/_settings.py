@@ -110,10 +110,12 @@ _DEFAULT_ENDPOINTS = {PROTOCOL_HTTP: "http://localhost:4318", PROTOCOL_GRPC: "ht
 
 DEFAULT_TRACES_FILE = "mlflow-otel-traces.jsonl"
 
-#: Spans queued per destination. Larger than the OTel spec's 2048 so that a burst from one process
-#: (20,000 traces of 3 spans as fast as Python can make them) is buffered, not dropped, while the
-#: export thread catches up; a queued span takes about 1 KB, so a full queue stays near 25 MB.
-DEFAULT_MAX_QUEUE_SIZE = 24576
+#: Spans queued per destination while it answers. Far larger than the OTel spec's 2048, so that a
+#: burst from one process (20,000 traces of 3 spans as fast as Python makes them) is buffered, not
+#: dropped, while the export threads catch up; a small queued span takes about 1.2 KB of memory, so a
+#: full queue is about 60 MB. While the destination refuses connections the queue keeps a quarter of
+#: that (``BatchProcessor.set_reachable``): a dead collector costs at most about 15 MB.
+DEFAULT_MAX_QUEUE_SIZE = 49152
 
 
 def _warn_invalid(name: str, raw: str, default: object, why: str = "") -> None:

@@ -47,6 +47,12 @@ class BatchProcessor(SpanProcessor):
         self.exporter = exporter
         self.name = name
         self._max_queue_size = max_queue_size
+        # While the destination refuses connections the queue keeps a quarter of its room: enough to
+        # ride out a collector restart, without holding a burst's worth of spans for a collector
+        # that may never come back (DESIGN.md section 3: a dead collector costs counted drops and
+        # bounded memory). Read on the hot path as one attribute.
+        self._unreachable_limit = max(1, max_queue_size // 4)
+        self._limit = max_queue_size
         self._max_batch = min(max_export_batch_size, max_queue_size)
         self._delay_s = schedule_delay_s
         self._max_workers = max(1, max_workers)
@@ -92,19 +98,24 @@ class BatchProcessor(SpanProcessor):
         if self._shutdown:
             COUNTERS.add("dropped.shutdown")
             return
-        if len(self._queue) >= self._max_queue_size:
+        if len(self._queue) >= self._limit:
             COUNTERS.add("dropped.queue_full")
             warn_limited(
                 "queue_full",
-                "Trace export queue for %s is full (%d spans); dropping spans. Raise "
+                "Trace export queue for %s is full (%d spans%s); dropping spans. Raise "
                 "MLFLOW_ASYNC_TRACE_LOGGING_MAX_QUEUE_SIZE or check the destination.",
                 self.name,
-                self._max_queue_size,
+                self._limit,
+                "" if self._limit == self._max_queue_size else ", the destination is unreachable",
             )
             return
         self._queue.append(span)
         if len(self._queue) >= self._max_batch:
             self._wake.set()
+
+    def set_reachable(self, reachable: bool) -> None:
+        """Called by the exporter when its endpoint starts or stops accepting connections."""
+        self._limit = self._max_queue_size if reachable else self._unreachable_limit
 
     # --- workers -----------------------------------------------------------------------------------
     def _run(self) -> None:

@@ -433,3 +433,57 @@ def test_stats_are_readable_and_written_for_the_cli(monkeypatch, tmp_path, capsy
     assert cli.main(["stats"]) == 0
     out = capsys.readouterr().out
     assert "spans_exported" in out and "1" in out
+
+
+def test_queue_shrinks_while_the_destination_is_unreachable_and_recovers(monkeypatch):
+    """A dead collector keeps a quarter of the queue (bounded memory); once it answers again the
+    whole queue is available for bursts."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from mlflow_otel import _runtime
+    from mlflow_otel._telemetry import COUNTERS
+    from tests.backends import free_port
+
+    class Accepting(BaseHTTPRequestHandler):  # an empty body is an empty ExportTraceServiceResponse
+        def do_POST(self):
+            self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            self.send_response(200)
+            self.send_header("Content-Type", "application/x-protobuf")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    port = free_port()  # nothing listens here yet
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", f"http://127.0.0.1:{port}")
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")
+    monkeypatch.setenv("OTEL_BSP_MAX_QUEUE_SIZE", "400")
+    monkeypatch.setenv("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "10")
+    tracing.reset()
+
+    @mlflow.trace
+    def one(i):
+        return i
+
+    one(0)  # the first batch meets the closed port
+    processor = _runtime.runtime().pipeline.defaults[0]
+    deadline = time.monotonic() + 10
+    while processor._limit != 100 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert processor._limit == 100  # a quarter of 400
+    for i in range(300):
+        one(i)
+    assert processor.queued <= 100
+    # 301 spans: at most 100 queued and two batches of 10 held by the workers' retries.
+    assert COUNTERS.snapshot()["dropped.queue_full"] >= 301 - 100 - 2 * 10
+    server = ThreadingHTTPServer(("127.0.0.1", port), Accepting)  # the collector comes back
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        deadline = time.monotonic() + 30
+        while processor._limit != 400 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert processor._limit == 400
+    finally:
+        server.shutdown()
+        server.server_close()

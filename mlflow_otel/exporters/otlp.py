@@ -26,7 +26,7 @@ import threading
 import time
 from collections.abc import Sequence
 from email.utils import parsedate_to_datetime
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
@@ -95,6 +95,10 @@ class OtlpExporter(SpanExporter):
         self._retry_timeout_s = retry_timeout_s
         self._stop = threading.Event()
         self._unreachable_at_exit = False
+        #: Told whether the endpoint accepts connections, on each change (the batch stage keeps a
+        #: smaller queue for a destination that does not: see ``BatchProcessor.set_reachable``).
+        self.on_reachability: Optional[Callable[[bool], None]] = None
+        self._reachable = True
 
     # --- SpanExporter ------------------------------------------------------------------------------
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
@@ -160,6 +164,7 @@ class OtlpExporter(SpanExporter):
         while True:
             remaining = deadline - time.monotonic()
             outcome = self._send(payload, max(0.001, min(self._timeout_s, remaining)))
+            self._note_reachable(not (outcome.kind == _Outcome.RETRY and outcome.unreachable))
             if outcome.kind == _Outcome.OK:
                 COUNTERS.add("bytes_sent", len(payload))
             if outcome.kind != _Outcome.RETRY:
@@ -180,6 +185,13 @@ class OtlpExporter(SpanExporter):
             logger.debug("Retrying %d spans to %s in %.2f s: %s", count, self.endpoint, delay, outcome.why)
             if self._stop.wait(delay):
                 return _Outcome(_Outcome.FAIL, why="shut down while retrying")
+
+    def _note_reachable(self, reachable: bool) -> None:
+        if reachable != self._reachable:
+            self._reachable = reachable
+            listener = self.on_reachability
+            if listener is not None:
+                listener(reachable)
 
     def _send(self, payload: bytes, timeout_s: float) -> _Outcome:  # pragma: no cover
         raise NotImplementedError

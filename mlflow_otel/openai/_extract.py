@@ -11,13 +11,13 @@ OTel GenAI semantic conventions (``gen_ai.*``, registry "gen-ai"); OpenInference
 from __future__ import annotations
 
 import ipaddress
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Optional
 from urllib.parse import urlsplit
 
 from mlflow_otel import _conventions as conv
+from mlflow_otel._serialize import dumps
 from mlflow_otel.entities import SpanType
 
 # --- endpoints ------------------------------------------------------------------------------------
@@ -260,7 +260,7 @@ def request_attributes(
             k: v for k, v in body.items() if k not in ("messages", "input", "prompt", "tools", "instructions")
         }
         if params:
-            attrs["llm.invocation_parameters"] = json.dumps(params, default=str)
+            attrs["llm.invocation_parameters"] = dumps(params)
     return attrs
 
 

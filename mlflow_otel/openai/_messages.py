@@ -16,6 +16,7 @@ import json
 from collections.abc import Mapping
 from typing import Any, Optional
 
+from mlflow_otel._serialize import dumps
 from mlflow_otel.openai._extract import Endpoint, finish_reasons
 
 Message = dict[str, Any]
@@ -174,15 +175,15 @@ def genai_attributes(
     if body is not None:
         messages, system = input_messages(endpoint, body)
         if messages:
-            attrs["gen_ai.input.messages"] = json.dumps(messages, default=str, ensure_ascii=False)
+            attrs["gen_ai.input.messages"] = dumps(messages)
         if system:
-            attrs["gen_ai.system_instructions"] = json.dumps(system, default=str, ensure_ascii=False)
+            attrs["gen_ai.system_instructions"] = dumps(system)
         if tools:
-            attrs["gen_ai.tool.definitions"] = json.dumps(tools, default=str, ensure_ascii=False)
+            attrs["gen_ai.tool.definitions"] = dumps(tools)
     if response is not None:
         out = output_messages(endpoint, response)
         if out:
-            attrs["gen_ai.output.messages"] = json.dumps(out, default=str, ensure_ascii=False)
+            attrs["gen_ai.output.messages"] = dumps(out)
     return attrs
 
 
@@ -203,13 +204,13 @@ def _flatten(prefix: str, messages: list[Message], attrs: dict[str, Any]) -> Non
             attrs[f"{base}.tool_calls.{j}.tool_call.function.name"] = str(call.get("name"))
             args = call.get("arguments")
             attrs[f"{base}.tool_calls.{j}.tool_call.function.arguments"] = (
-                args if isinstance(args, str) else json.dumps(args, default=str)
+                args if isinstance(args, str) else dumps(args)
             )
         responses = [p for p in msg["parts"] if p.get("type") == "tool_call_response"]
         if responses:
             attrs[f"{base}.tool_call_id"] = str(responses[0].get("id"))
             resp = responses[0].get("response")
-            attrs[f"{base}.content"] = resp if isinstance(resp, str) else json.dumps(resp, default=str)
+            attrs[f"{base}.content"] = resp if isinstance(resp, str) else dumps(resp)
 
 
 def openinference_attributes(
@@ -234,7 +235,7 @@ def openinference_attributes(
                 messages = [{"role": "system", "parts": system}, *messages]
             _flatten("llm.input_messages", messages, attrs)
             for i, tool in enumerate(body.get("tools") or ()):
-                attrs[f"llm.tools.{i}.tool.json_schema"] = json.dumps(tool, default=str)
+                attrs[f"llm.tools.{i}.tool.json_schema"] = dumps(tool)
         if response is not None:
             _flatten("llm.output_messages", output_messages(endpoint, response), attrs)
     return attrs
