@@ -187,12 +187,14 @@ def _reduce(outputs: list[Any], reducer: Optional[Callable[[list[Any]], Any]]) -
         return outputs
 
 
-def _chunk_event(live: LiveSpan, index: int, item: Any) -> None:
+def chunk_event(live: LiveSpan, index: int, item: Any, timestamp_ns: Optional[int] = None) -> None:
+    """One streamed item as MLflow's ``mlflow.chunk.item.<i>`` event (generators, OpenAI streams)."""
     if not capture_content_enabled():
         return
     live.add_event(
         SpanEvent(
             conv.CHUNK_EVENT_NAME_FORMAT.format(index=index),
+            timestamp=timestamp_ns,
             attributes={conv.CHUNK_EVENT_VALUE_KEY: dumps(item)},
         )
     )
@@ -285,7 +287,7 @@ def _wrap(func: Callable[..., Any], spec: _Traced) -> Callable[..., Any]:
                     raise
                 finally:
                     _deactivate(token)
-                _chunk_event(live, len(outputs), item)
+                chunk_event(live, len(outputs), item)
                 outputs.append(item)
                 to_throw = None
                 try:
@@ -332,7 +334,7 @@ def _wrap(func: Callable[..., Any], spec: _Traced) -> Callable[..., Any]:
                     raise
                 finally:
                     _deactivate(token)
-                _chunk_event(live, len(outputs), item)
+                chunk_event(live, len(outputs), item)
                 outputs.append(item)
                 to_throw = None
                 try:

@@ -37,15 +37,7 @@ def _last_user_text(messages: Any) -> str:
 
 
 def _responses_text(raw: Any) -> str:
-    if isinstance(raw, str):
-        return raw
-    for item in reversed(raw or []):
-        if isinstance(item, dict) and item.get("role") == "user":
-            content = item.get("content")
-            if isinstance(content, list):
-                return " ".join(p.get("text", "") for p in content if isinstance(p, dict))
-            return str(content)
-    return ""
+    return raw if isinstance(raw, str) else _last_user_text(raw)
 
 
 def _tokens(text: str) -> int:

@@ -26,13 +26,12 @@ from opentelemetry import trace as otel_trace
 
 from mlflow_otel import _conventions as conv
 from mlflow_otel import _runtime
-from mlflow_otel._fluent import start_live_span
+from mlflow_otel._fluent import chunk_event, start_live_span
 from mlflow_otel._log import warn_limited
 from mlflow_otel._serialize import dumps
 from mlflow_otel._settings import GenAiSettings, load_genai_settings
 from mlflow_otel._span import LiveSpan
 from mlflow_otel._telemetry import COUNTERS
-from mlflow_otel.entities import SpanEvent
 from mlflow_otel.openai import _extract, _messages
 from mlflow_otel.openai._aggregate import aggregate
 from mlflow_otel.processors import capture_content_enabled
@@ -198,15 +197,8 @@ class _Call:
         response = None
         try:
             plain = [_extract.plain(c) for _, c in self.chunks]
-            if capture_content_enabled():
-                for index, ((ts, _), item) in enumerate(zip(self.chunks, plain)):
-                    self.live.add_event(
-                        SpanEvent(
-                            conv.CHUNK_EVENT_NAME_FORMAT.format(index=index),
-                            timestamp=ts,
-                            attributes={conv.CHUNK_EVENT_VALUE_KEY: dumps(item)},
-                        )
-                    )
+            for index, ((ts, _), item) in enumerate(zip(self.chunks, plain)):
+                chunk_event(self.live, index, item, ts)
             response = aggregate(self.endpoint, plain)
         except Exception as exc:
             _failed("assemble the stream", exc)
@@ -276,25 +268,38 @@ def _wrap_stream(call: _Call, stream: Any) -> None:
 
 
 # --- the wrappers -----------------------------------------------------------------------------------
+def _enter(client: Any, options: Any) -> Optional[tuple[_Call, Any, Any]]:
+    """Before the request: None to call through untraced, else the call, the options to send (with
+    trace headers if asked) and the context token that makes the call's span current."""
+    if not _runtime.enabled:
+        return None
+    call = _Call.begin(client, options)
+    if call is None:
+        return None
+    if _State.inject_trace_context:
+        options = call.inject(options)
+    return call, options, call.activate()
+
+
+def _leave(token: Any) -> None:
+    with contextlib.suppress(Exception):
+        otel_context.detach(token)
+
+
 def _sync_wrapper(original: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(original)
     def request(self: Any, cast_to: Any, options: Any, *args: Any, **kwargs: Any) -> Any:
-        if not _runtime.enabled:
+        entered = _enter(self, options)
+        if entered is None:
             return original(self, cast_to, options, *args, **kwargs)
-        call = _Call.begin(self, options)
-        if call is None:
-            return original(self, cast_to, options, *args, **kwargs)
-        if _State.inject_trace_context:
-            options = call.inject(options)
-        token = call.activate()
+        call, options, token = entered
         try:
             result = original(self, cast_to, options, *args, **kwargs)
         except BaseException as exc:
             call.fail(exc)
             raise
         finally:
-            with contextlib.suppress(Exception):
-                otel_context.detach(token)
+            _leave(token)
         return call.succeed(result)
 
     setattr(request, _MARK, True)
@@ -304,22 +309,17 @@ def _sync_wrapper(original: Callable[..., Any]) -> Callable[..., Any]:
 def _async_wrapper(original: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(original)
     async def request(self: Any, cast_to: Any, options: Any, *args: Any, **kwargs: Any) -> Any:
-        if not _runtime.enabled:
+        entered = _enter(self, options)
+        if entered is None:
             return await original(self, cast_to, options, *args, **kwargs)
-        call = _Call.begin(self, options)
-        if call is None:
-            return await original(self, cast_to, options, *args, **kwargs)
-        if _State.inject_trace_context:
-            options = call.inject(options)
-        token = call.activate()
+        call, options, token = entered
         try:
             result = await original(self, cast_to, options, *args, **kwargs)
         except BaseException as exc:
             call.fail(exc)
             raise
         finally:
-            with contextlib.suppress(Exception):
-                otel_context.detach(token)
+            _leave(token)
         return call.succeed(result)
 
     setattr(request, _MARK, True)

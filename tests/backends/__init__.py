@@ -267,40 +267,31 @@ class Otelcol(OtlpCollector):
         self.process: Optional[Process] = None
 
     @classmethod
-    def agent(cls, workdir: Path, gateway_grpc: str) -> Otelcol:
+    def _on_free_ports(cls, workdir: Path, configs: list[str], prefix: str, env: dict[str, str]) -> Otelcol:
+        """Run ``configs`` with their ``<PREFIX>_*`` listening variables on free loopback ports."""
         ports = {k: free_port() for k in ("grpc", "http", "health", "metrics")}
-        env = {
-            "AGENT_GRPC_ENDPOINT": f"127.0.0.1:{ports['grpc']}",
-            "AGENT_HTTP_ENDPOINT": f"127.0.0.1:{ports['http']}",
-            "AGENT_HEALTH_ENDPOINT": f"127.0.0.1:{ports['health']}",
-            "AGENT_METRICS_PORT": str(ports["metrics"]),
-            "GATEWAY_ENDPOINT": gateway_grpc,
-            "GATEWAY_INSECURE": "true",
+        full = {
+            f"{prefix}_GRPC_ENDPOINT": f"127.0.0.1:{ports['grpc']}",
+            f"{prefix}_HTTP_ENDPOINT": f"127.0.0.1:{ports['http']}",
+            f"{prefix}_HEALTH_ENDPOINT": f"127.0.0.1:{ports['health']}",
+            f"{prefix}_METRICS_PORT": str(ports["metrics"]),
+            **env,
         }
-        agent = cls(workdir, ["agent.yaml"], env, "agent")
-        agent.grpc_port, agent.http_port, agent.health_port = ports["grpc"], ports["http"], ports["health"]
-        return agent
+        collector = cls(workdir, configs, full, prefix.lower())
+        collector.grpc_port, collector.http_port = ports["grpc"], ports["http"]
+        collector.health_port = ports["health"]
+        return collector
+
+    @classmethod
+    def agent(cls, workdir: Path, gateway_grpc: str) -> Otelcol:
+        env = {"GATEWAY_ENDPOINT": gateway_grpc, "GATEWAY_INSECURE": "true"}
+        return cls._on_free_ports(workdir, ["agent.yaml"], "AGENT", env)
 
     @classmethod
     def gateway(cls, workdir: Path, overlay: Optional[str] = None, **env: str) -> Otelcol:
-        ports = {k: free_port() for k in ("grpc", "http", "health", "metrics")}
-        base = {
-            "GATEWAY_GRPC_ENDPOINT": f"127.0.0.1:{ports['grpc']}",
-            "GATEWAY_HTTP_ENDPOINT": f"127.0.0.1:{ports['http']}",
-            "GATEWAY_HEALTH_ENDPOINT": f"127.0.0.1:{ports['health']}",
-            "GATEWAY_METRICS_PORT": str(ports["metrics"]),
-            "ARCHIVE_FILE": str(workdir / "gateway-archive.jsonl"),
-            "TRACES_INSECURE": "true",
-        }
-        base.update(env)
+        base = {"ARCHIVE_FILE": str(workdir / "gateway-archive.jsonl"), "TRACES_INSECURE": "true", **env}
         configs = ["gateway.yaml"] + ([overlay] if overlay else [])
-        gateway = cls(workdir, configs, base, "gateway")
-        gateway.grpc_port, gateway.http_port, gateway.health_port = (
-            ports["grpc"],
-            ports["http"],
-            ports["health"],
-        )
-        return gateway
+        return cls._on_free_ports(workdir, configs, "GATEWAY", base)
 
     def validate(self) -> subprocess.CompletedProcess[str]:
         args = [str(self.binary), "validate", *(f"--config={c}" for c in self.configs)]
