@@ -4,7 +4,10 @@ Switch by changing the import: ``import mlflow_otel as mlflow``.
 """
 
 from mlflow_otel import config, destinations, entities, openai, tracing
-from mlflow_otel._fluent import (
+from mlflow_otel._tracking import get_tracking_uri, set_experiment, set_tracking_uri
+from mlflow_otel.client import MlflowClient
+from mlflow_otel.entities import SpanType
+from mlflow_otel.spans.fluent import (
     flush_trace_async_logging,
     get_active_trace_id,
     get_current_active_span,
@@ -13,9 +16,6 @@ from mlflow_otel._fluent import (
     trace,
     update_current_trace,
 )
-from mlflow_otel._tracking import get_tracking_uri, set_experiment, set_tracking_uri
-from mlflow_otel.client import MlflowClient
-from mlflow_otel.entities import SpanType
 from mlflow_otel.version import VERSION as __version__
 
 __all__ = [
@@ -44,9 +44,9 @@ def _join_at_import() -> None:
     """Sharing the application's provider means processing spans we did not start, from the very
     first one: build the pipeline now rather than at our first span."""
     from mlflow_otel import _runtime
-    from mlflow_otel._settings import use_default_tracer_provider_from_env
+    from mlflow_otel._state import STATE
 
-    if _runtime.enabled and not use_default_tracer_provider_from_env():
+    if STATE.enabled and not STATE.settings().use_default_tracer_provider:
         _runtime.runtime()
 
 

@@ -1,20 +1,17 @@
-"""Process-wide tracing state: the on/off switch, the TracerProvider, code-level settings, exit.
+"""The running tracer: the TracerProvider, the pipeline, and their lifecycle (exit, fork).
 
-The provider and pipeline are built lazily at the first span, from settings read once, so
-``import mlflow_otel`` stays cheap and a process that never traces pays nothing. The switch is a
-plain module attribute, read on every decorated call: with tracing disabled a call costs one
-attribute read. Settings made in code (``set_tracking_uri``, ``set_experiment``,
-``tracing.set_destination``) beat the environment and rebuild the pipeline.
+Built lazily at the first span from ``_state.settings()``, so ``import mlflow_otel`` stays cheap and
+a process that never traces pays nothing. Settings made in code (``set_tracking_uri``,
+``set_experiment``, ``tracing.set_destination``) live in ``_state``; changing them replaces the
+running pipeline here (finished spans are flushed to the old destinations first).
 """
 
 from __future__ import annotations
 
 import atexit
-import dataclasses
 import json
 import os
 import threading
-import time
 from typing import Any, Callable, Optional
 
 from opentelemetry import trace as otel_trace
@@ -22,24 +19,17 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import SpanLimits, TracerProvider
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
-from mlflow_otel import _assembly
-from mlflow_otel._conventions import SCOPE_NAME
 from mlflow_otel._log import ensure_visible, logger, warn_limited
-from mlflow_otel._pipeline import Pipeline
-from mlflow_otel._settings import Settings, load_settings, tracing_enabled_from_env
+from mlflow_otel._settings import Settings
+from mlflow_otel._state import STATE
 from mlflow_otel._telemetry import COUNTERS
-from mlflow_otel._tracer import LeanTracer
-from mlflow_otel.destinations import Destination
-from mlflow_otel.sampling import sampler_for
+from mlflow_otel.pipeline.assembly import TimeoutWatcher, run_on_start
+from mlflow_otel.pipeline.build import Pipeline
+from mlflow_otel.semconv import SCOPE_NAME
+from mlflow_otel.spans import registry
+from mlflow_otel.spans.sampling import sampler_for
+from mlflow_otel.spans.tracer import LeanTracer
 from mlflow_otel.version import VERSION
-
-#: Read on the hot path; flipped by ``tracing.enable()`` / ``tracing.disable()``.
-enabled: bool = tracing_enabled_from_env()
-
-#: Settings made in code: field name of ``Settings`` -> value. They beat the environment.
-_overrides: dict[str, Any] = {}
-#: ``tracing.set_destination(dest)`` (process-wide): replaces the default destinations.
-_destination: Optional[Destination] = None
 
 #: How often the stats file is rewritten while the process runs.
 STATS_INTERVAL_S = 5.0
@@ -48,7 +38,7 @@ STATS_INTERVAL_S = 5.0
 class _Runtime:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.pipeline = Pipeline(settings, _destination)
+        self.pipeline = Pipeline(settings, STATE.destinations, STATE.extra_destinations)
         sampler = sampler_for(settings.sampling_ratio, settings.otel_sampler, settings.otel_sampler_arg)
         self.provider: Any
         joined = None
@@ -80,12 +70,11 @@ class _Runtime:
                 self.provider.resource,
                 InstrumentationScope(SCOPE_NAME, VERSION),
                 self.pipeline.head.on_end,
+                lambda span, context: run_on_start(STATE.start_processors, span, context),
             )
-        self.watcher: Optional[_assembly.TimeoutWatcher] = None
+        self.watcher: Optional[TimeoutWatcher] = None
         if settings.trace_timeout_s is not None:
-            self.watcher = _assembly.TimeoutWatcher(
-                settings.trace_timeout_s, settings.trace_timeout_check_interval_s
-            )
+            self.watcher = TimeoutWatcher(settings.trace_timeout_s, settings.trace_timeout_check_interval_s)
         self.stats_path = settings.stats_file or (
             settings.traces_file + ".stats.json"
             if any(d.startswith("the local file") for d in self.pipeline.destinations)
@@ -124,11 +113,11 @@ class _Runtime:
         self.write_stats()
         return ok
 
-    def shutdown(self, timeout_s: float) -> None:
+    def shutdown(self, timeout_s: float, exiting: bool = False) -> None:
         if self.watcher is not None:
             self.watcher.stop()
         self._stats_stop.set()
-        self.pipeline.shutdown(timeout_s)
+        self.pipeline.shutdown(timeout_s, exiting)
         self.write_stats()
 
 
@@ -146,100 +135,67 @@ def _join_global_provider(pipeline: Pipeline) -> Optional[Any]:
 
 
 _lock = threading.RLock()
-_runtime: Optional[_Runtime] = None
-
-
-def current_settings() -> Settings:
-    settings = load_settings()
-    return dataclasses.replace(settings, **_overrides) if _overrides else settings
+#: The running tracer: one slot, replaced whole (None until the first span).
+_current: list[Optional[_Runtime]] = [None]
 
 
 def runtime() -> _Runtime:
-    rt = _runtime
+    rt = _current[0]
     return rt if rt is not None else _init()
 
 
 def _init() -> _Runtime:
-    global _runtime
     with _lock:
-        if _runtime is None:
+        if _current[0] is None:
             ensure_visible()
-            _runtime = _Runtime(current_settings())
-        return _runtime
+            _current[0] = _Runtime(STATE.settings())
+        return _current[0]  # type: ignore[return-value]
 
 
 def tracer() -> Any:
-    rt = _runtime
+    rt = _current[0]
     return rt.tracer if rt is not None else _init().tracer
 
 
 def flush(timeout_s: Optional[float] = None) -> bool:
     """Export everything finished so far; True if it all went out before the deadline."""
-    rt = _runtime
+    rt = _current[0]
     if rt is None:
         return True
     return rt.flush(rt.settings.exit_timeout_s * 5 if timeout_s is None else timeout_s)
 
 
-def _replace(change: Optional[Callable[[], None]] = None) -> None:
-    """Apply ``change`` and drop the current pipeline; the next span builds one from the environment
-    and the code-level settings as they are then. Finished spans are flushed to the old
-    destinations first, within the exit deadline."""
-    global _runtime
+def replace(change: Optional[Callable[[], None]] = None) -> None:
+    """Apply ``change`` (to ``STATE``) and drop the running pipeline; the next span builds one from
+    the settings as they are then. Finished spans are flushed to the old destinations first,
+    within the exit deadline."""
     with _lock:
         if change is not None:
             change()
-        rt, _runtime = _runtime, None
+        rt, _current[0] = _current[0], None
     if rt is not None:
         rt.shutdown(rt.settings.exit_timeout_s)
 
 
 def reset() -> None:
-    """Shut the current pipeline down and forget open traces (tests, re-configuration)."""
-    global enabled
-    _replace()
-    _assembly.clear()
-    enabled = tracing_enabled_from_env()
-
-
-def override(**values: Any) -> None:
-    """Apply code-level settings (``set_tracking_uri``, ``set_experiment``)."""
-    _replace(lambda: _overrides.update(values))
-
-
-def set_default_destination(destination: Optional[Destination]) -> None:
-    """``tracing.set_destination(dest)`` for the whole process."""
-
-    def change() -> None:
-        global _destination
-        _destination = destination
-
-    _replace(change)
-
-
-def clear_overrides() -> None:
-    global _destination
-    with _lock:
-        _overrides.clear()
-        _destination = None
+    """Shut the running pipeline down, forget open traces, read the environment again."""
+    replace(STATE.reload)
+    registry.clear()
 
 
 def _at_exit() -> None:
     """Flush at interpreter exit, bounded by ``MLFLOW_OTEL_EXIT_TIMEOUT_SECONDS``."""
-    rt = _runtime
+    rt = _current[0]
     if rt is None:
         return
     try:
-        from mlflow_otel.exporters import otlp
-
-        otlp.set_exit_deadline(time.monotonic() + rt.settings.exit_timeout_s)
-        rt.shutdown(rt.settings.exit_timeout_s)
+        rt.shutdown(rt.settings.exit_timeout_s, exiting=True)
     except Exception as exc:  # pragma: no cover - never fail the interpreter's exit
         warn_limited("exit", "Flushing traces at exit failed: %s", exc)
 
 
 def _after_fork_in_child() -> None:
-    _assembly.clear()
+    registry.clear()
     COUNTERS.reset()
 
 

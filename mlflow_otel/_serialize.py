@@ -1,6 +1,6 @@
 """Safe JSON encoding of inputs, outputs and attribute values.
 
-Tracing must never break the traced application (DESIGN.md section 2): whatever a user passes in,
+Tracing must never break the traced application (docs/architecture.md): whatever a user passes in,
 encoding returns a valid JSON document and never raises, never recurses without bound, and never
 emits ``NaN``/``Infinity`` (not JSON). The fast path is the C encoder; only values it rejects
 (cycles, non-finite floats, exotic keys, objects whose ``__str__`` raises, very deep nesting) take
@@ -26,7 +26,7 @@ MAX_DEPTH = 64
 _MAX_INLINE_BYTES = 256
 
 
-def _safe_text(obj: Any) -> str:
+def safe_text(obj: Any) -> str:
     """``str(obj)``, else ``repr(obj)``, else a marker naming the type: never raises."""
     for render in (str, repr):
         try:
@@ -82,7 +82,7 @@ def _convert(obj: Any) -> Any:
         return dict(obj)
     if isinstance(obj, (list, tuple)):
         return list(obj)
-    return _safe_text(obj)
+    return safe_text(obj)
 
 
 _encoder = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"), default=_convert)
@@ -121,7 +121,7 @@ def _sanitise(obj: Any, depth: int, active: set[int]) -> Any:
                 elif key is None or isinstance(key, (bool, int, float)):
                     name = json.dumps(key) if not isinstance(key, float) or math.isfinite(key) else str(key)
                 else:
-                    name = _safe_text(key)
+                    name = safe_text(key)
                 out[name] = _sanitise(value, depth + 1, active)
             return out
         if isinstance(obj, (list, tuple)):
@@ -129,12 +129,12 @@ def _sanitise(obj: Any, depth: int, active: set[int]) -> Any:
         try:
             converted = _convert(obj)
         except Exception:
-            converted = _safe_text(obj)
+            converted = safe_text(obj)
         if converted is obj:
-            return _safe_text(obj)
+            return safe_text(obj)
         return _sanitise(converted, depth + 1, active)
     except Exception:
-        return _safe_text(obj)
+        return safe_text(obj)
     finally:
         active.discard(ident)
 
@@ -158,7 +158,7 @@ def dumps(obj: Any) -> str:
     try:
         return _encoder.encode(_sanitise(obj, 0, set()))
     except Exception:
-        return json.dumps(_safe_text(obj))
+        return json.dumps(safe_text(obj))
 
 
 def loads_or_raw(text: Any) -> Any:

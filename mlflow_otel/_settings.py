@@ -1,9 +1,9 @@
 """The one module that reads the environment.
 
 Every variable mlflow-otel honours is declared here once, with its parser and default. Precedence
-(DESIGN.md section 4): values set in code beat ``MLFLOW_*`` variables, which beat ``OTEL_*``
+(docs/architecture.md, "Settings"): values set in code beat ``MLFLOW_*`` variables, which beat ``OTEL_*``
 variables, which beat defaults. Code-level overrides are applied by the caller on top of the
-:class:`Settings` returned by :func:`load_settings`.
+:class:`Settings` returned by :func:`load` (``_state.settings()``).
 
 An invalid value never raises: it logs one warning naming the variable and the default is used,
 as the OpenTelemetry SDK does for its own variables.
@@ -118,7 +118,20 @@ DEFAULT_TRACES_FILE = "mlflow-otel-traces.jsonl"
 DEFAULT_MAX_QUEUE_SIZE = 49152
 
 
+#: (variable, value) pairs already reported: the environment is read again after ``tracing.reset()``,
+#: and the same mistake is worth one warning.
+_reported: set[tuple[str, str]] = set()
+
+
+def forget_reported() -> None:
+    """Report every invalid value again (tests)."""
+    _reported.clear()
+
+
 def _warn_invalid(name: str, raw: str, default: object, why: str = "") -> None:
+    if (name, raw) in _reported:
+        return
+    _reported.add((name, raw))
     _logger.warning(
         "Invalid value %r for environment variable %s%s; using the default %r.",
         raw,
@@ -306,81 +319,6 @@ def default_traces_file() -> str:
 
 
 @dataclass(frozen=True)
-class Settings:
-    """Everything the SDK reads from the environment, parsed once."""
-
-    tracing_enabled: bool = True
-    trace_timeout_s: Optional[float] = None
-    trace_timeout_check_interval_s: float = 1.0
-    otlp: Optional[OtlpSettings] = None
-    traces_file: str = ""
-    exit_timeout_s: float = 2.0
-    schedule_delay_s: float = 5.0
-    max_queue_size: int = DEFAULT_MAX_QUEUE_SIZE
-    max_export_batch_size: int = 512
-    max_workers: int = 2
-    retry_timeout_s: float = 120.0
-    max_request_bytes: Optional[int] = None
-    sampling_ratio: Optional[float] = None
-    otel_sampler: Optional[str] = None
-    otel_sampler_arg: Optional[str] = None
-    tracking_uri: Optional[str] = None
-    experiment_name: Optional[str] = None
-    experiment_id: Optional[str] = None
-    use_default_tracer_provider: bool = True
-    stats_file: Optional[str] = None
-
-
-def tracing_enabled_from_env(env: Optional[Mapping[str, str]] = None) -> bool:
-    """Read only ``MLFLOW_TRACING_ENABLED``: cheap enough to call at import."""
-    return _read(os.environ if env is None else env, MLFLOW_TRACING_ENABLED, _parse_bool, True)
-
-
-def use_default_tracer_provider_from_env(env: Optional[Mapping[str, str]] = None) -> bool:
-    """Read only ``MLFLOW_USE_DEFAULT_TRACER_PROVIDER``: cheap enough to call at import."""
-    return _read(os.environ if env is None else env, MLFLOW_USE_DEFAULT_TRACER_PROVIDER, _parse_bool, True)
-
-
-def traces_file_from_env(env: Optional[Mapping[str, str]] = None) -> str:
-    env = os.environ if env is None else env
-    return env.get(MLFLOW_OTEL_TRACES_FILE) or default_traces_file()
-
-
-def load_settings(env: Optional[Mapping[str, str]] = None) -> Settings:
-    """Parse every variable once. Called when the pipeline is first built, not per span."""
-    env = os.environ if env is None else env
-    return Settings(
-        tracing_enabled=tracing_enabled_from_env(env),
-        trace_timeout_s=_read(env, MLFLOW_TRACE_TIMEOUT_SECONDS, _parse_positive_float, None),
-        trace_timeout_check_interval_s=_read(
-            env, MLFLOW_TRACE_TIMEOUT_CHECK_INTERVAL_SECONDS, _parse_positive_float, 1.0
-        ),
-        otlp=_resolve_otlp(env),
-        traces_file=traces_file_from_env(env),
-        exit_timeout_s=_read(env, MLFLOW_OTEL_EXIT_TIMEOUT_SECONDS, _parse_positive_float, 2.0),
-        schedule_delay_s=_read(env, OTEL_BSP_SCHEDULE_DELAY, _parse_positive_float, 5000.0) / 1000.0,
-        max_queue_size=_read(
-            env,
-            MLFLOW_ASYNC_TRACE_LOGGING_MAX_QUEUE_SIZE,
-            _parse_positive_int,
-            _read(env, OTEL_BSP_MAX_QUEUE_SIZE, _parse_positive_int, DEFAULT_MAX_QUEUE_SIZE),
-        ),
-        max_export_batch_size=_read(env, OTEL_BSP_MAX_EXPORT_BATCH_SIZE, _parse_positive_int, 512),
-        max_workers=_read(env, MLFLOW_ASYNC_TRACE_LOGGING_MAX_WORKERS, _parse_positive_int, 2),
-        retry_timeout_s=_read(env, MLFLOW_ASYNC_TRACE_LOGGING_RETRY_TIMEOUT, _parse_positive_float, 120.0),
-        max_request_bytes=_read(env, MLFLOW_OTEL_MAX_REQUEST_BYTES, _parse_positive_int, None),
-        sampling_ratio=_read(env, MLFLOW_TRACE_SAMPLING_RATIO, _parse_ratio, None),
-        otel_sampler=env.get(OTEL_TRACES_SAMPLER) or None,
-        otel_sampler_arg=env.get(OTEL_TRACES_SAMPLER_ARG) or None,
-        tracking_uri=env.get(MLFLOW_TRACKING_URI) or None,
-        experiment_name=env.get(MLFLOW_EXPERIMENT_NAME) or None,
-        experiment_id=env.get(MLFLOW_EXPERIMENT_ID) or None,
-        use_default_tracer_provider=use_default_tracer_provider_from_env(env),
-        stats_file=env.get(MLFLOW_OTEL_STATS_FILE) or None,
-    )
-
-
-@dataclass(frozen=True)
 class ProcessorSettings:
     """The processor chain's settings (code-level ``tracing.configure`` beats them)."""
 
@@ -391,8 +329,7 @@ class ProcessorSettings:
     max_span_bytes: int = 3 * 1024 * 1024
 
 
-def load_processor_settings(env: Optional[Mapping[str, str]] = None) -> ProcessorSettings:
-    env = os.environ if env is None else env
+def _load_processor_settings(env: Mapping[str, str]) -> ProcessorSettings:
     max_attribute = _read(env, MLFLOW_OTEL_MAX_ATTRIBUTE_BYTES, _parse_positive_int, 1024 * 1024)
     # The OTel limit counts characters; a character is at most 4 UTF-8 bytes, but cutting by the
     # same number of bytes keeps every string within the character limit, which is what it promises.
@@ -430,16 +367,80 @@ class GenAiSettings:
     MLflow's keys and the OTel GenAI keys are on by default; OpenInference (what Phoenix renders) is
     asked for. Chat messages as ``gen_ai.input.messages`` / ``gen_ai.output.messages`` would repeat
     ``mlflow.spanInputs`` / ``mlflow.spanOutputs``, so they follow the GenAI instrumentations' own
-    opt-in switch (DESIGN.md section 2: never duplicate big payloads unless asked).
+    opt-in switch: big payloads are never duplicated unless asked for.
     """
 
     semconv: frozenset[str] = frozenset({SEMCONV_MLFLOW, SEMCONV_GEN_AI})
     capture_messages: bool = False
 
 
-def load_genai_settings(env: Optional[Mapping[str, str]] = None) -> GenAiSettings:
-    env = os.environ if env is None else env
+def _load_genai_settings(env: Mapping[str, str]) -> GenAiSettings:
     return GenAiSettings(
         semconv=_read(env, MLFLOW_OTEL_SEMCONV, _parse_semconv, GenAiSettings.semconv),
         capture_messages=_read(env, OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT, _parse_bool, False),
+    )
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the SDK reads from the environment, parsed once."""
+
+    tracing_enabled: bool = True
+    trace_timeout_s: Optional[float] = None
+    trace_timeout_check_interval_s: float = 1.0
+    otlp: Optional[OtlpSettings] = None
+    traces_file: str = ""
+    exit_timeout_s: float = 2.0
+    schedule_delay_s: float = 5.0
+    max_queue_size: int = DEFAULT_MAX_QUEUE_SIZE
+    max_export_batch_size: int = 512
+    max_workers: int = 2
+    retry_timeout_s: float = 120.0
+    max_request_bytes: Optional[int] = None
+    sampling_ratio: Optional[float] = None
+    otel_sampler: Optional[str] = None
+    otel_sampler_arg: Optional[str] = None
+    tracking_uri: Optional[str] = None
+    experiment_name: Optional[str] = None
+    experiment_id: Optional[str] = None
+    use_default_tracer_provider: bool = True
+    stats_file: Optional[str] = None
+    processors: ProcessorSettings = field(default_factory=lambda: ProcessorSettings())
+    genai: GenAiSettings = field(default_factory=lambda: GenAiSettings())
+
+
+def load(env: Optional[Mapping[str, str]] = None) -> Settings:
+    """Parse every variable once (``_state.settings()`` caches the result; ``tracing.reset()``
+    reads the environment again). Each invalid value is reported once, here."""
+    env = os.environ if env is None else env
+    return Settings(
+        tracing_enabled=_read(env, MLFLOW_TRACING_ENABLED, _parse_bool, True),
+        trace_timeout_s=_read(env, MLFLOW_TRACE_TIMEOUT_SECONDS, _parse_positive_float, None),
+        trace_timeout_check_interval_s=_read(
+            env, MLFLOW_TRACE_TIMEOUT_CHECK_INTERVAL_SECONDS, _parse_positive_float, 1.0
+        ),
+        otlp=_resolve_otlp(env),
+        traces_file=env.get(MLFLOW_OTEL_TRACES_FILE) or default_traces_file(),
+        exit_timeout_s=_read(env, MLFLOW_OTEL_EXIT_TIMEOUT_SECONDS, _parse_positive_float, 2.0),
+        schedule_delay_s=_read(env, OTEL_BSP_SCHEDULE_DELAY, _parse_positive_float, 5000.0) / 1000.0,
+        max_queue_size=_read(
+            env,
+            MLFLOW_ASYNC_TRACE_LOGGING_MAX_QUEUE_SIZE,
+            _parse_positive_int,
+            _read(env, OTEL_BSP_MAX_QUEUE_SIZE, _parse_positive_int, DEFAULT_MAX_QUEUE_SIZE),
+        ),
+        max_export_batch_size=_read(env, OTEL_BSP_MAX_EXPORT_BATCH_SIZE, _parse_positive_int, 512),
+        max_workers=_read(env, MLFLOW_ASYNC_TRACE_LOGGING_MAX_WORKERS, _parse_positive_int, 2),
+        retry_timeout_s=_read(env, MLFLOW_ASYNC_TRACE_LOGGING_RETRY_TIMEOUT, _parse_positive_float, 120.0),
+        max_request_bytes=_read(env, MLFLOW_OTEL_MAX_REQUEST_BYTES, _parse_positive_int, None),
+        sampling_ratio=_read(env, MLFLOW_TRACE_SAMPLING_RATIO, _parse_ratio, None),
+        otel_sampler=env.get(OTEL_TRACES_SAMPLER) or None,
+        otel_sampler_arg=env.get(OTEL_TRACES_SAMPLER_ARG) or None,
+        tracking_uri=env.get(MLFLOW_TRACKING_URI) or None,
+        experiment_name=env.get(MLFLOW_EXPERIMENT_NAME) or None,
+        experiment_id=env.get(MLFLOW_EXPERIMENT_ID) or None,
+        use_default_tracer_provider=_read(env, MLFLOW_USE_DEFAULT_TRACER_PROVIDER, _parse_bool, True),
+        stats_file=env.get(MLFLOW_OTEL_STATS_FILE) or None,
+        processors=_load_processor_settings(env),
+        genai=_load_genai_settings(env),
     )

@@ -1,4 +1,4 @@
-"""Self-telemetry: what the SDK did with the spans it was given (DESIGN.md section 3).
+"""Self-telemetry: what the SDK did with the spans it was given (docs/architecture.md, "Self-telemetry").
 
 Counters are plain integers bumped under the GIL by the stage that knows (``+=`` on an attribute is
 not atomic across threads, so each bump takes a lock; the cost is tens of nanoseconds and only on

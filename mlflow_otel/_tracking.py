@@ -12,6 +12,7 @@ from typing import Optional
 
 from mlflow_otel import _mlflow_server, _runtime
 from mlflow_otel._log import logger
+from mlflow_otel._state import STATE
 
 __all__ = ["Experiment", "get_tracking_uri", "set_experiment", "set_tracking_uri"]
 
@@ -26,21 +27,21 @@ class Experiment:
 
 def set_tracking_uri(uri: str) -> None:
     """Send traces to the MLflow server at ``uri`` (http/https) over OTLP/HTTP at ``{uri}/v1/traces``."""
-    _runtime.override(tracking_uri=str(uri))
+    _override(tracking_uri=str(uri))
 
 
 def get_tracking_uri() -> Optional[str]:
-    return _runtime.current_settings().tracking_uri
+    return STATE.settings().tracking_uri
 
 
 def set_experiment(experiment_name: Optional[str] = None, experiment_id: Optional[str] = None) -> Experiment:
     """File traces under an experiment of the tracking server, by name (created if missing) or id."""
     if experiment_id is not None:
-        _runtime.override(experiment_id=str(experiment_id), experiment_name=experiment_name)
+        _override(experiment_id=str(experiment_id), experiment_name=experiment_name)
         return Experiment(str(experiment_id), experiment_name)
     if not experiment_name:
         logger.warning("set_experiment() needs experiment_name or experiment_id; ignored.")
-        settings = _runtime.current_settings()
+        settings = STATE.settings()
         return Experiment(settings.experiment_id, settings.experiment_name)
     uri = get_tracking_uri()
     resolved: Optional[str] = None
@@ -49,5 +50,10 @@ def set_experiment(experiment_name: Optional[str] = None, experiment_id: Optiona
             resolved = _mlflow_server.get_or_create_experiment(uri, experiment_name)  # type: ignore[arg-type]
         except _mlflow_server.MlflowServerError as exc:
             logger.warning("%s; the export thread will retry.", exc)
-    _runtime.override(experiment_name=experiment_name, experiment_id=resolved)
+    _override(experiment_name=experiment_name, experiment_id=resolved)
     return Experiment(resolved, experiment_name)
+
+
+def _override(**values: object) -> None:
+    """Settings made in code beat the environment; the running pipeline is replaced."""
+    _runtime.replace(lambda: STATE.override(**values))

@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Optional, TextIO
 
-from mlflow_otel._settings import traces_file_from_env
+from mlflow_otel._state import settings
 from mlflow_otel.exporters.otlp_json import decode_any_value
 
 _STATUS = {0: "UNSET", 1: "OK", 2: "ERROR"}
@@ -186,10 +185,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parser.parse_args(argv)
 
     if args.command == "stats":
-        return _stats(
-            args.file or os.environ.get("MLFLOW_OTEL_STATS_FILE") or traces_file_from_env() + ".stats.json"
-        )
-    path = args.file or traces_file_from_env()
+        return _stats(args.file or settings().stats_file or settings().traces_file + ".stats.json")
+    path = args.file or settings().traces_file
     try:
         with open(path, encoding="utf-8") as fh:
             spans = read_spans(fh)

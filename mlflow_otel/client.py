@@ -13,11 +13,12 @@ from typing import Any, Optional, Union
 from opentelemetry import trace as otel_trace
 from opentelemetry.context import Context
 
-from mlflow_otel import _assembly, _runtime
-from mlflow_otel._fluent import start_live_span
 from mlflow_otel._log import warn_limited
-from mlflow_otel._span import NO_OP_SPAN, LiveSpan, NoOpSpan, parse_span_id, parse_trace_id
-from mlflow_otel.entities import SpanStatus, SpanStatusCode, SpanType
+from mlflow_otel._state import STATE
+from mlflow_otel.spans import registry
+from mlflow_otel.spans.fluent import start_live_span
+from mlflow_otel.spans.live import NO_OP_SPAN, LiveSpan, NoOpSpan, parse_span_id, parse_trace_id
+from mlflow_otel.spans.types import SpanStatus, SpanStatusCode, SpanType
 
 __all__ = ["MlflowClient"]
 
@@ -41,7 +42,7 @@ class MlflowClient:
         start_time_ns: Optional[int] = None,
     ) -> Union[LiveSpan, NoOpSpan]:
         """Start a new trace (always a new one, whatever the current context) and return its root."""
-        if not _runtime.enabled:
+        if not STATE.enabled:
             return NO_OP_SPAN
         try:
             root = start_live_span(
@@ -71,7 +72,7 @@ class MlflowClient:
         request_id: Optional[str] = None,
     ) -> Union[LiveSpan, NoOpSpan]:
         """Start a child of ``parent_id`` in trace ``trace_id`` (``request_id`` is MLflow 2's name)."""
-        if not _runtime.enabled:
+        if not STATE.enabled:
             return NO_OP_SPAN
         trace_id = trace_id if trace_id is not None else request_id
         parent = self._find(trace_id, parent_id, "start_span", ended_ok=True)
@@ -116,12 +117,12 @@ class MlflowClient:
     ) -> None:
         """End the trace's root span; spans still open in it are ended first (MLflow would raise)."""
         trace_id = trace_id if trace_id is not None else request_id
-        state = _assembly.open_trace(parse_trace_id(trace_id))
+        state = registry.open_trace(parse_trace_id(trace_id))
         if state is None or state.root is None:
             warn_limited("client.end_trace", "end_trace: no open trace %r; ignored.", trace_id)
             return
         root = state.root
-        still_open = _assembly.open_members(state)
+        still_open = registry.open_members(state)
         if still_open:
             warn_limited(
                 "client_open_spans",
@@ -138,7 +139,7 @@ class MlflowClient:
         trace_id: Optional[str], span_id: Optional[str], what: str, ended_ok: bool = False
     ) -> Optional[LiveSpan]:
         sid, tid = parse_span_id(span_id), parse_trace_id(trace_id)
-        span = _assembly.trace_member(tid, sid) if ended_ok else _assembly.live_span(sid)
+        span = registry.trace_member(tid, sid) if ended_ok else registry.live_span(sid)
         if span is None or (tid is not None and span._otel.get_span_context().trace_id != tid):
             warn_limited(
                 f"client.{what}", "%s: no open span %r in trace %r; ignored.", what, span_id, trace_id

@@ -1,19 +1,29 @@
-"""``mlflow_otel.tracing``: process-wide switches and routing (MLflow's ``mlflow.tracing``)."""
+"""``mlflow_otel.tracing``: switches, the processor chain, routing (MLflow's ``mlflow.tracing``).
+
+The extension points are OpenTelemetry's own: ``configure(span_processors=[...])`` takes MLflow-style
+callables and OTel ``SpanProcessor`` objects; ``set_destination`` / ``add_destination`` /
+``trace_destination=`` take our destinations and any OTel ``SpanExporter``. Every destination, ours
+or the user's, receives spans after the processor chain (docs/architecture.md).
+"""
 
 from __future__ import annotations
 
-from typing import Optional
+from collections.abc import Sequence
+from typing import Any, Optional, Union
 
 from mlflow_otel import _runtime
-from mlflow_otel._fluent import _context_destination
+from mlflow_otel._state import BUILTINS, STATE
 from mlflow_otel._telemetry import COUNTERS
 from mlflow_otel.destinations import Destination
-from mlflow_otel.processors import BUILTINS, DropSpan, TracingConfigContext, configure
+from mlflow_otel.processors import DropSpan
+from mlflow_otel.spans.fluent import set_context_destination
+from mlflow_otel.spans.fluent import trace as trace
 
 __all__ = [
     "BUILTINS",
     "DropSpan",
     "TracingConfigContext",
+    "add_destination",
     "configure",
     "disable",
     "enable",
@@ -21,33 +31,123 @@ __all__ = [
     "reset",
     "set_destination",
     "stats",
+    "trace",
 ]
+
+_MISSING: Any = object()
 
 
 def disable() -> None:
     """Stop creating spans. Decorated functions then cost one attribute read per call."""
-    _runtime.enabled = False
+    STATE.enabled = False
 
 
 def enable() -> None:
     """Create spans again (also overrides ``MLFLOW_TRACING_ENABLED=false``)."""
-    _runtime.enabled = True
+    STATE.enabled = True
 
 
 def is_enabled() -> bool:
-    return _runtime.enabled
+    return STATE.enabled
 
 
-def set_destination(destination: Optional[Destination], context_local: bool = False) -> None:
+def _as_tuple(destination: Union[Destination, Sequence[Destination], None]) -> Optional[tuple[Any, ...]]:
+    if destination is None:
+        return None
+    if isinstance(destination, (list, tuple)):
+        return tuple(destination) or None
+    return (destination,)
+
+
+def set_destination(
+    destination: Union[Destination, Sequence[Destination], None], context_local: bool = False
+) -> None:
     """Route new traces to ``destination`` (``None`` restores the defaults).
 
-    With ``context_local=True`` only traces started in the current context (this thread, this
-    asyncio task and what it spawns) are routed; otherwise every new trace of the process.
+    A destination is ``MlflowExperimentLocation``, ``OtlpDestination``, ``FileDestination`` (from
+    ``mlflow_otel.destinations``), any OpenTelemetry ``SpanExporter``, or a list of them. With
+    ``context_local=True`` only traces started in the current context (this thread, this asyncio
+    task and what it spawns) are routed; otherwise every new trace of the process. Setting the
+    destination already in force costs nothing.
     """
+    chosen = _as_tuple(destination)
     if context_local:
-        _context_destination.set(destination)
-    else:
-        _runtime.set_default_destination(destination)
+        set_context_destination(chosen)
+        return
+    if chosen == STATE.destinations:
+        return
+
+    def change() -> None:
+        STATE.destinations = chosen
+
+    _runtime.replace(change)
+
+
+def add_destination(destination: Destination) -> None:
+    """Send every trace to ``destination`` as well, beside the default destinations (an OTLP
+    endpoint, an MLflow server, the local file, whatever the settings name)."""
+    if destination in STATE.extra_destinations:
+        return
+
+    def change() -> None:
+        STATE.extra_destinations = (*STATE.extra_destinations, destination)
+
+    _runtime.replace(change)
+
+
+class TracingConfigContext:
+    """Returned by ``configure``: the change is in force now; as a context manager, the previous
+    configuration comes back on exit (MLflow's ``TracingConfigContext``)."""
+
+    def __init__(self, previous: tuple[tuple[Any, ...], dict[str, Any]]) -> None:
+        self._previous = previous
+
+    def __enter__(self) -> TracingConfigContext:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        STATE.restore_chain(self._previous)
+
+
+def configure(
+    span_processors: Optional[Sequence[Any]] = None,
+    *,
+    capture_content: Optional[bool] = None,
+    redaction: Any = _MISSING,
+    redaction_defaults: Optional[bool] = None,
+    max_attribute_bytes: Optional[int] = None,
+    max_span_bytes: Optional[int] = None,
+) -> TracingConfigContext:
+    """Configure the processor chain; only the arguments given change (MLflow's semantics).
+
+    ``span_processors``: MLflow-style hooks ``fn(span) -> None`` run in order, before the built-ins
+    unless placed after ``BUILTINS``; OpenTelemetry ``SpanProcessor`` objects, whose ``on_start``
+    runs on the app thread as each span starts and ``on_end`` off it, after the built-ins (they see
+    the span as it will be exported). ``capture_content``: False drops inputs, outputs, messages and
+    stream chunks (names, types, status, timings, model and token usage stay). ``redaction``: a
+    policy in the OTel Collector redaction processor's schema (a dict, a path to a YAML/JSON file),
+    or None to remove the user policy. ``redaction_defaults``: False switches the built-in secret
+    patterns off. ``max_attribute_bytes`` / ``max_span_bytes``: trimming budgets.
+    """
+    hooks = None
+    if span_processors is not None:
+        hooks = tuple(span_processors)
+        for hook in hooks:
+            if hook is not BUILTINS and not callable(hook) and not hasattr(hook, "on_end"):
+                raise TypeError(f"span processor {hook!r} is neither callable nor an OTel SpanProcessor")
+    options = {
+        key: value
+        for key, value in {
+            "capture_content": capture_content,
+            "redaction_defaults": redaction_defaults,
+            "max_attribute_bytes": max_attribute_bytes,
+            "max_span_bytes": max_span_bytes,
+        }.items()
+        if value is not None
+    }
+    if redaction is not _MISSING:
+        options["redaction"] = redaction
+    return TracingConfigContext(STATE.configure_chain(hooks, options))
 
 
 def stats() -> dict[str, int]:

@@ -25,7 +25,7 @@ from typing import Callable
 import pytest
 
 import mlflow_otel
-from mlflow_otel import _log, _runtime, processors, tracing
+from mlflow_otel import _log, _settings, _state, tracing
 from mlflow_otel._telemetry import COUNTERS
 from tests.backends import Jaeger, MlflowServer
 from tests.otlp_receiver import OtlpReceiver, ReceivedSpan
@@ -74,15 +74,14 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]
             monkeypatch.delenv(name)
     monkeypatch.setenv("MLFLOW_OTEL_TRACES_FILE", str(tmp_path / "traces.jsonl"))
     monkeypatch.setenv("OTEL_BSP_SCHEDULE_DELAY", "50")
-    _runtime.clear_overrides()
-    processors.reset()
     tracing.reset()
+    _state.reset()
+    _settings.forget_reported()
     _log.reset_limits()
     COUNTERS.reset()
     yield
-    _runtime.clear_overrides()
-    processors.reset()
     tracing.reset()
+    _state.reset()
 
 
 Collect = Callable[..., list[ReceivedSpan]]

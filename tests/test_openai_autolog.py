@@ -14,8 +14,9 @@ from openai import _base_client
 
 import mlflow_otel as mlflow
 from mlflow_otel import tracing
+from mlflow_otel._settings import load as load_settings
 from mlflow_otel._telemetry import COUNTERS
-from mlflow_otel.openai import _extract, _patch
+from mlflow_otel.integrations.openai import extract as _extract
 from tests.conftest import by_name, decoded
 from tests.openai_server import OpenAiServer
 
@@ -429,7 +430,7 @@ def test_genai_messages_and_openinference_when_asked(client, otlp_http, monkeypa
 def test_semconv_setting_is_validated(monkeypatch, caplog):
     monkeypatch.setenv("MLFLOW_OTEL_SEMCONV", "mlflow,zipkin")
     mlflow.openai.autolog()
-    assert _patch._State.settings.semconv == frozenset({"mlflow", "gen_ai"})
+    assert load_settings().genai.semconv == frozenset({"mlflow", "gen_ai"})
     assert "MLFLOW_OTEL_SEMCONV" in caplog.text
 
 

@@ -17,7 +17,7 @@ from opentelemetry.sdk.trace.sampling import Decision, TraceIdRatioBased
 import mlflow_otel as mlflow
 from mlflow_otel import tracing
 from mlflow_otel.destinations import OtlpDestination
-from mlflow_otel.sampling import TraceRatioSampler
+from mlflow_otel.spans.sampling import TraceRatioSampler
 from tests.conftest import run_python
 from tests.otlp_receiver import OtlpReceiver
 
@@ -467,13 +467,15 @@ def test_queue_shrinks_while_the_destination_is_unreachable_and_recovers(monkeyp
         return i
 
     one(0)  # the first batch meets the closed port
-    processor = _runtime.runtime().pipeline.defaults[0]
+    processor = _runtime.runtime().pipeline.router.defaults[0]
     deadline = time.monotonic() + 10
-    while processor._limit != 100 and time.monotonic() < deadline:
+    while processor.queue_limit != 100 and time.monotonic() < deadline:
         time.sleep(0.02)
-    assert processor._limit == 100  # a quarter of 400
+    assert processor.queue_limit == 100  # a quarter of 400
     for i in range(300):
         one(i)
+    # The spans reach the destination's queue once the process stage has run the chain.
+    assert _runtime.runtime().pipeline.process.force_flush(5000)
     assert processor.queued <= 100
     # 301 spans: at most 100 queued and two batches of 10 held by the workers' retries.
     assert COUNTERS.snapshot()["dropped.queue_full"] >= 301 - 100 - 2 * 10
@@ -481,9 +483,9 @@ def test_queue_shrinks_while_the_destination_is_unreachable_and_recovers(monkeyp
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         deadline = time.monotonic() + 30
-        while processor._limit != 400 and time.monotonic() < deadline:
+        while processor.queue_limit != 400 and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert processor._limit == 400
+        assert processor.queue_limit == 400
     finally:
         server.shutdown()
         server.server_close()

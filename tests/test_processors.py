@@ -17,7 +17,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 import mlflow_otel as mlflow
 from mlflow_otel import tracing
 from mlflow_otel.entities import SpanType
-from mlflow_otel.processors import ChainConfig, process
+from mlflow_otel.pipeline.process import run_chain
 from mlflow_otel.processors.redaction import DefaultRedactor, RedactionPolicy, Redactor
 from mlflow_otel.processors.trimming import Trimmer
 from tests.conftest import ROOT, by_name, decoded
@@ -148,9 +148,7 @@ def test_hooks_run_off_the_request_path(otlp_http):
 def test_content_capture_off_keeps_shape_and_usage(otlp_http, monkeypatch, how):
     if how == "env":
         monkeypatch.setenv("MLFLOW_OTEL_CAPTURE_CONTENT", "false")
-        from mlflow_otel import processors
-
-        processors.reset()
+        tracing.reset()
     else:
         mlflow.tracing.configure(capture_content=False)
 
@@ -213,9 +211,7 @@ def test_default_policy_masks_nested_secrets_on_the_wire(otlp):
 
 def test_collector_policy_file_loaded_as_is(otlp_http, monkeypatch):
     monkeypatch.setenv("MLFLOW_OTEL_REDACTION_CONFIG", str(POLICY_FILE))
-    from mlflow_otel import processors
-
-    processors.reset()
+    tracing.reset()
 
     @mlflow.trace
     def contact(email, cc):
@@ -372,9 +368,7 @@ def test_base64_image_is_summarised(otlp_http, monkeypatch):
 
 def test_otel_attribute_length_limit_is_respected_json_aware(otlp_http, monkeypatch):
     monkeypatch.setenv("OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT", "2000")
-    from mlflow_otel import processors
-
-    processors.reset()
+    tracing.reset()
     tracing.reset()
 
     @mlflow.trace
@@ -440,10 +434,8 @@ _BLOCKED = [re.compile(p) for p in DefaultRedactor().policy.blocked_values]
 @given(inputs=nested, outputs=nested)
 def test_chain_never_raises_keeps_json_valid_and_no_secret_survives(provider_exporter, inputs, outputs):
     span = _finished_span(inputs, outputs, provider_exporter)
-    chain = ChainConfig(
-        (), (DefaultRedactor(), Redactor(RedactionPolicy.from_file(str(POLICY_FILE))), Trimmer(600, 2000)), ()
-    )
-    result = process(span, chain)
+    chain = (DefaultRedactor(), Redactor(RedactionPolicy.from_file(str(POLICY_FILE))), Trimmer(600, 2000))
+    result = run_chain(span, chain)
     for key in ("mlflow.spanInputs", "mlflow.spanOutputs"):
         text = result.attributes[key]
         json.loads(text)
@@ -455,9 +447,9 @@ def test_chain_never_raises_keeps_json_valid_and_no_secret_survives(provider_exp
 @given(inputs=nested, outputs=nested)
 def test_spans_under_budget_without_secrets_are_identical(provider_exporter, inputs, outputs):
     span = _finished_span(inputs, outputs, provider_exporter)
-    chain = ChainConfig((), (DefaultRedactor(), Trimmer(10**6, 3 * 10**6)), ())
+    chain = (DefaultRedactor(), Trimmer(10**6, 3 * 10**6))
     text = json.dumps([span.attributes["mlflow.spanInputs"], span.attributes["mlflow.spanOutputs"]])
-    result = process(span, chain)
+    result = run_chain(span, chain)
     if not any(secret in text for secret in SECRETS) and not any(k in text for k in ("api_key", "password")):
         assert result is span  # not copied, not re-encoded: byte-identical on the wire
 
@@ -466,7 +458,7 @@ def test_spans_under_budget_without_secrets_are_identical(provider_exporter, inp
 @given(doc=nested, budget=st.integers(min_value=64, max_value=4000))
 def test_trimming_any_json_fits_the_budget_and_stays_valid(provider_exporter, doc, budget):
     span = _finished_span(doc, [doc, doc], provider_exporter)
-    result = process(span, ChainConfig((), (Trimmer(budget, budget * 3),), ()))
+    result = run_chain(span, (Trimmer(budget, budget * 3),))
     for key in ("mlflow.spanInputs", "mlflow.spanOutputs"):
         text = result.attributes[key]
         json.loads(text)

@@ -7,7 +7,7 @@ import time
 
 import mlflow_otel as mlflow
 from mlflow_otel import tracing
-from mlflow_otel._span import NoOpSpan
+from mlflow_otel.entities import NoOpSpan
 from tests.conftest import by_name, run_python
 
 

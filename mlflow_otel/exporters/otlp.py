@@ -44,16 +44,6 @@ MAX_BACKOFF_S = 10.0
 RETRYABLE_HTTP = frozenset({429, 502, 503, 504})
 
 
-#: Set while the process is shutting down: retries whose next attempt would start after this
-#: ``time.monotonic()`` value give up at once instead of holding the exit until its deadline.
-_exit_deadline: Optional[float] = None
-
-
-def set_exit_deadline(deadline: Optional[float]) -> None:
-    global _exit_deadline
-    _exit_deadline = deadline
-
-
 class ExporterUnavailable(RuntimeError):
     """The package for the configured protocol is not installed."""
 
@@ -86,8 +76,15 @@ class OtlpExporter(SpanExporter):
 
     transport = "otlp"
 
-    def __init__(self, otlp: OtlpSettings, max_request_bytes: int, retry_timeout_s: float) -> None:
+    def __init__(
+        self,
+        otlp: OtlpSettings,
+        max_request_bytes: int,
+        retry_timeout_s: float,
+        on_reachability: Optional[Callable[[bool], None]] = None,
+    ) -> None:
         self.endpoint = otlp.endpoint
+        self.compression = otlp.compression
         self._headers = dict(otlp.headers)
         self._timeout_s = otlp.timeout_s
         self._gzip = otlp.compression == "gzip"
@@ -95,14 +92,17 @@ class OtlpExporter(SpanExporter):
         self._retry_timeout_s = retry_timeout_s
         self._stop = threading.Event()
         self._unreachable_at_exit = False
+        #: Set by ``begin_exit``: while the process exits, an endpoint that refuses connections is
+        #: not retried (its spans are counted as dropped) instead of holding the exit to its deadline.
+        self._exiting = False
         #: Told whether the endpoint accepts connections, on each change (the batch stage keeps a
         #: smaller queue for a destination that does not: see ``BatchProcessor.set_reachable``).
-        self.on_reachability: Optional[Callable[[bool], None]] = None
+        self._on_reachability = on_reachability
         self._reachable = True
 
     # --- SpanExporter ------------------------------------------------------------------------------
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
-        if self._stop.is_set() or (self._unreachable_at_exit and _exit_deadline is not None):
+        if self._stop.is_set() or (self._unreachable_at_exit and self._exiting):
             # Shut down, or the process is exiting and this destination already refused to connect:
             # the rest of the queue is counted as dropped without encoding it.
             COUNTERS.add("dropped.shutdown", len(spans))
@@ -114,6 +114,10 @@ class OtlpExporter(SpanExporter):
             warn_limited("otlp_error", "OTLP export to %s failed unexpectedly: %r", self.endpoint, exc)
             return SpanExportResult.FAILURE
         return SpanExportResult.SUCCESS if delivered == len(spans) else SpanExportResult.FAILURE
+
+    def begin_exit(self) -> None:
+        """The process is exiting (``pipeline.export.ExitAware``): stop retrying a refused endpoint."""
+        self._exiting = True
 
     def shutdown(self) -> None:
         """Stop at once: retries in progress give up and count their spans as dropped."""
@@ -169,7 +173,7 @@ class OtlpExporter(SpanExporter):
                 COUNTERS.add("bytes_sent", len(payload))
             if outcome.kind != _Outcome.RETRY:
                 return outcome
-            if outcome.unreachable and _exit_deadline is not None:
+            if outcome.unreachable and self._exiting:
                 self._unreachable_at_exit = True
                 outcome.why += " (process exiting: not retried)"
                 return outcome
@@ -189,7 +193,7 @@ class OtlpExporter(SpanExporter):
     def _note_reachable(self, reachable: bool) -> None:
         if reachable != self._reachable:
             self._reachable = reachable
-            listener = self.on_reachability
+            listener = self._on_reachability
             if listener is not None:
                 listener(reachable)
 
@@ -217,8 +221,14 @@ class OtlpHttpExporter(OtlpExporter):
 
     transport = "http"
 
-    def __init__(self, otlp: OtlpSettings, max_request_bytes: int, retry_timeout_s: float) -> None:
-        super().__init__(otlp, max_request_bytes, retry_timeout_s)
+    def __init__(
+        self,
+        otlp: OtlpSettings,
+        max_request_bytes: int,
+        retry_timeout_s: float,
+        on_reachability: Optional[Callable[[bool], None]] = None,
+    ) -> None:
+        super().__init__(otlp, max_request_bytes, retry_timeout_s, on_reachability)
         try:
             import requests  # installed with opentelemetry-exporter-otlp-proto-http
         except ImportError as exc:
@@ -292,8 +302,14 @@ class OtlpGrpcExporter(OtlpExporter):
 
     transport = "grpc"
 
-    def __init__(self, otlp: OtlpSettings, max_request_bytes: int, retry_timeout_s: float) -> None:
-        super().__init__(otlp, max_request_bytes, retry_timeout_s)
+    def __init__(
+        self,
+        otlp: OtlpSettings,
+        max_request_bytes: int,
+        retry_timeout_s: float,
+        on_reachability: Optional[Callable[[bool], None]] = None,
+    ) -> None:
+        super().__init__(otlp, max_request_bytes, retry_timeout_s, on_reachability)
         try:
             import grpc
             from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
@@ -432,6 +448,13 @@ def _retry_info_delay(err: Any) -> Optional[float]:
     return None
 
 
-def build_otlp_exporter(otlp: OtlpSettings, max_request_bytes: int, retry_timeout_s: float) -> OtlpExporter:
+def build_otlp_exporter(
+    otlp: OtlpSettings,
+    max_request_bytes: int,
+    retry_timeout_s: float,
+    on_reachability: Optional[Callable[[bool], None]] = None,
+) -> OtlpExporter:
+    """The exporter for ``otlp.protocol``; ``on_reachability`` hears when the endpoint starts or
+    stops accepting connections."""
     cls = OtlpGrpcExporter if otlp.protocol == PROTOCOL_GRPC else OtlpHttpExporter
-    return cls(otlp, max_request_bytes, retry_timeout_s)
+    return cls(otlp, max_request_bytes, retry_timeout_s, on_reachability)

@@ -5,6 +5,7 @@
 ``base_url``) becomes a span: CHAT_MODEL for chat completions and the Responses API, EMBEDDING for
 embeddings, LLM for legacy completions, and a span with inputs and outputs for every other endpoint.
 Needs ``pip install 'mlflow-otel[openai]'``; importing this module does not import ``openai``.
+The integration itself is ``mlflow_otel/integrations/openai/``.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from mlflow_otel._log import logger
+from mlflow_otel.integrations.openai import INTEGRATION
 
 __all__ = ["autolog"]
 
@@ -32,19 +34,8 @@ def autolog(
     ``disable_for_unsupported_versions``, ...) concern MLflow runs and models; they are accepted and
     ignored so existing calls keep working.
     """
-    from mlflow_otel.openai import _patch
-
     if mlflow_only and not silent:
         logger.debug("mlflow_otel.openai.autolog: ignoring MLflow-only arguments %s", sorted(mlflow_only))
-    if disable or not log_traces:
-        _patch.uninstall()
-        return
-    try:
-        _patch.install(inject_trace_context=inject_trace_context)
-    except ImportError as exc:
-        if not silent:
-            logger.warning(
-                "mlflow_otel.openai.autolog(): the openai package is not installed (%s); "
-                "pip install 'mlflow-otel[openai]'.",
-                exc,
-            )
+    INTEGRATION.autolog(
+        disable=disable, log_traces=log_traces, silent=silent, inject_trace_context=inject_trace_context
+    )

@@ -21,7 +21,7 @@ from typing import Any, Optional
 
 from opentelemetry.sdk.trace import Event
 
-from mlflow_otel.processors import SpanView
+from mlflow_otel.processors.base import SpanView
 
 DEFAULT_MAX_ATTRIBUTE_BYTES = 1024 * 1024
 DEFAULT_MAX_SPAN_BYTES = 3 * 1024 * 1024

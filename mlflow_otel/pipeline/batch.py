@@ -1,7 +1,7 @@
 """The batch stage: a bounded queue between the app thread and one destination's exporter.
 
 Follows the OTel spec's Batch Span Processor (``OTEL_BSP_*``, sdk-environment-variables.md), with
-the guarantees DESIGN.md section 3 adds:
+the guarantees docs/architecture.md ("Batch") states:
 
 * ``on_end`` never blocks and never raises: a full queue costs a counted drop and a rate-limited
   warning (the app thread never waits for a slow or dead collector).
@@ -22,7 +22,8 @@ import os
 import threading
 import time
 import weakref
-from typing import Optional
+from collections.abc import Sequence
+from typing import Any, Optional
 
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
@@ -43,14 +44,19 @@ class BatchProcessor(SpanProcessor):
         schedule_delay_s: float = 5.0,
         max_workers: int = 1,
         name: str = "default",
+        count_exports: bool = True,
     ) -> None:
         self.exporter = exporter
         self.name = name
+        #: False for a stage whose "exporter" hands spans on to another stage (the process stage):
+        #: only the last stage counts spans as exported.
+        self._count_exports = count_exports
+        self._due = False
         self._max_queue_size = max_queue_size
         # While the destination refuses connections the queue keeps a quarter of its room: enough to
         # ride out a collector restart, without holding a burst's worth of spans for a collector
-        # that may never come back (DESIGN.md section 3: a dead collector costs counted drops and
-        # bounded memory). Read on the hot path as one attribute.
+        # that may never come back (a dead collector costs counted drops and bounded memory). Read
+        # on the hot path as one attribute.
         self._unreachable_limit = max(1, max_queue_size // 4)
         self._limit = max_queue_size
         self._max_batch = min(max_export_batch_size, max_queue_size)
@@ -113,6 +119,34 @@ class BatchProcessor(SpanProcessor):
         if len(self._queue) >= self._max_batch:
             self._wake.set()
 
+    def on_end_many(self, spans: Sequence[Any]) -> None:
+        """Queue a whole trace, or none of it: a trace never arrives without its root."""
+        if self._shutdown:
+            COUNTERS.add("dropped.shutdown", len(spans))
+            return
+        if len(self._queue) + len(spans) > self._limit:
+            COUNTERS.add("dropped.queue_full", len(spans))
+            warn_limited(
+                "queue_full",
+                "Trace queue for %s is full (%d spans); dropping whole traces.",
+                self.name,
+                self._limit,
+            )
+            return
+        self._queue.extend(spans)
+        if len(self._queue) >= self._max_batch:
+            self._wake.set()
+
+    def export_soon(self) -> None:
+        """Export what is queued now, full batch or not (the previous stage ran on its schedule)."""
+        self._due = True
+        self._wake.set()
+
+    @property
+    def queue_limit(self) -> int:
+        """Spans the queue admits now: the full size, or a quarter while the destination is down."""
+        return self._limit
+
     def set_reachable(self, reachable: bool) -> None:
         """Called by the exporter when its endpoint starts or stops accepting connections."""
         self._limit = self._max_queue_size if reachable else self._unreachable_limit
@@ -124,7 +158,8 @@ class BatchProcessor(SpanProcessor):
             self._wake.clear()
             # A partial batch goes out when the schedule delay passed, a flush waits, or at shutdown;
             # otherwise only full batches do (the OTel BSP's rule).
-            export_all = not woke or self._flush_waiters > 0 or self._shutdown
+            export_all = not woke or self._flush_waiters > 0 or self._shutdown or self._due
+            self._due = False
             while export_all or len(self._queue) >= self._max_batch:
                 batch_id, batch = self._take()
                 if not batch:
@@ -169,6 +204,8 @@ class BatchProcessor(SpanProcessor):
             result = SpanExportResult.FAILURE
             COUNTERS.add("dropped.export_error", len(batch))
             warn_limited("export_error", "Exporter raised while exporting %d spans: %s", len(batch), exc)
+        if not self._count_exports:
+            return
         if result is SpanExportResult.SUCCESS:
             COUNTERS.add("spans_exported", len(batch))
         else:

@@ -20,18 +20,36 @@ from opentelemetry.sdk.trace.sampling import Decision, Sampler, SamplingResult, 
 from opentelemetry.trace import Link, SpanKind, get_current_span
 from opentelemetry.util.types import Attributes
 
+from mlflow_otel._log import logger
+
 #: Start attribute carrying a per-root ratio to the sampler; never exported.
 RATIO_OVERRIDE_KEY = "mlflow_otel.sampling_ratio_override"
 
 _DROP = SamplingResult(Decision.DROP)
 
 
+_TRACE_ID_LIMIT = TraceIdRatioBased.TRACE_ID_LIMIT
+
+
+def _bound(ratio: float) -> int:
+    return TraceIdRatioBased.get_bound_for_rate(min(max(float(ratio), 0.0), 1.0))
+
+
 class TraceRatioSampler(Sampler):
-    """``ParentBased(TraceIdRatioBased(ratio))`` with a per-root override."""
+    """``ParentBased(TraceIdRatioBased(ratio))`` with a per-root override.
+
+    The one sampling implementation: the SDK's tracer calls ``should_sample`` (OTel's interface), our
+    lean tracer calls its fast path ``sample_root`` directly; both decide with the same bound.
+    """
 
     def __init__(self, ratio: float = 1.0) -> None:
         self.ratio = min(max(ratio, 0.0), 1.0)
-        self._root = TraceIdRatioBased(self.ratio)
+        self._bound = _bound(self.ratio)
+
+    def sample_root(self, trace_id: int, override: Optional[float] = None) -> bool:
+        """Keep a new trace? ``TraceIdRatioBased``'s rule on the low 64 bits of the trace id."""
+        bound = self._bound if override is None else _bound(override)
+        return (trace_id & _TRACE_ID_LIMIT) < bound
 
     def should_sample(
         self,
@@ -48,11 +66,7 @@ class TraceRatioSampler(Sampler):
             attributes = dict(attributes)
             override = attributes.pop(RATIO_OVERRIDE_KEY)
         parent = get_current_span(parent_context).get_span_context()
-        if parent.is_valid:
-            keep = parent.trace_flags.sampled
-        else:
-            ratio = self.ratio if override is None else min(max(float(override), 0.0), 1.0)
-            keep = (trace_id & TraceIdRatioBased.TRACE_ID_LIMIT) < TraceIdRatioBased.get_bound_for_rate(ratio)
+        keep = parent.trace_flags.sampled if parent.is_valid else self.sample_root(trace_id, override)
         if not keep:
             return _DROP
         return SamplingResult(
@@ -79,13 +93,9 @@ def sampler_for(ratio: Optional[float], otel_sampler: Optional[str], otel_arg: O
         try:
             arg = float(otel_arg) if otel_arg not in (None, "") else 1.0
         except ValueError:
-            from mlflow_otel._log import logger
-
             logger.warning("Invalid OTEL_TRACES_SAMPLER_ARG %r; using 1.0.", otel_arg)
             arg = 1.0
         return TraceRatioSampler(arg)
     if not name.endswith("always_on"):
-        from mlflow_otel._log import logger
-
         logger.warning("Unsupported OTEL_TRACES_SAMPLER %r; sampling every trace.", otel_sampler)
     return TraceRatioSampler(1.0)

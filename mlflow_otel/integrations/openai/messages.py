@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from typing import Any, Optional
 
 from mlflow_otel._serialize import dumps
-from mlflow_otel.openai._extract import Endpoint, finish_reasons
+from mlflow_otel.integrations.openai.extract import Endpoint, finish_reasons
 
 Message = dict[str, Any]
 

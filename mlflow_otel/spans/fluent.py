@@ -23,23 +23,29 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace as otel_trace
 from opentelemetry.context import Context
 
-from mlflow_otel import _assembly, _runtime
-from mlflow_otel import _conventions as conv
+from mlflow_otel import _runtime
+from mlflow_otel import semconv as conv
 from mlflow_otel._log import warn_limited
 from mlflow_otel._serialize import dumps, to_attribute_value
-from mlflow_otel._span import NO_OP_SPAN, LiveSpan, NoOpSpan
+from mlflow_otel._state import STATE
 from mlflow_otel._telemetry import COUNTERS
-from mlflow_otel._tracer import LeanTracer
-from mlflow_otel.entities import SpanEvent, SpanType
-from mlflow_otel.processors import capture_content_enabled
-from mlflow_otel.sampling import RATIO_OVERRIDE_KEY
+from mlflow_otel.spans import registry
+from mlflow_otel.spans.live import NO_OP_SPAN, LiveSpan, NoOpSpan
+from mlflow_otel.spans.sampling import RATIO_OVERRIDE_KEY
+from mlflow_otel.spans.tracer import LeanTracer
+from mlflow_otel.spans.types import SpanEvent, SpanType
 
 _MISSING = object()
 
 #: ``tracing.set_destination(dest, context_local=True)``: where new traces in this context go.
-_context_destination: contextvars.ContextVar[Any] = contextvars.ContextVar(
-    "mlflow_otel_destination", default=None
+_context_destinations: contextvars.ContextVar[Optional[tuple[Any, ...]]] = contextvars.ContextVar(
+    "mlflow_otel_destinations", default=None
 )
+
+
+def set_context_destination(destinations: Optional[tuple[Any, ...]]) -> None:
+    """Route the traces started in the current context (None: the process-wide destinations)."""
+    _context_destinations.set(destinations)
 
 
 # --- building spans ---------------------------------------------------------------------------------
@@ -61,14 +67,14 @@ def start_live_span(
     """
     attrs: dict[str, Any] = {conv.SPAN_TYPE: str(span_type)}
     parent_ctx = otel_trace.get_current_span(parent).get_span_context()
-    state = _assembly.open_trace(parent_ctx.trace_id) if parent_ctx.is_valid else None
+    state = registry.open_trace(parent_ctx.trace_id) if parent_ctx.is_valid else None
     if sampling_ratio is not None and not parent_ctx.is_valid:
         attrs[RATIO_OVERRIDE_KEY] = float(sampling_ratio)
     if state is not None:
         attrs[conv.TRACE_REQUEST_ID] = state.request_id_json
     if function_name_json is not None:
         attrs[conv.FUNCTION_NAME] = function_name_json
-    if inputs is not _MISSING and capture_content_enabled():
+    if inputs is not _MISSING and STATE.capture_content:
         attrs[conv.SPAN_INPUTS] = dumps(inputs)
     json_keys = None
     if attributes:
@@ -91,20 +97,20 @@ def start_live_span(
         return LiveSpan(otel_span, None, span_type, name)
     span_ctx = otel_span.get_span_context()
     if state is None:
-        state = _assembly.join_trace(span_ctx.trace_id)
+        state = registry.join_trace(span_ctx.trace_id)
         otel_span.set_attribute(conv.TRACE_REQUEST_ID, state.request_id_json)
         if state.root is None:
-            chosen = destination if destination is not None else _context_destination.get()
+            chosen = (destination,) if destination is not None else _context_destinations.get()
             if chosen is not None:
-                state.destinations = (chosen,)
+                state.destinations = chosen
     live = LiveSpan(otel_span, state, span_type, name, state.register(name))
     live._json_keys = json_keys
-    _assembly.track(live, span_ctx.span_id, state)
+    registry.track(live, span_ctx.span_id, state)
     return live
 
 
 def _activate(live: LiveSpan) -> object:
-    return otel_context.attach(otel_trace.set_span_in_context(live._otel))
+    return otel_context.attach(otel_trace.set_span_in_context(live.otel_span))
 
 
 def _deactivate(token: object) -> None:
@@ -189,7 +195,7 @@ def _reduce(outputs: list[Any], reducer: Optional[Callable[[list[Any]], Any]]) -
 
 def chunk_event(live: LiveSpan, index: int, item: Any, timestamp_ns: Optional[int] = None) -> None:
     """One streamed item as MLflow's ``mlflow.chunk.item.<i>`` event (generators, OpenAI streams)."""
-    if not capture_content_enabled():
+    if not STATE.capture_content:
         return
     live.add_event(
         SpanEvent(
@@ -256,12 +262,12 @@ def _wrap(func: Callable[..., Any], spec: _Traced) -> Callable[..., Any]:
 
         @functools.wraps(func)
         async def async_gen_wrapper(*args: Any, **kwargs: Any) -> AsyncGenerator[Any, Any]:
-            live = spec.start(args, kwargs) if _runtime.enabled else None
+            live = spec.start(args, kwargs) if STATE.enabled else None
             if live is None:
                 async for item in func(*args, **kwargs):
                     yield item
                 return
-            ctx = otel_trace.set_span_in_context(live._otel)
+            ctx = otel_trace.set_span_in_context(live.otel_span)
             outputs: list[Any] = []
             token = otel_context.attach(ctx)
             try:
@@ -307,10 +313,10 @@ def _wrap(func: Callable[..., Any], spec: _Traced) -> Callable[..., Any]:
 
         @functools.wraps(func)
         def gen_wrapper(*args: Any, **kwargs: Any) -> Generator[Any, Any, Any]:
-            live = spec.start(args, kwargs) if _runtime.enabled else None
+            live = spec.start(args, kwargs) if STATE.enabled else None
             if live is None:
                 return (yield from func(*args, **kwargs))
-            ctx = otel_trace.set_span_in_context(live._otel)
+            ctx = otel_trace.set_span_in_context(live.otel_span)
             outputs: list[Any] = []
             token = otel_context.attach(ctx)
             try:
@@ -353,7 +359,7 @@ def _wrap(func: Callable[..., Any], spec: _Traced) -> Callable[..., Any]:
 
         @functools.wraps(func)
         async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
-            live = spec.start(args, kwargs) if _runtime.enabled else None
+            live = spec.start(args, kwargs) if STATE.enabled else None
             if live is None:
                 return await func(*args, **kwargs)
             token = _activate(live)
@@ -371,7 +377,7 @@ def _wrap(func: Callable[..., Any], spec: _Traced) -> Callable[..., Any]:
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        if not _runtime.enabled:
+        if not STATE.enabled:
             return func(*args, **kwargs)
         live = spec.start(args, kwargs)
         if live is None:
@@ -435,7 +441,7 @@ class _SpanContext:
         self._token: object = None
 
     def __enter__(self) -> Any:
-        if not _runtime.enabled:
+        if not STATE.enabled:
             return NO_OP_SPAN
         try:
             self._live = start_live_span(
@@ -488,7 +494,7 @@ def get_current_active_span() -> Optional[LiveSpan]:
     span_ctx = current.get_span_context()
     if not span_ctx.is_valid:
         return None
-    live = _assembly.live_span(span_ctx.span_id)
+    live = registry.live_span(span_ctx.span_id)
     if live is None and not current.is_recording():
         return LiveSpan(current, None, SpanType.UNKNOWN, "")
     return live
@@ -502,7 +508,7 @@ def get_active_trace_id() -> Optional[str]:
 
 def get_last_active_trace_id() -> Optional[str]:
     """The id of the most recent trace whose root span ended in this process."""
-    last = _assembly.last_trace_id()
+    last = registry.last_trace_id()
     return None if last is None else "tr-" + format(last, "032x")
 
 
@@ -525,9 +531,9 @@ def update_current_trace(
     """
     try:
         live = get_current_active_span()
-        state = live._state if live is not None else None
+        state = live.trace_state if live is not None else None
         root = state.root if state is not None else None
-        if root is None or not root._otel.is_recording():
+        if root is None or not root.otel_span.is_recording():
             warn_limited("update_trace", "update_current_trace() was called with no active trace; ignored.")
             return
         attrs: dict[str, Any] = {}
@@ -545,7 +551,7 @@ def update_current_trace(
             attrs[conv.REQUEST_PREVIEW] = _text(request_preview)
         if response_preview is not None:
             attrs[conv.RESPONSE_PREVIEW] = _text(response_preview)
-        root._otel.set_attributes(attrs)
+        root.otel_span.set_attributes(attrs)
     except Exception as exc:
         warn_limited("update_trace", "update_current_trace() failed: %s", exc)
 

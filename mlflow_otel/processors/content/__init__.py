@@ -8,8 +8,8 @@ mode; this processor also strips them from spans of other instrumentations shari
 
 from __future__ import annotations
 
-from mlflow_otel import _conventions as conv
-from mlflow_otel.processors import SpanView
+from mlflow_otel import semconv as conv
+from mlflow_otel.processors.base import SpanView
 
 #: Attribute keys that carry content, by convention (MLflow, OTel GenAI, OpenInference).
 CONTENT_KEYS = frozenset(

@@ -24,17 +24,18 @@ from opentelemetry import context as otel_context
 from opentelemetry import propagate
 from opentelemetry import trace as otel_trace
 
-from mlflow_otel import _conventions as conv
-from mlflow_otel import _runtime
-from mlflow_otel._fluent import chunk_event, start_live_span
+from mlflow_otel import semconv as conv
 from mlflow_otel._log import warn_limited
 from mlflow_otel._serialize import dumps
-from mlflow_otel._settings import GenAiSettings, load_genai_settings
-from mlflow_otel._span import LiveSpan
+from mlflow_otel._settings import GenAiSettings
+from mlflow_otel._settings import load as load_settings
+from mlflow_otel._state import STATE
 from mlflow_otel._telemetry import COUNTERS
-from mlflow_otel.openai import _extract, _messages
-from mlflow_otel.openai._aggregate import aggregate
-from mlflow_otel.processors import capture_content_enabled
+from mlflow_otel.integrations.openai import extract as _extract
+from mlflow_otel.integrations.openai import messages as _messages
+from mlflow_otel.integrations.openai.aggregate import aggregate
+from mlflow_otel.spans.fluent import chunk_event, start_live_span
+from mlflow_otel.spans.live import LiveSpan
 
 #: Marks our wrappers, so a second ``autolog()`` never wraps a wrapper.
 _MARK = "__mlflow_otel_wrapped__"
@@ -100,7 +101,7 @@ class _Call:
             netloc = urlsplit(base_url).netloc.rsplit("@", 1)[-1]
             body = _body(options)
             attrs = _extract.request_attributes(endpoint, body, provider, netloc, semconv)
-            content = capture_content_enabled()
+            content = STATE.capture_content
             body_json = dumps(body) if content else None
             if content:
                 attrs[conv.SPAN_INPUTS] = body_json
@@ -116,7 +117,7 @@ class _Call:
             return None
 
     def activate(self) -> Any:
-        return otel_context.attach(otel_trace.set_span_in_context(self.live._otel))
+        return otel_context.attach(otel_trace.set_span_in_context(self.live.otel_span))
 
     def inject(self, options: Any) -> Any:
         """W3C ``traceparent`` (and the configured propagators' headers) on the outgoing request,
@@ -124,7 +125,7 @@ class _Call:
         and an OpenAI-compatible gateway that does is the user's to opt in to."""
         try:
             headers = dict(options.headers) if isinstance(getattr(options, "headers", None), Mapping) else {}
-            propagate.inject(headers, context=otel_trace.set_span_in_context(self.live._otel))
+            propagate.inject(headers, context=otel_trace.set_span_in_context(self.live.otel_span))
             copy = getattr(options, "model_copy", None) or options.copy
             return copy(update={"headers": headers})
         except Exception as exc:
@@ -145,10 +146,10 @@ class _Call:
             live.set_attributes(_extract.response_attributes(self.endpoint, response, semconv))
             if extra:
                 live.set_attributes(extra)
-            if response is not None and capture_content_enabled():
+            if response is not None and STATE.capture_content:
                 output_json = dumps(response)
-                if live._otel.is_recording():
-                    live._otel.set_attribute(conv.SPAN_OUTPUTS, output_json)
+                if live.otel_span.is_recording():
+                    live.otel_span.set_attribute(conv.SPAN_OUTPUTS, output_json)
                 if self.settings.capture_messages and "gen_ai" in semconv:
                     live.set_attributes(_messages.genai_attributes(self.endpoint, None, response, None))
                 if "openinference" in semconv:
@@ -271,7 +272,7 @@ def _wrap_stream(call: _Call, stream: Any) -> None:
 def _enter(client: Any, options: Any) -> Optional[tuple[_Call, Any, Any]]:
     """Before the request: None to call through untraced, else the call, the options to send (with
     trace headers if asked) and the context token that makes the call's span current."""
-    if not _runtime.enabled:
+    if not STATE.enabled:
         return None
     call = _Call.begin(client, options)
     if call is None:
@@ -330,7 +331,7 @@ def install(inject_trace_context: bool) -> None:
     """Wrap both clients' ``request`` (idempotent); settings are re-read on every call."""
     from openai import _base_client
 
-    _State.settings = load_genai_settings()
+    _State.settings = load_settings().genai  # read at each autolog(), as documented
     _State.inject_trace_context = inject_trace_context
     raw: list[type] = []
     streaming: list[type] = []

@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from typing import Any, Optional
 from urllib.parse import urlsplit
 
-from mlflow_otel import _conventions as conv
+from mlflow_otel import semconv as conv
 from mlflow_otel._serialize import dumps
-from mlflow_otel.entities import SpanType
+from mlflow_otel.spans.types import SpanType
 
 # --- endpoints ------------------------------------------------------------------------------------
 

@@ -10,7 +10,9 @@ our own pipeline and our builders only set well-typed values, so this tracer bui
   context and other instrumentations nest under it) and the SDK's ``ReadableSpan`` (so every
   exporter, ours or the OTel project's, encodes it unchanged);
 * ids come from ``random.getrandbits`` like the SDK's ``RandomIdGenerator`` (re-seeded after fork);
-* sampling is the same ``ParentBased(TraceIdRatioBased)`` decision (see ``sampling.py``);
+* sampling is decided by the one sampler (``sampling.py``), through its fast path;
+* the user's OpenTelemetry ``SpanProcessor.on_start`` hooks run here, as the SDK runs them (a tuple
+  check when there are none);
 * at ``end`` the span itself is handed to the pipeline (no snapshot copy): it is immutable from then.
 
 When mlflow-otel joins the application's provider (``MLFLOW_USE_DEFAULT_TRACER_PROVIDER=false``),
@@ -33,12 +35,12 @@ from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode,
 from opentelemetry.trace.span import INVALID_SPAN_CONTEXT, NonRecordingSpan
 from opentelemetry.util.types import Attributes
 
-from mlflow_otel.sampling import RATIO_OVERRIDE_KEY, TraceRatioSampler
+from mlflow_otel._state import STATE
+from mlflow_otel.spans.sampling import RATIO_OVERRIDE_KEY, TraceRatioSampler
 
 _SAMPLED = TraceFlags(TraceFlags.SAMPLED)
 _NOT_SAMPLED = TraceFlags(TraceFlags.DEFAULT)
 _UNSET = Status(StatusCode.UNSET)
-_TRACE_ID_LIMIT = (1 << 64) - 1
 _get_current_span = trace_api.get_current_span
 _getrandbits = random.getrandbits
 
@@ -155,9 +157,10 @@ class LeanTracer:
         resource: Resource,
         scope: InstrumentationScope,
         on_end: Callable[[ReadableSpan], None],
+        on_start: Callable[[Any, Optional[Context]], None],
     ) -> None:
-        self._sampler = sampler
-        self._bound = round(sampler.ratio * (_TRACE_ID_LIMIT + 1))
+        self._sample_root = sampler.sample_root
+        self._on_start = on_start
         self._resource = resource
         self._scope = scope
         self._on_end = on_end
@@ -187,12 +190,7 @@ class LeanTracer:
             parent_ctx: Optional[SpanContext] = parent
         else:
             trace_id = _getrandbits(128) or 1
-            bound = (
-                self._bound
-                if override is None
-                else round(min(max(float(override), 0.0), 1.0) * (_TRACE_ID_LIMIT + 1))
-            )
-            sampled = (trace_id & _TRACE_ID_LIMIT) < bound
+            sampled = self._sample_root(trace_id, override)
             trace_state = None
             parent_ctx = None
         span_context = SpanContext(
@@ -217,6 +215,8 @@ class LeanTracer:
         if links:
             for link in links:
                 span.add_link(link.context, link.attributes)
+        if STATE.start_processors:
+            self._on_start(span, context)
         return span
 
 

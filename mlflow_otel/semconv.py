@@ -1,4 +1,4 @@
-"""Attribute keys on the wire, by convention (DESIGN.md section 2).
+"""Attribute keys on the wire, by convention (docs/architecture.md).
 
 The ``mlflow.*`` keys are the ones MLflow's own SDK writes and an MLflow tracking server ingests from
 OTLP (``mlflow/tracing/constant.py`` in MLflow: ``SpanAttributeKey``, ``TraceTagKey``,

@@ -14,15 +14,20 @@ from typing import TYPE_CHECKING, Any, Optional, Union
 from opentelemetry import trace as otel_trace
 from opentelemetry.trace import Status, StatusCode
 
-from mlflow_otel import _conventions as conv
+from mlflow_otel import semconv as conv
 from mlflow_otel._log import warn_limited
-from mlflow_otel._reads import SpanReads
 from mlflow_otel._serialize import dumps, loads_or_raw, to_attribute_value
-from mlflow_otel.processors import capture_content_enabled
+from mlflow_otel._state import STATE
+from mlflow_otel.spans.types import (
+    SpanEvent,
+    SpanReads,
+    SpanStatus,
+    SpanStatusCode,
+    error_description,
+)
 
 if TYPE_CHECKING:
-    from mlflow_otel._assembly import TraceState
-    from mlflow_otel.entities import SpanEvent, SpanStatus, SpanStatusCode
+    from mlflow_otel.spans.registry import TraceState
 
 NO_OP_SPAN_TRACE_ID = "MLFLOW_NO_OP_SPAN_TRACE_ID"
 _OK = Status(StatusCode.OK)  # shared: a Status is immutable
@@ -76,6 +81,26 @@ class LiveSpan(SpanReads):
         self._base_name = name
         self._ordinal = ordinal
         self._json_keys: Optional[set[str]] = None
+
+    # --- for the pipeline's stages ----------------------------------------------------------------
+    @property
+    def otel_span(self) -> otel_trace.Span:
+        """The OpenTelemetry span underneath (what goes in OTel's context)."""
+        return self._otel
+
+    @property
+    def trace_state(self) -> Optional[TraceState]:
+        """The registry's record of this span's trace; None for a sampled-out span."""
+        return self._state
+
+    @property
+    def base_name(self) -> str:
+        return self._base_name
+
+    @property
+    def ordinal(self) -> int:
+        """1 for the first span of this name in its trace, 2 for the second, ... (name suffixes)."""
+        return self._ordinal
 
     # --- identity ------------------------------------------------------------------------------
     @property
@@ -131,8 +156,6 @@ class LiveSpan(SpanReads):
 
     @property
     def status(self) -> SpanStatus:
-        from mlflow_otel.entities import SpanStatus, SpanStatusCode
-
         status = getattr(self._otel, "status", None)
         if status is None:
             return SpanStatus(SpanStatusCode.UNSET)
@@ -140,8 +163,6 @@ class LiveSpan(SpanReads):
 
     @property
     def events(self) -> list[SpanEvent]:
-        from mlflow_otel.entities import SpanEvent
-
         return [
             SpanEvent(e.name, e.timestamp, {k: loads_or_raw(v) for k, v in (e.attributes or {}).items()})
             for e in getattr(self._otel, "events", ())
@@ -150,11 +171,11 @@ class LiveSpan(SpanReads):
     # --- mutation ------------------------------------------------------------------------------
     def set_inputs(self, inputs: Any) -> None:
         """Record inputs as JSON now, so a later mutation of the caller's objects does not show."""
-        if self._otel.is_recording() and capture_content_enabled():
+        if self._otel.is_recording() and STATE.capture_content:
             self._otel.set_attribute(conv.SPAN_INPUTS, dumps(inputs))
 
     def set_outputs(self, outputs: Any) -> None:
-        if self._otel.is_recording() and capture_content_enabled():
+        if self._otel.is_recording() and STATE.capture_content:
             self._otel.set_attribute(conv.SPAN_OUTPUTS, dumps(outputs))
 
     def set_attribute(self, key: str, value: Any) -> None:
@@ -180,8 +201,6 @@ class LiveSpan(SpanReads):
             self._otel.set_attribute(conv.SPAN_TYPE, str(span_type))
 
     def set_status(self, status: Union[SpanStatus, SpanStatusCode, str]) -> None:
-        from mlflow_otel.entities import SpanStatus
-
         try:
             coerced = SpanStatus.coerce(status)
         except Exception as exc:
@@ -202,8 +221,6 @@ class LiveSpan(SpanReads):
 
     def record_exception(self, exception: Union[BaseException, str]) -> None:
         """Status ERROR with MLflow's ``Type: message`` description, plus an ``exception`` event."""
-        from mlflow_otel.entities import SpanEvent, SpanStatus, SpanStatusCode, error_description
-
         if not self._otel.is_recording():
             return
         exc = exception if isinstance(exception, BaseException) else Exception(str(exception))
@@ -266,8 +283,6 @@ class NoOpSpan:
 
     @property
     def status(self) -> SpanStatus:
-        from mlflow_otel.entities import SpanStatus, SpanStatusCode
-
         return SpanStatus(SpanStatusCode.UNSET)
 
     def get_attribute(self, key: str) -> Any:

@@ -1,0 +1,89 @@
+"""The base every auto-tracing integration implements (OpenTelemetry's ``BaseInstrumentor`` shape).
+
+An integration says which packages it needs (``dependencies``) and how to switch tracing on and off
+for its library (``_instrument`` / ``_uninstrument``). The base makes ``instrument()`` idempotent,
+checks the dependencies first (a missing one is one clear message naming the extra to install), and
+maps MLflow's ``<library>.autolog(disable=, silent=, log_traces=, ...)`` arguments onto it. A new
+library's auto-tracing is one module: a subclass and an ``autolog`` face.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from typing import Any
+
+from mlflow_otel._log import logger
+
+
+class MissingDependency(ImportError):
+    """A package the integration needs is not installed."""
+
+
+class Integration(ABC):
+    """One library's auto-tracing. Subclasses set ``name``, ``extra`` and ``dependencies``."""
+
+    #: The library's name as MLflow spells the flavor (``mlflow.<name>.autolog``).
+    name: str = ""
+    #: The optional extra that installs what it needs: ``pip install 'mlflow-otel[<extra>]'``.
+    extra: str = ""
+    #: Distribution names that must be installed (versions are the extra's business).
+    dependencies: Sequence[str] = ()
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._instrumented = False
+
+    @property
+    def is_instrumented(self) -> bool:
+        return self._instrumented
+
+    def missing_dependencies(self) -> list[str]:
+        missing = []
+        for dist in self.dependencies:
+            try:
+                importlib.metadata.version(dist)
+            except importlib.metadata.PackageNotFoundError:
+                missing.append(dist)
+        return missing
+
+    def instrument(self, **options: Any) -> None:
+        """Switch tracing on (again, with new options, if it was on). Raises ``MissingDependency``."""
+        missing = self.missing_dependencies()
+        if missing:
+            raise MissingDependency(
+                f"mlflow_otel.{self.name}.autolog() needs {', '.join(missing)}: "
+                f"pip install 'mlflow-otel[{self.extra or self.name}]'"
+            )
+        with self._lock:
+            self._instrument(**options)
+            self._instrumented = True
+
+    def uninstrument(self) -> None:
+        with self._lock:
+            if self._instrumented:
+                self._uninstrument()
+                self._instrumented = False
+
+    def autolog(
+        self, disable: bool = False, log_traces: bool = True, silent: bool = False, **options: Any
+    ) -> None:
+        """MLflow's ``autolog`` arguments: ``disable`` / ``log_traces=False`` switch tracing off;
+        ``silent`` hides our messages. The integration's own options are passed on; MLflow's
+        others (``log_models``, ``exclusive``, ...) concern MLflow runs and models and are ignored."""
+        if disable or not log_traces:
+            self.uninstrument()
+            return
+        try:
+            self.instrument(**options)
+        except MissingDependency as exc:
+            if not silent:
+                logger.warning("%s", exc)
+
+    @abstractmethod
+    def _instrument(self, **options: Any) -> None: ...
+
+    @abstractmethod
+    def _uninstrument(self) -> None: ...

@@ -1,0 +1,156 @@
+"""Trace assembly: the pipeline stage that turns finished spans back into traces.
+
+MLflow exports a trace when its root span ends, and renames same-named spans of one trace to
+``name_1``, ``name_2``, ... in start order (``deduplicate_span_names_in_place`` in MLflow's
+``tracing/utils``). Doing the same needs the whole trace, so this processor holds the finished spans
+of each trace until its *local root* (the first of our spans in that trace in this process) ends,
+then hands them downstream in one go. Spans that end after their local root (a background thread
+outliving its request) are forwarded as they end; spans we did not build (other instrumentations
+sharing the provider) pass straight through.
+
+The open-trace table also serves the trace timeout (``MLFLOW_TRACE_TIMEOUT_SECONDS``): a watcher
+thread ends traces open too long with status ERROR so they are exported rather than lost.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Sequence
+from typing import Any, Callable, Optional
+
+from opentelemetry.context import Context
+from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
+from opentelemetry.sdk.trace import Span as SdkSpan
+
+from mlflow_otel._log import logger, warn_limited
+from mlflow_otel._state import STATE
+from mlflow_otel._telemetry import COUNTERS
+from mlflow_otel.spans import registry
+from mlflow_otel.spans.live import LiveSpan
+from mlflow_otel.spans.registry import TraceState
+from mlflow_otel.spans.types import SpanStatus, SpanStatusCode
+
+
+def _dedup_name(readable: ReadableSpan, live: LiveSpan, state: TraceState) -> None:
+    if state.names.get(live.base_name, 1) > 1 and readable.name == live.base_name:
+        readable._name = f"{live.base_name}_{live.ordinal}"
+
+
+#: The next stage: takes a finished trace (or a lone span) and where it goes; never blocks.
+Submit = Callable[[Sequence[ReadableSpan], Optional[tuple[Any, ...]]], None]
+
+
+class TraceAssembler(SpanProcessor):
+    """The pipeline's head, an OTel ``SpanProcessor``: at span start it runs the user's OTel
+    ``on_start`` processors (only when the SDK's tracer calls it: the lean tracer runs them itself);
+    at span end it holds each trace's spans until its local root ends, then submits them whole."""
+
+    def __init__(self, submit: Submit) -> None:
+        self._submit = submit
+        #: False once the pipeline is replaced or shut down (a joined global provider keeps calling us).
+        self.active = True
+
+    def on_start(self, span: SdkSpan, parent_context: Optional[Context] = None) -> None:
+        processors = STATE.start_processors
+        if processors and self.active:
+            run_on_start(processors, span, parent_context)
+
+    def on_end(self, span: ReadableSpan) -> None:
+        if not self.active:
+            return
+        try:
+            live = registry.finish(span.get_span_context().span_id)
+            if live is None:  # not ours: another instrumentation's span
+                self._submit((span,), None)
+                return
+            COUNTERS.tick("spans_ended")
+            state = live.trace_state
+            if state is None:
+                self._submit((span,), None)
+                return
+            if state.root is live:
+                finished = registry.close(state)
+                finished.append((span, live))
+                for readable, member in finished:
+                    _dedup_name(readable, member, state)
+                self._submit([readable for readable, _ in finished], state.destinations)
+                return
+            with state.lock:
+                if not state.closed:
+                    state.finished.append((span, live))
+                    return
+            # Ended after its local root: forward it on its own.
+            _dedup_name(span, live, state)
+            self._submit((span,), state.destinations)
+        except Exception as exc:  # never into user code
+            COUNTERS.add("dropped.assembly_error")
+            warn_limited("assembly", "Dropped a span while assembling its trace: %s", exc)
+
+    def shutdown(self) -> None:
+        self.active = False
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return True
+
+
+def run_on_start(processors: Sequence[Any], span: Any, parent_context: Optional[Context]) -> None:
+    """OTel ``SpanProcessor.on_start`` of the user's processors, where OTel runs it: on the app
+    thread as the span starts (trace/sdk.md#onstart). One that raises is counted and logged once."""
+    for processor in processors:
+        try:
+            processor.on_start(span, parent_context)
+        except Exception as exc:
+            COUNTERS.add("processor_errors")
+            warn_limited(
+                f"on_start:{type(processor).__name__}",
+                "Span processor %s raised in on_start: %r",
+                type(processor).__name__,
+                exc,
+            )
+
+
+def end_expired_traces(timeout_s: float, now_ns: Optional[int] = None) -> int:
+    """End every trace open longer than ``timeout_s`` with status ERROR; returns how many.
+
+    Mirrors MLflow's ``MLFLOW_TRACE_TIMEOUT_SECONDS``: open spans are ended innermost first (latest
+    started first), the root last, so the trace is exported whole while the user's code runs on.
+    """
+    now_ns = time.time_ns() if now_ns is None else now_ns
+    limit_ns = int(timeout_s * 1e9)
+    expired = [s for s in registry.open_traces() if now_ns - s.start_ns > limit_ns]
+    for state in expired:
+        status = SpanStatus(SpanStatusCode.ERROR, f"Trace timed out after {timeout_s:g} seconds")
+        for live in registry.open_members(state):
+            live.end(status=status)
+        if state.root is not None:
+            state.root.end(status=status)
+        COUNTERS.add("traces_timed_out")
+        logger.warning(
+            "Trace tr-%032x was open for more than %g s (MLFLOW_TRACE_TIMEOUT_SECONDS); "
+            "ended it with status ERROR and exported it.",
+            state.trace_id,
+            timeout_s,
+        )
+    return len(expired)
+
+
+class TimeoutWatcher:
+    """A daemon thread that calls :func:`end_expired_traces` every ``interval_s`` seconds."""
+
+    def __init__(self, timeout_s: float, interval_s: float) -> None:
+        self._timeout_s = timeout_s
+        self._interval_s = interval_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="mlflow-otel-trace-timeout", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval_s):
+            try:
+                end_expired_traces(self._timeout_s)
+            except Exception as exc:
+                warn_limited("timeout", "Trace timeout check failed: %s", exc)
+
+    def stop(self) -> None:
+        self._stop.set()

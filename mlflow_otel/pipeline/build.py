@@ -1,0 +1,217 @@
+"""The one place the pipeline is declared: its stages, in the order data flows.
+
+    app thread    span ends -> assembly (TraceAssembler: holds a trace until its local root ends)
+    process       one queue, one worker: the processor chain once per span (hooks, content switch,
+                  redaction, trimming, OTel on_end processors), then route
+    batch         one bounded queue per destination, its own export workers
+    export        the destination's exporter (OTLP HTTP/gRPC, MLflow server, local file, any
+                  OpenTelemetry SpanExporter)
+
+docs/architecture.md draws the same picture with the threads and extension points.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any, Optional
+
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace.export import SpanExporter
+
+from mlflow_otel._log import logger, warn_limited
+from mlflow_otel._settings import ProcessorSettings, Settings
+from mlflow_otel._state import BUILTINS, STATE, is_otel_processor
+from mlflow_otel.exporters.otlp import ExporterUnavailable
+from mlflow_otel.pipeline.assembly import TraceAssembler
+from mlflow_otel.pipeline.batch import BatchProcessor
+from mlflow_otel.pipeline.export import AnnouncingExporter, BorrowedExporter, ExitAware, LazyExporter
+from mlflow_otel.pipeline.process import Chain, ProcessStage, Routed
+from mlflow_otel.pipeline.route import Route, Router, file_route
+from mlflow_otel.processors import Processor
+from mlflow_otel.processors.content import ContentFilter
+from mlflow_otel.processors.redaction import DefaultRedactor, RedactionConfigError, Redactor, load_policy
+from mlflow_otel.processors.trimming import Trimmer
+
+
+# --- the process stage's chain -------------------------------------------------------------------
+def builtin_processors(settings: ProcessorSettings, overrides: dict[str, Any]) -> tuple[Processor, ...]:
+    """The built-in processors, in their stated order: content switch -> redaction -> trimming.
+
+    Built from settings (``MLFLOW_OTEL_*``) with ``tracing.configure(...)`` arguments on top. A
+    policy that cannot be read is one clear warning, and the other processors still run (the default
+    secret patterns included): a typo in a policy file must not turn redaction off silently.
+    """
+    capture = overrides.get("capture_content", settings.capture_content)
+    processors: list[Processor] = []
+    if not capture:
+        processors.append(ContentFilter())
+    if overrides.get("redaction_defaults", settings.redaction_defaults):
+        processors.append(DefaultRedactor())
+    source = overrides.get("redaction", settings.redaction_config)
+    try:
+        policy = load_policy(source)
+    except (OSError, ValueError, RedactionConfigError) as exc:
+        logger.warning("Redaction policy %r not loaded (%s); only the default patterns apply.", source, exc)
+        policy = None
+    if policy is not None:
+        processors.append(Redactor(policy))
+    processors.append(
+        Trimmer(
+            overrides.get("max_attribute_bytes", settings.max_attribute_bytes),
+            overrides.get("max_span_bytes", settings.max_span_bytes),
+        )
+    )
+    return tuple(processors)
+
+
+def build_chain(settings: ProcessorSettings) -> Chain:
+    """The chain in force: the user's hooks around the built-ins, then OTel processors' on_end."""
+    hooks = [h for h in STATE.hooks if not is_otel_processor(h)]
+    if BUILTINS in hooks:
+        i = hooks.index(BUILTINS)
+        before, after = hooks[:i], [h for h in hooks[i + 1 :] if h is not BUILTINS]
+    else:
+        before, after = hooks, []
+    try:
+        builtins = builtin_processors(settings, STATE.builtin_options)
+    except Exception as exc:  # pragma: no cover - defensive: settings are parsed safely already
+        warn_limited("builtins", "Built-in span processors unavailable: %r", exc)
+        builtins = ()
+    return Chain((*before, *builtins, *after), STATE.end_processors)
+
+
+class _ChainInForce:
+    """Asked by the process stage before every batch; rebuilds only after ``tracing.configure``."""
+
+    def __init__(self, settings: ProcessorSettings) -> None:
+        self._settings = settings
+        self._version = -1
+        self._chain = Chain(())
+
+    def __call__(self) -> Chain:
+        version = STATE.chain_version
+        if version != self._version:
+            self._chain = build_chain(self._settings)
+            self._version = version
+        return self._chain
+
+
+# --- the pipeline --------------------------------------------------------------------------------
+class Pipeline:
+    """assembly -> process -> route -> batch (per destination) -> export."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        destinations: Optional[Sequence[Any]] = None,
+        extra: Sequence[Any] = (),
+    ) -> None:
+        self.settings = settings
+        self.router = Router(settings, self._batch_stage, destinations, extra)
+        self.process = BatchProcessor(
+            ProcessStage(_ChainInForce(settings.processors), self.router, settings.max_export_batch_size),
+            max_queue_size=settings.max_queue_size,
+            max_export_batch_size=settings.max_export_batch_size,
+            schedule_delay_s=settings.schedule_delay_s,
+            max_workers=1,
+            name="the processor chain",
+            count_exports=False,
+        )
+        self.head = TraceAssembler(self.submit)
+
+    def submit(self, spans: Sequence[ReadableSpan], destinations: Optional[tuple[Any, ...]]) -> None:
+        """From assembly (app thread): a finished trace, whole, into the process stage's queue."""
+        if destinations is None:
+            self.process.on_end_many(spans)
+        else:
+            self.process.on_end_many([Routed(span, destinations) for span in spans])
+
+    def _batch_stage(self, route: Route) -> BatchProcessor:
+        """A destination's batch stage and exporter, built the first time a span goes there."""
+        stage: list[BatchProcessor] = []
+
+        def reachability(reachable: bool) -> None:
+            if stage:
+                stage[0].set_reachable(reachable)
+
+        try:
+            exporter = route.build(reachability)
+            description = route.description
+        except ExporterUnavailable as exc:
+            fallback = file_route(self.settings.traces_file)
+            logger.warning("%s; traces go to %s instead.", exc, fallback.description)
+            exporter, description = fallback.build(reachability), fallback.description
+        stage.append(
+            BatchProcessor(
+                AnnouncingExporter(exporter, description),
+                max_queue_size=self.settings.max_queue_size,
+                max_export_batch_size=self.settings.max_export_batch_size,
+                schedule_delay_s=self.settings.schedule_delay_s,
+                max_workers=self.settings.max_workers,
+                name=description,
+            )
+        )
+        return stage[0]
+
+    # --- introspection -----------------------------------------------------------------------------
+    @property
+    def destinations(self) -> list[str]:
+        """Descriptions of the default destinations (logs, the stats file, the CLI)."""
+        return [stage.name for stage in self.router.defaults]
+
+    def exporters(self) -> list[SpanExporter]:
+        """Each destination's own exporter, without the pipeline's wrappers."""
+        out = []
+        for stage in self.router.stages():
+            exporter = stage.exporter
+            while isinstance(exporter, (AnnouncingExporter, BorrowedExporter, LazyExporter)):
+                exporter = exporter.inner
+            if exporter is not None:
+                out.append(exporter)
+        return out
+
+    # --- control -----------------------------------------------------------------------------------
+    def flush(self, timeout_s: float) -> bool:
+        """Every span finished before the call is exported (or dropped and counted) by the deadline:
+        the process stage first (it feeds the others), then each destination, then the user's OTel
+        processors."""
+        deadline = time.monotonic() + timeout_s
+
+        def remaining_ms() -> int:
+            return int(max(0.0, deadline - time.monotonic()) * 1000)
+
+        ok = self.process.force_flush(remaining_ms())
+        for stage in self.router.stages():
+            ok = stage.force_flush(remaining_ms()) and ok
+        for processor in STATE.end_processors:
+            try:
+                ok = bool(processor.force_flush(remaining_ms())) and ok
+            except Exception as exc:
+                warn_limited("processor_flush", "Span processor %r failed to flush: %r", processor, exc)
+        return ok
+
+    def shutdown(self, timeout_s: float, exiting: bool = False) -> None:
+        """Flush within ``timeout_s``, then stop every stage. ``exiting``: the interpreter is going
+        away (exporters stop retrying refused connections; user exporters are shut down too)."""
+        self.head.active = False
+        deadline = time.monotonic() + timeout_s
+        if exiting:
+            for stage in self.router.stages():
+                if isinstance(stage.exporter, ExitAware):
+                    stage.exporter.begin_exit()
+                inner = stage.exporter.inner
+                if isinstance(inner, BorrowedExporter):
+                    inner.final = True
+        self.flush(timeout_s)
+        self.process.shutdown(int(max(0.0, deadline - time.monotonic()) * 1000))
+        for stage in self.router.stages():
+            stage.shutdown(int(max(0.0, deadline - time.monotonic()) * 1000))
+        if exiting:
+            for processor in STATE.end_processors:
+                try:
+                    processor.shutdown()
+                except Exception as exc:
+                    warn_limited(
+                        "processor_shutdown", "Span processor %r failed to shut down: %r", processor, exc
+                    )

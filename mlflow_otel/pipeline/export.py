@@ -1,0 +1,129 @@
+"""Exporter wrappers the pipeline puts around every destination's exporter, and the small protocol
+the exit path speaks to exporters.
+
+Any OpenTelemetry ``SpanExporter`` is a destination; these wrappers only add what the pipeline
+promises around it: one INFO line saying where traces go (``AnnouncingExporter``), a build that
+waits for the export thread (``LazyExporter``, e.g. an experiment lookup over the network), and a
+user's own exporter that the pipeline borrows but does not own (``BorrowedExporter``).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from typing import Callable, Optional, Protocol, runtime_checkable
+
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+
+from mlflow_otel._log import logger, warn_limited
+from mlflow_otel._telemetry import COUNTERS
+
+
+@runtime_checkable
+class ExitAware(Protocol):
+    """An exporter that behaves differently while the process exits (ours: a refused connection is
+    not retried then, so exit is not held by a dead collector)."""
+
+    def begin_exit(self) -> None: ...
+
+
+class AnnouncingExporter(SpanExporter):
+    """Logs once, at the first export, where traces go: a user should never wonder."""
+
+    def __init__(self, inner: SpanExporter, destination: str) -> None:
+        self.inner = inner
+        self.destination = destination
+        self._announced = False
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        if not self._announced:
+            self._announced = True
+            logger.info("Sending traces to %s", self.destination)
+        return self.inner.export(spans)
+
+    def begin_exit(self) -> None:
+        if isinstance(self.inner, ExitAware):
+            self.inner.begin_exit()
+
+    def shutdown(self) -> None:
+        self.inner.shutdown()
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return self.inner.force_flush(timeout_millis)
+
+
+class LazyExporter(SpanExporter):
+    """Builds its exporter at the first export, on the export thread (e.g. an experiment lookup over
+    the network must not run on the app's first traced request). A failed build is retried at the
+    next export; the batch in hand is dropped and counted."""
+
+    def __init__(self, build: Callable[[], SpanExporter], what: str) -> None:
+        self._build = build
+        self._exiting = False
+        self._what = what
+        self._inner: Optional[SpanExporter] = None
+        self._lock = threading.Lock()
+        self._shutdown = False
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        with self._lock:
+            if self._inner is None and not self._shutdown:
+                try:
+                    self._inner = self._build()
+                    if self._exiting and isinstance(self._inner, ExitAware):
+                        self._inner.begin_exit()
+                except Exception as exc:
+                    COUNTERS.add("dropped.destination_unavailable", len(spans))
+                    warn_limited(f"lazy:{self._what}", "Cannot export to %s yet: %s", self._what, exc)
+                    return SpanExportResult.FAILURE
+            inner = self._inner
+        if inner is None:
+            return SpanExportResult.FAILURE
+        return inner.export(spans)
+
+    @property
+    def inner(self) -> Optional[SpanExporter]:
+        """The exporter, once built."""
+        return self._inner
+
+    def begin_exit(self) -> None:
+        with self._lock:
+            self._exiting = True
+            inner = self._inner
+        if isinstance(inner, ExitAware):
+            inner.begin_exit()
+
+    def shutdown(self) -> None:
+        with self._lock:
+            self._shutdown = True
+            if self._inner is not None:
+                self._inner.shutdown()
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return True
+
+
+class BorrowedExporter(SpanExporter):
+    """A user's ``SpanExporter`` given as a destination: the pipeline exports to it and flushes it,
+    but shuts it down only at interpreter exit (the user may hand the same object to a later
+    ``set_destination``, and a shut-down OTel exporter refuses every export)."""
+
+    def __init__(self, inner: SpanExporter) -> None:
+        self.inner = inner
+        self.final = False
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        return self.inner.export(spans)
+
+    def shutdown(self) -> None:
+        try:
+            if self.final:
+                self.inner.shutdown()
+            else:
+                self.inner.force_flush()
+        except Exception as exc:
+            warn_limited("borrowed_shutdown", "%s failed to flush: %r", type(self.inner).__name__, exc)
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return self.inner.force_flush(timeout_millis)

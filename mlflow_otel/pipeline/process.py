@@ -1,0 +1,146 @@
+"""The process stage: the processor chain, run once per span, before the spans fan out.
+
+It sits between assembly and routing, behind its own bounded queue (a ``BatchProcessor`` with one
+worker), so it runs off the application's thread and exactly once per span whatever the number of
+destinations. For each finished span, in order:
+
+    user hooks -> content switch -> redaction -> trimming -> user hooks after BUILTINS
+      -> the user's OpenTelemetry SpanProcessor.on_end (sees the span as it will be exported)
+      -> route: the span goes to each of its destinations' batch queues
+
+Each processor is isolated: one that raises is counted (``processor_errors``) and logged once, its
+changes to the span are rolled back, and the span goes on. ``DropSpan`` drops it, counted as
+``dropped.by_processor``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Callable, Optional, Protocol
+
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+
+from mlflow_otel._log import warn_limited
+from mlflow_otel._telemetry import COUNTERS
+from mlflow_otel.processors.base import DropSpan, Processor, SpanView
+
+
+class Routed:
+    """A span with destinations of its own (``trace_destination=``, a context-local destination):
+    the rare case travels wrapped, the common one as the bare span."""
+
+    __slots__ = ("destinations", "span")
+
+    def __init__(self, span: ReadableSpan, destinations: tuple[Any, ...]) -> None:
+        self.span = span
+        self.destinations = destinations
+
+
+class Chain:
+    """What the stage runs: the hooks and built-ins in order, then OTel processors' ``on_end``."""
+
+    __slots__ = ("end_processors", "processors")
+
+    def __init__(self, processors: Sequence[Processor], end_processors: Sequence[Any] = ()) -> None:
+        self.processors = tuple(processors)
+        self.end_processors = tuple(end_processors)
+
+
+class Router(Protocol):
+    """The next stage: hands spans to their destinations' queues."""
+
+    def route(self, spans: Sequence[ReadableSpan], destinations: Optional[tuple[Any, ...]]) -> None: ...
+
+    def export_soon(self) -> None: ...
+
+
+def _name(processor: Any) -> str:
+    return getattr(processor, "__qualname__", None) or type(processor).__name__
+
+
+def run_chain(span: ReadableSpan, processors: Sequence[Processor]) -> Optional[ReadableSpan]:
+    """Run ``span`` through ``processors``; None if one dropped it."""
+    view = SpanView(span)
+    for processor in processors:
+        state = view.checkpoint()
+        try:
+            processor(view)
+        except DropSpan:
+            COUNTERS.add("dropped.by_processor")
+            return None
+        except Exception as exc:
+            view.restore(state)
+            name = _name(processor)
+            COUNTERS.add("processor_errors")
+            warn_limited(
+                f"processor:{name}",
+                "Span processor %s raised %r; the span is exported without its changes.",
+                name,
+                exc,
+            )
+    return view.result()
+
+
+def _run_on_end(processors: Sequence[Any], span: ReadableSpan) -> None:
+    for processor in processors:
+        try:
+            processor.on_end(span)
+        except Exception as exc:
+            name = type(processor).__name__
+            COUNTERS.add("processor_errors")
+            warn_limited(f"on_end:{name}", "Span processor %s raised in on_end: %r", name, exc)
+
+
+class ProcessStage(SpanExporter):
+    """The exporter of the process stage's queue: runs the chain, then routes.
+
+    ``chain`` is asked for the chain in force before every batch (``tracing.configure`` may change
+    it at any time; the answer is cached until it does).
+    """
+
+    def __init__(self, chain: Callable[[], Chain], router: Router, max_batch: int) -> None:
+        self._chain = chain
+        self._router = router
+        self._max_batch = max_batch
+
+    def export(self, items: Sequence[Any]) -> SpanExportResult:
+        chain = self._chain()
+        processed: list[ReadableSpan] = []
+        for item in items:
+            if item.__class__ is Routed:
+                self._flush_default(processed)
+                processed = []
+                spans = self._process((item.span,), chain)
+                if spans:
+                    self._router.route(spans, item.destinations)
+                continue
+            processed.extend(self._process((item,), chain))
+        self._flush_default(processed)
+        if len(items) < self._max_batch:
+            # A partial batch: this stage ran on its schedule or for a flush, so the destinations
+            # should not wait for a full batch or their own schedule either.
+            self._router.export_soon()
+        return SpanExportResult.SUCCESS
+
+    def _flush_default(self, spans: list[ReadableSpan]) -> None:
+        if spans:
+            self._router.route(spans, None)
+
+    @staticmethod
+    def _process(spans: Sequence[ReadableSpan], chain: Chain) -> list[ReadableSpan]:
+        out = []
+        for span in spans:
+            result = run_chain(span, chain.processors) if chain.processors else span
+            if result is None:
+                continue
+            if chain.end_processors:
+                _run_on_end(chain.end_processors, result)
+            out.append(result)
+        return out
+
+    def shutdown(self) -> None:
+        return None
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return True

@@ -1,0 +1,216 @@
+"""Routing: which destinations a span goes to, and the exporter each destination needs.
+
+A destination is what ``tracing.set_destination`` / ``add_destination`` / ``trace_destination=``
+accept: ``MlflowExperimentLocation``, ``OtlpDestination``, ``FileDestination`` (from
+``mlflow_otel.destinations``) or **any OpenTelemetry ``SpanExporter``**. Each resolves to a
+:class:`Route` (a stable key, a description, how to build its exporter); the :class:`Router` keeps
+one batch stage per key and hands processed spans to the right ones.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Callable, Optional
+
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace.export import SpanExporter
+
+from mlflow_otel import _mlflow_server
+from mlflow_otel._log import warn_limited
+from mlflow_otel._settings import PROTOCOL_GRPC, PROTOCOL_HTTP, OtlpSettings, Settings
+from mlflow_otel.destinations import Destination, FileDestination, MlflowExperimentLocation, OtlpDestination
+from mlflow_otel.exporters.file import OtlpJsonFileExporter
+from mlflow_otel.exporters.otlp import build_otlp_exporter
+from mlflow_otel.pipeline.export import BorrowedExporter, LazyExporter
+
+#: Default request size caps: gRPC servers reject messages over 4 MiB by default, the Collector's
+#: OTLP/HTTP receiver bodies over 20 MiB; keep a margin for framing and headers.
+GRPC_MAX_REQUEST_BYTES = 4 * 1024 * 1024 - 64 * 1024
+HTTP_MAX_REQUEST_BYTES = 20 * 1024 * 1024 - 64 * 1024
+
+
+@dataclass(frozen=True)
+class Route:
+    """A resolved destination: a stable key, a description for logs, and how to build its exporter."""
+
+    key: str
+    description: str
+    #: Builds the exporter; its argument hears when the endpoint starts or stops answering.
+    build: Callable[[Callable[[bool], None]], SpanExporter]
+
+
+def _otlp_route(otlp: OtlpSettings, settings: Settings, label: str = "") -> Route:
+    limit = settings.max_request_bytes or (
+        GRPC_MAX_REQUEST_BYTES if otlp.protocol == PROTOCOL_GRPC else HTTP_MAX_REQUEST_BYTES
+    )
+    name = "OTLP/gRPC" if otlp.protocol == PROTOCOL_GRPC else "OTLP/HTTP"
+    headers_key = ",".join(f"{k}={v}" for k, v in sorted(otlp.headers.items()))
+    return Route(
+        key=f"otlp|{otlp.protocol}|{otlp.endpoint}|{headers_key}",
+        description=f"{label}{name} {otlp.endpoint}",
+        build=lambda listener: build_otlp_exporter(otlp, limit, settings.retry_timeout_s, listener),
+    )
+
+
+def file_route(path: str) -> Route:
+    exporter_path = OtlpJsonFileExporter(path).path
+    return Route(
+        key=f"file|{exporter_path}",
+        description=f"the local file {exporter_path} (view them with `mlflow-otel show`)",
+        build=lambda listener: OtlpJsonFileExporter(exporter_path),
+    )
+
+
+def _mlflow_route(
+    settings: Settings, tracking_uri: str, experiment_id: Optional[str], name: Optional[str]
+) -> Route:
+    """OTLP/HTTP to an MLflow server; an experiment given by name is resolved on the export thread."""
+    endpoint = _mlflow_server.traces_endpoint(tracking_uri)
+
+    def build(listener: Callable[[bool], None]) -> SpanExporter:
+        exp_id = experiment_id
+        if exp_id is None:
+            exp_id = (
+                _mlflow_server.get_or_create_experiment(tracking_uri, name)
+                if name
+                else _mlflow_server.DEFAULT_EXPERIMENT_ID
+            )
+        otlp = OtlpSettings(PROTOCOL_HTTP, endpoint, {_mlflow_server.EXPERIMENT_ID_HEADER: exp_id}, 10.0)
+        return _otlp_route(otlp, settings).build(listener)
+
+    which = (
+        f"experiment {experiment_id}" if experiment_id else f"experiment {name!r}" if name else "experiment 0"
+    )
+    return Route(
+        key=f"mlflow|{tracking_uri}|{experiment_id}|{name}",
+        description=f"the MLflow server {tracking_uri} ({which}, OTLP/HTTP {endpoint})",
+        build=lambda listener: LazyExporter(lambda: build(listener), f"MLflow server {tracking_uri}"),
+    )
+
+
+def resolve(destination: Destination, settings: Settings) -> Optional[Route]:
+    if isinstance(destination, MlflowExperimentLocation):
+        uri = destination.tracking_uri or settings.tracking_uri
+        if not _mlflow_server.is_http_uri(uri):
+            warn_limited(
+                "destination",
+                "%r needs an http(s) tracking URI (set_tracking_uri or MLFLOW_TRACKING_URI); "
+                "using the default destination.",
+                destination,
+            )
+            return None
+        return _mlflow_route(settings, uri, str(destination.experiment_id), None)  # type: ignore[arg-type]
+    if isinstance(destination, OtlpDestination):
+        otlp = OtlpSettings(destination.protocol, destination.endpoint, dict(destination.headers))
+        return _otlp_route(otlp, settings)
+    if isinstance(destination, FileDestination):
+        return file_route(destination.path)
+    if isinstance(destination, SpanExporter):
+        return _exporter_route(destination)
+    warn_limited("destination", "Unknown trace destination %r; using the default destination.", destination)
+    return None
+
+
+def _exporter_route(exporter: SpanExporter) -> Route:
+    """Any OpenTelemetry ``SpanExporter`` instance: the pipeline borrows it (see ``BorrowedExporter``)."""
+    return Route(
+        key=f"exporter|{id(exporter)}",
+        description=f"{type(exporter).__module__}.{type(exporter).__qualname__}",
+        build=lambda listener: BorrowedExporter(exporter),
+    )
+
+
+def default_routes(
+    settings: Settings,
+    override: Optional[Sequence[Destination]] = None,
+    extra: Sequence[Destination] = (),
+) -> list[Route]:
+    """The process-wide destinations: ``override`` (``tracing.set_destination``) if it resolves,
+    else OTLP from ``OTEL_EXPORTER_OTLP_*`` and/or an MLflow server from the tracking URI (both at
+    once is dual export), else the local file; plus ``extra`` (``tracing.add_destination``)."""
+    extra_routes = [r for r in (resolve(d, settings) for d in extra) if r is not None]
+    if override:
+        chosen = [r for r in (resolve(d, settings) for d in override) if r is not None]
+        if chosen:
+            return _unique(chosen + extra_routes)
+    routes: list[Route] = []
+    if settings.otlp is not None:
+        routes.append(_otlp_route(settings.otlp, settings))
+    if settings.tracking_uri:
+        if _mlflow_server.is_http_uri(settings.tracking_uri):
+            routes.append(
+                _mlflow_route(
+                    settings, settings.tracking_uri, settings.experiment_id, settings.experiment_name
+                )
+            )
+        else:
+            warn_limited(
+                "tracking_uri",
+                "Tracking URI %r is not an http(s) MLflow server; mlflow-otel only sends traces over OTLP, "
+                "so it is ignored.",
+                settings.tracking_uri,
+            )
+    if not routes and not extra_routes:
+        routes.append(file_route(settings.traces_file))
+    return _unique(routes + extra_routes)
+
+
+def _unique(routes: list[Route]) -> list[Route]:
+    seen: dict[str, Route] = {}
+    for route in routes:
+        seen.setdefault(route.key, route)
+    return list(seen.values())
+
+
+class Router:
+    """Hands processed spans to their destinations' batch queues (never blocks).
+
+    ``make_stage`` builds the batch stage of a destination the first time a span goes there
+    (declared in ``build.py``); stages are shared by key, so one endpoint has one queue however
+    many ways it is named.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        make_stage: Callable[[Route], Any],
+        override: Optional[Sequence[Destination]] = None,
+        extra: Sequence[Destination] = (),
+    ) -> None:
+        self._settings = settings
+        self._make_stage = make_stage
+        self._lock = threading.Lock()
+        self._stages: dict[str, Any] = {}
+        self._by_destinations: dict[Any, list[Any]] = {}
+        self.defaults = [self._stage(route) for route in default_routes(settings, override, extra)]
+
+    def _stage(self, route: Route) -> Any:
+        with self._lock:
+            stage = self._stages.get(route.key)
+            if stage is None:
+                stage = self._stages[route.key] = self._make_stage(route)
+            return stage
+
+    def stages_for(self, destinations: Optional[tuple[Destination, ...]]) -> list[Any]:
+        if destinations is None:
+            return self.defaults
+        cached = self._by_destinations.get(destinations)
+        if cached is None:
+            routes = [r for r in (resolve(d, self._settings) for d in destinations) if r is not None]
+            cached = [self._stage(r) for r in routes] or self.defaults
+            self._by_destinations[destinations] = cached
+        return cached
+
+    def route(self, spans: Sequence[ReadableSpan], destinations: Optional[tuple[Destination, ...]]) -> None:
+        for stage in self.stages_for(destinations):
+            stage.on_end_many(spans)
+
+    def export_soon(self) -> None:
+        for stage in self.stages():
+            stage.export_soon()
+
+    def stages(self) -> list[Any]:
+        with self._lock:
+            return list(self._stages.values())

@@ -1,0 +1,174 @@
+"""The contract between the pipeline and a span processor: what a processor is given and may do.
+
+A processor is a plain callable ``fn(span) -> None`` (MLflow's span-processor contract) that reads
+and edits the :class:`SpanView` it is given; raising :class:`DropSpan` drops the span on purpose.
+The built-in processors (``content``, ``redaction``, ``trimming``) are written against this same
+contract, so they read like examples of a user's own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Callable, Optional
+
+from opentelemetry.sdk.trace import Event, ReadableSpan
+from opentelemetry.trace import Status, StatusCode
+
+from mlflow_otel import semconv as conv
+from mlflow_otel._serialize import dumps, loads_or_raw, to_attribute_value
+from mlflow_otel.spans.types import SpanReads, SpanStatus, SpanStatusCode
+
+Processor = Callable[["SpanView"], None]
+
+
+class DropSpan(Exception):
+    """Raise from a processor to drop the span on purpose (it is counted, not logged)."""
+
+
+class SpanView(SpanReads):
+    """A finished span as a processor sees it: MLflow's span API, mutable until export.
+
+    Reads are free; the first write copies the attributes (copy-on-write), so processors that only
+    look cost nothing, and a raising processor's writes can be rolled back.
+    """
+
+    __slots__ = ("_attrs", "_dirty", "_events", "_fresh", "_name", "_span", "_status")
+
+    def __init__(self, span: ReadableSpan) -> None:
+        self._span = span
+        self._attrs: Any = span.attributes or {}
+        self._name = span.name
+        self._status = span.status
+        self._events: Sequence[Event] = span.events
+        self._fresh = False  # True once _attrs is our own copy, writable in place
+        self._dirty = False
+
+    # --- state for rollback ----------------------------------------------------------------------
+    def checkpoint(self) -> tuple[Any, ...]:
+        self._fresh = False  # the next write copies again, so the checkpoint stays intact
+        return (self._attrs, self._name, self._status, self._events, self._dirty)
+
+    def restore(self, state: tuple[Any, ...]) -> None:
+        self._attrs, self._name, self._status, self._events, self._dirty = state
+        self._fresh = False
+
+    def writable_attributes(self) -> dict[str, Any]:
+        """The attribute dict, copied on first write; processors that edit raw values use it."""
+        if not self._fresh:
+            self._attrs = dict(self._attrs)
+            self._fresh = True
+        self._dirty = True
+        return self._attrs
+
+    @property
+    def raw_attributes(self) -> Any:
+        """Attribute values as OTel holds them (JSON strings undecoded). Read-only."""
+        return self._attrs
+
+    # --- MLflow span API -----------------------------------------------------------------------------
+    @property
+    def name(self) -> str:
+        return self._name
+
+    def set_name(self, name: str) -> None:
+        self._name = str(name)
+        self._dirty = True
+
+    @property
+    def trace_id(self) -> str:
+        return "tr-" + format(self._span.context.trace_id, "032x")
+
+    request_id = trace_id
+
+    @property
+    def span_id(self) -> str:
+        return format(self._span.context.span_id, "016x")
+
+    @property
+    def parent_id(self) -> Optional[str]:
+        return format(self._span.parent.span_id, "016x") if self._span.parent is not None else None
+
+    @property
+    def start_time_ns(self) -> Optional[int]:
+        return self._span.start_time
+
+    @property
+    def end_time_ns(self) -> Optional[int]:
+        return self._span.end_time
+
+    @property
+    def span_type(self) -> Optional[str]:
+        value = self._attrs.get(conv.SPAN_TYPE)
+        return loads_or_raw(value) if isinstance(value, str) and value.startswith('"') else value
+
+    @property
+    def attributes(self) -> dict[str, Any]:
+        return {k: self._decode(k, v) for k, v in self._attrs.items()}
+
+    def get_attribute(self, key: str) -> Any:
+        return self._decode(key, self._attrs.get(key))
+
+    @staticmethod
+    def _decode(key: str, value: Any) -> Any:
+        if key in conv.JSON_KEYS:
+            return loads_or_raw(value)
+        return list(value) if isinstance(value, tuple) else value
+
+    def set_inputs(self, inputs: Any) -> None:
+        self.writable_attributes()[conv.SPAN_INPUTS] = dumps(inputs)
+
+    def set_outputs(self, outputs: Any) -> None:
+        self.writable_attributes()[conv.SPAN_OUTPUTS] = dumps(outputs)
+
+    def set_attribute(self, key: str, value: Any) -> None:
+        attrs = self.writable_attributes()
+        if value is None:
+            attrs.pop(key, None)
+        else:
+            attrs[str(key)] = to_attribute_value(value)
+
+    def set_attributes(self, attributes: dict[str, Any]) -> None:
+        for key, value in attributes.items():
+            self.set_attribute(key, value)
+
+    def del_attribute(self, key: str) -> None:
+        self.writable_attributes().pop(key, None)
+
+    @property
+    def status(self) -> Any:
+        return SpanStatus(SpanStatusCode.from_otel(self._status.status_code), self._status.description or "")
+
+    def set_status(self, status: Any) -> None:
+        coerced = SpanStatus.coerce(status)
+        code = coerced.status_code.to_otel()
+        self._status = Status(code, coerced.description or None if code is StatusCode.ERROR else None)
+        self._dirty = True
+
+    @property
+    def events(self) -> Sequence[Event]:
+        return self._events
+
+    def set_events(self, events: Sequence[Event]) -> None:
+        self._events = tuple(events)
+        self._dirty = True
+
+    # --- result --------------------------------------------------------------------------------------
+    def result(self) -> ReadableSpan:
+        """The span to export: the original object when nothing changed (byte-identical export)."""
+        if not self._dirty:
+            return self._span
+        s = self._span
+        return ReadableSpan(
+            name=self._name,
+            context=s.context,
+            parent=s.parent,
+            resource=s.resource,
+            attributes=self._attrs,
+            events=self._events,
+            links=s.links,
+            kind=s.kind,
+            status=self._status,
+            start_time=s.start_time,
+            end_time=s.end_time,
+            instrumentation_scope=s.instrumentation_scope,
+        )

@@ -1,0 +1,181 @@
+"""The built-in default policy: common secret shapes and Luhn-checked card numbers.
+
+On unless ``MLFLOW_OTEL_REDACTION_DEFAULTS=false`` (or ``configure(redaction_defaults=False)``).
+A cheap screen (substring checks, no per-character patterns) decides whether a value can hold a
+secret at all; only then do the patterns run. The rules are listed in this directory's README.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from mlflow_otel import semconv as conv
+from mlflow_otel.processors.base import SpanView
+from mlflow_otel.processors.redaction.config import RedactionPolicy, any_of
+from mlflow_otel.processors.redaction.processor import JSON_ATTRIBUTES, Redactor
+
+DEFAULT_BLOCKED_KEY_PATTERNS = [
+    r"(?i)(^|[._\-\s])(api[_-]?key|apikey|x-api-key|secret|client[_-]?secret|secret[_-]?key|password|passwd|pwd"
+    r"|authorization|proxy-authorization|auth[_-]?token|access[_-]?token|refresh[_-]?token|id[_-]?token"
+    r"|bearer[_-]?token|session[_-]?token|token|private[_-]?key|access[_-]?key[_-]?id"
+    r"|aws[_-]?secret[_-]?access[_-]?key|cookie|set-cookie)$",
+]
+
+#: Secret shapes masked wherever they occur inside values.
+DEFAULT_BLOCKED_VALUES = [
+    r"sk-ant-[A-Za-z0-9_\-]{20,}",  # Anthropic API keys
+    r"sk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_\-]{20,}",  # OpenAI API keys
+    r"\b(?:AKIA|ASIA|ABIA|ACCA)[0-9A-Z]{16}\b",  # AWS access key ids
+    r"\bgh[pousr]_[A-Za-z0-9]{36,255}\b",  # GitHub tokens
+    r"\bgithub_pat_[A-Za-z0-9_]{22,255}\b",  # GitHub fine-grained tokens
+    r"\bxox[abposr]-[A-Za-z0-9\-]{10,}",  # Slack tokens
+    r"https://hooks\.slack\.com/services/[A-Za-z0-9/_\-]+",  # Slack webhooks
+    r"\bAIza[0-9A-Za-z_\-]{35}\b",  # Google API keys
+    r"\b(?:sk|rk)_live_[0-9A-Za-z]{20,}\b",  # Stripe secret keys
+    r"(?i)\bbearer\s+[A-Za-z0-9\-._~+/]{8,}=*",  # bearer tokens
+    r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY-----[\s\S]*?-----END (?:[A-Z0-9]+ )*PRIVATE KEY-----",  # PEM keys
+]
+
+#: Card-number candidates, masked only if Luhn-valid: 13-19 contiguous digits, or 4-digit groups
+#: (Amex: 4-6-5) with one consistent space or dash; starting with a digit card schemes use (2-6);
+#: not touching another digit or dash, so runs of digits inside UUIDs and ids do not qualify.
+_CARD_CANDIDATE = re.compile(
+    r"(?<![\d\-])(?:[2-6]\d{12,18}"
+    r"|[2-6]\d{3}([ \-])\d{4}\1\d{4}\1\d{4}(?:\1\d{1,3})?"
+    r"|3\d{3}([ \-])\d{6}\2\d{5})(?![\d\-])"
+)
+
+
+def luhn_valid(digits: str) -> bool:
+    total = 0
+    for i, ch in enumerate(reversed(digits)):
+        d = ord(ch) - 48
+        if i % 2 == 1:
+            d *= 2
+            if d > 9:
+                d -= 9
+        total += d
+    return total % 10 == 0
+
+
+#: The default key pattern, as it appears in raw JSON text: a quoted key whose last word is a secret
+#: name, followed by a colon. Equivalent to DEFAULT_BLOCKED_KEY_PATTERNS for keys without escapes
+#: (escaped text always takes the full parse).
+_RAW_BLOCKED_KEY = re.compile(
+    r'(?i)"(?:[^"\\]*[._\-\s])?(?:api[_-]?key|apikey|x-api-key|secret|client[_-]?secret|secret[_-]?key|password'
+    r"|passwd|pwd|authorization|proxy-authorization|auth[_-]?token|access[_-]?token|refresh[_-]?token|id[_-]?token"
+    r"|bearer[_-]?token|session[_-]?token|token|private[_-]?key|access[_-]?key[_-]?id"
+    r'|aws[_-]?secret[_-]?access[_-]?key|cookie|set-cookie)"\s*:'
+)
+
+#: Every default secret shape contains one of these literals, or, for card numbers, two runs of four
+#: digits with at most one separator between them (every form ``_CARD_CANDIDATE`` accepts: 13-19
+#: digits in a row, 4-4-4-4 groups, Amex 4-6-5): a value with none of them cannot match, which
+#: substring checks establish far faster than the combined regular expression. (A lone run of four
+#: digits, such as a year, is not enough to be a card.)
+_SECRET_LITERALS = (
+    "sk-", "AKIA", "ASIA", "ABIA", "ACCA", "ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_",
+    "xox", "hooks.slack.com", "AIza", "_live_", "earer", "EARER", "PRIVATE KEY",
+)  # fmt: skip
+_CARD_HINT = re.compile(r"\d{4}[ \-]?\d{4}")
+_ASCII_DIGITS = "0123456789"
+
+
+def _may_hold_secret(text: str) -> bool:
+    for literal in _SECRET_LITERALS:  # each a C-speed substring search
+        if literal in text:
+            return True
+    # The card screen is a pattern, and patterns cost per character; an ASCII text without a digit
+    # cannot hold a card number, which ten substring searches establish far faster.
+    if len(text) > 64 and text.isascii() and not any(d in text for d in _ASCII_DIGITS):
+        return False
+    return _CARD_HINT.search(text) is not None
+
+
+#: Every key ``_RAW_BLOCKED_KEY`` matches contains one of these (case-insensitively): JSON without
+#: any of them needs no scan for blocked keys. ``lower()`` plus substring checks cost a fraction of
+#: the scan (and of a case-insensitive pattern of the stems, which is slower than the scan itself).
+_KEY_STEMS = ("key", "secret", "passw", "pwd", "authorization", "token", "cookie")
+
+
+def _may_hold_blocked_key(text: str) -> bool:
+    """Whether a JSON text has a key the default policy blocks: the raw scan, skipped when no stem
+    is there. Non-ASCII text always gets the scan: Unicode case folding (``\u017f`` matches ``s``
+    under ``(?i)``) is not what ``lower()`` does."""
+    if text.isascii():
+        low = text.lower()
+        if not any(stem in low for stem in _KEY_STEMS):
+            return False
+    return _RAW_BLOCKED_KEY.search(text) is not None
+
+
+#: Attributes the SDK writes itself from names and ids, never from user data.
+_GENERATED_KEYS = [conv.SPAN_TYPE, conv.FUNCTION_NAME, conv.TRACE_REQUEST_ID, "mlflow_otel.trimmed"]
+
+
+class DefaultRedactor(Redactor):
+    """The built-in policy (on unless switched off): common secret shapes and card numbers."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            RedactionPolicy(
+                allow_all_keys=True,
+                ignored_keys=list(_GENERATED_KEYS),
+                blocked_key_patterns=list(DEFAULT_BLOCKED_KEY_PATTERNS),
+                blocked_values=list(DEFAULT_BLOCKED_VALUES),
+                summary="info",
+            ),
+            name="default-redaction",
+        )
+        # One pass over a value decides whether anything (a secret shape or a card candidate) is
+        # there at all; only then do the per-pattern substitutions and the Luhn check run.
+        self._any_value = any_of([*self._blocked_values, _CARD_CANDIDATE])
+        self._ignored_silently = frozenset(_GENERATED_KEYS)
+
+    def mask_values(self, text: str) -> str:
+        if self._any_value is not None and not self._any_value.search(text):
+            return text
+        for pattern in self._blocked_values:
+            text = pattern.sub(lambda m: self._mask(m.group(0)), text)
+        return self.extra_mask(text)
+
+    def _may_match(self, text: str) -> bool:
+        if "\\" in text or (self._any_value is not None and self._any_value.search(text)):
+            return True
+        return _may_hold_blocked_key(text)
+
+    def _clean(self, attrs: Mapping[str, Any]) -> bool:
+        """True when no value of ``attrs`` can hold anything this policy masks (the common case)."""
+        any_value = self._any_value
+        ignored = self._ignored
+        for key, value in attrs.items():
+            if key in ignored:
+                continue
+            if self._block_key(key):
+                return False
+            if value.__class__ is str:
+                if _may_hold_secret(value) and any_value is not None and any_value.search(value):
+                    return False
+                if key in JSON_ATTRIBUTES and ("\\" in value or _may_hold_blocked_key(value)):
+                    return False
+            elif isinstance(value, (list, tuple)) and any(
+                isinstance(v, str) and any_value is not None and any_value.search(v) for v in value
+            ):
+                return False
+        return True
+
+    def __call__(self, span: SpanView) -> None:
+        if self._clean(span.raw_attributes) and all(self._clean(e.attributes or {}) for e in span.events):
+            return
+        super().__call__(span)
+
+    def extra_mask(self, text: str) -> str:
+
+        def replace(match: re.Match[str]) -> str:
+            digits = re.sub(r"[ \-]", "", match.group(0))
+            card = 13 <= len(digits) <= 19 and len(set(digits)) > 1 and luhn_valid(digits)
+            return self._mask(match.group(0)) if card else match.group(0)
+
+        return _CARD_CANDIDATE.sub(replace, text)

@@ -1,0 +1,294 @@
+"""Redaction with the OTel Collector redaction processor's configuration schema.
+
+One policy file serves the SDK and the Collector (``collector-config/``): the keys are the
+Collector's, verbatim (``processor/redactionprocessor`` in opentelemetry-collector-contrib):
+``allow_all_keys``, ``allowed_keys``, ``ignored_keys``, ``ignored_key_patterns``,
+``blocked_key_patterns``, ``blocked_values``, ``allowed_values``, ``redact_all_types``,
+``hash_function`` (md5, sha1, sha3 = SHA3-256, hmac-sha256, hmac-sha512 with ``hmac_key``) and
+``summary`` (debug, info, silent). The semantics are the Collector's, in its order, per attribute:
+
+1. ignored keys pass untouched;
+2. without ``allow_all_keys``, keys not in ``allowed_keys`` are removed (the list fails closed);
+3. a value matching ``allowed_values`` is kept as is;
+4. a key matching ``blocked_key_patterns`` has its whole value masked;
+5. every match of ``blocked_values`` inside the value is masked.
+
+Masks are ``****`` or the hex hash of the matched text, never the secret itself. Summary attributes
+(``redaction.redacted.keys``/``.count``, ``redaction.masked.keys``/``.count``,
+``redaction.allowed.keys``/``.count``, ``redaction.ignored.count``) merge across chained policies
+as the Collector's do.
+
+Beyond the Collector: values that hold JSON (``mlflow.spanInputs``, ``mlflow.spanOutputs``, GenAI
+and OpenInference message attributes, stream chunk events) are redacted *inside*: a nested key
+matching ``blocked_key_patterns`` is masked, blocked values inside nested strings are masked, and
+the result is still valid JSON. Keys inside JSON are not subject to ``allowed_keys``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from mlflow_otel import semconv as conv
+from mlflow_otel.processors.base import SpanView
+from mlflow_otel.processors.redaction.config import MASK, RedactionPolicy, any_of, compile_patterns, hasher
+
+#: Attributes whose (string) values hold JSON documents we redact inside.
+JSON_ATTRIBUTES = frozenset(
+    {
+        conv.SPAN_INPUTS,
+        conv.SPAN_OUTPUTS,
+        conv.CHAT_TOOLS,
+        "gen_ai.input.messages",
+        "gen_ai.output.messages",
+        "gen_ai.system_instructions",
+        "gen_ai.tool.definitions",
+        "input.value",
+        "output.value",
+        conv.CHUNK_EVENT_VALUE_KEY,
+    }
+)
+
+SUMMARY_KEYS = frozenset(
+    {
+        "redaction.redacted.keys",
+        "redaction.redacted.count",
+        "redaction.masked.keys",
+        "redaction.masked.count",
+        "redaction.allowed.keys",
+        "redaction.allowed.count",
+        "redaction.ignored.count",
+    }
+)
+
+#: Keys of a JSON object, found without parsing it (a pre-check; escaped keys force a full parse).
+_JSON_KEY = re.compile(r'"((?:[^"\\]|\\.)*)"\s*:')
+
+
+class Redactor:
+    """Applies one policy to a span's attributes and its events' attributes."""
+
+    def __init__(self, policy: RedactionPolicy, name: str = "redaction") -> None:
+        self.policy = policy
+        self.name = name
+        self._allowed = set(policy.allowed_keys) | SUMMARY_KEYS
+        self._ignored = set(policy.ignored_keys)
+        self._ignored_patterns = compile_patterns(policy.ignored_key_patterns, "ignored_key_patterns")
+        self._blocked_keys = compile_patterns(policy.blocked_key_patterns, "blocked_key_patterns")
+        self._blocked_values = compile_patterns(policy.blocked_values, "blocked_values")
+        self._allowed_values = compile_patterns(policy.allowed_values, "allowed_values")
+        self._hash = hasher(policy.hash_function, policy.hmac_key)
+        self._any_value = any_of(self._blocked_values)
+        self.summary = policy.summary.strip().lower()
+        #: Ignored keys not worth a summary (the default policy's own generated keys).
+        self._ignored_silently: frozenset[str] = frozenset()
+        self._ignore_cache: dict[str, bool] = {}
+        self._block_cache: dict[str, bool] = {}
+
+    # --- predicates, as the Collector's ------------------------------------------------------------
+    # Keys repeat from span to span, so decisions on keys are remembered (bounded: a flood of
+    # distinct keys just stops being cached).
+    _CACHE_LIMIT = 10_000
+
+    def _ignore_key(self, key: str) -> bool:
+        cached = self._ignore_cache.get(key)
+        if cached is None:
+            cached = key in self._ignored or any(p.search(key) for p in self._ignored_patterns)
+            if len(self._ignore_cache) < self._CACHE_LIMIT:
+                self._ignore_cache[key] = cached
+        return cached
+
+    def _block_key(self, key: str) -> bool:
+        cached = self._block_cache.get(key)
+        if cached is None:
+            cached = any(p.search(key) for p in self._blocked_keys)
+            if len(self._block_cache) < self._CACHE_LIMIT:
+                self._block_cache[key] = cached
+        return cached
+
+    def _allow_value(self, text: str) -> bool:
+        return any(p.search(text) for p in self._allowed_values)
+
+    def _mask(self, text: str) -> str:
+        return self._hash(text) if self._hash is not None else MASK
+
+    def mask_values(self, text: str) -> str:
+        """Mask every match of the blocked values inside ``text``."""
+        if not self._blocked_values:
+            return self.extra_mask(text)
+        if self._any_value is not None and not self._any_value.search(text):
+            return self.extra_mask(text)
+        for pattern in self._blocked_values:
+            text = pattern.sub(lambda m: self._mask(m.group(0)), text)
+        return self.extra_mask(text)
+
+    def extra_mask(self, text: str) -> str:
+        """Hook for checks a regular expression cannot express (the default policy's Luhn check)."""
+        return text
+
+    def _may_match(self, text: str) -> bool:
+        """Cheap pre-check before parsing a JSON value: could anything in it be redacted?"""
+        if "\\" in text:
+            return True  # escapes: the raw text does not show the values as they are; parse
+        if self._blocked_values and (self._any_value is None or self._any_value.search(text)):
+            return True
+        if self.extra_mask(text) != text:
+            return True
+        if self._blocked_keys or self._ignored_patterns:
+            return any(self._block_key(k) for k in set(_JSON_KEY.findall(text)))
+        return False
+
+    # --- JSON ------------------------------------------------------------------------------------
+    def redact_json(self, text: str, path: str, masked: list[str]) -> str:
+        """Redact inside a JSON document; returns valid JSON (or the plain-string result)."""
+        if not self._may_match(text):
+            return text
+        try:
+            doc = json.loads(text)
+        except ValueError:
+            return self._redact_string(text, path, masked)
+        changed: list[str] = []
+        result = self._walk(doc, path, changed)
+        if not changed:
+            return text
+        masked.extend(changed)
+        return json.dumps(result, ensure_ascii=False, separators=(",", ":"))
+
+    def _walk(self, node: Any, path: str, changed: list[str]) -> Any:
+        if isinstance(node, dict):
+            out = {}
+            for key, value in node.items():
+                sub = f"{path}.{key}"
+                if self._ignore_key(key):
+                    out[key] = value
+                elif self._block_key(key) and value is not None:
+                    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+                    out[key] = self._mask(text)
+                    changed.append(sub)
+                else:
+                    out[key] = self._walk(value, sub, changed)
+            return out
+        if isinstance(node, list):
+            return [self._walk(item, f"{path}.[{i}]", changed) for i, item in enumerate(node)]
+        if isinstance(node, str):
+            if self._allow_value(node):
+                return node
+            new = self.mask_values(node)
+            if new != node:
+                changed.append(path)
+            return new
+        if self.policy.redact_all_types and isinstance(node, (int, float)) and not isinstance(node, bool):
+            text = json.dumps(node)
+            new = self.mask_values(text)
+            if new != text:
+                changed.append(path)
+                return new
+        return node
+
+    def _redact_string(self, text: str, path: str, masked: list[str]) -> str:
+        if self._allow_value(text):
+            return text
+        new = self.mask_values(text)
+        if new != text:
+            masked.append(path)
+        return new
+
+    # --- attributes ------------------------------------------------------------------------------
+    def redact_attributes(
+        self, attrs: Mapping[str, Any]
+    ) -> tuple[dict[str, Any], list[str], dict[str, list[str]]]:
+        """Returns (updates, keys to remove, summary lists); empty when nothing applies."""
+        updates: dict[str, Any] = {}
+        removed: list[str] = []
+        lists: dict[str, list[str]] = {"masked": [], "allowed": [], "ignored": []}
+        all_keys = self.policy.allow_all_keys
+        for key, value in attrs.items():
+            if key in SUMMARY_KEYS:
+                continue
+            if self._ignore_key(key):
+                lists["ignored"].append(key)
+                continue
+            if not all_keys and key not in self._allowed:
+                removed.append(key)
+                continue
+            new = self._redact_value(key, value, lists)
+            if new is not value:
+                updates[key] = new
+        return updates, removed, lists
+
+    def _redact_value(self, key: str, value: Any, lists: dict[str, list[str]]) -> Any:
+        if isinstance(value, (list, tuple)):
+            items = [self._redact_value(key, v, lists) if isinstance(v, str) else v for v in value]
+            return items if any(a is not b for a, b in zip(items, value)) else value
+        if isinstance(value, str):
+            text = value
+        elif self.policy.redact_all_types and not isinstance(value, bool):
+            text = str(value)
+        else:
+            return value
+        if self._allow_value(text):
+            lists["allowed"].append(key)
+            return value
+        if self._block_key(key):
+            lists["masked"].append(key)
+            return self._mask(text)
+        if key in JSON_ATTRIBUTES:
+            new = self.redact_json(text, key, lists["masked"])
+        else:
+            new = self._redact_string(text, key, lists["masked"])
+        return value if new == text else new
+
+    def __call__(self, span: SpanView) -> None:
+        updates, removed, lists = self.redact_attributes(span.raw_attributes)
+        events = span.events
+        new_events = None
+        if events:
+            new_events = list(events)
+            for i, event in enumerate(events):
+                ev_updates, ev_removed, ev_lists = self.redact_attributes(event.attributes or {})
+                if ev_updates or ev_removed:
+                    from opentelemetry.sdk.trace import Event
+
+                    attrs = {k: v for k, v in (event.attributes or {}).items() if k not in ev_removed}
+                    attrs.update(ev_updates)
+                    new_events[i] = Event(event.name, attrs, event.timestamp)
+                    for name, items in ev_lists.items():
+                        lists[name].extend(f"{event.name}.{k}" if "." not in k else k for k in items)
+            if all(a is b for a, b in zip(new_events, events)):
+                new_events = None
+        lists["ignored"] = [k for k in lists["ignored"] if k not in self._ignored_silently]
+        if not (updates or removed or new_events or lists["allowed"] or lists["ignored"]):
+            return
+        if new_events is not None:
+            span.set_events(new_events)
+        if not (updates or removed) and self.summary not in ("debug", "info"):
+            return
+        attrs = span.writable_attributes()
+        for key in removed:
+            attrs.pop(key, None)
+        attrs.update(updates)
+        self._summarise(attrs, removed, lists)
+
+    def _summarise(self, attrs: dict[str, Any], removed: list[str], lists: dict[str, list[str]]) -> None:
+        if self.summary not in ("debug", "info"):
+            return
+        for kind, keys in (("redacted", removed), ("masked", lists["masked"]), ("allowed", lists["allowed"])):
+            if not keys:
+                continue
+            if self.summary == "debug":
+                existing = attrs.get(f"redaction.{kind}.keys")
+                merged = sorted(set(keys) | (set(str(existing).split(",")) if existing else set()))
+                attrs[f"redaction.{kind}.keys"] = ",".join(merged)
+            attrs[f"redaction.{kind}.count"] = int(attrs.get(f"redaction.{kind}.count", 0)) + len(keys)
+        if lists["ignored"]:
+            attrs["redaction.ignored.count"] = int(attrs.get("redaction.ignored.count", 0)) + len(
+                lists["ignored"]
+            )
+
+
+# --- the default policy --------------------------------------------------------------------------------
+
+#: Key names whose values are secrets wherever they appear (attributes or nested JSON keys).
+#: Anchored at word boundaries so token *counts* (``input_tokens``, ``tokenUsage``) stay visible.

@@ -1,0 +1,138 @@
+"""The registry of open traces and live spans, kept on the application's thread.
+
+The span builders register each span they start (the first of a trace in this process is its
+*local root*); the assembly stage (``pipeline/assembly.py``) reads the registry when spans end,
+and the fluent API answers ``get_current_active_span`` / ``get_last_active_trace_id`` from it.
+Plain dicts keyed by OTel ids: lookups and inserts are atomic under the GIL, so the request path
+takes no lock.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any, Optional
+
+from opentelemetry.sdk.trace import ReadableSpan
+
+from mlflow_otel._telemetry import COUNTERS
+from mlflow_otel.spans.live import LiveSpan
+
+
+class TraceState:
+    """What we know of one open trace: its local root, name counts, and spans finished so far."""
+
+    __slots__ = (
+        "closed",
+        "destinations",
+        "finished",
+        "lock",
+        "members",
+        "names",
+        "request_id_json",
+        "root",
+        "start_ns",
+        "trace_id",
+    )
+
+    def __init__(self, trace_id: int) -> None:
+        self.trace_id = trace_id
+        self.request_id_json = '"tr-' + format(trace_id, "032x") + '"'
+        self.root: Optional[LiveSpan] = None
+        self.names: dict[str, int] = {}
+        self.finished: list[tuple[ReadableSpan, LiveSpan]] = []
+        self.start_ns = time.time_ns()
+        self.lock = threading.Lock()
+        self.closed = False  # set once the local root has ended and the trace went downstream
+        #: Every span of ours in the trace, ended or not: the client API may parent on an ended one.
+        self.members: dict[int, LiveSpan] = {}
+        #: Where this trace goes; None means the pipeline's default destinations.
+        self.destinations: Optional[tuple[Any, ...]] = None
+
+    def register(self, name: str) -> int:
+        """Count one more span called ``name``; its ordinal is its suffix if the name repeats."""
+        with self.lock:
+            ordinal = self.names.get(name, 0) + 1
+            self.names[name] = ordinal
+            return ordinal
+
+
+#: Open traces by OTel trace id, and our open spans by OTel span id.
+_traces: dict[int, TraceState] = {}
+_live: dict[int, LiveSpan] = {}
+#: Trace id of the latest trace whose local root ended (``get_last_active_trace_id``): one slot.
+_last_trace_id: list[Optional[int]] = [None]
+
+
+def join_trace(trace_id: int) -> TraceState:
+    """The state of ``trace_id``, created if this is the first of our spans in it here."""
+    state = _traces.get(trace_id)
+    if state is None:
+        state = _traces.setdefault(trace_id, TraceState(trace_id))
+    return state
+
+
+def track(live: LiveSpan, span_id: int, state: TraceState) -> None:
+    """Register a started span: the first one of a trace becomes its local root."""
+    if state.root is None:
+        with state.lock:
+            if state.root is None:
+                state.root = live
+    _live[span_id] = live
+    state.members[span_id] = live
+    COUNTERS.tick("spans_started")
+
+
+def last_trace_id() -> Optional[int]:
+    return _last_trace_id[0]
+
+
+def close(state: TraceState) -> list[tuple[ReadableSpan, LiveSpan]]:
+    """The trace's local root ended: take its finished spans and forget it as an open trace."""
+    _last_trace_id[0] = state.trace_id
+    with state.lock:
+        state.closed = True
+        finished = state.finished
+        state.finished = []
+    if _traces.get(state.trace_id) is state:
+        _traces.pop(state.trace_id, None)
+    return finished
+
+
+def finish(span_id: int) -> Optional[LiveSpan]:
+    """A span ended: our live span for it (no longer open), or None if it is not ours."""
+    return _live.pop(span_id, None)
+
+
+def open_members(state: TraceState) -> list[LiveSpan]:
+    """The trace's spans still open, other than its root, innermost (latest started) first: the
+    order in which to end them so every parent ends after its children."""
+    members = [live for live in list(_live.values()) if live.trace_state is state and live is not state.root]
+    members.sort(key=lambda live: live.start_time_ns or 0, reverse=True)
+    return members
+
+
+def live_span(span_id: Optional[int]) -> Optional[LiveSpan]:
+    return _live.get(span_id) if span_id is not None else None
+
+
+def trace_member(trace_id: Optional[int], span_id: Optional[int]) -> Optional[LiveSpan]:
+    """A span of an open trace, even if that span has ended already."""
+    state = open_trace(trace_id)
+    if state is None or span_id is None:
+        return live_span(span_id)
+    return state.members.get(span_id)
+
+
+def open_trace(trace_id: Optional[int]) -> Optional[TraceState]:
+    return _traces.get(trace_id) if trace_id is not None else None
+
+
+def open_traces() -> list[TraceState]:
+    return list(_traces.values())
+
+
+def clear() -> None:
+    """Forget every open trace (tests and fork handling)."""
+    _traces.clear()
+    _live.clear()
