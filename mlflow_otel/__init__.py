@@ -3,16 +3,19 @@
 Switch by changing the import: ``import mlflow_otel as mlflow``.
 """
 
-from mlflow_otel import config, destinations, entities, openai, tracing
+from mlflow_otel import config, destinations, entities, exceptions, openai, tracing
 from mlflow_otel._tracking import get_tracking_uri, set_experiment, set_tracking_uri
 from mlflow_otel.client import MlflowClient
 from mlflow_otel.entities import SpanType
 from mlflow_otel.spans.fluent import (
+    delete_trace_tag,
     flush_trace_async_logging,
     get_active_trace_id,
     get_current_active_span,
     get_last_active_trace_id,
+    set_trace_tag,
     start_span,
+    start_span_no_context,
     trace,
     update_current_trace,
 )
@@ -23,8 +26,10 @@ __all__ = [
     "SpanType",
     "__version__",
     "config",
+    "delete_trace_tag",
     "destinations",
     "entities",
+    "exceptions",
     "flush_trace_async_logging",
     "get_active_trace_id",
     "get_current_active_span",
@@ -32,8 +37,10 @@ __all__ = [
     "get_tracking_uri",
     "openai",
     "set_experiment",
+    "set_trace_tag",
     "set_tracking_uri",
     "start_span",
+    "start_span_no_context",
     "trace",
     "tracing",
     "update_current_trace",

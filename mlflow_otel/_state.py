@@ -59,6 +59,8 @@ class State:
             self.builtin_options: dict[str, Any] = {}
             #: Bumped by every ``configure``: the process stage rebuilds its chain when it changes.
             self.chain_version = 0
+            #: ``tracing.enable_notebook_display()`` / ``disable_notebook_display()``.
+            self.notebook_display = True
             self.reload()
 
     # --- settings ------------------------------------------------------------------------------

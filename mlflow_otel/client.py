@@ -15,10 +15,12 @@ from opentelemetry.context import Context
 
 from mlflow_otel._log import warn_limited
 from mlflow_otel._state import STATE
+from mlflow_otel.destinations import MlflowExperimentLocation
+from mlflow_otel.semconv import SOURCE_RUN
 from mlflow_otel.spans import registry
-from mlflow_otel.spans.fluent import start_live_span
+from mlflow_otel.spans.fluent import SpanExtras, start_live_span, trace_level_attributes
 from mlflow_otel.spans.live import NO_OP_SPAN, LiveSpan, NoOpSpan, parse_span_id, parse_trace_id
-from mlflow_otel.spans.types import SpanStatus, SpanStatusCode, SpanType
+from mlflow_otel.spans.types import Link, SpanStatus, SpanStatusCode, SpanType
 
 __all__ = ["MlflowClient"]
 
@@ -40,11 +42,15 @@ class MlflowClient:
         tags: Optional[dict[str, str]] = None,
         experiment_id: Optional[str] = None,
         start_time_ns: Optional[int] = None,
+        run_id: Optional[str] = None,
+        links: Optional[list[Link]] = None,
     ) -> Union[LiveSpan, NoOpSpan]:
         """Start a new trace (always a new one, whatever the current context) and return its root."""
         if not STATE.enabled:
             return NO_OP_SPAN
         try:
+            metadata = {SOURCE_RUN: run_id} if run_id is not None else None
+            destination = MlflowExperimentLocation(str(experiment_id)) if experiment_id is not None else None
             root = start_live_span(
                 name,
                 span_type,
@@ -52,9 +58,11 @@ class MlflowClient:
                 attributes=attributes,
                 inputs=inputs,
                 start_time_ns=start_time_ns,
+                destination=destination,
+                extras=SpanExtras.of(links=links),
             )
-            if tags:
-                root.set_attributes({f"mlflow.traceTag.{k}": str(v) for k, v in tags.items()})
+            if tags or metadata:
+                root.otel_span.set_attributes(trace_level_attributes(tags, metadata))
             return root
         except Exception as exc:
             warn_limited("client", "start_trace(%r) failed: %s", name, exc)
@@ -70,6 +78,7 @@ class MlflowClient:
         attributes: Optional[dict[str, Any]] = None,
         start_time_ns: Optional[int] = None,
         request_id: Optional[str] = None,
+        links: Optional[list[Link]] = None,
     ) -> Union[LiveSpan, NoOpSpan]:
         """Start a child of ``parent_id`` in trace ``trace_id`` (``request_id`` is MLflow 2's name)."""
         if not STATE.enabled:
@@ -82,10 +91,11 @@ class MlflowClient:
             return start_live_span(
                 name,
                 span_type,
-                parent=otel_trace.set_span_in_context(parent._otel, Context()),
+                parent=otel_trace.set_span_in_context(parent.otel_span, Context()),
                 attributes=attributes,
                 inputs=inputs,
                 start_time_ns=start_time_ns,
+                extras=SpanExtras.of(links=links),
             )
         except Exception as exc:
             warn_limited("client", "start_span(%r) failed: %s", name, exc)
@@ -140,7 +150,7 @@ class MlflowClient:
     ) -> Optional[LiveSpan]:
         sid, tid = parse_span_id(span_id), parse_trace_id(trace_id)
         span = registry.trace_member(tid, sid) if ended_ok else registry.live_span(sid)
-        if span is None or (tid is not None and span._otel.get_span_context().trace_id != tid):
+        if span is None or (tid is not None and span.otel_span.get_span_context().trace_id != tid):
             warn_limited(
                 f"client.{what}", "%s: no open span %r in trace %r; ignored.", what, span_id, trace_id
             )

@@ -9,6 +9,8 @@ most vendors also render.
 from __future__ import annotations
 
 SPAN_TYPE = "mlflow.spanType"  # plain string, so MLflow's ``span.type`` filter matches
+LOG_LEVEL = "mlflow.spanLogLevel"  # an int (MLflow 3.18's SpanLogLevel), the UI's verbosity filter
+SPAN_DESCRIPTION = "mlflow.spanDescription"
 SPAN_INPUTS = "mlflow.spanInputs"  # JSON, encoded exactly once
 SPAN_OUTPUTS = "mlflow.spanOutputs"  # JSON, encoded exactly once
 FUNCTION_NAME = "mlflow.spanFunctionName"
@@ -25,6 +27,13 @@ TRACE_METADATA_PREFIX = "mlflow.traceMetadata."
 CLIENT_REQUEST_ID = "mlflow.trace.clientRequestId"
 REQUEST_PREVIEW = "mlflow.trace.requestPreview"
 RESPONSE_PREVIEW = "mlflow.trace.responsePreview"
+#: ``update_current_trace(state=...)``: the trace's state as the user set it (OK or ERROR).
+TRACE_STATE = "mlflow.trace.state"
+#: Trace metadata keys MLflow reserves (``TraceMetadataKey`` in MLflow's ``tracing/constant.py``).
+SOURCE_RUN = "mlflow.sourceRun"
+MODEL_ID = "mlflow.modelId"
+#: The trace tag MLflow sets to the root span's name (``TraceTagKey.TRACE_NAME``).
+TRACE_NAME = "mlflow.traceName"
 
 #: MLflow's reserved tag/metadata keys for sessions and users, mapped to the semconv keys below.
 MLFLOW_SESSION_KEY = "mlflow.trace.session"

@@ -48,6 +48,8 @@ class ReceivedSpan:
     scope: str
     transport: str
     headers: dict[str, str] = field(default_factory=dict)
+    #: Span links: (trace id hex, span id hex, attributes).
+    links: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)
 
     @property
     def status(self) -> str:
@@ -232,6 +234,14 @@ class OtlpReceiver:
                                 scope=ss.scope.name,
                                 transport=item.transport,
                                 headers=item.headers,
+                                links=[
+                                    (
+                                        link.trace_id.hex(),
+                                        link.span_id.hex(),
+                                        {kv.key: decode_any(kv.value) for kv in link.attributes},
+                                    )
+                                    for link in s.links
+                                ],
                             )
                         )
         return out

@@ -16,8 +16,8 @@ import contextlib
 import contextvars
 import functools
 import inspect
-from collections.abc import AsyncGenerator, Generator
-from typing import Any, Callable, Optional
+from collections.abc import AsyncGenerator, Generator, Sequence
+from typing import Any, Callable, Optional, Union
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace as otel_trace
@@ -29,11 +29,12 @@ from mlflow_otel._log import warn_limited
 from mlflow_otel._serialize import dumps, to_attribute_value
 from mlflow_otel._state import STATE
 from mlflow_otel._telemetry import COUNTERS
+from mlflow_otel.exceptions import MlflowException
 from mlflow_otel.spans import registry
-from mlflow_otel.spans.live import NO_OP_SPAN, LiveSpan, NoOpSpan
+from mlflow_otel.spans.live import NO_OP_SPAN, LiveSpan, NoOpSpan, parse_trace_id
 from mlflow_otel.spans.sampling import RATIO_OVERRIDE_KEY
 from mlflow_otel.spans.tracer import LeanTracer
-from mlflow_otel.spans.types import SpanEvent, SpanType
+from mlflow_otel.spans.types import Link, SpanEvent, SpanLogLevel, SpanType, default_log_level
 
 _MISSING = object()
 
@@ -48,6 +49,99 @@ def set_context_destination(destinations: Optional[tuple[Any, ...]]) -> None:
     _context_destinations.set(destinations)
 
 
+class TraceContext:
+    """What ``tracing.context(...)`` stamps on the traces started inside it (MLflow 3.11+)."""
+
+    __slots__ = ("attributes", "enabled")
+
+    def __init__(self, attributes: dict[str, str], enabled: Optional[bool]) -> None:
+        #: Root-span attributes: ``mlflow.traceTag.*``, ``mlflow.traceMetadata.*``, session and user.
+        self.attributes = attributes
+        self.enabled = enabled
+
+
+#: The innermost ``tracing.context`` block, merged with the blocks around it.
+_trace_context: contextvars.ContextVar[Optional[TraceContext]] = contextvars.ContextVar(
+    "mlflow_otel_trace_context", default=None
+)
+
+
+def current_trace_context() -> Optional[TraceContext]:
+    return _trace_context.get()
+
+
+def enter_trace_context(context: TraceContext) -> contextvars.Token[Optional[TraceContext]]:
+    outer = _trace_context.get()
+    if outer is not None:
+        merged = {**outer.attributes, **context.attributes}
+        enabled = context.enabled if context.enabled is not None else outer.enabled
+        context = TraceContext(merged, enabled)
+    return _trace_context.set(context)
+
+
+def exit_trace_context(token: contextvars.Token[Optional[TraceContext]]) -> None:
+    with contextlib.suppress(ValueError):  # a token from another context: nothing to restore
+        _trace_context.reset(token)
+
+
+def suppressed() -> bool:
+    """True inside ``tracing.context(enabled=False)``: spans are not created there."""
+    context = _trace_context.get()
+    return context is not None and context.enabled is False
+
+
+class SpanExtras:
+    """The rarely used span options (log level, links, description), validated once."""
+
+    __slots__ = ("description", "links", "log_level")
+
+    def __init__(
+        self,
+        log_level: Union[SpanLogLevel, str, None] = None,
+        links: Optional[Sequence[Link]] = None,
+        description: Optional[str] = None,
+    ) -> None:
+        #: Raises MlflowException for an invalid level, as MLflow does.
+        self.log_level = int(SpanLogLevel.from_value(log_level)) if log_level is not None else None
+        self.links = otel_links(links)
+        self.description = description
+
+    @classmethod
+    def of(
+        cls,
+        log_level: Union[SpanLogLevel, str, None] = None,
+        links: Optional[Sequence[Link]] = None,
+        description: Optional[str] = None,
+    ) -> Optional[SpanExtras]:
+        if log_level is None and not links and description is None:
+            return None
+        return cls(log_level, links, description)
+
+
+def otel_links(links: Optional[Sequence[Link]]) -> Optional[list[otel_trace.Link]]:
+    """OTel span links for MLflow ``Link`` entities; an invalid one is skipped with a warning."""
+    if not links:
+        return None
+    out = []
+    for link in links:
+        try:
+            if not isinstance(link, Link):
+                raise MlflowException.invalid_parameter_value(
+                    f"The `link` parameter must be a Link instance, got {type(link).__name__}."
+                )
+            trace_id, span_id = link.otel_ids()
+            context = otel_trace.SpanContext(trace_id, span_id, is_remote=True)
+            out.append(otel_trace.Link(context, dict(link.attributes) if link.attributes else None))
+        except MlflowException as exc:
+            warn_limited("link", "Skipping invalid link: %s", exc)
+    return out or None
+
+
+#: Default log level by span type, as an int, for the request path.
+_DEFAULT_LEVELS = {t: int(default_log_level(t)) for t in vars(SpanType).values() if isinstance(t, str)}
+_DEBUG = int(SpanLogLevel.DEBUG)
+
+
 # --- building spans ---------------------------------------------------------------------------------
 def start_live_span(
     name: str,
@@ -59,13 +153,25 @@ def start_live_span(
     start_time_ns: Optional[int] = None,
     destination: Any = None,
     sampling_ratio: Optional[float] = None,
+    extras: Optional[SpanExtras] = None,
 ) -> LiveSpan:
     """Start an OTel span with MLflow's attributes; ``parent`` None means the current context.
 
     ``destination`` and ``sampling_ratio`` only apply when the span starts a new trace (MLflow's
-    rule for ``trace_destination``); inside a trace, the root's choices hold.
+    rule for ``trace_destination``); inside a trace, the root's choices hold. Every span carries
+    its log level (MLflow 3.18: the span type's default unless one is given).
     """
-    attrs: dict[str, Any] = {conv.SPAN_TYPE: str(span_type)}
+    attrs: dict[str, Any] = {
+        conv.SPAN_TYPE: str(span_type),
+        conv.LOG_LEVEL: _DEFAULT_LEVELS.get(span_type, _DEBUG),
+    }
+    links = None
+    if extras is not None:
+        if extras.log_level is not None:
+            attrs[conv.LOG_LEVEL] = extras.log_level
+        if extras.description is not None:
+            attrs[conv.SPAN_DESCRIPTION] = str(extras.description)
+        links = extras.links
     parent_ctx = otel_trace.get_current_span(parent).get_span_context()
     state = registry.open_trace(parent_ctx.trace_id) if parent_ctx.is_valid else None
     if sampling_ratio is not None and not parent_ctx.is_valid:
@@ -88,10 +194,17 @@ def start_live_span(
     tracer = _runtime.tracer()
     if tracer.__class__ is LeanTracer:
         otel_span = tracer.start_span(
-            name, context=parent, attributes=attrs, start_time=start_time_ns, parent_span_context=parent_ctx
+            name,
+            context=parent,
+            attributes=attrs,
+            start_time=start_time_ns,
+            links=links,
+            parent_span_context=parent_ctx,
         )
     else:
-        otel_span = tracer.start_span(name, context=parent, attributes=attrs, start_time=start_time_ns)
+        otel_span = tracer.start_span(
+            name, context=parent, attributes=attrs, start_time=start_time_ns, links=links
+        )
     if not otel_span.is_recording():  # sampled out: carries context, records nothing
         COUNTERS.add("spans_sampled_out")
         return LiveSpan(otel_span, None, span_type, name)
@@ -103,8 +216,10 @@ def start_live_span(
             chosen = (destination,) if destination is not None else _context_destinations.get()
             if chosen is not None:
                 state.destinations = chosen
-    live = LiveSpan(otel_span, state, span_type, name, state.register(name))
-    live._json_keys = json_keys
+            context = _trace_context.get()
+            if context is not None and context.attributes:
+                otel_span.set_attributes(context.attributes)
+    live = LiveSpan(otel_span, state, span_type, name, state.register(name), json_keys)
     registry.track(live, span_ctx.span_id, state)
     return live
 
@@ -213,6 +328,7 @@ class _Traced:
         "attributes",
         "binder",
         "destination",
+        "extras",
         "function_name",
         "function_name_json",
         "name",
@@ -230,7 +346,9 @@ class _Traced:
         reducer: Any,
         destination: Any = None,
         sampling_ratio: Optional[float] = None,
+        extras: Optional[SpanExtras] = None,
     ):
+        self.extras = extras
         self.function_name = getattr(func, "__name__", None) or type(func).__name__
         self.function_name_json = dumps(self.function_name)  # once, not per call
         self.name = name or self.function_name
@@ -242,6 +360,8 @@ class _Traced:
         self.sampling_ratio = sampling_ratio
 
     def start(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Optional[LiveSpan]:
+        if suppressed():
+            return None
         try:
             return start_live_span(
                 self.name,
@@ -251,6 +371,7 @@ class _Traced:
                 function_name_json=self.function_name_json,
                 destination=self.destination,
                 sampling_ratio=self.sampling_ratio,
+                extras=self.extras,
             )
         except Exception as exc:
             warn_limited("start_span", "Could not start span %r; the call runs untraced: %s", self.name, exc)
@@ -404,22 +525,39 @@ def trace(
     output_reducer: Optional[Callable[[list[Any]], Any]] = None,
     trace_destination: Any = None,
     sampling_ratio_override: Optional[float] = None,
+    log_level: Union[SpanLogLevel, str, None] = None,
+    links: Optional[list[Link]] = None,
+    description: Optional[str] = None,
 ) -> Any:
     """Trace a function: ``@trace``, ``@trace(name=..., span_type=...)`` or ``trace(math.pow)``.
 
     Works for sync and async functions, generators and async generators (``output_reducer`` turns
-    the list of yielded items into the recorded output). ``trace_destination`` and
-    ``sampling_ratio_override`` apply when the call starts a new trace.
+    the list of yielded items into the recorded output), and above or below ``classmethod``,
+    ``staticmethod`` and ``property``. ``trace_destination`` and ``sampling_ratio_override`` apply
+    when the call starts a new trace. An invalid ``sampling_ratio_override`` or ``log_level``
+    raises ``MlflowException`` here, at decoration, as in MLflow; nothing raises at call time.
     """
+    if sampling_ratio_override is not None and not 0.0 <= float(sampling_ratio_override) <= 1.0:
+        raise MlflowException.invalid_parameter_value(
+            f"sampling_ratio_override must be between 0.0 and 1.0, got {sampling_ratio_override}"
+        )
+    extras = SpanExtras.of(log_level, links, description)
 
-    def decorator(fn: Callable[..., Any]) -> Callable[..., Any]:
+    def decorator(fn: Any) -> Any:
+        # Descriptors: trace the function inside and wrap it again (MLflow traces all orders).
+        if isinstance(fn, (classmethod, staticmethod)):
+            return type(fn)(decorator(fn.__func__))
+        if isinstance(fn, property):
+            getter = decorator(fn.fget) if fn.fget is not None else None
+            return property(getter, fn.fset, fn.fdel, fn.__doc__)
         reducer = output_reducer
         if reducer is not None and not (inspect.isgeneratorfunction(fn) or inspect.isasyncgenfunction(fn)):
             warn_limited("output_reducer", "output_reducer only applies to generator functions; ignored.")
             reducer = None
-        return _wrap(
-            fn, _Traced(fn, name, span_type, attributes, reducer, trace_destination, sampling_ratio_override)
+        spec = _Traced(
+            fn, name, span_type, attributes, reducer, trace_destination, sampling_ratio_override, extras
         )
+        return _wrap(fn, spec)
 
     return decorator(func) if func is not None else decorator
 
@@ -428,25 +566,48 @@ def trace(
 class _SpanContext:
     """``with start_span(...) as span``: the span is current inside the block and ends on exit."""
 
-    __slots__ = ("_attributes", "_destination", "_live", "_name", "_span_type", "_token")
+    __slots__ = (
+        "_attributes",
+        "_destination",
+        "_extras",
+        "_live",
+        "_name",
+        "_run_id",
+        "_span_type",
+        "_token",
+    )
 
     def __init__(
-        self, name: str, span_type: str, attributes: Optional[dict[str, Any]], destination: Any
+        self,
+        name: str,
+        span_type: str,
+        attributes: Optional[dict[str, Any]],
+        destination: Any,
+        extras: Optional[SpanExtras] = None,
+        run_id: Optional[str] = None,
     ) -> None:
         self._name = name
         self._span_type = span_type
         self._attributes = attributes
         self._destination = destination
+        self._extras = extras
+        self._run_id = run_id
         self._live: Optional[LiveSpan] = None
         self._token: object = None
 
     def __enter__(self) -> Any:
-        if not STATE.enabled:
+        if not STATE.enabled or suppressed():
             return NO_OP_SPAN
         try:
             self._live = start_live_span(
-                self._name, self._span_type, attributes=self._attributes, destination=self._destination
+                self._name,
+                self._span_type,
+                attributes=self._attributes,
+                destination=self._destination,
+                extras=self._extras,
             )
+            if self._run_id is not None:
+                _set_source_run(self._live, self._run_id)
             self._token = _activate(self._live)
         except Exception as exc:
             warn_limited(
@@ -473,14 +634,105 @@ class _SpanContext:
         self.__exit__(exc_type, exc, tb)
 
 
+class _NoOpSpanContext:
+    """``start_span`` that could not start: the block runs with a ``NoOpSpan``."""
+
+    def __enter__(self) -> NoOpSpan:
+        return NO_OP_SPAN
+
+    def __exit__(self, *exc: Any) -> None:
+        return None
+
+    async def __aenter__(self) -> NoOpSpan:
+        return NO_OP_SPAN
+
+    async def __aexit__(self, *exc: Any) -> None:
+        return None
+
+
+def _set_source_run(live: LiveSpan, run_id: str) -> None:
+    """MLflow's ``run_id=``: the trace's ``mlflow.sourceRun`` metadata, for a root span only."""
+    state = live.trace_state
+    if state is not None and state.root is live:
+        live.otel_span.set_attribute(conv.TRACE_METADATA_PREFIX + conv.SOURCE_RUN, str(run_id))
+    elif state is not None:
+        warn_limited(
+            "run_id",
+            "The `run_id` parameter can only be used for root spans, but the span %r is not a root "
+            "span. The specified value %r will be ignored.",
+            live.name,
+            run_id,
+        )
+
+
 def start_span(
     name: str = "span",
-    span_type: str = SpanType.UNKNOWN,
+    span_type: Optional[str] = SpanType.UNKNOWN,
     attributes: Optional[dict[str, Any]] = None,
     trace_destination: Any = None,
+    log_level: Union[SpanLogLevel, str, None] = None,
+    run_id: Optional[str] = None,
+    links: Optional[list[Link]] = None,
+    description: Optional[str] = None,
 ) -> _SpanContext:
-    """A context manager yielding a live span, current in OTel's context inside the block."""
-    return _SpanContext(name, span_type, attributes, trace_destination)
+    """A context manager yielding a live span, current in OTel's context inside the block.
+
+    An invalid ``log_level`` makes the block run untraced (MLflow yields a no-op span too)."""
+    try:
+        extras = SpanExtras.of(log_level, links, description)
+    except MlflowException as exc:
+        warn_limited("start_span", "Could not start span %r; the block runs untraced: %s", name, exc)
+        return _NoOpSpanContext()
+    return _SpanContext(name, span_type or SpanType.UNKNOWN, attributes, trace_destination, extras, run_id)
+
+
+def start_span_no_context(
+    name: str,
+    span_type: str = SpanType.UNKNOWN,
+    parent_span: Any = None,
+    inputs: Any = None,
+    attributes: Optional[dict[str, Any]] = None,
+    tags: Optional[dict[str, Any]] = None,
+    metadata: Optional[dict[str, Any]] = None,
+    experiment_id: Optional[str] = None,
+    start_time_ns: Optional[int] = None,
+    log_level: Union[SpanLogLevel, str, None] = None,
+    links: Optional[list[Link]] = None,
+    description: Optional[str] = None,
+) -> Any:
+    """Start a span that is not made current (MLflow's ``start_span_no_context``); end it with
+    ``span.end()``. Without ``parent_span`` it starts a new trace. Never raises: a failure (an
+    invalid log level included) gives a ``NoOpSpan`` and a warning, as in MLflow."""
+    if not STATE.enabled or suppressed():
+        return NO_OP_SPAN
+    try:
+        if isinstance(parent_span, NoOpSpan):
+            return NO_OP_SPAN
+        if parent_span is not None:
+            parent = otel_trace.set_span_in_context(parent_span.otel_span)
+        else:
+            parent = Context()
+        destination = None
+        if experiment_id is not None and parent_span is None:
+            from mlflow_otel.destinations import MlflowExperimentLocation
+
+            destination = MlflowExperimentLocation(str(experiment_id))
+        live = start_live_span(
+            name,
+            span_type,
+            parent=parent,
+            attributes=attributes,
+            inputs=inputs if inputs is not None else _MISSING,
+            start_time_ns=start_time_ns,
+            destination=destination,
+            extras=SpanExtras.of(log_level, links, description),
+        )
+        if (tags or metadata) and live.trace_state is not None and live.trace_state.root is live:
+            live.otel_span.set_attributes(trace_level_attributes(tags, metadata))
+        return live
+    except Exception as exc:
+        warn_limited("start_span", "Failed to start span %r: %s", name, exc)
+        return NO_OP_SPAN
 
 
 # --- the current span and trace ---------------------------------------------------------------------
@@ -501,19 +753,55 @@ def get_current_active_span() -> Optional[LiveSpan]:
 
 
 def get_active_trace_id() -> Optional[str]:
-    """MLflow's id (``tr-<hex>``) of the trace of the current span, or None."""
+    """MLflow's id (``tr-<hex>``) of the current trace, or None: also None inside a sampled-out
+    trace, whose id no backend will ever hold (MLflow's behaviour; the W3C context still carries
+    the id with ``sampled=0`` for downstream services)."""
     live = get_current_active_span()
-    return live.trace_id if live is not None else None
+    return live.trace_id if live is not None and live.recording else None
 
 
-def get_last_active_trace_id() -> Optional[str]:
-    """The id of the most recent trace whose root span ended in this process."""
-    last = registry.last_trace_id()
+def get_last_active_trace_id(thread_local: bool = False) -> Optional[str]:
+    """The id of the most recent trace whose root span ended in this process, or, with
+    ``thread_local=True``, in this thread."""
+    last = registry.last_trace_id(thread_local)
     return None if last is None else "tr-" + format(last, "032x")
 
 
 def _text(value: Any) -> str:
-    return value if isinstance(value, str) else dumps(value)
+    """MLflow stores trace tags and metadata as ``str(value)``."""
+    return value if isinstance(value, str) else str(value)
+
+
+def trace_level_attributes(
+    tags: Optional[dict[str, Any]] = None,
+    metadata: Optional[dict[str, Any]] = None,
+    session_id: Optional[str] = None,
+    user: Optional[str] = None,
+) -> dict[str, str]:
+    """Trace tags and metadata as root-span attributes (``mlflow.traceTag.<k>``,
+    ``mlflow.traceMetadata.<k>``); MLflow's session and user keys also set the semantic-convention
+    ``session.id`` / ``user.id``. ``None`` values are left out, as MLflow leaves them out."""
+    attrs: dict[str, str] = {}
+    meta = dict(metadata or {})
+    if session_id is not None:
+        meta[conv.MLFLOW_SESSION_KEY] = session_id
+    if user is not None:
+        meta[conv.MLFLOW_USER_KEY] = user
+    for prefix, items in ((conv.TRACE_TAG_PREFIX, tags), (conv.TRACE_METADATA_PREFIX, meta)):
+        for key, value in (items or {}).items():
+            if value is None:
+                continue
+            text = _text(value)
+            attrs[prefix + str(key)] = text
+            if key == conv.MLFLOW_SESSION_KEY:
+                attrs[conv.SESSION_ID] = text
+            elif key == conv.MLFLOW_USER_KEY:
+                attrs[conv.USER_ID] = text
+    return attrs
+
+
+#: ``update_current_trace(state=...)``: the states a user may set (MLflow's rule).
+_SETTABLE_STATES = ("OK", "ERROR")
 
 
 def update_current_trace(
@@ -522,38 +810,83 @@ def update_current_trace(
     client_request_id: Optional[str] = None,
     request_preview: Optional[str] = None,
     response_preview: Optional[str] = None,
+    state: Any = None,
+    model_id: Optional[str] = None,
+    session_id: Optional[str] = None,
+    user: Optional[str] = None,
 ) -> None:
-    """Attach trace-level data to the current trace; it travels on the trace's local root span.
+    """Attach trace-level data to the current trace (MLflow 3.18's parameters); it travels on the
+    trace's local root span, so every backend sees it and an MLflow server files it in the trace's
+    record. The root span stays the span it was: only attributes are added.
 
-    Tags become ``mlflow.traceTag.<key>``, metadata ``mlflow.traceMetadata.<key>``. MLflow's session
-    and user keys (``mlflow.trace.session`` / ``mlflow.trace.user``) also set the semantic-convention
-    ``session.id`` / ``user.id``. The root span stays the span it was: only attributes are added.
+    Where MLflow raises (a ``state`` other than OK/ERROR, a preview that is not a string) this logs
+    a warning and ignores that argument: the call sits in request handlers.
     """
     try:
         live = get_current_active_span()
-        state = live.trace_state if live is not None else None
-        root = state.root if state is not None else None
+        trace_state = live.trace_state if live is not None else None
+        root = trace_state.root if trace_state is not None else None
         if root is None or not root.otel_span.is_recording():
             warn_limited("update_trace", "update_current_trace() was called with no active trace; ignored.")
             return
-        attrs: dict[str, Any] = {}
-        for prefix, items in ((conv.TRACE_TAG_PREFIX, tags), (conv.TRACE_METADATA_PREFIX, metadata)):
-            for key, value in (items or {}).items():
-                text = _text(value)
-                attrs[prefix + str(key)] = text
-                if key == conv.MLFLOW_SESSION_KEY:
-                    attrs[conv.SESSION_ID] = text
-                elif key == conv.MLFLOW_USER_KEY:
-                    attrs[conv.USER_ID] = text
+        meta = dict(metadata or {})
+        if model_id is not None:
+            meta[conv.MODEL_ID] = model_id
+        attrs: dict[str, Any] = trace_level_attributes(tags, meta, session_id, user)
         if client_request_id is not None:
             attrs[conv.CLIENT_REQUEST_ID] = _text(client_request_id)
-        if request_preview is not None:
-            attrs[conv.REQUEST_PREVIEW] = _text(request_preview)
-        if response_preview is not None:
-            attrs[conv.RESPONSE_PREVIEW] = _text(response_preview)
+        for key, preview, what in (
+            (conv.REQUEST_PREVIEW, request_preview, "request_preview"),
+            (conv.RESPONSE_PREVIEW, response_preview, "response_preview"),
+        ):
+            if preview is None:
+                continue
+            if isinstance(preview, str):
+                attrs[key] = preview
+            else:
+                warn_limited(f"update_trace:{what}", "The `%s` parameter must be a string; ignored.", what)
+        if state is not None:
+            name = str(getattr(state, "value", state)).upper()
+            if name in _SETTABLE_STATES:
+                attrs[conv.TRACE_STATE] = name
+            else:
+                warn_limited(
+                    "update_trace:state", "State must be either 'OK' or 'ERROR', but got %r; ignored.", state
+                )
         root.otel_span.set_attributes(attrs)
     except Exception as exc:
         warn_limited("update_trace", "update_current_trace() failed: %s", exc)
+
+
+def set_trace_tag(trace_id: str, key: str, value: Any) -> None:
+    """Tag a trace that is still open in this process (its root carries the tag). A finished
+    trace's tags are the store's business: ``MlflowClient().set_trace_tag`` on an MLflow server."""
+    _on_open_root(trace_id, "set_trace_tag", {conv.TRACE_TAG_PREFIX + str(key): _text(value)})
+
+
+def delete_trace_tag(trace_id: str, key: str) -> None:
+    """Remove a tag from a trace that is still open in this process."""
+    _on_open_root(trace_id, "delete_trace_tag", {conv.TRACE_TAG_PREFIX + str(key): None})
+
+
+def _on_open_root(trace_id: str, what: str, attrs: dict[str, Any]) -> None:
+    state = registry.open_trace(parse_trace_id(trace_id))
+    root = state.root if state is not None else None
+    if root is None or not root.otel_span.is_recording():
+        warn_limited(
+            what,
+            "%s(%r): the trace is not open in this process; for a finished trace use "
+            "MlflowClient().%s on an MLflow server.",
+            what,
+            trace_id,
+            what,
+        )
+        return
+    for key, value in attrs.items():
+        if value is None:
+            root.remove_attribute(key)
+        else:
+            root.otel_span.set_attribute(key, value)
 
 
 def flush_trace_async_logging(terminate: bool = False, timeout_s: Optional[float] = None) -> bool:
@@ -570,12 +903,15 @@ def flush_trace_async_logging(terminate: bool = False, timeout_s: Optional[float
 
 __all__ = [
     "NoOpSpan",
+    "delete_trace_tag",
     "flush_trace_async_logging",
     "get_active_trace_id",
     "get_current_active_span",
     "get_last_active_trace_id",
+    "set_trace_tag",
     "start_live_span",
     "start_span",
+    "start_span_no_context",
     "trace",
     "update_current_trace",
 ]

@@ -19,10 +19,14 @@ from mlflow_otel._log import warn_limited
 from mlflow_otel._serialize import dumps, loads_or_raw, to_attribute_value
 from mlflow_otel._state import STATE
 from mlflow_otel.spans.types import (
+    Link,
     SpanEvent,
+    SpanLogLevel,
     SpanReads,
     SpanStatus,
     SpanStatusCode,
+    decode_attribute,
+    default_log_level,
     error_description,
 )
 
@@ -74,13 +78,15 @@ class LiveSpan(SpanReads):
         span_type: str,
         name: str,
         ordinal: int = 1,
+        json_keys: Optional[set[str]] = None,
     ) -> None:
         self._otel = otel_span
         self._state = state
         self._span_type = span_type
         self._base_name = name
         self._ordinal = ordinal
-        self._json_keys: Optional[set[str]] = None
+        #: Keys of attributes the user gave as objects (stored as JSON, read back decoded).
+        self._json_keys = json_keys
 
     # --- for the pipeline's stages ----------------------------------------------------------------
     @property
@@ -150,9 +156,33 @@ class LiveSpan(SpanReads):
         return self._decode(key, raw.get(key))
 
     def _decode(self, key: str, value: Any) -> Any:
-        if key in conv.JSON_KEYS or (self._json_keys is not None and key in self._json_keys):
+        if self._json_keys is not None and key in self._json_keys:
             return loads_or_raw(value)
-        return list(value) if isinstance(value, tuple) else value
+        return decode_attribute(key, value)
+
+    @property
+    def log_level(self) -> Optional[SpanLogLevel]:
+        """MLflow 3.18's span log level (the span type's default unless set)."""
+        raw = self.get_attribute(conv.LOG_LEVEL)
+        try:
+            return SpanLogLevel(int(raw)) if raw is not None else None
+        except (TypeError, ValueError):
+            return None
+
+    @property
+    def description(self) -> Optional[str]:
+        return self.get_attribute(conv.SPAN_DESCRIPTION)
+
+    @property
+    def links(self) -> list[Link]:
+        return [
+            Link(
+                "tr-" + format(link.context.trace_id, "032x"),
+                format(link.context.span_id, "016x"),
+                dict(link.attributes) if link.attributes else None,
+            )
+            for link in getattr(self._otel, "links", ()) or ()
+        ]
 
     @property
     def status(self) -> SpanStatus:
@@ -196,9 +226,47 @@ class LiveSpan(SpanReads):
             self.set_attribute(key, value)
 
     def set_span_type(self, span_type: str) -> None:
+        previous = self._span_type
         self._span_type = span_type
         if self._otel.is_recording():
             self._otel.set_attribute(conv.SPAN_TYPE, str(span_type))
+            # The level follows the type while it is the old type's default (MLflow stamps the
+            # default from the final type when the span ends).
+            if self.get_attribute(conv.LOG_LEVEL) == int(default_log_level(previous)):
+                self._otel.set_attribute(conv.LOG_LEVEL, int(default_log_level(span_type)))
+
+    def set_log_level(self, level: Union[SpanLogLevel, str]) -> None:
+        """Set the span's log level; an invalid one raises ``MlflowException`` (as in MLflow)."""
+        normalized = SpanLogLevel.from_value(level)
+        if self._otel.is_recording():
+            self._otel.set_attribute(conv.LOG_LEVEL, int(normalized))
+
+    def set_description(self, description: str) -> None:
+        if self._otel.is_recording():
+            self._otel.set_attribute(conv.SPAN_DESCRIPTION, str(description))
+
+    def add_link(self, link: Link) -> None:
+        """Link this span to a span of another trace (an OTel span link on the wire)."""
+        from mlflow_otel.exceptions import MlflowException
+
+        if not isinstance(link, Link):
+            raise MlflowException.invalid_parameter_value(
+                f"The `link` parameter must be a Link instance, got {type(link).__name__}."
+            )
+        trace_id, span_id = link.otel_ids()
+        if self._otel.is_recording():
+            context = otel_trace.SpanContext(trace_id, span_id, is_remote=True)
+            self._otel.add_link(context, dict(link.attributes) if link.attributes else None)
+
+    def remove_attribute(self, key: str) -> None:
+        """Drop an attribute (``delete_trace_tag``); spans of the SDK's tracer keep it, emptied."""
+        if not self._otel.is_recording():
+            return
+        remove = getattr(self._otel, "remove_attribute", None)
+        if remove is not None:
+            remove(key)
+        else:
+            self._otel.set_attribute(key, "")
 
     def set_status(self, status: Union[SpanStatus, SpanStatusCode, str]) -> None:
         try:
@@ -216,6 +284,10 @@ class LiveSpan(SpanReads):
         try:
             attributes = {k: to_attribute_value(v) for k, v in (event.attributes or {}).items()}
             self._otel.add_event(event.name, attributes, event.timestamp)
+            if event.name == "exception":  # MLflow 3.18: an exception bumps the level to ERROR
+                level = self.get_attribute(conv.LOG_LEVEL)
+                if not isinstance(level, int) or level < SpanLogLevel.ERROR:
+                    self._otel.set_attribute(conv.LOG_LEVEL, int(SpanLogLevel.ERROR))
         except Exception as exc:
             warn_limited("add_event", "Could not add span event %r: %s", getattr(event, "name", "?"), exc)
 
@@ -272,6 +344,12 @@ class NoOpSpan:
     inputs = None
     outputs = None
     recording = False
+    log_level = None
+    description = None
+
+    @property
+    def links(self) -> list[Any]:
+        return []
 
     @property
     def attributes(self) -> dict[str, Any]:
@@ -293,6 +371,7 @@ class NoOpSpan:
 
     set_inputs = set_outputs = set_attribute = set_attributes = set_span_type = _noop
     set_status = add_event = record_exception = end = _noop
+    set_log_level = set_description = add_link = remove_attribute = _noop
 
 
 NO_OP_SPAN = NoOpSpan()

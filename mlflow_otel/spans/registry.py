@@ -60,8 +60,10 @@ class TraceState:
 #: Open traces by OTel trace id, and our open spans by OTel span id.
 _traces: dict[int, TraceState] = {}
 _live: dict[int, LiveSpan] = {}
-#: Trace id of the latest trace whose local root ended (``get_last_active_trace_id``): one slot.
+#: Trace id of the latest trace whose local root ended (``get_last_active_trace_id``): one slot for
+#: the process, and one per thread (``thread_local=True``).
 _last_trace_id: list[Optional[int]] = [None]
+_last_in_thread = threading.local()
 
 
 def join_trace(trace_id: int) -> TraceState:
@@ -83,13 +85,14 @@ def track(live: LiveSpan, span_id: int, state: TraceState) -> None:
     COUNTERS.tick("spans_started")
 
 
-def last_trace_id() -> Optional[int]:
-    return _last_trace_id[0]
+def last_trace_id(thread_local: bool = False) -> Optional[int]:
+    return getattr(_last_in_thread, "trace_id", None) if thread_local else _last_trace_id[0]
 
 
 def close(state: TraceState) -> list[tuple[ReadableSpan, LiveSpan]]:
     """The trace's local root ended: take its finished spans and forget it as an open trace."""
     _last_trace_id[0] = state.trace_id
+    _last_in_thread.trace_id = state.trace_id
     with state.lock:
         state.closed = True
         finished = state.finished

@@ -100,6 +100,11 @@ class RecordingSpan(ReadableSpan, trace_api.Span):
                 self._links = []
             self._links.append(Link(context, dict(attributes) if attributes else None))
 
+    def remove_attribute(self, key: str) -> None:
+        """Not in OTel's API: ``delete_trace_tag`` on a still-open trace drops the tag's attribute."""
+        if self._end_time is None:
+            self._attributes.pop(key, None)
+
     def update_name(self, name: str) -> None:
         if self._end_time is None:
             self._name = name

@@ -6,13 +6,14 @@ from __future__ import annotations
 import time
 import traceback
 from dataclasses import dataclass, field
-from enum import Enum
-from typing import Any, Union
+from enum import Enum, IntEnum
+from typing import Any, Optional, Union
 
 from opentelemetry.trace import StatusCode as OtelStatusCode
 
 from mlflow_otel import semconv as conv
-from mlflow_otel._serialize import safe_text
+from mlflow_otel._serialize import loads_or_raw, safe_text
+from mlflow_otel.exceptions import MlflowException
 
 
 class SpanType:
@@ -115,3 +116,81 @@ class SpanReads:
     @property
     def outputs(self) -> Any:
         return self.get_attribute(conv.SPAN_OUTPUTS)
+
+
+class SpanLogLevel(IntEnum):
+    """A span's severity (MLflow 3.18's ``mlflow.entities.SpanLogLevel``), used by the MLflow UI's
+    verbosity filter. The values are Python ``logging``'s."""
+
+    DEBUG = 10
+    INFO = 20
+    WARNING = 30
+    ERROR = 40
+    CRITICAL = 50
+
+    @classmethod
+    def from_value(cls, value: Union[SpanLogLevel, str]) -> SpanLogLevel:
+        """A member, or its name in any case (MLflow accepts nothing else: not ints, not ``WARN``)."""
+        if isinstance(value, cls):
+            return value
+        if isinstance(value, str):
+            try:
+                return cls[value.strip().upper()]
+            except KeyError:
+                raise MlflowException.invalid_parameter_value(
+                    f"Invalid SpanLogLevel name {value!r}. Expected one of {[m.name for m in cls]}."
+                ) from None
+        raise MlflowException.invalid_parameter_value(
+            f"SpanLogLevel must be a SpanLogLevel or str, got {type(value).__name__}."
+        )
+
+
+#: Span types whose default level is INFO (MLflow's ``tracing/utils/default_log_level.py``): the
+#: operations a person wants to see at the UI's default threshold. Every other type is DEBUG.
+INFO_SPAN_TYPES = frozenset({"LLM", "CHAT_MODEL", "TOOL", "RETRIEVER", "AGENT", "EMBEDDING"})
+
+
+def default_log_level(span_type: Optional[str]) -> SpanLogLevel:
+    return SpanLogLevel.INFO if span_type in INFO_SPAN_TYPES else SpanLogLevel.DEBUG
+
+
+@dataclass
+class Link:
+    """A link to a span of another trace (MLflow's ``mlflow.entities.Link``; an OTel span link on
+    the wire). ``trace_id`` is ``tr-<32 hex>`` or bare hex, ``span_id`` 16 hex digits."""
+
+    trace_id: str
+    span_id: str
+    attributes: Optional[dict[str, Any]] = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"trace_id": self.trace_id, "span_id": self.span_id, "attributes": self.attributes}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Link:
+        return cls(trace_id=data["trace_id"], span_id=data["span_id"], attributes=data.get("attributes"))
+
+    def otel_ids(self) -> tuple[int, int]:
+        """The OTel trace and span ids; ``MlflowException`` when they are not hex of the right width."""
+        text = self.trace_id[3:] if self.trace_id.startswith("tr-") else self.trace_id
+        try:
+            trace_id, span_id = int(text, 16), int(self.span_id, 16)
+        except (TypeError, ValueError):
+            trace_id = span_id = -1
+        if not (0 < trace_id < 1 << 128 and 0 < span_id < 1 << 64):
+            raise MlflowException.invalid_parameter_value(
+                f"Invalid link: trace_id={self.trace_id}, span_id={self.span_id}. trace_id must be a "
+                "valid MLflow trace ID or hex string, and span_id must be a hex string."
+            )
+        return trace_id, span_id
+
+
+#: Attributes written JSON-quoted as MLflow writes them (read back decoded).
+_QUOTED_KEYS = frozenset({conv.FUNCTION_NAME, conv.TRACE_REQUEST_ID})
+
+
+def decode_attribute(key: str, value: Any) -> Any:
+    """An attribute value as MLflow's span API shows it: JSON attributes decoded, tuples as lists."""
+    if key in conv.JSON_KEYS or (key in _QUOTED_KEYS and isinstance(value, str) and value[:1] == '"'):
+        return loads_or_raw(value)
+    return list(value) if isinstance(value, tuple) else value

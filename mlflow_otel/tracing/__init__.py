@@ -8,7 +8,8 @@ or the user's, receives spans after the processor chain (docs/architecture.md).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import Iterator, Sequence
 from typing import Any, Optional, Union
 
 from mlflow_otel import _runtime
@@ -16,7 +17,13 @@ from mlflow_otel._state import BUILTINS, STATE
 from mlflow_otel._telemetry import COUNTERS
 from mlflow_otel.destinations import Destination
 from mlflow_otel.processors import DropSpan
-from mlflow_otel.spans.fluent import set_context_destination
+from mlflow_otel.spans.fluent import (
+    TraceContext,
+    enter_trace_context,
+    exit_trace_context,
+    set_context_destination,
+    trace_level_attributes,
+)
 from mlflow_otel.spans.fluent import trace as trace
 
 __all__ = [
@@ -25,8 +32,11 @@ __all__ = [
     "TracingConfigContext",
     "add_destination",
     "configure",
+    "context",
     "disable",
+    "disable_notebook_display",
     "enable",
+    "enable_notebook_display",
     "is_enabled",
     "reset",
     "set_destination",
@@ -35,6 +45,38 @@ __all__ = [
 ]
 
 _MISSING: Any = object()
+
+
+@contextlib.contextmanager
+def context(
+    metadata: Optional[dict[str, Any]] = None,
+    tags: Optional[dict[str, Any]] = None,
+    enabled: Optional[bool] = None,
+    session_id: Optional[str] = None,
+    user: Optional[str] = None,
+) -> Iterator[None]:
+    """Stamp every trace started inside the block (MLflow's ``mlflow.tracing.context``): its tags
+    and metadata, session and user (metadata ``mlflow.trace.session`` / ``mlflow.trace.user``).
+    Nested blocks merge, the inner one winning on a key. ``enabled=False`` creates no spans inside
+    the block (this context only: other threads and tasks trace on)."""
+    attributes = trace_level_attributes(tags, metadata, session_id, user)
+    token = enter_trace_context(TraceContext(attributes, enabled))
+    try:
+        yield
+    finally:
+        exit_trace_context(token)
+
+
+def enable_notebook_display() -> None:
+    """Let a ``Trace`` render itself in Jupyter (MLflow's switch; on by default). Outside a
+    notebook nothing is displayed either way."""
+    STATE.notebook_display = True
+
+
+def disable_notebook_display() -> None:
+    """Stop a ``Trace`` rendering itself in Jupyter (MLflow's switch). Outside a notebook nothing
+    is displayed either way."""
+    STATE.notebook_display = False
 
 
 def disable() -> None:
@@ -117,6 +159,7 @@ def configure(
     redaction_defaults: Optional[bool] = None,
     max_attribute_bytes: Optional[int] = None,
     max_span_bytes: Optional[int] = None,
+    tail_sampling: Any = _MISSING,
 ) -> TracingConfigContext:
     """Configure the processor chain; only the arguments given change (MLflow's semantics).
 
@@ -128,6 +171,8 @@ def configure(
     policy in the OTel Collector redaction processor's schema (a dict, a path to a YAML/JSON file),
     or None to remove the user policy. ``redaction_defaults``: False switches the built-in secret
     patterns off. ``max_attribute_bytes`` / ``max_span_bytes``: trimming budgets.
+    ``tail_sampling``: policies in the OTel Collector ``tail_sampling`` processor's schema (a list,
+    a mapping, a path to a YAML/JSON file), or None to sample no more at the tail.
     """
     hooks = None
     if span_processors is not None:
@@ -147,6 +192,8 @@ def configure(
     }
     if redaction is not _MISSING:
         options["redaction"] = redaction
+    if tail_sampling is not _MISSING:
+        options["tail_sampling"] = tail_sampling
     return TracingConfigContext(STATE.configure_chain(hooks, options))
 
 

@@ -1,0 +1,5 @@
+"""``mlflow.entities.link``."""
+
+from mlflow_otel.spans.types import Link
+
+__all__ = ["Link"]

@@ -1,0 +1,5 @@
+"""``mlflow.entities.span_event``."""
+
+from mlflow_otel.spans.types import SpanEvent
+
+__all__ = ["SpanEvent"]

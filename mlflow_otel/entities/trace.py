@@ -1,0 +1,5 @@
+"""``mlflow.entities.trace``."""
+
+from mlflow_otel.records.model import Trace
+
+__all__ = ["Trace"]
