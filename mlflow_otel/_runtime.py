@@ -1,9 +1,14 @@
-"""The running tracer: the TracerProvider, the pipeline, and their lifecycle (exit, fork).
+"""The running tracer: the TracerProvider, the pipeline, and their lifecycle (exit, SIGTERM, fork).
 
 Built lazily at the first span from ``_state.settings()``, so ``import mlflow_otel`` stays cheap and
 a process that never traces pays nothing. Settings made in code (``set_tracking_uri``,
 ``set_experiment``, ``tracing.set_destination``) live in ``_state``; changing them replaces the
 running pipeline here (finished spans are flushed to the old destinations first).
+
+Exit (docs/architecture.md, "Exit"): open traces are ended as ERROR and exported, the pipeline
+flushes within ``MLFLOW_OTEL_EXIT_TIMEOUT_SECONDS`` (a busy destination within
+``MLFLOW_OTEL_EXIT_BUSY_TIMEOUT_SECONDS``), and one line reports what could not be delivered. The
+same sequence runs on SIGTERM when the application has no handler (``pipeline/exit.py``).
 """
 
 from __future__ import annotations
@@ -23,8 +28,9 @@ from mlflow_otel._log import ensure_visible, logger, warn_limited
 from mlflow_otel._settings import Settings
 from mlflow_otel._state import STATE
 from mlflow_otel._telemetry import COUNTERS
-from mlflow_otel.pipeline.assembly import TimeoutWatcher, run_on_start
+from mlflow_otel.pipeline.assembly import TimeoutWatcher, end_open_traces, run_on_start
 from mlflow_otel.pipeline.build import Pipeline
+from mlflow_otel.pipeline.exit import announce, install_sigterm
 from mlflow_otel.semconv import SCOPE_NAME
 from mlflow_otel.spans import registry
 from mlflow_otel.spans.sampling import sampler_for
@@ -117,7 +123,7 @@ class _Runtime:
         if self.watcher is not None:
             self.watcher.stop()
         self._stats_stop.set()
-        self.pipeline.shutdown(timeout_s, exiting)
+        self.pipeline.shutdown(timeout_s, exiting, self.settings.exit_busy_timeout_s if exiting else 0.0)
         self.write_stats()
 
 
@@ -148,7 +154,10 @@ def _init() -> _Runtime:
     with _lock:
         if _current[0] is None:
             ensure_visible()
-            _current[0] = _Runtime(STATE.settings())
+            settings = STATE.settings()
+            _current[0] = _Runtime(settings)
+            if settings.handle_sigterm:  # the app may have reset SIGTERM since import (a worker)
+                _install_sigterm()
         return _current[0]  # type: ignore[return-value]
 
 
@@ -183,15 +192,36 @@ def reset() -> None:
     registry.clear()
 
 
-def _at_exit() -> None:
-    """Flush at interpreter exit, bounded by ``MLFLOW_OTEL_EXIT_TIMEOUT_SECONDS``."""
+def _exit_sequence() -> None:
+    """End open traces, flush within the exit budgets, report what could not be delivered."""
     rt = _current[0]
     if rt is None:
         return
+    before = COUNTERS.snapshot()
+    end_open_traces()
+    rt.shutdown(rt.settings.exit_timeout_s, exiting=True)
+    announce(before, COUNTERS.snapshot(), rt.settings.spool_dir)
+
+
+def _at_exit() -> None:
+    """At interpreter exit (``atexit``)."""
     try:
-        rt.shutdown(rt.settings.exit_timeout_s, exiting=True)
+        _exit_sequence()
     except Exception as exc:  # pragma: no cover - never fail the interpreter's exit
         warn_limited("exit", "Flushing traces at exit failed: %s", exc)
+
+
+def _exit_budget() -> float:
+    rt = _current[0]
+    settings = rt.settings if rt is not None else STATE.settings()
+    return max(settings.exit_timeout_s, settings.exit_busy_timeout_s)
+
+
+def _install_sigterm() -> None:
+    try:
+        install_sigterm(_exit_sequence, lambda: flush(), _exit_budget)
+    except Exception as exc:  # pragma: no cover - a signal handler is never worth an import failure
+        warn_limited("sigterm", "Could not install the SIGTERM handler: %r", exc)
 
 
 def _after_fork_in_child() -> None:
@@ -202,3 +232,5 @@ def _after_fork_in_child() -> None:
 atexit.register(_at_exit)
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
+if STATE.settings().handle_sigterm:
+    _install_sigterm()

@@ -35,6 +35,19 @@ MLFLOW_TRACE_TIMEOUT_CHECK_INTERVAL_SECONDS = "MLFLOW_TRACE_TIMEOUT_CHECK_INTERV
 MLFLOW_OTEL_TRACES_FILE = "MLFLOW_OTEL_TRACES_FILE"
 #: Upper bound, in seconds, on the flush performed at interpreter exit.
 MLFLOW_OTEL_EXIT_TIMEOUT_SECONDS = "MLFLOW_OTEL_EXIT_TIMEOUT_SECONDS"
+#: The larger exit budget, in seconds, of a destination that answers but asks to wait (429/503 with
+#: ``Retry-After``, a slow answer); a destination that refuses connections gets none of it.
+MLFLOW_OTEL_EXIT_BUSY_TIMEOUT_SECONDS = "MLFLOW_OTEL_EXIT_BUSY_TIMEOUT_SECONDS"
+#: "false": leave SIGTERM alone (by default, with no handler of the application's, a SIGTERM flushes
+#: within the exit budget, then the process dies of SIGTERM as before).
+MLFLOW_OTEL_HANDLE_SIGTERM = "MLFLOW_OTEL_HANDLE_SIGTERM"
+#: A directory for the opt-in on-disk spool: requests that exhaust their retries, or are still queued
+#: at exit, are written there and replayed when the destination answers again.
+MLFLOW_OTEL_SPOOL_DIR = "MLFLOW_OTEL_SPOOL_DIR"
+#: Size cap of the spool directory in bytes; over it the oldest requests are dropped (counted).
+MLFLOW_OTEL_SPOOL_MAX_BYTES = "MLFLOW_OTEL_SPOOL_MAX_BYTES"
+#: Tail-sampling policies in the OTel Collector ``tail_sampling`` processor's schema (YAML or JSON).
+MLFLOW_OTEL_TAIL_SAMPLING_CONFIG = "MLFLOW_OTEL_TAIL_SAMPLING_CONFIG"
 
 #: Trace-level sampling ratio in [0, 1]; beats OTEL_TRACES_SAMPLER (MLflow's variable).
 MLFLOW_TRACE_SAMPLING_RATIO = "MLFLOW_TRACE_SAMPLING_RATIO"
@@ -116,6 +129,12 @@ DEFAULT_TRACES_FILE = "mlflow-otel-traces.jsonl"
 #: full queue is about 60 MB. While the destination refuses connections the queue keeps a quarter of
 #: that (``BatchProcessor.set_reachable``): a dead collector costs at most about 15 MB.
 DEFAULT_MAX_QUEUE_SIZE = 49152
+
+#: The exit budget of a destination that answers but is busy: room for a few ``Retry-After: 1``
+#: answers, inside ``docker stop``'s 10 s grace period and Kubernetes' 30 s.
+DEFAULT_EXIT_BUSY_TIMEOUT_S = 6.0
+#: The spool's default size cap: 256 MiB of encoded requests (about 250,000 small spans).
+DEFAULT_SPOOL_MAX_BYTES = 256 * 1024 * 1024
 
 
 #: (variable, value) pairs already reported: the environment is read again after ``tracing.reset()``,
@@ -327,6 +346,7 @@ class ProcessorSettings:
     redaction_defaults: bool = True
     max_attribute_bytes: int = 1024 * 1024
     max_span_bytes: int = 3 * 1024 * 1024
+    tail_sampling_config: Optional[str] = None
 
 
 def _load_processor_settings(env: Mapping[str, str]) -> ProcessorSettings:
@@ -343,6 +363,7 @@ def _load_processor_settings(env: Mapping[str, str]) -> ProcessorSettings:
         redaction_defaults=_read(env, MLFLOW_OTEL_REDACTION_DEFAULTS, _parse_bool, True),
         max_attribute_bytes=max_attribute,
         max_span_bytes=_read(env, MLFLOW_OTEL_MAX_SPAN_BYTES, _parse_positive_int, 3 * 1024 * 1024),
+        tail_sampling_config=env.get(MLFLOW_OTEL_TAIL_SAMPLING_CONFIG) or None,
     )
 
 
@@ -391,6 +412,10 @@ class Settings:
     otlp: Optional[OtlpSettings] = None
     traces_file: str = ""
     exit_timeout_s: float = 2.0
+    exit_busy_timeout_s: float = DEFAULT_EXIT_BUSY_TIMEOUT_S
+    handle_sigterm: bool = True
+    spool_dir: Optional[str] = None
+    spool_max_bytes: int = DEFAULT_SPOOL_MAX_BYTES
     schedule_delay_s: float = 5.0
     max_queue_size: int = DEFAULT_MAX_QUEUE_SIZE
     max_export_batch_size: int = 512
@@ -422,6 +447,12 @@ def load(env: Optional[Mapping[str, str]] = None) -> Settings:
         otlp=_resolve_otlp(env),
         traces_file=env.get(MLFLOW_OTEL_TRACES_FILE) or default_traces_file(),
         exit_timeout_s=_read(env, MLFLOW_OTEL_EXIT_TIMEOUT_SECONDS, _parse_positive_float, 2.0),
+        exit_busy_timeout_s=_read(
+            env, MLFLOW_OTEL_EXIT_BUSY_TIMEOUT_SECONDS, _parse_positive_float, DEFAULT_EXIT_BUSY_TIMEOUT_S
+        ),
+        handle_sigterm=_read(env, MLFLOW_OTEL_HANDLE_SIGTERM, _parse_bool, True),
+        spool_dir=env.get(MLFLOW_OTEL_SPOOL_DIR) or None,
+        spool_max_bytes=_read(env, MLFLOW_OTEL_SPOOL_MAX_BYTES, _parse_positive_int, DEFAULT_SPOOL_MAX_BYTES),
         schedule_delay_s=_read(env, OTEL_BSP_SCHEDULE_DELAY, _parse_positive_float, 5000.0) / 1000.0,
         max_queue_size=_read(
             env,

@@ -13,6 +13,11 @@ receiver reads them. Around it, what the SDK's exporters do not give us:
   HTTP 413 or a gRPC "message larger than max" answer splits it the same way. A single span that
   still does not fit is dropped and counted, never retried forever.
 * **Non-retryable answers** (HTTP 400, gRPC INVALID_ARGUMENT, ...) drop the batch at once, counted.
+* **Exit** (``begin_exit``, ``pipeline/export.py``'s ``ExitAware``): a refused connection is not
+  retried; an endpoint that answers but asks to wait keeps retrying until the exit deadline, and no
+  request outlives it. ``busy()`` tells the pipeline which destinations deserve the larger budget.
+* **Spool** (opt-in, ``exporters/spool.py``): a request that runs out of retries, or is cut short by
+  exit, is written to disk instead of dropped, and replayed after a later export succeeds.
 
 Nothing here raises into the batch worker: every outcome is a ``SpanExportResult`` and counters.
 """
@@ -24,7 +29,7 @@ import os
 import random
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from email.utils import parsedate_to_datetime
 from typing import Any, Callable, Optional
 
@@ -35,6 +40,7 @@ from mlflow_otel._log import logger, warn_limited
 from mlflow_otel._settings import PROTOCOL_GRPC, OtlpSettings
 from mlflow_otel._telemetry import COUNTERS
 from mlflow_otel.exporters.otlp_proto import encode_request
+from mlflow_otel.exporters.spool import REPLAY_FILES_PER_EXPORT, SendResult, Spool
 
 #: Retry backoff: first delay and cap, in seconds (full jitter below the exponential curve).
 INITIAL_BACKOFF_S = 0.5
@@ -51,7 +57,7 @@ class ExporterUnavailable(RuntimeError):
 class _Outcome:
     """What one attempt to send a request came to."""
 
-    __slots__ = ("delay", "kind", "rejected", "unreachable", "why")
+    __slots__ = ("delay", "kind", "reason", "rejected", "unreachable", "why")
 
     OK, RETRY, TOO_LARGE, FAIL = "ok", "retry", "too_large", "fail"
 
@@ -69,6 +75,8 @@ class _Outcome:
         self.why = why
         #: Nothing answered at all (connection refused, no route): at exit, not worth a retry.
         self.unreachable = unreachable
+        #: Why a retryable request was given up, when not for the retry timeout (a counter name).
+        self.reason = ""
 
 
 class OtlpExporter(SpanExporter):
@@ -82,6 +90,7 @@ class OtlpExporter(SpanExporter):
         max_request_bytes: int,
         retry_timeout_s: float,
         on_reachability: Optional[Callable[[bool], None]] = None,
+        spool: Optional[Spool] = None,
     ) -> None:
         self.endpoint = otlp.endpoint
         self.compression = otlp.compression
@@ -99,29 +108,68 @@ class OtlpExporter(SpanExporter):
         #: smaller queue for a destination that does not: see ``BatchProcessor.set_reachable``).
         self._on_reachability = on_reachability
         self._reachable = True
+        #: Wakes a retry backoff early: exit began, or shutdown.
+        self._interrupt = threading.Event()
+        #: While exiting: no retry and no request goes past this ``time.monotonic()`` value.
+        self._exit_deadline = float("inf")
+        self._inflight = 0
+        self._inflight_lock = threading.Lock()
+        self._spool = spool
 
     # --- SpanExporter ------------------------------------------------------------------------------
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         if self._stop.is_set() or (self._unreachable_at_exit and self._exiting):
             # Shut down, or the process is exiting and this destination already refused to connect:
-            # the rest of the queue is counted as dropped without encoding it.
-            COUNTERS.add("dropped.shutdown", len(spans))
+            # the rest of the queue goes to the spool, or is counted as dropped without encoding it.
+            if self._spool is not None:
+                self.salvage(spans)
+            else:
+                COUNTERS.add(
+                    "dropped.destination_unavailable" if self._unreachable_at_exit else "dropped.shutdown",
+                    len(spans),
+                )
             return SpanExportResult.FAILURE
+        with self._inflight_lock:
+            self._inflight += 1
         try:
             delivered = self._export_part(list(spans))
         except Exception as exc:  # encoding bugs, transport surprises: never into the worker
             COUNTERS.add("dropped.export_error", len(spans))
             warn_limited("otlp_error", "OTLP export to %s failed unexpectedly: %r", self.endpoint, exc)
             return SpanExportResult.FAILURE
+        finally:
+            with self._inflight_lock:
+                self._inflight -= 1
+        if delivered and self._spool is not None and self._spool.due():
+            self._replay()  # the destination answers again: what was spooled goes next
         return SpanExportResult.SUCCESS if delivered == len(spans) else SpanExportResult.FAILURE
 
-    def begin_exit(self) -> None:
-        """The process is exiting (``pipeline.export.ExitAware``): stop retrying a refused endpoint."""
+    def begin_exit(self, deadline: Optional[float] = None) -> None:
+        """The process is exiting (``pipeline.export.ExitAware``): a refused endpoint is not retried,
+        and retries end by ``deadline`` (a ``time.monotonic()`` value)."""
+        if deadline is not None:
+            self._exit_deadline = deadline
         self._exiting = True
+        self._interrupt.set()
+
+    def busy(self) -> bool:
+        """An export in flight to an endpoint that answers (slow, or asking to wait)."""
+        return self._inflight > 0 and self._reachable
+
+    def salvage(self, spans: Sequence[ReadableSpan]) -> int:
+        """Spool ``spans`` (encoded, split to the request limit); returns how many are accounted for
+        (spooled, or counted as dropped by the spool), 0 without a spool."""
+        if self._spool is None or not spans:
+            return 0
+        for body, count in self._bodies(list(spans)):
+            self._spool.write(body, count)
+        return len(spans)
 
     def shutdown(self) -> None:
-        """Stop at once: retries in progress give up and count their spans as dropped."""
+        """Stop at once: retries in progress give up (their spans go to the spool, or are counted as
+        dropped)."""
         self._stop.set()
+        self._interrupt.set()
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
         return True
@@ -144,11 +192,14 @@ class OtlpExporter(SpanExporter):
             return delivered
         if outcome.kind == _Outcome.TOO_LARGE:
             return self._split(spans, outcome.why)
-        reason = (
+        reason = outcome.reason or (
             "retry_timeout"
             if outcome.kind == _Outcome.RETRY
             else ("shutdown" if self._stop.is_set() else "rejected")
         )
+        if reason != "rejected" and self._spool is not None:
+            self._spool.write(body, len(spans))  # spooled, or counted by the spool
+            return 0
         COUNTERS.add(f"dropped.{reason}", len(spans))
         warn_limited(f"otlp_{reason}", "Dropped %d spans for %s: %s", len(spans), self.endpoint, outcome.why)
         return 0
@@ -161,12 +212,31 @@ class OtlpExporter(SpanExporter):
         middle = len(spans) // 2
         return self._export_part(spans[:middle]) + self._export_part(spans[middle:])
 
+    def _bodies(self, spans: list[ReadableSpan]) -> Iterator[tuple[bytes, int]]:
+        """Encoded requests of ``spans``, each within the request limit (a span that alone is too
+        large is counted and skipped)."""
+        for start in range(0, len(spans), 512):
+            pending = [spans[start : start + 512]]
+            while pending:
+                part = pending.pop()
+                body = encode_request(part)
+                if len(body) <= self._max_bytes:
+                    yield body, len(part)
+                elif len(part) == 1:
+                    COUNTERS.add("dropped.too_large", 1)
+                else:
+                    middle = len(part) // 2
+                    pending += [part[middle:], part[:middle]]
+
+    def _limit(self, deadline: float) -> float:
+        return min(deadline, self._exit_deadline) if self._exiting else deadline
+
     def _send_with_retries(self, body: bytes, count: int) -> _Outcome:
         deadline = time.monotonic() + self._retry_timeout_s
         payload = gzip.compress(body, compresslevel=6) if self._gzip and self.transport == "http" else body
         attempt = 0
         while True:
-            remaining = deadline - time.monotonic()
+            remaining = self._limit(deadline) - time.monotonic()
             outcome = self._send(payload, max(0.001, min(self._timeout_s, remaining)))
             self._note_reachable(not (outcome.kind == _Outcome.RETRY and outcome.unreachable))
             if outcome.kind == _Outcome.OK:
@@ -174,21 +244,65 @@ class OtlpExporter(SpanExporter):
             if outcome.kind != _Outcome.RETRY:
                 return outcome
             if outcome.unreachable and self._exiting:
-                self._unreachable_at_exit = True
-                outcome.why += " (process exiting: not retried)"
-                return outcome
+                return self._unreachable_at_exit_outcome(outcome)
             backoff = min(MAX_BACKOFF_S, INITIAL_BACKOFF_S * (2**attempt))
             delay = outcome.delay if outcome.delay is not None else random.uniform(backoff / 2, backoff)
             attempt += 1
-            if time.monotonic() + delay > deadline:
-                outcome.why += (
-                    f" (gave up after {attempt} attempts: retry timeout {self._retry_timeout_s:g} s)"
-                )
+            resume_at = time.monotonic() + delay
+            if resume_at > self._limit(deadline):
+                if self._exiting and self._exit_deadline < deadline:
+                    outcome.reason = "shutdown"
+                    outcome.why += f" (gave up after {attempt} attempts: the exit deadline)"
+                else:
+                    outcome.why += (
+                        f" (gave up after {attempt} attempts: retry timeout {self._retry_timeout_s:g} s)"
+                    )
                 return outcome
             COUNTERS.add("retries")
             logger.debug("Retrying %d spans to %s in %.2f s: %s", count, self.endpoint, delay, outcome.why)
-            if self._stop.wait(delay):
-                return _Outcome(_Outcome.FAIL, why="shut down while retrying")
+            waiter = self._stop if self._exiting else self._interrupt
+            if waiter.wait(delay):
+                if self._stop.is_set():
+                    return _Outcome(_Outcome.FAIL, why="shut down while retrying")
+                # Exit began during the backoff: a refused endpoint is given up now; one that
+                # answers waits out its delay if the exit deadline leaves room for it.
+                if outcome.unreachable:
+                    return self._unreachable_at_exit_outcome(outcome)
+                if resume_at > self._limit(deadline):
+                    outcome.reason = "shutdown"
+                    outcome.why += " (the exit deadline)"
+                    return outcome
+                if self._stop.wait(max(0.0, resume_at - time.monotonic())):
+                    return _Outcome(_Outcome.FAIL, why="shut down while retrying")
+
+    def _unreachable_at_exit_outcome(self, outcome: _Outcome) -> _Outcome:
+        self._unreachable_at_exit = True
+        outcome.reason = "destination_unavailable"
+        outcome.why += " (process exiting: not retried)"
+        return outcome
+
+    def _replay(self) -> None:
+        """Send spooled requests (``exporters/spool.py``) now that the destination answers."""
+        spool = self._spool
+        if spool is None:
+            return
+
+        def send(body: bytes) -> SendResult:
+            payload = (
+                gzip.compress(body, compresslevel=6) if self._gzip and self.transport == "http" else body
+            )
+            remaining = self._limit(float("inf")) - time.monotonic()
+            outcome = self._send(payload, max(0.001, min(self._timeout_s, remaining)))
+            self._note_reachable(not (outcome.kind == _Outcome.RETRY and outcome.unreachable))
+            if outcome.kind == _Outcome.OK:
+                COUNTERS.add("bytes_sent", len(payload))
+                return "ok", outcome.rejected
+            return ("retry" if outcome.kind == _Outcome.RETRY else "fail"), 0
+
+        try:
+            spool.replay(send, self._stop.is_set, REPLAY_FILES_PER_EXPORT)
+        except Exception as exc:  # never into the export worker
+            warn_limited("spool_replay", "Replaying the spool for %s failed: %r", self.endpoint, exc)
 
     def _note_reachable(self, reachable: bool) -> None:
         if reachable != self._reachable:
@@ -227,8 +341,9 @@ class OtlpHttpExporter(OtlpExporter):
         max_request_bytes: int,
         retry_timeout_s: float,
         on_reachability: Optional[Callable[[bool], None]] = None,
+        spool: Optional[Spool] = None,
     ) -> None:
-        super().__init__(otlp, max_request_bytes, retry_timeout_s, on_reachability)
+        super().__init__(otlp, max_request_bytes, retry_timeout_s, on_reachability, spool)
         try:
             import requests  # installed with opentelemetry-exporter-otlp-proto-http
         except ImportError as exc:
@@ -308,8 +423,9 @@ class OtlpGrpcExporter(OtlpExporter):
         max_request_bytes: int,
         retry_timeout_s: float,
         on_reachability: Optional[Callable[[bool], None]] = None,
+        spool: Optional[Spool] = None,
     ) -> None:
-        super().__init__(otlp, max_request_bytes, retry_timeout_s, on_reachability)
+        super().__init__(otlp, max_request_bytes, retry_timeout_s, on_reachability, spool)
         try:
             import grpc
             from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
@@ -453,8 +569,9 @@ def build_otlp_exporter(
     max_request_bytes: int,
     retry_timeout_s: float,
     on_reachability: Optional[Callable[[bool], None]] = None,
+    spool: Optional[Spool] = None,
 ) -> OtlpExporter:
     """The exporter for ``otlp.protocol``; ``on_reachability`` hears when the endpoint starts or
-    stops accepting connections."""
+    stops accepting connections; ``spool`` keeps what cannot be delivered (opt-in)."""
     cls = OtlpGrpcExporter if otlp.protocol == PROTOCOL_GRPC else OtlpHttpExporter
-    return cls(otlp, max_request_bytes, retry_timeout_s, on_reachability)
+    return cls(otlp, max_request_bytes, retry_timeout_s, on_reachability, spool)

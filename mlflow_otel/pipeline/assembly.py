@@ -9,7 +9,8 @@ outliving its request) are forwarded as they end; spans we did not build (other 
 sharing the provider) pass straight through.
 
 The open-trace table also serves the trace timeout (``MLFLOW_TRACE_TIMEOUT_SECONDS``): a watcher
-thread ends traces open too long with status ERROR so they are exported rather than lost.
+thread ends traces open too long with status ERROR so they are exported rather than lost; and exit
+(``end_open_traces``): traces still open when the process exits are ended the same way.
 """
 
 from __future__ import annotations
@@ -58,6 +59,10 @@ class TraceAssembler(SpanProcessor):
 
     def on_end(self, span: ReadableSpan) -> None:
         if not self.active:
+            # Replaced or shut down: one of our spans ending now (a daemon thread outliving exit)
+            # is lost, and counted; other instrumentations' spans are theirs to count.
+            if registry.finish(span.get_span_context().span_id) is not None:
+                COUNTERS.add("dropped.shutdown")
             return
         try:
             live = registry.finish(span.get_span_context().span_id)
@@ -110,21 +115,25 @@ def run_on_start(processors: Sequence[Any], span: Any, parent_context: Optional[
             )
 
 
+def _end_trace(state: TraceState, status: SpanStatus) -> None:
+    """End a trace's open spans innermost first (latest started first), the root last, so it is
+    exported whole while the code that opened it may still run."""
+    for live in registry.open_members(state):
+        live.end(status=status)
+    if state.root is not None:
+        state.root.end(status=status)
+
+
 def end_expired_traces(timeout_s: float, now_ns: Optional[int] = None) -> int:
     """End every trace open longer than ``timeout_s`` with status ERROR; returns how many.
 
-    Mirrors MLflow's ``MLFLOW_TRACE_TIMEOUT_SECONDS``: open spans are ended innermost first (latest
-    started first), the root last, so the trace is exported whole while the user's code runs on.
+    Mirrors MLflow's ``MLFLOW_TRACE_TIMEOUT_SECONDS``.
     """
     now_ns = time.time_ns() if now_ns is None else now_ns
     limit_ns = int(timeout_s * 1e9)
     expired = [s for s in registry.open_traces() if now_ns - s.start_ns > limit_ns]
     for state in expired:
-        status = SpanStatus(SpanStatusCode.ERROR, f"Trace timed out after {timeout_s:g} seconds")
-        for live in registry.open_members(state):
-            live.end(status=status)
-        if state.root is not None:
-            state.root.end(status=status)
+        _end_trace(state, SpanStatus(SpanStatusCode.ERROR, f"Trace timed out after {timeout_s:g} seconds"))
         COUNTERS.add("traces_timed_out")
         logger.warning(
             "Trace tr-%032x was open for more than %g s (MLFLOW_TRACE_TIMEOUT_SECONDS); "
@@ -133,6 +142,25 @@ def end_expired_traces(timeout_s: float, now_ns: Optional[int] = None) -> int:
             timeout_s,
         )
     return len(expired)
+
+
+#: The status of a span the process exit ended (its code never got to end it).
+EXITED_FIRST = "The process exited before this span ended"
+
+
+def end_open_traces(why: str = EXITED_FIRST) -> int:
+    """At exit (interpreter exit or SIGTERM): end every open trace with status ERROR and ``why``,
+    so a request still running in a daemon thread is exported rather than lost without a word.
+    Returns how many traces were ended (counted as ``traces_ended_at_exit``)."""
+    states = registry.open_traces()
+    for state in states:
+        try:
+            _end_trace(state, SpanStatus(SpanStatusCode.ERROR, why))
+        except Exception as exc:  # never fail the exit
+            warn_limited("end_at_exit", "Could not end trace tr-%032x at exit: %r", state.trace_id, exc)
+    if states:
+        COUNTERS.add("traces_ended_at_exit", len(states))
+    return len(states)
 
 
 class TimeoutWatcher:

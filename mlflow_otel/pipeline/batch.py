@@ -10,8 +10,14 @@ the guarantees docs/architecture.md ("Batch") states:
 * ``force_flush`` waits until every span queued before the call has been exported or dropped, or the
   deadline passes: whichever comes first, even while an export is stuck in retries.
 * ``shutdown`` flushes within its deadline, then stops the exporter (interrupting retry backoff).
-* After ``fork()`` the child starts fresh workers and an empty queue (the parent's spans are the
-  parent's to export), so gunicorn / multiprocessing children export their own spans.
+* After ``os.fork()`` the child starts fresh workers and an empty queue (the parent's spans are the
+  parent's to export), so gunicorn / multiprocessing children export their own spans. A fork from C
+  (uWSGI, ``ctypes.CDLL(None).fork()``) runs no Python at-fork hook: the stage notices the changed
+  process id on its next use and starts fresh workers then. On the app thread the id is compared only
+  when the queue is empty or a batch is due (``os.getpid`` is a system call: about 250 ns here), so
+  the request path pays for it once per drained queue, not per span.
+* At shutdown, spans the deadline left in the queue go to the exporter's ``salvage`` (the on-disk
+  spool) when it has one, else they are counted as ``dropped.shutdown``.
 """
 
 from __future__ import annotations
@@ -31,6 +37,15 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from mlflow_otel._log import warn_limited
 from mlflow_otel._telemetry import COUNTERS
+from mlflow_otel.pipeline.export import Salvaging
+
+#: Held while a stage restarts its workers in a process it noticed was forked from C.
+_FORK_LOCK = threading.Lock()
+
+
+def span_count(item: Any) -> int:
+    """Spans in a queued item: a span, or a whole trace (``on_end_trace``)."""
+    return len(item) if hasattr(item, "__len__") else 1
 
 
 class BatchProcessor(SpanProcessor):
@@ -75,6 +90,7 @@ class BatchProcessor(SpanProcessor):
             os.register_at_fork(after_in_child=_after_in_child)
 
     def _start(self, clear: bool) -> None:
+        self._pid = os.getpid()
         # The queue holds the spans themselves: a span's place in line is its number. Spans leave only
         # from the left, under the take lock, so the n-th span taken is the n-th span queued; counting
         # what was taken numbers every span without storing a number per span (memory: a queue full
@@ -96,6 +112,18 @@ class BatchProcessor(SpanProcessor):
         for worker in self._workers:
             worker.start()
 
+    def _forked(self) -> bool:
+        """True (once the workers are restarted) if this is a child forked since the workers
+        started: a fork from C leaves the parent's queue and no threads to drain it. The spans the
+        parent had queued stay in line (exported here too: they cannot be told from the child's)."""
+        pid = os.getpid()
+        if pid == self._pid:
+            return False
+        with _FORK_LOCK:
+            if pid != self._pid:
+                self._start(clear=False)
+        return True
+
     # --- app thread --------------------------------------------------------------------------------
     def on_start(self, span: Span, parent_context: Optional[Context] = None) -> None:
         return None
@@ -104,6 +132,9 @@ class BatchProcessor(SpanProcessor):
         if self._shutdown:
             COUNTERS.add("dropped.shutdown")
             return
+        queued = len(self._queue)
+        if queued == 0 or queued >= self._max_batch:
+            self._forked()
         if len(self._queue) >= self._limit:
             COUNTERS.add("dropped.queue_full")
             warn_limited(
@@ -119,11 +150,39 @@ class BatchProcessor(SpanProcessor):
         if len(self._queue) >= self._max_batch:
             self._wake.set()
 
+    def on_end_trace(self, trace: Any) -> None:
+        """Queue a whole trace as one item (the process stage: its tail decision needs the trace
+        whole); ``trace`` is a list of spans, a ``Routed`` trace or a lone span. The queue's bound
+        then counts traces. Called on the app thread: no lock, no system call in the common case."""
+        if self._shutdown:
+            COUNTERS.add("dropped.shutdown", span_count(trace))
+            return
+        queue = self._queue
+        queued = len(queue)
+        if queued == 0 or queued >= self._max_batch:
+            self._forked()
+            queue = self._queue
+            queued = len(queue)
+        if queued >= self._limit:
+            COUNTERS.add("dropped.queue_full", span_count(trace))
+            warn_limited(
+                "queue_full",
+                "Trace queue for %s is full (%d traces); dropping whole traces.",
+                self.name,
+                self._limit,
+            )
+            return
+        queue.append(trace)
+        if queued + 1 >= self._max_batch:
+            self._wake.set()
+
     def on_end_many(self, spans: Sequence[Any]) -> None:
-        """Queue a whole trace, or none of it: a trace never arrives without its root."""
+        """Queue a whole trace, or none of it: a trace never arrives without its root. (Called by
+        the process worker, not the app thread: it checks for a fork every time.)"""
         if self._shutdown:
             COUNTERS.add("dropped.shutdown", len(spans))
             return
+        self._forked()
         if len(self._queue) + len(spans) > self._limit:
             COUNTERS.add("dropped.queue_full", len(spans))
             warn_limited(
@@ -187,15 +246,15 @@ class BatchProcessor(SpanProcessor):
             self._taken += len(batch)
             return batch_id, batch
 
-    def _drop_queued(self) -> int:
-        """Empty the queue; the dropped spans count as taken, so flushes waiting on them end."""
+    def _take_all(self) -> list[Any]:
+        """Empty the queue; what it held counts as taken, so flushes waiting on it end."""
         with self._take_lock:
-            dropped = len(self._queue)
+            items = list(self._queue)
             self._queue.clear()
-            self._taken += dropped
+            self._taken += len(items)
         with self._progress:
             self._progress.notify_all()
-        return dropped
+        return items
 
     def _export(self, batch: list[ReadableSpan]) -> None:
         try:
@@ -218,6 +277,7 @@ class BatchProcessor(SpanProcessor):
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
         """Wait until every span queued before this call has been exported or dropped, or the deadline."""
+        self._forked()
         with self._take_lock:  # every span queued so far: those taken, and those still in line
             target = self._taken + len(self._queue)
         deadline = time.monotonic() + max(timeout_millis, 0) / 1000.0
@@ -242,9 +302,17 @@ class BatchProcessor(SpanProcessor):
         deadline = time.monotonic() + timeout_millis / 1000.0
         self.force_flush(timeout_millis)
         self._shutdown = True
-        dropped = self._drop_queued()
-        if dropped:  # what the deadline left behind
-            COUNTERS.add("dropped.shutdown", dropped)
+        left = self._take_all()
+        if left:  # what the deadline left behind: to the spool if there is one, else dropped
+            total = sum(span_count(item) for item in left)
+            saved = 0
+            if isinstance(self.exporter, Salvaging):  # destination stages: the queue holds spans
+                try:
+                    saved = self.exporter.salvage(left)
+                except Exception as exc:
+                    warn_limited("salvage", "Could not keep %d queued spans: %r", total, exc)
+            if total > saved:
+                COUNTERS.add("dropped.shutdown", total - saved)
         self._wake.set()
         try:
             self.exporter.shutdown()  # interrupts retry backoff in the workers

@@ -1,8 +1,9 @@
 """The one place the pipeline is declared: its stages, in the order data flows.
 
     app thread    span ends -> assembly (TraceAssembler: holds a trace until its local root ends)
-    process       one queue, one worker: the processor chain once per span (hooks, content switch,
-                  redaction, trimming, OTel on_end processors), then route
+    process       one queue of whole traces, one worker: the processor chain once per span (hooks,
+                  content switch, redaction, trimming), tail sampling per trace, OTel on_end
+                  processors, then route
     batch         one bounded queue per destination, its own export workers
     export        the destination's exporter (OTLP HTTP/gRPC, MLflow server, local file, any
                   OpenTelemetry SpanExporter)
@@ -28,9 +29,10 @@ from mlflow_otel.pipeline.batch import BatchProcessor
 from mlflow_otel.pipeline.export import AnnouncingExporter, BorrowedExporter, ExitAware, LazyExporter
 from mlflow_otel.pipeline.process import Chain, ProcessStage, Routed
 from mlflow_otel.pipeline.route import Route, Router, file_route
+from mlflow_otel.pipeline.tail import TailSampler, load_tail_sampler
 from mlflow_otel.processors import Processor
 from mlflow_otel.processors.content import ContentFilter
-from mlflow_otel.processors.redaction import DefaultRedactor, RedactionConfigError, Redactor, load_policy
+from mlflow_otel.processors.redaction import DefaultRedactor, Redactor, load_policy
 from mlflow_otel.processors.trimming import Trimmer
 
 
@@ -39,23 +41,33 @@ def builtin_processors(settings: ProcessorSettings, overrides: dict[str, Any]) -
     """The built-in processors, in their stated order: content switch -> redaction -> trimming.
 
     Built from settings (``MLFLOW_OTEL_*``) with ``tracing.configure(...)`` arguments on top. A
-    policy that cannot be read is one clear warning, and the other processors still run (the default
-    secret patterns included): a typo in a policy file must not turn redaction off silently.
+    configured policy that cannot be loaded (missing file, invalid YAML or JSON, an unknown key, an
+    invalid regular expression) fails closed: content capture goes off for every span (inputs,
+    outputs, messages and stream chunks dropped; names, types, timings and usage kept) and one
+    ERROR line says why. What the policy was meant to mask is never exported.
     """
     capture = overrides.get("capture_content", settings.capture_content)
+    source = overrides.get("redaction", settings.redaction_config)
+    policy_processor: Optional[Processor] = None
+    try:
+        policy = load_policy(source)
+        if policy is not None:
+            policy_processor = Redactor(policy)
+    except Exception as exc:
+        logger.error(
+            "Redaction policy %r could not be loaded (%s): content capture is OFF for every span "
+            "(inputs, outputs, messages and stream chunks are dropped) until the policy is fixed.",
+            source,
+            exc,
+        )
+        capture = False
     processors: list[Processor] = []
     if not capture:
         processors.append(ContentFilter())
     if overrides.get("redaction_defaults", settings.redaction_defaults):
         processors.append(DefaultRedactor())
-    source = overrides.get("redaction", settings.redaction_config)
-    try:
-        policy = load_policy(source)
-    except (OSError, ValueError, RedactionConfigError) as exc:
-        logger.warning("Redaction policy %r not loaded (%s); only the default patterns apply.", source, exc)
-        policy = None
-    if policy is not None:
-        processors.append(Redactor(policy))
+    if policy_processor is not None:
+        processors.append(policy_processor)
     processors.append(
         Trimmer(
             overrides.get("max_attribute_bytes", settings.max_attribute_bytes),
@@ -63,6 +75,19 @@ def builtin_processors(settings: ProcessorSettings, overrides: dict[str, Any]) -
         )
     )
     return tuple(processors)
+
+
+def tail_sampler(settings: ProcessorSettings, overrides: dict[str, Any]) -> Optional[TailSampler]:
+    """The tail sampler from ``configure(tail_sampling=...)``, else ``MLFLOW_OTEL_TAIL_SAMPLING_CONFIG``;
+    one that cannot be loaded is one ERROR line and no tail sampling (every trace is kept)."""
+    source = overrides.get("tail_sampling", settings.tail_sampling_config)
+    try:
+        return load_tail_sampler(source)
+    except Exception as exc:
+        logger.error(
+            "Tail-sampling configuration %r could not be loaded (%s): every trace is kept.", source, exc
+        )
+        return None
 
 
 def build_chain(settings: ProcessorSettings) -> Chain:
@@ -75,10 +100,12 @@ def build_chain(settings: ProcessorSettings) -> Chain:
         before, after = hooks, []
     try:
         builtins = builtin_processors(settings, STATE.builtin_options)
-    except Exception as exc:  # pragma: no cover - defensive: settings are parsed safely already
-        warn_limited("builtins", "Built-in span processors unavailable: %r", exc)
-        builtins = ()
-    return Chain((*before, *builtins, *after), STATE.end_processors)
+    except Exception as exc:  # pragma: no cover - defensive: fail closed all the same
+        logger.error("Built-in span processors unavailable (%r): content capture is OFF.", exc)
+        builtins = (ContentFilter(),)
+    return Chain(
+        (*before, *builtins, *after), STATE.end_processors, tail_sampler(settings, STATE.builtin_options)
+    )
 
 
 class _ChainInForce:
@@ -109,6 +136,7 @@ class Pipeline:
     ) -> None:
         self.settings = settings
         self.router = Router(settings, self._batch_stage, destinations, extra)
+        # The process stage's queue holds whole traces (on_end_trace), bounded by count of traces.
         self.process = BatchProcessor(
             ProcessStage(_ChainInForce(settings.processors), self.router, settings.max_export_batch_size),
             max_queue_size=settings.max_queue_size,
@@ -121,11 +149,9 @@ class Pipeline:
         self.head = TraceAssembler(self.submit)
 
     def submit(self, spans: Sequence[ReadableSpan], destinations: Optional[tuple[Any, ...]]) -> None:
-        """From assembly (app thread): a finished trace, whole, into the process stage's queue."""
-        if destinations is None:
-            self.process.on_end_many(spans)
-        else:
-            self.process.on_end_many([Routed(span, destinations) for span in spans])
+        """From assembly (app thread): a finished trace, whole, into the process stage's queue as
+        one item (the tail decision needs it whole)."""
+        self.process.on_end_trace(spans if destinations is None else Routed(spans, destinations))
 
     def _batch_stage(self, route: Route) -> BatchProcessor:
         """A destination's batch stage and exporter, built the first time a span goes there."""
@@ -191,22 +217,34 @@ class Pipeline:
                 warn_limited("processor_flush", "Span processor %r failed to flush: %r", processor, exc)
         return ok
 
-    def shutdown(self, timeout_s: float, exiting: bool = False) -> None:
+    def shutdown(self, timeout_s: float, exiting: bool = False, busy_timeout_s: float = 0.0) -> None:
         """Flush within ``timeout_s``, then stop every stage. ``exiting``: the interpreter is going
-        away (exporters stop retrying refused connections; user exporters are shut down too)."""
+        away (exporters stop retrying refused connections; user exporters are shut down too), and a
+        destination that answers but is busy (``ExitAware.busy``: 429/503 with ``Retry-After``, a
+        slow answer) may use up to ``busy_timeout_s`` in all; one that refuses connections, none of it."""
         self.head.active = False
-        deadline = time.monotonic() + timeout_s
+        start = time.monotonic()
+        deadline = start + timeout_s
+        busy_deadline = start + max(timeout_s, busy_timeout_s)
+        stages = self.router.stages()
         if exiting:
-            for stage in self.router.stages():
+            # Exporters end their retries a little before the last deadline, so what they give up
+            # is spooled or counted before the interpreter goes.
+            exporter_deadline = max(deadline, busy_deadline - EXIT_MARGIN_S)
+            for stage in stages:
                 if isinstance(stage.exporter, ExitAware):
-                    stage.exporter.begin_exit()
+                    stage.exporter.begin_exit(exporter_deadline)
                 inner = stage.exporter.inner
                 if isinstance(inner, BorrowedExporter):
                     inner.final = True
         self.flush(timeout_s)
-        self.process.shutdown(int(max(0.0, deadline - time.monotonic()) * 1000))
-        for stage in self.router.stages():
-            stage.shutdown(int(max(0.0, deadline - time.monotonic()) * 1000))
+        self.process.shutdown(_ms_until(deadline))
+        for stage in stages:
+            until = deadline
+            if exiting and not stage.force_flush(0) and _is_busy(stage.exporter):
+                until = busy_deadline
+                stage.force_flush(_ms_until(busy_deadline))
+            stage.shutdown(_ms_until(until))
         if exiting:
             for processor in STATE.end_processors:
                 try:
@@ -215,3 +253,15 @@ class Pipeline:
                     warn_limited(
                         "processor_shutdown", "Span processor %r failed to shut down: %r", processor, exc
                     )
+
+
+#: At exit, exporters stop retrying this long before the last deadline (spool writes, counting).
+EXIT_MARGIN_S = 0.3
+
+
+def _ms_until(deadline: float) -> int:
+    return int(max(0.0, deadline - time.monotonic()) * 1000)
+
+
+def _is_busy(exporter: Any) -> bool:
+    return isinstance(exporter, ExitAware) and exporter.busy()

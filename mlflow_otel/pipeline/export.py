@@ -23,9 +23,33 @@ from mlflow_otel._telemetry import COUNTERS
 @runtime_checkable
 class ExitAware(Protocol):
     """An exporter that behaves differently while the process exits (ours: a refused connection is
-    not retried then, so exit is not held by a dead collector)."""
+    not retried then, so exit is not held by a dead collector; retries end by ``deadline``, a
+    ``time.monotonic()`` value, and no request outlives it)."""
 
-    def begin_exit(self) -> None: ...
+    def begin_exit(self, deadline: Optional[float] = None) -> None: ...
+
+    def busy(self) -> bool:
+        """True while the destination answers but has not taken everything yet (an export in
+        flight to an endpoint that answers, or a backoff after 429/503): at exit such a
+        destination gets the larger budget, ``MLFLOW_OTEL_EXIT_BUSY_TIMEOUT_SECONDS``."""
+        ...
+
+
+@runtime_checkable
+class Salvaging(Protocol):
+    """An exporter that can keep spans it could not send (ours: the opt-in on-disk spool,
+    ``exporters/spool.py``); returns how many it kept. Called with what a shutdown deadline left
+    in the batch queue."""
+
+    def salvage(self, spans: Sequence[ReadableSpan]) -> int: ...
+
+
+def _busy(exporter: object) -> bool:
+    return isinstance(exporter, ExitAware) and exporter.busy()
+
+
+def _salvage(exporter: object, spans: Sequence[ReadableSpan]) -> int:
+    return exporter.salvage(spans) if isinstance(exporter, Salvaging) else 0
 
 
 class AnnouncingExporter(SpanExporter):
@@ -42,9 +66,15 @@ class AnnouncingExporter(SpanExporter):
             logger.info("Sending traces to %s", self.destination)
         return self.inner.export(spans)
 
-    def begin_exit(self) -> None:
+    def begin_exit(self, deadline: Optional[float] = None) -> None:
         if isinstance(self.inner, ExitAware):
-            self.inner.begin_exit()
+            self.inner.begin_exit(deadline)
+
+    def busy(self) -> bool:
+        return _busy(self.inner)
+
+    def salvage(self, spans: Sequence[ReadableSpan]) -> int:
+        return _salvage(self.inner, spans)
 
     def shutdown(self) -> None:
         self.inner.shutdown()
@@ -61,6 +91,7 @@ class LazyExporter(SpanExporter):
     def __init__(self, build: Callable[[], SpanExporter], what: str) -> None:
         self._build = build
         self._exiting = False
+        self._exit_deadline: Optional[float] = None
         self._what = what
         self._inner: Optional[SpanExporter] = None
         self._lock = threading.Lock()
@@ -72,7 +103,7 @@ class LazyExporter(SpanExporter):
                 try:
                     self._inner = self._build()
                     if self._exiting and isinstance(self._inner, ExitAware):
-                        self._inner.begin_exit()
+                        self._inner.begin_exit(self._exit_deadline)
                 except Exception as exc:
                     COUNTERS.add("dropped.destination_unavailable", len(spans))
                     warn_limited(f"lazy:{self._what}", "Cannot export to %s yet: %s", self._what, exc)
@@ -87,12 +118,19 @@ class LazyExporter(SpanExporter):
         """The exporter, once built."""
         return self._inner
 
-    def begin_exit(self) -> None:
+    def begin_exit(self, deadline: Optional[float] = None) -> None:
         with self._lock:
             self._exiting = True
+            self._exit_deadline = deadline
             inner = self._inner
         if isinstance(inner, ExitAware):
-            inner.begin_exit()
+            inner.begin_exit(deadline)
+
+    def busy(self) -> bool:
+        return _busy(self._inner)
+
+    def salvage(self, spans: Sequence[ReadableSpan]) -> int:
+        return _salvage(self._inner, spans)
 
     def shutdown(self) -> None:
         with self._lock:

@@ -2,11 +2,12 @@
 
 It sits between assembly and routing, behind its own bounded queue (a ``BatchProcessor`` with one
 worker), so it runs off the application's thread and exactly once per span whatever the number of
-destinations. For each finished span, in order:
+destinations. For each finished trace, in order:
 
-    user hooks -> content switch -> redaction -> trimming -> user hooks after BUILTINS
+    user hooks -> content switch -> redaction -> trimming -> user hooks after BUILTINS (per span)
+      -> tail sampling (pipeline/tail.py): the trace is kept or dropped whole
       -> the user's OpenTelemetry SpanProcessor.on_end (sees the span as it will be exported)
-      -> route: the span goes to each of its destinations' batch queues
+      -> route: the spans go to each of their destinations' batch queues
 
 Each processor is isolated: one that raises is counted (``processor_errors``) and logged once, its
 changes to the span are rolled back, and the span goes on. ``DropSpan`` drops it, counted as
@@ -23,28 +24,39 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from mlflow_otel._log import warn_limited
 from mlflow_otel._telemetry import COUNTERS
+from mlflow_otel.pipeline.tail import TailSampler
 from mlflow_otel.processors.base import DropSpan, Processor, SpanView
 
 
 class Routed:
-    """A span with destinations of its own (``trace_destination=``, a context-local destination):
-    the rare case travels wrapped, the common one as the bare span."""
+    """A trace with destinations of its own (``trace_destination=``, a context-local destination):
+    the rare case travels wrapped, the common one as the bare list of spans."""
 
-    __slots__ = ("destinations", "span")
+    __slots__ = ("destinations", "spans")
 
-    def __init__(self, span: ReadableSpan, destinations: tuple[Any, ...]) -> None:
-        self.span = span
+    def __init__(self, spans: Sequence[ReadableSpan], destinations: tuple[Any, ...]) -> None:
+        self.spans = spans
         self.destinations = destinations
+
+    def __len__(self) -> int:
+        return len(self.spans)
 
 
 class Chain:
-    """What the stage runs: the hooks and built-ins in order, then OTel processors' ``on_end``."""
+    """What the stage runs: the hooks and built-ins in order, the tail-sampling decision (if
+    configured), then OTel processors' ``on_end``."""
 
-    __slots__ = ("end_processors", "processors")
+    __slots__ = ("end_processors", "processors", "tail")
 
-    def __init__(self, processors: Sequence[Processor], end_processors: Sequence[Any] = ()) -> None:
+    def __init__(
+        self,
+        processors: Sequence[Processor],
+        end_processors: Sequence[Any] = (),
+        tail: Optional[TailSampler] = None,
+    ) -> None:
         self.processors = tuple(processors)
         self.end_processors = tuple(end_processors)
+        self.tail = tail
 
 
 class Router(Protocol):
@@ -95,6 +107,9 @@ def _run_on_end(processors: Sequence[Any], span: ReadableSpan) -> None:
 class ProcessStage(SpanExporter):
     """The exporter of the process stage's queue: runs the chain, then routes.
 
+    The queue holds whole traces (``pipeline/batch.py``, ``on_end_trace``): a list of spans for the
+    default destinations, a :class:`Routed` trace, or a lone span (one that ended after its local
+    root, or another instrumentation's). So the tail-sampling decision sees each trace whole.
     ``chain`` is asked for the chain in force before every batch (``tracing.configure`` may change
     it at any time; the answer is cached until it does).
     """
@@ -108,14 +123,15 @@ class ProcessStage(SpanExporter):
         chain = self._chain()
         processed: list[ReadableSpan] = []
         for item in items:
-            if item.__class__ is Routed:
-                self._flush_default(processed)
-                processed = []
-                spans = self._process((item.span,), chain)
+            kind = item.__class__
+            if kind is Routed:
+                spans = self._process(item.spans, chain)
                 if spans:
+                    self._flush_default(processed)
+                    processed = []
                     self._router.route(spans, item.destinations)
                 continue
-            processed.extend(self._process((item,), chain))
+            processed.extend(self._process(item if kind is list or kind is tuple else (item,), chain))
         self._flush_default(processed)
         if len(items) < self._max_batch:
             # A partial batch: this stage ran on its schedule or for a flush, so the destinations
@@ -128,15 +144,19 @@ class ProcessStage(SpanExporter):
             self._router.route(spans, None)
 
     @staticmethod
-    def _process(spans: Sequence[ReadableSpan], chain: Chain) -> list[ReadableSpan]:
-        out = []
-        for span in spans:
-            result = run_chain(span, chain.processors) if chain.processors else span
-            if result is None:
-                continue
-            if chain.end_processors:
-                _run_on_end(chain.end_processors, result)
-            out.append(result)
+    def _process(spans: Sequence[ReadableSpan], chain: Chain) -> Sequence[ReadableSpan]:
+        """One trace: the chain on each span, then the tail decision on what is left of the trace,
+        then OTel ``on_end`` (which so sees only spans that will be exported)."""
+        out: Sequence[ReadableSpan] = (
+            [r for r in (run_chain(s, chain.processors) for s in spans) if r is not None]
+            if chain.processors
+            else spans
+        )
+        if chain.tail is not None:
+            out = chain.tail.filter(out)
+        if chain.end_processors:
+            for span in out:
+                _run_on_end(chain.end_processors, span)
         return out
 
     def shutdown(self) -> None:

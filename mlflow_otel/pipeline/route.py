@@ -23,6 +23,7 @@ from mlflow_otel._settings import PROTOCOL_GRPC, PROTOCOL_HTTP, OtlpSettings, Se
 from mlflow_otel.destinations import Destination, FileDestination, MlflowExperimentLocation, OtlpDestination
 from mlflow_otel.exporters.file import OtlpJsonFileExporter
 from mlflow_otel.exporters.otlp import build_otlp_exporter
+from mlflow_otel.exporters.spool import open_spool
 from mlflow_otel.pipeline.export import BorrowedExporter, LazyExporter
 
 #: Default request size caps: gRPC servers reject messages over 4 MiB by default, the Collector's
@@ -47,10 +48,17 @@ def _otlp_route(otlp: OtlpSettings, settings: Settings, label: str = "") -> Rout
     )
     name = "OTLP/gRPC" if otlp.protocol == PROTOCOL_GRPC else "OTLP/HTTP"
     headers_key = ",".join(f"{k}={v}" for k, v in sorted(otlp.headers.items()))
+    key = f"otlp|{otlp.protocol}|{otlp.endpoint}|{headers_key}"
     return Route(
-        key=f"otlp|{otlp.protocol}|{otlp.endpoint}|{headers_key}",
+        key=key,
         description=f"{label}{name} {otlp.endpoint}",
-        build=lambda listener: build_otlp_exporter(otlp, limit, settings.retry_timeout_s, listener),
+        build=lambda listener: build_otlp_exporter(
+            otlp,
+            limit,
+            settings.retry_timeout_s,
+            listener,
+            open_spool(settings.spool_dir, key, settings.spool_max_bytes),
+        ),
     )
 
 

@@ -6,6 +6,11 @@ Keys (``processor/redactionprocessor/config.go`` in opentelemetry-collector-cont
 ``hash_function`` (md5, sha1, sha3 = SHA3-256, hmac-sha256, hmac-sha512 with ``hmac_key``) and
 ``summary`` (debug, info, silent). A file may hold the bare policy, a ``redaction:`` key, or a whole
 Collector configuration (the first ``redaction`` processor is used), so one file serves both.
+
+A policy that cannot be read whole raises :class:`RedactionConfigError`: a missing file, invalid YAML
+or JSON, an unknown key (the Collector refuses those too: a misspelt ``blocked_key_patterns`` would
+otherwise protect nothing), an invalid regular expression. The pipeline then fails closed
+(``pipeline/build.py``: content capture off for every span), never open.
 """
 
 from __future__ import annotations
@@ -48,16 +53,24 @@ class RedactionConfigError(ValueError):
     """The policy could not be read."""
 
 
+def _compile(pattern: Any) -> re.Pattern[str]:
+    # Go's RE2 syntax, as the Collector uses, is a subset of Python's for these purposes; \z (end of
+    # text) is the one spelling that differs.
+    return re.compile(str(pattern).replace(r"\z", r"\Z"))
+
+
 def compile_patterns(patterns: Iterable[Any], what: str) -> list[re.Pattern[str]]:
+    """Compile a policy's patterns (already checked by ``RedactionPolicy.from_mapping``)."""
     compiled = []
     for pattern in patterns or ():
         try:
-            # Go's RE2 syntax, as the Collector uses, is a subset of Python's for these purposes;
-            # \z (end of text) is the one spelling that differs.
-            compiled.append(re.compile(str(pattern).replace(r"\z", r"\Z")))
-        except re.error as exc:
+            compiled.append(_compile(pattern))
+        except re.error as exc:  # a policy built by hand, not through from_mapping
             logger.warning("Ignoring invalid regular expression %r in %s: %s", pattern, what, exc)
     return compiled
+
+
+_PATTERN_KEYS = ("ignored_key_patterns", "blocked_key_patterns", "blocked_values", "allowed_values")
 
 
 _GLOBAL_FLAGS = re.compile(r"^\(\?([aiLmsux]+)\)")
@@ -119,7 +132,16 @@ class RedactionPolicy:
         data = _find_policy(data)
         unknown = set(data) - _CONFIG_KEYS - _COLLECTOR_ONLY_KEYS
         if unknown:
-            logger.warning("Ignoring unknown redaction settings: %s", ", ".join(sorted(unknown)))
+            raise RedactionConfigError(f"unknown redaction settings: {', '.join(sorted(map(str, unknown)))}")
+        for key in _PATTERN_KEYS:
+            value = data.get(key) or []
+            for pattern in [value] if isinstance(value, str) else value:
+                try:
+                    _compile(pattern)
+                except re.error as exc:
+                    raise RedactionConfigError(
+                        f"invalid regular expression {pattern!r} in {key}: {exc}"
+                    ) from exc
         if set(data) & _COLLECTOR_ONLY_KEYS:
             logger.info("url_sanitizer/db_sanitizer apply in the OTel Collector only; the SDK ignores them.")
 
@@ -145,18 +167,31 @@ class RedactionPolicy:
 
     @classmethod
     def from_file(cls, path: str) -> RedactionPolicy:
-        """Read a YAML (needs PyYAML: ``pip install mlflow-otel[yaml]``) or JSON policy file."""
+        """Read a YAML or JSON policy file (PyYAML is a dependency: the shared policy is YAML)."""
+        return cls.from_mapping(read_config_file(path, "redaction policy"))
+
+
+def read_config_file(path: str, what: str, error: type[ValueError] = RedactionConfigError) -> Any:
+    """A YAML or JSON file's content; every way it can fail raises ``error`` naming the file (also
+    used for tail-sampling policies, which share the Collector's format)."""
+    try:
         with open(path, encoding="utf-8") as fh:
             text = fh.read()
-        if path.endswith(".json"):
-            return cls.from_mapping(json.loads(text))
+    except OSError as exc:
+        raise error(f"cannot read the {what} {path}: {exc.strerror or exc}") from exc
+    if path.endswith(".json"):
         try:
-            import yaml
-        except ImportError as exc:
-            raise RedactionConfigError(
-                f"reading the YAML redaction policy {path} needs PyYAML (pip install 'mlflow-otel[yaml]')"
-            ) from exc
-        return cls.from_mapping(yaml.safe_load(text) or {})
+            return json.loads(text)
+        except ValueError as exc:
+            raise error(f"invalid JSON in the {what} {path}: {exc}") from exc
+    try:
+        import yaml
+    except ImportError as exc:
+        raise error(f"reading the YAML {what} {path} needs PyYAML ({exc})") from exc
+    try:
+        return yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        raise error(f"invalid YAML in the {what} {path}: {exc}") from exc
 
 
 def _find_policy(data: Mapping[str, Any]) -> Mapping[str, Any]:
