@@ -156,8 +156,8 @@ def _latency(cfg: Mapping[str, Any]) -> Evaluator:
     upper = int(_number(cfg, "upper_threshold_ms", 0))
 
     def evaluate(trace: Trace) -> str:
-        starts = [s.start_time for s in trace.spans if s.start_time]
-        ends = [s.end_time for s in trace.spans if s.end_time]
+        starts = [s.start_time for s in trace.spans if s.start_time is not None]
+        ends = [s.end_time for s in trace.spans if s.end_time is not None]
         if not starts or not ends:
             return NOT_SAMPLED
         duration_ms = (max(ends) - min(starts)) // 1_000_000  # Go's Duration.Milliseconds truncates
