@@ -1,10 +1,24 @@
-"""Safe JSON encoding of inputs, outputs and attribute values.
+"""Safe, bounded JSON encoding of inputs, outputs and attribute values (capture, on the app thread).
 
-Tracing must never break the traced application (docs/architecture.md): whatever a user passes in,
-encoding returns a valid JSON document and never raises, never recurses without bound, and never
-emits ``NaN``/``Infinity`` (not JSON). The fast path is the C encoder; only values it rejects
-(cycles, non-finite floats, exotic keys, objects whose ``__str__`` raises, very deep nesting) take
-the slower sanitising walk.
+Tracing must never break or stall the traced application: whatever a user passes in, encoding
+returns a valid JSON document and never raises, never recurses without bound, never emits
+``NaN``/``Infinity`` (not JSON), and costs about what a value at the size limit costs, whatever the
+size of the value (a 54 MB text or a dict of a million keys is cut on the way in, not encoded whole
+and trimmed later):
+
+* small values of JSON's own types take the C encoder directly (the common case);
+* anything else is first copied into JSON-native form by a walk with a byte budget
+  (``_Budget``): strings are cut with a marker (``…[truncated N chars]``), containers stop with a
+  marker naming what was left out (the trimming processor's markers), depth is bounded, cycles are
+  marked;
+* objects are converted only by what their *class* defines (``model_dump``, ``tolist``,
+  ``_asdict``, dataclass fields, ...), never through an instance's ``__getattr__``: a
+  ``unittest.mock.Mock`` or a lazy proxy answers every attribute with a new object, so it becomes
+  its short ``repr`` instead of an endless conversion;
+* web-framework objects (a Starlette/FastAPI ``Request``, Flask/Werkzeug and Django requests,
+  ``httpx``/``requests`` responses) become a small summary (method, URL path, query, status,
+  headers as a dict, so the redaction policy masks secret headers by key); files, sockets, locks and
+  clients become their ``repr``.
 """
 
 from __future__ import annotations
@@ -13,12 +27,17 @@ import dataclasses
 import datetime
 import decimal
 import enum
+import io
+import itertools
 import json
 import math
+import socket
+import sys
+import threading
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import PurePath
-from typing import Any
+from typing import Any, Optional
 
 #: Nesting deeper than this is cut with a marker in the sanitising walk.
 MAX_DEPTH = 64
@@ -52,6 +71,72 @@ def _summarise_bytes(data: bytes | bytearray | memoryview) -> str:
     return f"<{len(raw)} bytes>"
 
 
+def _class_method(obj: Any, name: str) -> Any:
+    """``obj.name`` if the object's *class* defines ``name`` (never an instance ``__getattr__``)."""
+    if getattr(type(obj), name, None) is None:
+        return None
+    try:
+        method = getattr(obj, name)
+    except Exception:
+        return None
+    return method if callable(method) else None
+
+
+#: Top-level packages whose request / response objects are summarised rather than walked.
+_WEB_PACKAGES = frozenset(
+    {"starlette", "fastapi", "werkzeug", "flask", "django", "httpx", "requests", "aiohttp"}
+)
+
+
+def _headers(headers: Any) -> dict[str, str]:
+    out: dict[str, str] = {}
+    try:
+        items = headers.items() if hasattr(headers, "items") else headers
+        for key, value in list(items)[:64]:
+            out[str(key).lower()] = str(value)
+    except Exception:
+        pass
+    return out
+
+
+def _web_summary(obj: Any) -> Optional[dict[str, Any]]:
+    """A request or response of a web framework as the few fields a trace needs."""
+    package = (type(obj).__module__ or "").split(".", 1)[0]
+    if package not in _WEB_PACKAGES:
+        return None
+    summary: dict[str, Any] = {"type": type(obj).__qualname__}
+    for field_name in ("method", "status_code", "status"):
+        try:
+            value = getattr(obj, field_name, None)
+        except Exception:
+            value = None
+        if isinstance(value, (str, int)) and not isinstance(value, bool):
+            summary[field_name] = value
+    try:
+        url = getattr(obj, "url", None)
+        path = getattr(url, "path", None) if url is not None else getattr(obj, "path", None)
+        if path is None and isinstance(url, str):
+            path = url.split("?", 1)[0]
+        if isinstance(path, str):
+            summary["path"] = path
+        query = getattr(url, "query", None) if url is not None else getattr(obj, "query_string", None)
+        if isinstance(query, bytes):
+            query = query.decode("latin-1")
+        if query:
+            summary["query"] = str(query)
+    except Exception:
+        pass
+    try:
+        headers = getattr(obj, "headers", None)
+        if headers is None and hasattr(obj, "META"):  # Django
+            headers = {k[5:].replace("_", "-"): v for k, v in obj.META.items() if k.startswith("HTTP_")}
+        if headers is not None:
+            summary["headers"] = _headers(headers)
+    except Exception:
+        pass
+    return summary
+
+
 def _convert(obj: Any) -> Any:
     """One step of conversion of a non-JSON-native object to something the encoder handles."""
     if isinstance(obj, (bytes, bytearray, memoryview)):
@@ -66,23 +151,41 @@ def _convert(obj: Any) -> Any:
         return obj.value
     if isinstance(obj, (decimal.Decimal, uuid.UUID, PurePath, complex)):
         return str(obj)
-    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        # Shallow: the encoder recurses (and detects cycles) itself.
+    if isinstance(obj, type):
+        return safe_text(obj)
+    if dataclasses.is_dataclass(obj):
+        # Shallow: the walk (or the encoder) recurses, and detects cycles, itself.
         return {f.name: getattr(obj, f.name, None) for f in dataclasses.fields(obj)}
-    model_dump = getattr(obj, "model_dump", None)  # pydantic v2
-    if callable(model_dump) and not isinstance(obj, type):
+    if isinstance(obj, _OPAQUE):
+        return safe_text(obj)
+    summary = _web_summary(obj)
+    if summary is not None:
+        return summary
+    model_dump = _class_method(obj, "model_dump")  # pydantic v2
+    if model_dump is not None:
         return model_dump()
-    legacy_dict = getattr(obj, "dict", None)  # pydantic v1
-    if callable(legacy_dict) and hasattr(obj, "__fields__") and not isinstance(obj, type):
-        return legacy_dict()
-    tolist = getattr(obj, "tolist", None)  # numpy arrays and scalars, torch tensors
-    if callable(tolist) and not isinstance(obj, type):
+    if getattr(type(obj), "__fields__", None) is not None:  # pydantic v1
+        legacy = _class_method(obj, "dict")
+        if legacy is not None:
+            return legacy()
+    asdict = _class_method(obj, "_asdict")  # namedtuples
+    if asdict is not None:
+        return asdict()
+    tolist = _class_method(obj, "tolist")  # numpy arrays and scalars, torch tensors
+    if tolist is not None:
         return tolist()
+    to_dict = _class_method(obj, "to_dict")
+    if to_dict is not None:
+        return to_dict()
     if isinstance(obj, Mapping):
         return dict(obj)
     if isinstance(obj, (list, tuple)):
         return list(obj)
     return safe_text(obj)
+
+
+#: Objects that are handles, not data: recorded as their repr.
+_OPAQUE: tuple[type, ...] = (io.IOBase, socket.socket, type(threading.Lock()), type(threading.RLock()))
 
 
 _encoder = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"), default=_convert)
@@ -139,11 +242,241 @@ def _sanitise(obj: Any, depth: int, active: set[int]) -> Any:
         active.discard(ident)
 
 
-def dumps(obj: Any) -> str:
-    """Encode ``obj`` as compact JSON, exactly once. Never raises; always returns valid JSON."""
+#: The default capture budget: the trimming processor's per-attribute default (1 MiB).
+DEFAULT_LIMIT = 1024 * 1024
+_SCALARS = frozenset({int, float, bool, type(None)})
+#: Values this small, of JSON's own types, are encoded directly without the budgeted walk.
+_SMALL_NODES = 256
+_SMALL_TEXT = 4096
+
+
+def _is_small(obj: Any, _scalars: frozenset[type] = _SCALARS) -> bool:
+    """True for a value of JSON's own types (dicts with str keys, lists, tuples, str, numbers, bool,
+    None) with at most ``_SMALL_NODES`` members and no long string: the C encoder's cost is then
+    bounded, so it takes the value as is. One pass; nested containers go on a stack."""
+    kind = obj.__class__
+    if kind is str:
+        return len(obj) <= _SMALL_TEXT
+    if kind in _scalars:
+        return True
+    nodes = 0
+    stack: Optional[list[Any]] = None
+    node = obj
+    while True:
+        kind = node.__class__
+        if kind is dict:
+            nodes += len(node)
+            if nodes > _SMALL_NODES:
+                return False
+            for key, value in node.items():
+                if key.__class__ is not str:
+                    return False
+                vkind = value.__class__
+                if vkind is str:
+                    if len(value) > _SMALL_TEXT:
+                        return False
+                elif vkind not in _scalars:
+                    if vkind is not dict and vkind is not list and vkind is not tuple:
+                        return False
+                    if stack is None:
+                        stack = [value]
+                    else:
+                        stack.append(value)
+        elif kind is list or kind is tuple:
+            nodes += len(node)
+            if nodes > _SMALL_NODES:
+                return False
+            for value in node:
+                vkind = value.__class__
+                if vkind is str:
+                    if len(value) > _SMALL_TEXT:
+                        return False
+                elif vkind not in _scalars:
+                    if vkind is not dict and vkind is not list and vkind is not tuple:
+                        return False
+                    if stack is None:
+                        stack = [value]
+                    else:
+                        stack.append(value)
+        else:
+            return False
+        if not stack:
+            return True
+        node = stack.pop()
+
+
+class _Budget:
+    """The walk's state: bytes still to spend, the containers on the current path."""
+
+    __slots__ = ("active", "left")
+
+    def __init__(self, limit: int) -> None:
+        self.left = limit
+        self.active: set[int] = set()
+
+
+def _cut_text(text: str, budget: _Budget) -> str:
+    if len(text) + 2 <= budget.left:
+        budget.left -= len(text) + 2
+        return text
+    keep = max(0, budget.left - 40)
+    budget.left = 0
+    return f"{text[:keep]}…[truncated {len(text) - keep} chars]"
+
+
+#: Members taken at a time from a long container on the bulk path.
+_CHUNK = 512
+#: JSON's flat types: a chunk of only these (and no long string) goes through the C encoder whole.
+_FLAT = frozenset({str, int, float, bool, type(None)})
+
+
+def _flat_size(values: list[Any]) -> int:
+    """An upper bound of the chunk's memory (a proxy of its JSON size), or -1 if it is not flat.
+    Two C-level passes: the chunk's types, and ``sys.getsizeof`` of each member."""
+    if not set(map(type, values)) <= _FLAT:
+        return -1
+    return sum(map(sys.getsizeof, values))
+
+
+def _encoded_len(chunk: Any) -> int:
+    encoder = _c_encoder
+    if encoder is None:  # pragma: no cover - pure-Python json
+        return len(_encoder.encode(chunk))
+    try:
+        return len("".join(encoder(chunk, 0)))
+    except Exception:
+        return -1
+
+
+def _bulk(items: Iterator[tuple[Any, Any]], total: int, out: dict[str, Any], budget: _Budget) -> int:
+    """Copy whole flat chunks of a long dict while they fit the budget; returns how many items
+    were taken (the caller walks the rest one by one), or -1 when the budget ran out inside a chunk
+    (the cut is marked)."""
+    taken = 0
+    while taken < total and budget.left > 0:
+        chunk = dict(itertools.islice(items, _CHUNK))
+        if not chunk:
+            break
+        keys_flat = set(map(type, chunk)) <= {str}
+        size = _flat_size(list(chunk.values())) if keys_flat else -1
+        encoded = _encoded_len(chunk) if 0 <= size <= 4 * _CHUNK * _SMALL_TEXT else -1
+        if 0 <= encoded <= budget.left:
+            out.update(chunk)
+            budget.left -= encoded
+            taken += len(chunk)
+            continue
+        for key, value in chunk.items():  # the chunk that crosses the budget: one by one
+            if budget.left <= 0:
+                out["…"] = f"[{total - taken} more keys truncated]"
+                return -1
+            name = key if isinstance(key, str) else safe_text(key)
+            budget.left -= len(name) + 4
+            out[name] = _walk(value, budget, 1)
+            taken += 1
+    return taken
+
+
+def _bulk_list(obj: Any, out: list[Any], budget: _Budget) -> int:
+    """The list counterpart of ``_bulk``: whole flat slices while they fit."""
+    taken, total = 0, len(obj)
+    while taken < total and budget.left > 0:
+        chunk = list(obj[taken : taken + _CHUNK])
+        size = _flat_size(chunk)
+        encoded = _encoded_len(chunk) if 0 <= size <= 4 * _CHUNK * _SMALL_TEXT else -1
+        if not 0 <= encoded <= budget.left:
+            break
+        out.extend(chunk)
+        budget.left -= encoded
+        taken += len(chunk)
+    return taken
+
+
+def _walk(obj: Any, budget: _Budget, depth: int) -> Any:
+    """A JSON-native copy of ``obj`` within the budget; never raises."""
+    kind = type(obj)
+    if kind is str:
+        return _cut_text(obj, budget)
+    if obj is None or kind is bool or kind is int:
+        budget.left -= 6
+        return obj
+    if kind is float or isinstance(obj, float):
+        budget.left -= 8
+        value = float(obj)
+        if math.isfinite(value):
+            return value
+        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+    if isinstance(obj, int) and not isinstance(obj, bool):
+        budget.left -= 8
+        return int(obj)
+    if isinstance(obj, str):
+        return _cut_text(str.__str__(obj), budget)
+    if depth >= MAX_DEPTH:
+        return "<max depth exceeded>"
+    ident = id(obj)
+    if ident in budget.active:
+        return "<cycle>"
+    budget.active.add(ident)
+    try:
+        if isinstance(obj, dict):
+            out: dict[str, Any] = {}
+            total = len(obj)
+            items = iter(list(obj.items()) if total < 4096 else obj.items())
+            done = 0
+            if total > _CHUNK:  # long and flat: whole chunks through the C encoder
+                done = _bulk(items, total, out, budget)
+                if done < 0:  # cut inside a chunk: the marker is there already
+                    return out
+            for key, value in items:
+                if budget.left <= 0:
+                    out["…"] = f"[{total - done} more keys truncated]"
+                    break
+                done += 1
+                if isinstance(key, str):
+                    name = key
+                elif key is None or isinstance(key, (bool, int, float)):
+                    name = json.dumps(key) if not isinstance(key, float) or math.isfinite(key) else str(key)
+                else:
+                    name = safe_text(key)
+                budget.left -= len(name) + 4
+                out[name] = _walk(value, budget, depth + 1)
+            return out
+        if isinstance(obj, (list, tuple)):
+            out_list: list[Any] = []
+            total = len(obj)
+            start = _bulk_list(obj, out_list, budget) if total > _CHUNK else 0
+            for done, item in enumerate(itertools.islice(obj, start, None), start):
+                if budget.left <= 0:
+                    out_list.append(f"…[{total - done} more items truncated]")
+                    break
+                budget.left -= 1
+                out_list.append(_walk(item, budget, depth + 1))
+            return out_list
+        try:
+            converted = _convert(obj)
+        except Exception:
+            converted = safe_text(obj)
+        if converted is obj:
+            return _cut_text(safe_text(obj), budget)
+        return _walk(converted, budget, depth + 1)
+    except Exception:
+        return _cut_text(safe_text(obj), budget)
+    finally:
+        budget.active.discard(ident)
+
+
+def dumps(obj: Any, limit: int = DEFAULT_LIMIT) -> str:
+    """Encode ``obj`` as compact JSON, exactly once, within about ``limit`` bytes. Never raises;
+    always returns valid JSON; the cost is bounded by the limit, not by the size of ``obj``."""
     global _c_encoder
     if obj.__class__ is str:
-        return encode_basestring(obj)
+        if len(obj) <= limit:
+            return encode_basestring(obj)
+        return encode_basestring(_cut_text(obj, _Budget(limit)))
+    if not _is_small(obj):
+        try:
+            obj = _walk(obj, _Budget(limit), 0)
+        except Exception:  # pragma: no cover - the walk guards every step
+            return json.dumps(safe_text(obj))
     encoder = _c_encoder
     if encoder is not None:
         try:

@@ -100,6 +100,10 @@ class State:
             option = settings.processors.capture_content
         #: Read on the request path: with content capture off, payloads are not even encoded.
         self.capture_content: bool = bool(option)
+        #: Bytes of a payload captured on the request path: what trimming would let through anyway.
+        settings = settings or self._settings or _settings.load()
+        budget = self.builtin_options.get("max_attribute_bytes")
+        self.capture_limit: int = int(budget or settings.processors.max_attribute_bytes)
 
     # --- the processor chain's configuration -----------------------------------------------------
     def configure_chain(

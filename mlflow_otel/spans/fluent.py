@@ -181,7 +181,7 @@ def start_live_span(
     if function_name_json is not None:
         attrs[conv.FUNCTION_NAME] = function_name_json
     if inputs is not _MISSING and STATE.capture_content:
-        attrs[conv.SPAN_INPUTS] = dumps(inputs)
+        attrs[conv.SPAN_INPUTS] = dumps(inputs, STATE.capture_limit)
     json_keys = None
     if attributes:
         for key, value in attributes.items():
@@ -316,7 +316,7 @@ def chunk_event(live: LiveSpan, index: int, item: Any, timestamp_ns: Optional[in
         SpanEvent(
             conv.CHUNK_EVENT_NAME_FORMAT.format(index=index),
             timestamp=timestamp_ns,
-            attributes={conv.CHUNK_EVENT_VALUE_KEY: dumps(item)},
+            attributes={conv.CHUNK_EVENT_VALUE_KEY: dumps(item, STATE.capture_limit)},
         )
     )
 

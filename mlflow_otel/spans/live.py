@@ -202,11 +202,11 @@ class LiveSpan(SpanReads):
     def set_inputs(self, inputs: Any) -> None:
         """Record inputs as JSON now, so a later mutation of the caller's objects does not show."""
         if self._otel.is_recording() and STATE.capture_content:
-            self._otel.set_attribute(conv.SPAN_INPUTS, dumps(inputs))
+            self._otel.set_attribute(conv.SPAN_INPUTS, dumps(inputs, STATE.capture_limit))
 
     def set_outputs(self, outputs: Any) -> None:
         if self._otel.is_recording() and STATE.capture_content:
-            self._otel.set_attribute(conv.SPAN_OUTPUTS, dumps(outputs))
+            self._otel.set_attribute(conv.SPAN_OUTPUTS, dumps(outputs, STATE.capture_limit))
 
     def set_attribute(self, key: str, value: Any) -> None:
         if not self._otel.is_recording():
