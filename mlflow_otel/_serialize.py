@@ -305,23 +305,31 @@ def _is_small(obj: Any, _scalars: frozenset[type] = _SCALARS) -> bool:
         node = stack.pop()
 
 
-class _Budget:
-    """The walk's state: bytes still to spend, the containers on the current path."""
+#: The walk's total budget, in multiples of the limit: enough for the trimming processor (off the
+#: request path) to cut a document in a balanced way (every long string and list a little, not the
+#: last keys whole), small enough that capture costs a few encodings of the limit at most.
+_TOTAL_LIMITS = 4
 
-    __slots__ = ("active", "left")
+
+class _Budget:
+    """The walk's state: bytes still to spend, the cap of one string, the containers on the path."""
+
+    __slots__ = ("active", "left", "text_cap")
 
     def __init__(self, limit: int) -> None:
-        self.left = limit
+        self.left = limit * _TOTAL_LIMITS
+        self.text_cap = limit
         self.active: set[int] = set()
 
 
 def _cut_text(text: str, budget: _Budget) -> str:
-    if len(text) + 2 <= budget.left:
-        budget.left -= len(text) + 2
+    size = len(text)
+    if size <= budget.text_cap and size + 2 <= budget.left:
+        budget.left -= size + 2
         return text
-    keep = max(0, budget.left - 40)
-    budget.left = 0
-    return f"{text[:keep]}…[truncated {len(text) - keep} chars]"
+    keep = max(0, min(budget.text_cap, budget.left) - 40)
+    budget.left -= keep + 40
+    return f"{text[:keep]}…[truncated {size - keep} of {size} chars]"
 
 
 #: Members taken at a time from a long container on the bulk path.
@@ -471,7 +479,7 @@ def dumps(obj: Any, limit: int = DEFAULT_LIMIT) -> str:
     if obj.__class__ is str:
         if len(obj) <= limit:
             return encode_basestring(obj)
-        return encode_basestring(_cut_text(obj, _Budget(limit)))
+        return encode_basestring(_cut_text(obj, _Budget(limit)))  # the head, a marker, the size
     if not _is_small(obj):
         try:
             obj = _walk(obj, _Budget(limit), 0)

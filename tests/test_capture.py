@@ -62,9 +62,8 @@ def test_a_traced_function_given_a_mock_returns_at_once_and_records_its_repr(mlf
 def test_huge_text_is_cut_with_a_marker_and_its_size():
     text = dumps({"text": "abc" * 700_000}, LIMIT)  # no spaces: still text, still a head
     value = json.loads(text)["text"]
-    assert len(text) <= LIMIT + 100
-    assert value.startswith("abcabc") and value.endswith("chars]")
-    assert "truncated" in value and str(3 * 700_000 - (len(value) - len(value.split("…")[1]) - 1)) in value
+    assert len(text) <= LIMIT + 100  # one string: at most the limit
+    assert value.startswith("abcabc") and value.endswith(f"of {3 * 700_000} chars]")
 
 
 @pytest.mark.parametrize(
@@ -80,7 +79,7 @@ def test_huge_text_is_cut_with_a_marker_and_its_size():
 def test_big_containers_are_cut_within_the_limit(obj):
     text = dumps(obj, LIMIT)
     json.loads(text)
-    assert len(text.encode()) <= LIMIT * 1.1
+    assert len(text.encode()) <= LIMIT * 4.4  # the capture budget: four limits, trimmed later
     assert "more keys truncated" in text or "more items truncated" in text or "truncated" in text
 
 

@@ -32,13 +32,14 @@ class SpanView(SpanReads):
     look cost nothing, and a raising processor's writes can be rolled back.
     """
 
-    __slots__ = ("_attrs", "_dirty", "_events", "_fresh", "_name", "_span", "_status")
+    __slots__ = ("_attrs", "_dirty", "_events", "_fresh", "_name", "_resource", "_span", "_status")
 
     def __init__(self, span: ReadableSpan) -> None:
         self._span = span
         self._attrs: Any = span.attributes or {}
         self._name = span.name
         self._status = span.status
+        self._resource = span.resource
         self._events: Sequence[Event] = span.events
         self._fresh = False  # True once _attrs is our own copy, writable in place
         self._dirty = False
@@ -46,10 +47,10 @@ class SpanView(SpanReads):
     # --- state for rollback ----------------------------------------------------------------------
     def checkpoint(self) -> tuple[Any, ...]:
         self._fresh = False  # the next write copies again, so the checkpoint stays intact
-        return (self._attrs, self._name, self._status, self._events, self._dirty)
+        return (self._attrs, self._name, self._status, self._events, self._dirty, self._resource)
 
     def restore(self, state: tuple[Any, ...]) -> None:
-        self._attrs, self._name, self._status, self._events, self._dirty = state
+        self._attrs, self._name, self._status, self._events, self._dirty, self._resource = state
         self._fresh = False
 
     def writable_attributes(self) -> dict[str, Any]:
@@ -135,6 +136,20 @@ class SpanView(SpanReads):
         self.writable_attributes().pop(key, None)
 
     @property
+    def resource(self) -> Any:
+        """The OTel ``Resource`` the span was made with (shared by the process's spans)."""
+        return self._resource
+
+    def set_resource(self, resource: Any) -> None:
+        self._resource = resource
+        self._dirty = True
+
+    @property
+    def raw_status_description(self) -> Optional[str]:
+        """The status message as OTel holds it (no entity built): for cheap screens."""
+        return self._status.description if self._status is not None else None
+
+    @property
     def status(self) -> Any:
         return SpanStatus(SpanStatusCode.from_otel(self._status.status_code), self._status.description or "")
 
@@ -162,7 +177,7 @@ class SpanView(SpanReads):
             name=self._name,
             context=s.context,
             parent=s.parent,
-            resource=s.resource,
+            resource=self._resource,
             attributes=self._attrs,
             events=self._events,
             links=s.links,

@@ -14,13 +14,13 @@ from typing import Any
 from mlflow_otel import semconv as conv
 from mlflow_otel.processors.base import SpanView
 from mlflow_otel.processors.redaction.config import RedactionPolicy, any_of
-from mlflow_otel.processors.redaction.processor import JSON_ATTRIBUTES, Redactor
+from mlflow_otel.processors.redaction.processor import JSON_ATTRIBUTES, Redactor, looks_like_json
 
 DEFAULT_BLOCKED_KEY_PATTERNS = [
-    r"(?i)(^|[._\-\s])(api[_-]?key|apikey|x-api-key|secret|client[_-]?secret|secret[_-]?key|password|passwd|pwd"
-    r"|authorization|proxy-authorization|auth[_-]?token|access[_-]?token|refresh[_-]?token|id[_-]?token"
-    r"|bearer[_-]?token|session[_-]?token|token|private[_-]?key|access[_-]?key[_-]?id"
-    r"|aws[_-]?secret[_-]?access[_-]?key|cookie|set-cookie)$",
+    r"(?i)(^|[._\-\s])(api[_\-\s]?key|apikey|x-api-key|secret|client[_-]?secret|secret[_-]?key|password"
+    r"|passwd|pwd|passphrase|credentials?|authorization|proxy-authorization|auth[_-]?token|access[_-]?token"
+    r"|refresh[_-]?token|id[_-]?token|bearer[_-]?token|session[_-]?token|token|private[_-]?key"
+    r"|access[_-]?key[_-]?id|aws[_-]?secret[_-]?access[_-]?key|cookie|set-cookie)$",
 ]
 
 #: Secret shapes masked wherever they occur inside values.
@@ -36,16 +36,25 @@ DEFAULT_BLOCKED_VALUES = [
     r"\b(?:sk|rk)_live_[0-9A-Za-z]{20,}\b",  # Stripe secret keys
     r"(?i)\bbearer\s+[A-Za-z0-9\-._~+/]{8,}=*",  # bearer tokens
     r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY-----[\s\S]*?-----END (?:[A-Z0-9]+ )*PRIVATE KEY-----",  # PEM keys
+    r"\beyJ[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}",  # JWTs (header.payload.signature)
 ]
+
+#: Credentials in a URL (``scheme://user:password@host``): OTel's semantic conventions require
+#: ``url.full`` to carry ``REDACTED:REDACTED`` instead (url.md, "url.full").
+_URL_USERINFO = re.compile(r"\b([A-Za-z][A-Za-z0-9+.\-]*://)[^/\s:@]+:[^/\s@]+@")
 
 #: Card-number candidates, masked only if Luhn-valid: 13-19 contiguous digits, or 4-digit groups
 #: (Amex: 4-6-5) with one consistent space or dash; starting with a digit card schemes use (2-6);
 #: not touching another digit or dash, so runs of digits inside UUIDs and ids do not qualify.
 _CARD_CANDIDATE = re.compile(
-    r"(?<![\d\-])(?:[2-6]\d{12,18}"
-    r"|[2-6]\d{3}([ \-])\d{4}\1\d{4}\1\d{4}(?:\1\d{1,3})?"
-    r"|3\d{3}([ \-])\d{6}\2\d{5})(?![\d\-])"
+    r"(?<![\d\-.])(?:[2-6]\d{12,18}"
+    r"|[2-6]\d{3}([ \-.])\d{4}\1\d{4}\1\d{4}(?:\1\d{1,3})?"
+    r"|3\d{3}([ \-.])\d{6}\2\d{5})(?![\d\-.]?\d)"
 )
+
+
+#: Ints in this range have 13 to 19 digits: the lengths of card numbers.
+_CARD_DIGITS = (10**12, 10**19)
 
 
 def luhn_valid(digits: str) -> bool:
@@ -60,14 +69,12 @@ def luhn_valid(digits: str) -> bool:
     return total % 10 == 0
 
 
-#: The default key pattern, as it appears in raw JSON text: a quoted key whose last word is a secret
-#: name, followed by a colon. Equivalent to DEFAULT_BLOCKED_KEY_PATTERNS for keys without escapes
-#: (escaped text always takes the full parse).
+#: A screen for the default key pattern in raw JSON text: a quoted key *ending* with a secret word
+#: (any spelling: ``userPassword``, ``db_password``, ``openaiApiKey``), followed by a colon. Wider
+#: than the policy (``monkey`` passes it), so a match means "parse and decide with the policy";
+#: no match means no key the policy blocks. Escaped or non-ASCII text always takes the full parse.
 _RAW_BLOCKED_KEY = re.compile(
-    r'(?i)"(?:[^"\\]*[._\-\s])?(?:api[_-]?key|apikey|x-api-key|secret|client[_-]?secret|secret[_-]?key|password'
-    r"|passwd|pwd|authorization|proxy-authorization|auth[_-]?token|access[_-]?token|refresh[_-]?token|id[_-]?token"
-    r"|bearer[_-]?token|session[_-]?token|token|private[_-]?key|access[_-]?key[_-]?id"
-    r'|aws[_-]?secret[_-]?access[_-]?key|cookie|set-cookie)"\s*:'
+    r'(?i)"[^"\\]*(?:key|secret|passw(?:or)?d|pwd|passphrase|credentials?|authorization|token|cookie)"\s*:'
 )
 
 #: Every default secret shape contains one of these literals, or, for card numbers, two runs of four
@@ -77,16 +84,24 @@ _RAW_BLOCKED_KEY = re.compile(
 #: digits, such as a year, is not enough to be a card.)
 _SECRET_LITERALS = (
     "sk-", "AKIA", "ASIA", "ABIA", "ACCA", "ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_",
-    "xox", "hooks.slack.com", "AIza", "_live_", "earer", "EARER", "PRIVATE KEY",
+    "xox", "hooks.slack.com", "AIza", "_live_", "earer", "EARER", "PRIVATE KEY", "eyJ",
 )  # fmt: skip
-_CARD_HINT = re.compile(r"\d{4}[ \-]?\d{4}")
+_CARD_HINT = re.compile(r"\d{4}[ \-.]?\d{4}")
 _ASCII_DIGITS = "0123456789"
+
+
+def _mask_url(text: str) -> str:
+    if "@" in text and "://" in text:
+        return _URL_USERINFO.sub(r"\1REDACTED:REDACTED@", text)
+    return text
 
 
 def _may_hold_secret(text: str) -> bool:
     for literal in _SECRET_LITERALS:  # each a C-speed substring search
         if literal in text:
             return True
+    if "@" in text and "://" in text:  # credentials in a URL
+        return True
     # The card screen is a pattern, and patterns cost per character; an ASCII text without a digit
     # cannot hold a card number, which ten substring searches establish far faster.
     if len(text) > 64 and text.isascii() and not any(d in text for d in _ASCII_DIGITS):
@@ -97,17 +112,18 @@ def _may_hold_secret(text: str) -> bool:
 #: Every key ``_RAW_BLOCKED_KEY`` matches contains one of these (case-insensitively): JSON without
 #: any of them needs no scan for blocked keys. ``lower()`` plus substring checks cost a fraction of
 #: the scan (and of a case-insensitive pattern of the stems, which is slower than the scan itself).
-_KEY_STEMS = ("key", "secret", "passw", "pwd", "authorization", "token", "cookie")
+_KEY_STEMS = ("key", "secret", "passw", "pwd", "passphrase", "credential", "authorization", "token", "cookie")
 
 
 def _may_hold_blocked_key(text: str) -> bool:
     """Whether a JSON text has a key the default policy blocks: the raw scan, skipped when no stem
     is there. Non-ASCII text always gets the scan: Unicode case folding (``\u017f`` matches ``s``
     under ``(?i)``) is not what ``lower()`` does."""
-    if text.isascii():
-        low = text.lower()
-        if not any(stem in low for stem in _KEY_STEMS):
-            return False
+    if not text.isascii():
+        return True  # zero-width and full-width spellings: only the parsed, normalised key tells
+    low = text.lower()
+    if not any(stem in low for stem in _KEY_STEMS):
+        return False
     return _RAW_BLOCKED_KEY.search(text) is not None
 
 
@@ -133,16 +149,19 @@ class DefaultRedactor(Redactor):
         # there at all; only then do the per-pattern substitutions and the Luhn check run.
         self._any_value = any_of([*self._blocked_values, _CARD_CANDIDATE])
         self._ignored_silently = frozenset(_GENERATED_KEYS)
+        self._clean_resources: dict[int, tuple[Any, bool]] = {}
 
     def mask_values(self, text: str) -> str:
         if self._any_value is not None and not self._any_value.search(text):
-            return text
+            return _mask_url(text)
         for pattern in self._blocked_values:
             text = pattern.sub(lambda m: self._mask(m.group(0)), text)
         return self.extra_mask(text)
 
     def _may_match(self, text: str) -> bool:
         if "\\" in text or (self._any_value is not None and self._any_value.search(text)):
+            return True
+        if "@" in text and "://" in text and _URL_USERINFO.search(text):
             return True
         return _may_hold_blocked_key(text)
 
@@ -153,12 +172,18 @@ class DefaultRedactor(Redactor):
         for key, value in attrs.items():
             if key in ignored:
                 continue
-            if self._block_key(key):
+            if self._block_key(key) or self._dirty_text(key):
                 return False
-            if value.__class__ is str:
-                if _may_hold_secret(value) and any_value is not None and any_value.search(value):
+            kind = value.__class__
+            if kind is str:
+                if self._dirty_text(value):
                     return False
-                if key in JSON_ATTRIBUTES and ("\\" in value or _may_hold_blocked_key(value)):
+                if (key in JSON_ATTRIBUTES or looks_like_json(value)) and (
+                    "\\" in value or _may_hold_blocked_key(value)
+                ):
+                    return False
+            elif kind is int:
+                if _CARD_DIGITS[0] <= abs(value) < _CARD_DIGITS[1]:
                     return False
             elif isinstance(value, (list, tuple)) and any(
                 isinstance(v, str) and any_value is not None and any_value.search(v) for v in value
@@ -166,16 +191,49 @@ class DefaultRedactor(Redactor):
                 return False
         return True
 
+    def _dirty_text(self, text: str) -> bool:
+        if not _may_hold_secret(text):
+            return False
+        any_value = self._any_value
+        return (any_value is not None and any_value.search(text) is not None) or (
+            _URL_USERINFO.search(text) is not None
+        )
+
+    def _clean_resource(self, resource: Any) -> bool:
+        if resource is None:
+            return True
+        known = self._clean_resources.get(id(resource))
+        if known is None or known[0] is not resource:
+            known = (resource, self._clean(resource.attributes))
+            if len(self._clean_resources) < 16:
+                self._clean_resources[id(resource)] = known
+        return known[1]
+
     def __call__(self, span: SpanView) -> None:
-        if self._clean(span.raw_attributes) and all(self._clean(e.attributes or {}) for e in span.events):
+        status = span.raw_status_description
+        if (
+            self._clean_resource(span.resource)
+            and not self._dirty_text(span.name)
+            and not (status and self._dirty_text(status))
+            and self._clean(span.raw_attributes)
+            and all(not self._dirty_text(e.name) and self._clean(e.attributes or {}) for e in span.events)
+        ):
             return
         super().__call__(span)
+
+    def mask_number(self, value: Any) -> Any:
+        """A card number given as an int (13-19 digits, Luhn-valid) is masked like its text."""
+        if value.__class__ is int and _CARD_DIGITS[0] <= abs(value) < _CARD_DIGITS[1]:
+            digits = str(abs(value))
+            if digits[0] in "23456" and len(set(digits)) > 1 and luhn_valid(digits):
+                return self._mask(digits)
+        return value
 
     def extra_mask(self, text: str) -> str:
 
         def replace(match: re.Match[str]) -> str:
-            digits = re.sub(r"[ \-]", "", match.group(0))
+            digits = re.sub(r"[ \-.]", "", match.group(0))
             card = 13 <= len(digits) <= 19 and len(set(digits)) > 1 and luhn_valid(digits)
             return self._mask(match.group(0)) if card else match.group(0)
 
-        return _CARD_CANDIDATE.sub(replace, text)
+        return _mask_url(_CARD_CANDIDATE.sub(replace, text))

@@ -28,8 +28,12 @@ from __future__ import annotations
 
 import json
 import re
+import unicodedata
 from collections.abc import Mapping
 from typing import Any
+
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import Event
 
 from mlflow_otel import semconv as conv
 from mlflow_otel.processors.base import SpanView
@@ -66,6 +70,29 @@ SUMMARY_KEYS = frozenset(
 #: Keys of a JSON object, found without parsing it (a pre-check; escaped keys force a full parse).
 _JSON_KEY = re.compile(r'"((?:[^"\\]|\\.)*)"\s*:')
 
+#: Characters that render as nothing: removed from keys before matching (``pass\u200bword``).
+_INVISIBLE = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff\u00ad"))
+_CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
+#: JSON documents nested in strings are redacted inside down to this depth.
+NESTED_JSON_DEPTH = 2
+
+
+def key_variants(key: str) -> tuple[str, ...]:
+    """The spellings a key is matched in: as written, after Unicode normalisation (NFKC: full-width
+    letters become ASCII; zero-width characters removed), and split into word parts
+    (``userPassword`` -> ``user_Password``), so a policy written for ``password`` finds them all."""
+    normal = unicodedata.normalize("NFKC", key).translate(_INVISIBLE)
+    split = _CAMEL.sub("_", normal)
+    return tuple(dict.fromkeys((key, normal, split)))
+
+
+def looks_like_json(text: str) -> bool:
+    """A string that may hold a JSON object or array (checked by parsing when it matters)."""
+    head = text[:1]
+    if head == " " or head == "\n":
+        head = text.lstrip()[:1]
+    return head == "{" or head == "["
+
 
 class Redactor:
     """Applies one policy to a span's attributes and its events' attributes."""
@@ -86,6 +113,9 @@ class Redactor:
         self._ignored_silently: frozenset[str] = frozenset()
         self._ignore_cache: dict[str, bool] = {}
         self._block_cache: dict[str, bool] = {}
+        #: The process's resource (set from code or ``OTEL_RESOURCE_ATTRIBUTES``) is one object
+        #: shared by every span: redacted once, the result reused (resource id -> both resources).
+        self._resources: dict[int, tuple[Any, Any]] = {}
 
     # --- predicates, as the Collector's ------------------------------------------------------------
     # Keys repeat from span to span, so decisions on keys are remembered (bounded: a flood of
@@ -103,7 +133,9 @@ class Redactor:
     def _block_key(self, key: str) -> bool:
         cached = self._block_cache.get(key)
         if cached is None:
-            cached = any(p.search(key) for p in self._blocked_keys)
+            cached = bool(self._blocked_keys) and any(
+                p.search(variant) for variant in key_variants(key) for p in self._blocked_keys
+            )
             if len(self._block_cache) < self._CACHE_LIMIT:
                 self._block_cache[key] = cached
         return cached
@@ -128,6 +160,10 @@ class Redactor:
         """Hook for checks a regular expression cannot express (the default policy's Luhn check)."""
         return text
 
+    def mask_number(self, value: Any) -> Any:
+        """Hook for numbers that are secrets in themselves (the default policy: card numbers)."""
+        return value
+
     def _may_match(self, text: str) -> bool:
         """Cheap pre-check before parsing a JSON value: could anything in it be redacted?"""
         if "\\" in text:
@@ -141,7 +177,7 @@ class Redactor:
         return False
 
     # --- JSON ------------------------------------------------------------------------------------
-    def redact_json(self, text: str, path: str, masked: list[str]) -> str:
+    def redact_json(self, text: str, path: str, masked: list[str], depth: int = 0) -> str:
         """Redact inside a JSON document; returns valid JSON (or the plain-string result)."""
         if not self._may_match(text):
             return text
@@ -150,41 +186,56 @@ class Redactor:
         except ValueError:
             return self._redact_string(text, path, masked)
         changed: list[str] = []
-        result = self._walk(doc, path, changed)
+        result = self._walk(doc, path, changed, depth)
         if not changed:
             return text
         masked.extend(changed)
         return json.dumps(result, ensure_ascii=False, separators=(",", ":"))
 
-    def _walk(self, node: Any, path: str, changed: list[str]) -> Any:
+    def _walk(self, node: Any, path: str, changed: list[str], depth: int = 0) -> Any:
         if isinstance(node, dict):
             out = {}
             for key, value in node.items():
                 sub = f"{path}.{key}"
                 if self._ignore_key(key):
                     out[key] = value
-                elif self._block_key(key) and value is not None:
+                    continue
+                new_key = self.mask_values(key)  # a key may itself be a secret
+                if new_key != key:
+                    changed.append(sub)
+                if self._block_key(key) and value is not None:
                     text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
-                    out[key] = self._mask(text)
+                    out[new_key] = self._mask(text)
                     changed.append(sub)
                 else:
-                    out[key] = self._walk(value, sub, changed)
+                    out[new_key] = self._walk(value, sub, changed, depth)
             return out
         if isinstance(node, list):
-            return [self._walk(item, f"{path}.[{i}]", changed) for i, item in enumerate(node)]
+            return [self._walk(item, f"{path}.[{i}]", changed, depth) for i, item in enumerate(node)]
         if isinstance(node, str):
             if self._allow_value(node):
                 return node
+            if depth < NESTED_JSON_DEPTH and looks_like_json(node):
+                nested: list[str] = []
+                new = self.redact_json(node, path, nested, depth + 1)
+                if nested:
+                    changed.extend(nested)
+                    return new
             new = self.mask_values(node)
             if new != node:
                 changed.append(path)
             return new
-        if self.policy.redact_all_types and isinstance(node, (int, float)) and not isinstance(node, bool):
-            text = json.dumps(node)
-            new = self.mask_values(text)
-            if new != text:
+        if isinstance(node, (int, float)) and not isinstance(node, bool):
+            masked = self.mask_number(node)
+            if masked is not node:
                 changed.append(path)
-                return new
+                return masked
+            if self.policy.redact_all_types:
+                text = json.dumps(node)
+                new = self.mask_values(text)
+                if new != text:
+                    changed.append(path)
+                    return new
         return node
 
     def _redact_string(self, text: str, path: str, masked: list[str]) -> str:
@@ -214,17 +265,28 @@ class Redactor:
                 removed.append(key)
                 continue
             new = self._redact_value(key, value, lists)
-            if new is not value:
+            new_key = self.mask_values(key)  # an attribute key may itself be a secret
+            if new_key != key:
+                removed.append(key)
+                lists["masked"].append(new_key)
+                updates[new_key] = new
+            elif new is not value:
                 updates[key] = new
         return updates, removed, lists
 
     def _redact_value(self, key: str, value: Any, lists: dict[str, list[str]]) -> Any:
         if isinstance(value, (list, tuple)):
-            items = [self._redact_value(key, v, lists) if isinstance(v, str) else v for v in value]
+            items = [self._redact_value(key, v, lists) if isinstance(v, (str, int)) else v for v in value]
             return items if any(a is not b for a, b in zip(items, value)) else value
         if isinstance(value, str):
             text = value
-        elif self.policy.redact_all_types and not isinstance(value, bool):
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):
+            masked = self.mask_number(value)
+            if masked is not value:
+                lists["masked"].append(key)
+                return masked
+            if not self.policy.redact_all_types:
+                return value
             text = str(value)
         else:
             return value
@@ -234,36 +296,74 @@ class Redactor:
         if self._block_key(key):
             lists["masked"].append(key)
             return self._mask(text)
-        if key in JSON_ATTRIBUTES:
+        if key in JSON_ATTRIBUTES or looks_like_json(text):  # custom JSON attributes too
             new = self.redact_json(text, key, lists["masked"])
         else:
             new = self._redact_string(text, key, lists["masked"])
         return value if new == text else new
 
+    def redact_names(self, span: SpanView) -> list[str]:
+        """The strings around the attributes: the span's name and its status message (every
+        exception through ``@trace`` writes ``Type: message`` there). Returns what was masked."""
+        masked = []
+        name = self.mask_values(span.name)
+        if name != span.name:
+            span.set_name(name)
+            masked.append("span.name")
+        status = span.status
+        if status.description:
+            description = self.mask_values(status.description)
+            if description != status.description:
+                span.set_status(type(status)(status.status_code, description))
+                masked.append("status.message")
+        return masked
+
+    def redact_resource(self, span: SpanView) -> None:
+        resource = span.resource
+        if resource is None:
+            return
+        cached = self._resources.get(id(resource))
+        if cached is None or cached[0] is not resource:
+            updates, removed, _ = self.redact_attributes(resource.attributes)
+            redacted = resource
+            if updates or removed:
+                attrs = {k: v for k, v in resource.attributes.items() if k not in removed}
+                attrs.update(updates)
+                redacted = Resource(attrs, resource.schema_url)
+            cached = (resource, redacted)
+            if len(self._resources) < 16:
+                self._resources[id(resource)] = cached
+        if cached[1] is not resource:
+            span.set_resource(cached[1])
+
     def __call__(self, span: SpanView) -> None:
+        self.redact_resource(span)
+        name_masks = self.redact_names(span)
         updates, removed, lists = self.redact_attributes(span.raw_attributes)
+        lists["masked"].extend(name_masks)
         events = span.events
         new_events = None
         if events:
             new_events = list(events)
             for i, event in enumerate(events):
                 ev_updates, ev_removed, ev_lists = self.redact_attributes(event.attributes or {})
-                if ev_updates or ev_removed:
-                    from opentelemetry.sdk.trace import Event
-
+                event_name = self.mask_values(event.name)
+                if ev_updates or ev_removed or event_name != event.name:
                     attrs = {k: v for k, v in (event.attributes or {}).items() if k not in ev_removed}
                     attrs.update(ev_updates)
-                    new_events[i] = Event(event.name, attrs, event.timestamp)
+                    new_events[i] = Event(event_name, attrs, event.timestamp)
+                    if event_name != event.name:
+                        lists["masked"].append("event.name")
                     for name, items in ev_lists.items():
                         lists[name].extend(f"{event.name}.{k}" if "." not in k else k for k in items)
             if all(a is b for a, b in zip(new_events, events)):
                 new_events = None
         lists["ignored"] = [k for k in lists["ignored"] if k not in self._ignored_silently]
-        if not (updates or removed or new_events or lists["allowed"] or lists["ignored"]):
+        if not (updates or removed or new_events or lists["allowed"] or lists["ignored"] or name_masks):
             return
         if new_events is not None:
             span.set_events(new_events)
-        if not (updates or removed) and self.summary not in ("debug", "info"):
+        if not (updates or removed or name_masks) and self.summary not in ("debug", "info"):
             return
         attrs = span.writable_attributes()
         for key in removed:
