@@ -17,12 +17,16 @@ was meant for. Several processes may share one directory:
   process can win the rename. Delivered, the file is deleted; refused for a retryable reason, it is
   renamed back. A claim older than ``STALE_CLAIM_S`` belongs to a process that died mid-send: it
   may have been delivered, so it is deleted and counted (``dropped.spool_in_doubt``), never resent;
-* **bounded**: over ``MLFLOW_OTEL_SPOOL_MAX_BYTES`` (the whole directory) the oldest requests are
-  deleted first, each claimed first so exactly one process counts it (``dropped.spool_full``).
+* **bounded**: over ``MLFLOW_OTEL_SPOOL_MAX_BYTES`` (the whole directory; processes writing at the
+  same instant may overshoot it by those requests) the oldest requests are deleted first, each claimed first so exactly one process counts it (``dropped.spool_evicted``).
 
 Counters: ``spans_spooled`` (written), ``spans_replayed`` (delivered from the spool, by whichever
-process wrote them), ``dropped.spool_*``. Across the processes sharing a directory,
-spooled = replayed + spool drops + what is still on disk.
+process wrote them). Spans never written: ``dropped.spool_unwritable`` (the disk refused),
+``dropped.too_large`` (a request over the cap). Spooled spans lost later: ``dropped.spool_evicted``,
+``dropped.spool_in_doubt``, ``dropped.spool_rejected`` (the destination refused the replay for
+good), ``dropped.spool_unreadable``. Across the processes sharing a directory: spooled = replayed +
+those four + what is still on disk; and each process's produced spans = delivered + spooled + its
+other drops.
 """
 
 from __future__ import annotations
@@ -49,6 +53,10 @@ STALE_CLAIM_S = 300.0
 RESCAN_INTERVAL_S = 5.0
 #: Files replayed after one successful export, at most (the live queue goes first).
 REPLAY_FILES_PER_EXPORT = 16
+
+#: Writers of this process take turns (processes sharing a directory may overshoot the cap by the
+#: requests they write at the same instant).
+_WRITE_LOCK = threading.Lock()
 
 #: A replay attempt's answer: "ok" (with spans the server rejected), "retry" or "fail".
 SendResult = tuple[str, int]
@@ -78,21 +86,22 @@ class Spool:
     def write(self, body: bytes, spans: int) -> bool:
         """Keep one encoded request; False (and counted as dropped) if it cannot be kept."""
         if len(body) > self.max_bytes:
-            COUNTERS.add("dropped.spool_full", spans)
+            COUNTERS.add("dropped.too_large", spans)
             warn_limited("spool_full", "A request of %d bytes exceeds the spool's cap.", len(body))
             return False
         name = f"{time.time_ns():020d}-{os.getpid()}-{self._token}-{next(self._seq):06d}-{spans}{SUFFIX}"
         tmp = os.path.join(self.dir, f".{name}.tmp")
         try:
-            os.makedirs(self.dir, exist_ok=True)
-            self._make_room(len(body))
-            with open(tmp, "wb") as fh:
-                fh.write(body)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, os.path.join(self.dir, name))
+            with _WRITE_LOCK:  # room made and used by one writer of this process at a time
+                os.makedirs(self.dir, exist_ok=True)
+                self._make_room(len(body))
+                with open(tmp, "wb") as fh:
+                    fh.write(body)
+                    fh.flush()
+                    os.fsync(fh.fileno())
+                os.replace(tmp, os.path.join(self.dir, name))
         except OSError as exc:
-            COUNTERS.add("dropped.spool_error", spans)
+            COUNTERS.add("dropped.spool_unwritable", spans)
             warn_limited("spool_error", "Could not write to the spool %s: %s", self.dir, exc)
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
@@ -129,7 +138,7 @@ class Spool:
                 return
             if CLAIM in name:  # being sent: its sender decides
                 continue
-            if self._delete_claimed(path, name, "dropped.spool_full"):
+            if self._delete_claimed(path, name, "dropped.spool_evicted"):
                 warn_limited(
                     "spool_evict", "Spool over %d bytes: dropped its oldest requests.", self.max_bytes
                 )
@@ -197,7 +206,7 @@ class Spool:
             with open(claimed, "rb") as fh:
                 body = fh.read()
         except OSError as exc:
-            COUNTERS.add("dropped.spool_error", spans)
+            COUNTERS.add("dropped.spool_unreadable", spans)
             warn_limited("spool_read", "Could not read spooled request %s: %s", claimed, exc)
             return True
         try:
@@ -214,9 +223,9 @@ class Spool:
         if kind == "ok":
             COUNTERS.add("spans_replayed", spans - rejected)
             if rejected:
-                COUNTERS.add("dropped.rejected", rejected)
+                COUNTERS.add("dropped.spool_rejected", rejected)
         else:
-            COUNTERS.add("dropped.rejected", spans)
+            COUNTERS.add("dropped.spool_rejected", spans)
             warn_limited("spool_rejected", "The destination refused a spooled request of %d spans.", spans)
         return True
 

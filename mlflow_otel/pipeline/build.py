@@ -58,7 +58,7 @@ def builtin_processors(settings: ProcessorSettings, overrides: dict[str, Any]) -
             "Redaction policy %r could not be loaded (%s): content capture is OFF for every span "
             "(inputs, outputs, messages and stream chunks are dropped) until the policy is fixed.",
             source,
-            exc,
+            _one_line(exc),
         )
         capture = False
     processors: list[Processor] = []
@@ -88,6 +88,11 @@ def tail_sampler(settings: ProcessorSettings, overrides: dict[str, Any]) -> Opti
             "Tail-sampling configuration %r could not be loaded (%s): every trace is kept.", source, exc
         )
         return None
+
+
+def _one_line(exc: BaseException) -> str:
+    """An error as one log line (a YAML parser's message spans several)."""
+    return " ".join(str(exc).split())
 
 
 def build_chain(settings: ProcessorSettings) -> Chain:
