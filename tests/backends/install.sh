@@ -1,9 +1,15 @@
 #!/usr/bin/env bash
 # Installs the real backends the tests run against, into a cache outside the repository:
-#   jaeger      Jaeger v2 (an OTel Collector distribution), built from the Go module proxy
-#   mlflow-venv an MLflow tracking server in its own virtualenv (never the project's)
-#   rotel-venv  rotel, a Rust OTLP collector from PyPI
-# Re-running is cheap: what is already there is kept. Prints the cache directory on its last line.
+#   jaeger          Jaeger v2 (an OTel Collector distribution), built from the Go module proxy
+#   otelcol-mlflow  the collector of collector-config/, built by ocb from the Go module proxy
+#   mlflow-venv     an MLflow 3.18 tracking server in its own virtualenv (never the project's)
+#   mlflow317-venv  MLflow 3.17.2, the previous release, for the tests that run on both
+#   rotel-venv      rotel, a Rust OTLP collector from PyPI
+#   chromium        headless Chromium and its driver from Debian's packages (the MLflow UI and the
+#                   trace page are checked in a real browser)
+# The installs are independent, so they run side by side (the Go builds take most of the time on a
+# fresh machine). Re-running is cheap: what is already there is kept. Prints the cache directory on
+# its last line.
 set -euo pipefail
 
 CACHE="${MLFLOW_OTEL_BACKENDS:-$HOME/.cache/mlflow-otel-backends}"
@@ -20,6 +26,7 @@ command -v go >/dev/null 2>&1 || export PATH="$PATH:/usr/local/go/bin"
 # modules this release pins, so only those two module trees skip it (GONOSUMDB); the module proxy
 # still serves every byte.
 JAEGER_MODULE_VERSION=v1.76.0
+build_jaeger() {
 if [ ! -x "$CACHE/jaeger" ] || [ "$(cat "$CACHE/jaeger.version" 2>/dev/null)" != "$JAEGER_MODULE_VERSION" ]; then
   echo "== building Jaeger $JAEGER_MODULE_VERSION (first time: several minutes)" >&2
   work="$(mktemp -d)"
@@ -44,6 +51,7 @@ GOMOD
   echo "$JAEGER_MODULE_VERSION" > "$CACHE/jaeger.version"
   rm -rf "$work"
 fi
+}
 
 # --- otelcol-mlflow: the collector collector-config/builder-config.yaml describes -----------------
 # Built the way its users build custom collectors: the OTel Collector Builder (ocb) from the module
@@ -56,6 +64,7 @@ fi
 OCB_VERSION=v0.140.0
 MANIFEST="$(cd "$(dirname "$0")/../.." && pwd)/collector-config/builder-config.yaml"
 STAMP="$OCB_VERSION $(sha256sum "$MANIFEST" | cut -c1-16)"
+build_otelcol() {
 if [ ! -x "$CACHE/otelcol-mlflow" ] || [ "$(cat "$CACHE/otelcol-mlflow.version" 2>/dev/null)" != "$STAMP" ]; then
   echo "== building otelcol-mlflow with ocb $OCB_VERSION (first time: a few minutes)" >&2
   work="$(mktemp -d)"
@@ -71,20 +80,70 @@ if [ ! -x "$CACHE/otelcol-mlflow" ] || [ "$(cat "$CACHE/otelcol-mlflow.version" 
   echo "$STAMP" > "$CACHE/otelcol-mlflow.version"
   rm -rf "$work"
 fi
+}
 
-# --- MLflow tracking server (own venv) -----------------------------------------------------------
-if [ ! -x "$CACHE/mlflow-venv/bin/mlflow" ]; then
-  echo "== installing MLflow into its own venv" >&2
-  "$PYTHON" -m venv "$CACHE/mlflow-venv"
-  "$CACHE/mlflow-venv/bin/python" -m pip install --quiet --upgrade pip >&2
-  "$CACHE/mlflow-venv/bin/python" -m pip install --quiet mlflow >&2
-fi
+# --- MLflow tracking servers (own venvs) ------------------------------------------------------------
+# The package index serves mlflow 3.18.0 but mlflow-skinny only up to 3.17.2 (which mlflow 3.18.0
+# pins), so 3.18 is installed over 3.17.2's dependency set: every module of mlflow/ is then 3.18.0
+# (pip warns about the skinny/tracing pins; the server does not use them).
+MLFLOW_VERSION=3.18.0
+MLFLOW_PREVIOUS=3.17.2
+install_mlflow() {
+  local venv="$1" version="$2"
+  if [ ! -x "$venv/bin/mlflow" ] || [ "$(cat "$venv/.mlflow-version" 2>/dev/null)" != "$version" ]; then
+    echo "== installing MLflow $version into $venv" >&2
+    rm -rf "$venv"
+    "$PYTHON" -m venv "$venv"
+    "$venv/bin/python" -m pip install --quiet --upgrade pip >&2
+    "$venv/bin/python" -m pip install --quiet "mlflow==$MLFLOW_PREVIOUS" >&2
+    if [ "$version" != "$MLFLOW_PREVIOUS" ]; then
+      "$venv/bin/python" -m pip install --quiet --no-deps --force-reinstall "mlflow==$version" >&2 2>/dev/null
+    fi
+    "$venv/bin/python" -c "import mlflow, sys; sys.exit(mlflow.__version__ != '$version')"
+    echo "$version" > "$venv/.mlflow-version"
+  fi
+}
 
 # --- rotel ---------------------------------------------------------------------------------------
-if ! ls "$CACHE"/rotel-venv/lib/python*/site-packages/rotel/rotel-agent >/dev/null 2>&1; then
-  echo "== installing rotel" >&2
-  "$PYTHON" -m venv "$CACHE/rotel-venv"
-  "$CACHE/rotel-venv/bin/python" -m pip install --quiet rotel >&2
-fi
+install_rotel() {
+  if ! ls "$CACHE"/rotel-venv/lib/python*/site-packages/rotel/rotel-agent >/dev/null 2>&1; then
+    echo "== installing rotel" >&2
+    "$PYTHON" -m venv "$CACHE/rotel-venv"
+    "$CACHE/rotel-venv/bin/python" -m pip install --quiet rotel >&2
+  fi
+}
+
+# --- Chromium (Debian's packages; the package index's own browser downloads are unreachable) -----
+install_chromium() {
+  if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then
+    echo "== installing chromium and chromium-driver" >&2
+    if [ "$(id -u)" = 0 ]; then
+      apt-get update -qq >&2
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >&2
+    else
+      echo "chromium is missing and this user cannot apt-get install it" >&2
+      return 1
+    fi
+  fi
+}
+
+# Side by side; each job's log goes to stderr, its status is checked below.
+pids=()
+names=()
+run() { "$@" & pids+=("$!"); names+=("$1"); }
+run build_jaeger
+run build_otelcol
+run install_mlflow "$CACHE/mlflow-venv" "$MLFLOW_VERSION"
+run install_mlflow "$CACHE/mlflow317-venv" "$MLFLOW_PREVIOUS"
+run install_rotel
+run install_chromium
+failed=0
+for i in "${!pids[@]}"; do
+  if ! wait "${pids[$i]}"; then
+    echo "== ${names[$i]} failed" >&2
+    failed=1
+  fi
+done
+[ "$failed" = 0 ] || exit 1
 
 echo "$CACHE"
