@@ -44,7 +44,8 @@ STATS_INTERVAL_S = 5.0
 class _Runtime:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.pipeline = Pipeline(settings, STATE.destinations, STATE.extra_destinations)
+        # The defaults come from settings; ``tracing.set_destination`` routes per trace (route.py).
+        self.pipeline = Pipeline(settings, None, STATE.extra_destinations)
         sampler = sampler_for(settings.sampling_ratio, settings.otel_sampler, settings.otel_sampler_arg)
         self.provider: Any
         joined = None

@@ -20,6 +20,7 @@ from opentelemetry.sdk.trace.export import SpanExporter
 from mlflow_otel import _mlflow_server
 from mlflow_otel._log import warn_limited
 from mlflow_otel._settings import PROTOCOL_GRPC, PROTOCOL_HTTP, OtlpSettings, Settings
+from mlflow_otel._state import STATE
 from mlflow_otel.destinations import Destination, FileDestination, MlflowExperimentLocation, OtlpDestination
 from mlflow_otel.exporters.file import OtlpJsonFileExporter
 from mlflow_otel.exporters.otlp import build_otlp_exporter
@@ -212,6 +213,12 @@ class Router:
         return cached
 
     def route(self, spans: Sequence[ReadableSpan], destinations: Optional[tuple[Destination, ...]]) -> None:
+        """Spans of a trace routed at its root (``trace_destination=``, ``set_destination``) go
+        there; others (spans of other instrumentations) to the process-wide destination in force,
+        else the defaults. ``set_destination`` therefore never rebuilds anything: a destination's
+        stage is built the first time a span goes there, on this worker."""
+        if destinations is None:
+            destinations = STATE.destinations
         for stage in self.stages_for(destinations):
             stage.on_end_many(spans)
 

@@ -214,6 +214,8 @@ def start_live_span(
         otel_span.set_attribute(conv.TRACE_REQUEST_ID, state.request_id_json)
         if state.root is None:
             chosen = (destination,) if destination is not None else _context_destinations.get()
+            if chosen is None:
+                chosen = STATE.destinations  # tracing.set_destination, as it was when the trace began
             if chosen is not None:
                 state.destinations = chosen
             context = _trace_context.get()

@@ -116,13 +116,9 @@ def set_destination(
     if context_local:
         set_context_destination(chosen)
         return
-    if chosen == STATE.destinations:
-        return
-
-    def change() -> None:
-        STATE.destinations = chosen
-
-    _runtime.replace(change)
+    # Nothing is rebuilt and nothing waits: traces started from now on carry the destination, and
+    # its export stage is built by the export worker the first time a span goes there.
+    STATE.destinations = chosen
 
 
 def add_destination(destination: Destination) -> None:
