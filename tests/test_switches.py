@@ -109,3 +109,34 @@ def test_trace_timeout_ends_and_exports_open_trace(otlp_http, monkeypatch):
     time.sleep(0.2)
     assert mlflow.flush_trace_async_logging()
     assert len(otlp_http(3)) == 3
+
+
+def test_spans_started_after_the_timeout_start_a_linked_trace_of_their_own(otlp_http, monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACE_TIMEOUT_SECONDS", "0.2")
+    monkeypatch.setenv("MLFLOW_TRACE_TIMEOUT_CHECK_INTERVAL_SECONDS", "0.05")
+    tracing.reset()
+
+    @mlflow.trace
+    def step():
+        return 1
+
+    @mlflow.trace
+    def agent():
+        step()
+        time.sleep(0.6)  # the watcher ends the trace meanwhile
+        step()  # started under the ended trace
+        step()
+        return "done"
+
+    assert agent() == "done"
+    spans = otlp_http(4)
+    agent_span = next(s for s in spans if s.name == "agent")
+    in_first = [s for s in spans if s.trace_id == agent_span.trace_id]
+    later = [s for s in spans if s.trace_id != agent_span.trace_id]
+    assert sorted(s.name for s in in_first) == ["agent", "step"]  # nothing joined the ended trace
+    assert len(later) == 2 and {s.name for s in later} == {"step"}
+    assert len({s.trace_id for s in later}) == 2  # each a root of its own, not under the ended one
+    for span in later:
+        assert span.parent_id is None
+        assert span.links[0][0] == agent_span.trace_id  # linked to where it came from
+    assert mlflow.tracing.stats()["spans_after_trace_timeout"] == 2

@@ -133,6 +133,7 @@ def end_expired_traces(timeout_s: float, now_ns: Optional[int] = None) -> int:
     limit_ns = int(timeout_s * 1e9)
     expired = [s for s in registry.open_traces() if now_ns - s.start_ns > limit_ns]
     for state in expired:
+        registry.mark_timed_out(state.trace_id)
         _end_trace(state, SpanStatus(SpanStatusCode.ERROR, f"Trace timed out after {timeout_s:g} seconds"))
         COUNTERS.add("traces_timed_out")
         logger.warning(

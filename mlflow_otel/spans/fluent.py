@@ -171,9 +171,19 @@ def start_live_span(
             attrs[conv.LOG_LEVEL] = extras.log_level
         if extras.description is not None:
             attrs[conv.SPAN_DESCRIPTION] = str(extras.description)
-        links = extras.links
+        if extras.links:
+            links = [*(links or ()), *extras.links]
     parent_ctx = otel_trace.get_current_span(parent).get_span_context()
     state = registry.open_trace(parent_ctx.trace_id) if parent_ctx.is_valid else None
+    if state is None and parent_ctx.is_valid and registry.timed_out(parent_ctx.trace_id):
+        # The timeout ended this trace and exported it; the code it timed out on runs on. Its new
+        # spans start a trace of their own, linked to where they came from, rather than appear
+        # under an ended root (documented in docs/mlflow-compatibility.md).
+        COUNTERS.add("spans_after_trace_timeout")
+        follows = otel_trace.Link(parent_ctx, {"mlflow_otel.link": "continues_timed_out_trace"})
+        links = [follows, *(links or ())]
+        parent = Context()
+        parent_ctx = otel_trace.INVALID_SPAN_CONTEXT
     if sampling_ratio is not None and not parent_ctx.is_valid:
         attrs[RATIO_OVERRIDE_KEY] = float(sampling_ratio)
     if state is not None:

@@ -131,6 +131,22 @@ def open_trace(trace_id: Optional[int]) -> Optional[TraceState]:
     return _traces.get(trace_id) if trace_id is not None else None
 
 
+#: Traces the timeout ended while their code ran on (bounded: the newest are kept).
+_timed_out: dict[int, None] = {}
+_TIMED_OUT_KEPT = 1024
+
+
+def mark_timed_out(trace_id: int) -> None:
+    _timed_out[trace_id] = None
+    while len(_timed_out) > _TIMED_OUT_KEPT:
+        _timed_out.pop(next(iter(_timed_out)))
+
+
+def timed_out(trace_id: int) -> bool:
+    """True for a trace the timeout ended: a span started under it later must not join it."""
+    return trace_id in _timed_out
+
+
 def open_traces() -> list[TraceState]:
     return list(_traces.values())
 
@@ -139,3 +155,4 @@ def clear() -> None:
     """Forget every open trace (tests and fork handling)."""
     _traces.clear()
     _live.clear()
+    _timed_out.clear()
