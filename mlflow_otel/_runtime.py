@@ -230,8 +230,29 @@ def _after_fork_in_child() -> None:
     COUNTERS.reset()
 
 
+def _after_uwsgi_fork() -> None:
+    """uWSGI forks its workers from C, so ``os.register_at_fork`` hooks do not run there (unless
+    ``--py-call-osafterfork``); its post-fork hook does: the worker starts with fresh stages."""
+    rt = _current[0]
+    if rt is not None:
+        _after_fork_in_child()
+        rt.pipeline.restart_after_fork()
+
+
+def _hook_uwsgi() -> None:
+    """Under uWSGI (its ``uwsgi`` module exists only in its embedded interpreter), join the
+    post-fork hooks of ``uwsgidecorators.postfork``, which chains every registered hook."""
+    try:
+        import uwsgi  # type: ignore[import-not-found]  # noqa: F401
+        from uwsgidecorators import postfork  # type: ignore[import-not-found]
+    except ImportError:
+        return
+    postfork(_after_uwsgi_fork)
+
+
 atexit.register(_at_exit)
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
+_hook_uwsgi()
 if STATE.settings().handle_sigterm:
     _install_sigterm()

@@ -467,6 +467,58 @@ def test_a_child_forked_from_c_exports_its_own_spans(fresh, tmp_path):
     ]
 
 
+UWSGI_APP = """
+import os
+import mlflow_otel as mlflow
+
+@mlflow.trace
+def work(i):
+    return os.getpid()
+
+with mlflow.start_span("loaded-in-master"):  # queued in the master when it forks its workers
+    pass
+
+def app(environ, start_response):
+    pid = work(1)
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [str(pid).encode()]
+"""
+
+
+def test_uwsgi_workers_forked_from_c_export_while_they_run(fresh, tmp_path):
+    uwsgi = Path(sys.executable).parent / "uwsgi"
+    if not uwsgi.exists():
+        pytest.skip("uWSGI is not installed (pip install uwsgi)")
+    (tmp_path / "served.py").write_text(UWSGI_APP)
+    port = free_port()
+    env = _env(tmp_path, fresh.http_endpoint, OTEL_BSP_SCHEDULE_DELAY="100",
+               PYTHONPATH=f"{ROOT}{os.pathsep}{tmp_path}")  # fmt: skip
+    args = [str(uwsgi), "--master", "--processes", "2", "--enable-threads", "--die-on-term",
+            "--http-socket", f"127.0.0.1:{port}", "--wsgi-file", str(tmp_path / "served.py"),
+            "--callable", "app", "--home", str(Path(sys.executable).parent.parent)]  # fmt: skip
+    server = subprocess.Popen(
+        args, env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    pids: set[bytes] = set()
+    try:
+
+        def get() -> bytes:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as r:
+                return r.read()
+
+        wait_until(get, 30, "uWSGI")
+        for _ in range(29):
+            pids.add(get())
+        # Exported by the workers' own threads while they serve (a 100 ms schedule), not at exit.
+        spans = fresh.wait_for_spans(31, timeout=10)
+    finally:
+        server.send_signal(signal.SIGTERM)
+        out, _ = server.communicate(timeout=30)
+    assert len(pids) == 2, out
+    assert sorted(s.name for s in spans).count("work") == 30, out
+    assert [s.name for s in spans].count("loaded-in-master") == 1  # the master's, once
+
+
 # --- redaction fails closed ----------------------------------------------------------------------------
 SSN_APP = """
 import mlflow_otel as mlflow

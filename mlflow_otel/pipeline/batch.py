@@ -14,8 +14,10 @@ the guarantees docs/architecture.md ("Batch") states:
   parent's to export), so gunicorn / multiprocessing children export their own spans. A fork from C
   (uWSGI, ``ctypes.CDLL(None).fork()``) runs no Python at-fork hook: the stage notices the changed
   process id on its next use and starts fresh workers then. On the app thread the id is compared only
-  when the queue is empty or a batch is due (``os.getpid`` is a system call: about 250 ns here), so
-  the request path pays for it once per drained queue, not per span.
+  at every 16th queue length and when a batch is due (``os.getpid`` is a system call: about 250 ns
+  here), so the request path pays for it once per 16 traces at most, and a child whose inherited
+  queue was not empty notices within 16 traces. Under uWSGI, ``_runtime.py`` also registers a
+  post-fork hook, which restarts every stage at once (``restart_after_fork``).
 * At shutdown, spans the deadline left in the queue go to the exporter's ``salvage`` (the on-disk
   spool) when it has one, else they are counted as ``dropped.shutdown``.
 """
@@ -124,6 +126,12 @@ class BatchProcessor(SpanProcessor):
                 self._start(clear=False)
         return True
 
+    def restart_after_fork(self) -> None:
+        """In a child just forked (a post-fork hook, e.g. uWSGI's): fresh workers, empty queue."""
+        if self._pid != os.getpid():
+            with _FORK_LOCK:
+                self._start(clear=True)
+
     # --- app thread --------------------------------------------------------------------------------
     def on_start(self, span: Span, parent_context: Optional[Context] = None) -> None:
         return None
@@ -133,7 +141,7 @@ class BatchProcessor(SpanProcessor):
             COUNTERS.add("dropped.shutdown")
             return
         queued = len(self._queue)
-        if queued == 0 or queued >= self._max_batch:
+        if queued & 15 == 0 or queued >= self._max_batch:
             self._forked()
         if len(self._queue) >= self._limit:
             COUNTERS.add("dropped.queue_full")
@@ -159,7 +167,7 @@ class BatchProcessor(SpanProcessor):
             return
         queue = self._queue
         queued = len(queue)
-        if queued == 0 or queued >= self._max_batch:
+        if queued & 15 == 0 or queued >= self._max_batch:
             self._forked()
             queue = self._queue
             queued = len(queue)

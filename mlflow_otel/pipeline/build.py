@@ -203,6 +203,12 @@ class Pipeline:
         return out
 
     # --- control -----------------------------------------------------------------------------------
+    def restart_after_fork(self) -> None:
+        """A post-fork hook ran in a child (uWSGI forks from C): fresh workers, empty queues."""
+        self.process.restart_after_fork()
+        for stage in self.router.stages():
+            stage.restart_after_fork()
+
     def flush(self, timeout_s: float) -> bool:
         """Every span finished before the call is exported (or dropped and counted) by the deadline:
         the process stage first (it feeds the others), then each destination, then the user's OTel
