@@ -1,9 +1,11 @@
 """``mlflow-otel`` command line: look at what the embedded default sink recorded.
 
     mlflow-otel show [--file F] [--limit N] [--trace-id ID] [--verbose]
+    mlflow-otel show --html PAGE [--file F] [--trace-id ID | --last N]
 
 Reads the OTLP JSON lines file (or any file the OTel Collector's ``file`` exporter wrote) and prints
-the latest traces as trees, with durations, status and span types.
+the latest traces as trees, with durations, status and span types; with ``--html`` it writes them as
+one self-contained page instead (``records/html.py``: span tree, timeline, per-span details).
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from typing import Any, Optional, TextIO
 
 from mlflow_otel._state import settings
 from mlflow_otel.exporters.otlp_json import decode_any_value
+from mlflow_otel.records import html as trace_html
+from mlflow_otel.records.otlp_file import read_traces, trace_id_hex
 
 _STATUS = {0: "UNSET", 1: "OK", 2: "ERROR"}
 
@@ -168,6 +172,33 @@ def _stats(path: str) -> int:
     return 0
 
 
+def _write_html(path: str, out_path: str, trace_id: Optional[str], last: int) -> int:
+    """``show --html``: the chosen traces (the file and its rotated generation) as one page."""
+    try:
+        traces = read_traces(path, [trace_id] if trace_id else None)
+    except FileNotFoundError:
+        sys.stderr.write(f"No traces file at {path}: run a traced program first, or pass --file.\n")
+        return 1
+    if trace_id:
+        traces = [t for t in traces if trace_id_hex(t.trace_id) == trace_id_hex(trace_id)]
+    elif last > 0:
+        traces = traces[-last:]
+    if not traces:
+        which = f"trace {trace_id}" if trace_id else "traces"
+        sys.stderr.write(f"No {which} in {path}.\n")
+        return 1
+    document = trace_html.page(traces)
+    try:
+        with open(out_path, "w", encoding="utf-8") as fh:
+            fh.write(document)
+    except OSError as exc:
+        sys.stderr.write(f"Could not write {out_path}: {exc}\n")
+        return 1
+    spans = sum(len(t.data.spans) for t in traces)
+    sys.stdout.write(f"Wrote {len(traces)} trace(s), {spans} span(s) to {out_path}\n")
+    return 0
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="mlflow-otel", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -177,9 +208,22 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         default=None,
         help="OTLP JSON lines file (default: $MLFLOW_OTEL_TRACES_FILE or ./mlflow-otel-traces.jsonl)",
     )
-    show.add_argument("--limit", type=int, default=5, help="how many of the latest traces (0: all)")
+    show.add_argument(
+        "--limit",
+        "--last",
+        dest="limit",
+        type=int,
+        default=None,
+        help="how many of the latest traces (0: all; default 5, with --html 1)",
+    )
     show.add_argument("--trace-id", default=None, help="only this trace (tr-<hex> or hex)")
     show.add_argument("-v", "--verbose", action="store_true", help="also print inputs and outputs")
+    show.add_argument(
+        "--html",
+        metavar="PAGE",
+        default=None,
+        help="write the traces as one self-contained HTML page (tree, timeline, details) to PAGE",
+    )
     stats = sub.add_parser("stats", help="print the self-telemetry counters the SDK last wrote")
     stats.add_argument("--file", default=None, help="stats file (default: beside the traces file)")
     args = parser.parse_args(argv)
@@ -187,13 +231,17 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if args.command == "stats":
         return _stats(args.file or settings().stats_file or settings().traces_file + ".stats.json")
     path = args.file or settings().traces_file
+    if args.html:
+        if args.trace_id and args.limit is not None:
+            parser.error("--trace-id and --last are alternatives")
+        return _write_html(path, args.html, args.trace_id, 1 if args.limit is None else args.limit)
     try:
         with open(path, encoding="utf-8") as fh:
             spans = read_spans(fh)
     except FileNotFoundError:
         sys.stderr.write(f"No traces file at {path}: run a traced program first, or pass --file.\n")
         return 1
-    shown = render(spans, args.limit, args.trace_id, args.verbose, sys.stdout)
+    shown = render(spans, 5 if args.limit is None else args.limit, args.trace_id, args.verbose, sys.stdout)
     if shown == 0:
         sys.stderr.write(f"No traces in {path}.\n")
         return 1

@@ -16,6 +16,7 @@ from enum import Enum
 from typing import Any, Optional, Union
 
 from mlflow_otel import semconv as conv
+from mlflow_otel._state import STATE
 from mlflow_otel.spans.types import (
     Link,
     SpanEvent,
@@ -313,3 +314,13 @@ class Trace:
         return (
             f"Trace(trace_id={self.trace_id!r}, state={self.info.state.value}, spans={len(self.data.spans)})"
         )
+
+    def _repr_html_(self) -> Optional[str]:
+        """Jupyter's rich display: the trace view of ``records/html.py`` (span tree, timeline,
+        details) in a sandboxed iframe. ``tracing.disable_notebook_display()`` turns it off (MLflow's
+        switch): None makes Jupyter show the plain ``repr``."""
+        from mlflow_otel.records.html import notebook_html  # html.py imports this module
+
+        if not STATE.notebook_display:
+            return None
+        return notebook_html([self])
