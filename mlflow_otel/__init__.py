@@ -47,6 +47,30 @@ __all__ = [
 ]
 
 
+#: Names of the full ``mlflow`` package (runs, models, artifacts, evaluation) that this tracing SDK
+#: does not have: asking for one says so, rather than "did you mean 'start_span'?".
+_FULL_MLFLOW_NAMES = frozenset(
+    {
+        "start_run", "end_run", "active_run", "last_active_run", "log_metric", "log_metrics",
+        "log_param", "log_params", "log_artifact", "log_artifacts", "log_dict", "log_text",
+        "log_figure", "log_image", "log_table", "log_input", "log_model", "set_tag", "set_tags",
+        "delete_tag", "create_experiment", "get_experiment", "get_experiment_by_name", "get_run",
+        "search_runs", "search_experiments", "register_model", "evaluate", "pyfunc", "sklearn",
+        "pytorch", "models", "artifacts", "projects", "genai", "set_registry_uri",
+    }
+)  # fmt: skip
+
+
+def __getattr__(name: str) -> object:
+    if name in _FULL_MLFLOW_NAMES:
+        raise AttributeError(
+            f"mlflow_otel.{name} is part of the full MLflow package (runs, models, artifacts, "
+            f"evaluation), not of its tracing API: mlflow-otel implements tracing only. Use "
+            f"`import mlflow` (pip install mlflow) for {name}, beside mlflow_otel for traces."
+        )
+    raise AttributeError(f"module 'mlflow_otel' has no attribute {name!r}")
+
+
 def _join_at_import() -> None:
     """Sharing the application's provider means processing spans we did not start, from the very
     first one: build the pipeline now rather than at our first span."""

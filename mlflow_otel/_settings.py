@@ -11,6 +11,7 @@ as the OpenTelemetry SDK does for its own variables.
 
 from __future__ import annotations
 
+import difflib
 import logging
 import os
 import tempfile
@@ -18,6 +19,8 @@ import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Callable, Optional, TypeVar
+
+from mlflow_otel._log import ensure_visible
 
 _logger = logging.getLogger("mlflow_otel")
 
@@ -63,6 +66,21 @@ MLFLOW_OTEL_MAX_REQUEST_BYTES = "MLFLOW_OTEL_MAX_REQUEST_BYTES"
 MLFLOW_TRACKING_URI = "MLFLOW_TRACKING_URI"
 MLFLOW_EXPERIMENT_NAME = "MLFLOW_EXPERIMENT_NAME"
 MLFLOW_EXPERIMENT_ID = "MLFLOW_EXPERIMENT_ID"
+#: MLflow's credentials for a tracking server: a bearer token, or HTTP basic auth (username and
+#: password win over the token, as in MLflow's ``build_otlp_headers``). Sent with every request to the
+#: server: OTLP spans, trace records, reads and feedback.
+MLFLOW_TRACKING_TOKEN = "MLFLOW_TRACKING_TOKEN"
+MLFLOW_TRACKING_USERNAME = "MLFLOW_TRACKING_USERNAME"
+MLFLOW_TRACKING_PASSWORD = "MLFLOW_TRACKING_PASSWORD"
+#: "true": do not verify the tracking server's TLS certificate (MLflow's variable).
+MLFLOW_TRACKING_INSECURE_TLS = "MLFLOW_TRACKING_INSECURE_TLS"
+#: A CA bundle to verify the tracking server's TLS certificate with (MLflow's variable).
+MLFLOW_TRACKING_SERVER_CERT_PATH = "MLFLOW_TRACKING_SERVER_CERT_PATH"
+#: MLflow's switches for an OTLP endpoint beside a tracking server: "false" ignores the OTLP endpoint
+#: (``OTEL_EXPORTER_OTLP_*``); with both a tracking URI and an OTLP endpoint, OTLP replaces the MLflow
+#: server unless ``MLFLOW_TRACE_ENABLE_OTLP_DUAL_EXPORT`` is "true" (then both get every trace).
+MLFLOW_ENABLE_OTLP_EXPORTER = "MLFLOW_ENABLE_OTLP_EXPORTER"
+MLFLOW_TRACE_ENABLE_OTLP_DUAL_EXPORT = "MLFLOW_TRACE_ENABLE_OTLP_DUAL_EXPORT"
 #: "false": join the application's global OTel TracerProvider instead of using our own.
 MLFLOW_USE_DEFAULT_TRACER_PROVIDER = "MLFLOW_USE_DEFAULT_TRACER_PROVIDER"
 #: Where self-telemetry counters are written (default: beside the embedded sink's file).
@@ -151,6 +169,7 @@ def _warn_invalid(name: str, raw: str, default: object, why: str = "") -> None:
     if (name, raw) in _reported:
         return
     _reported.add((name, raw))
+    ensure_visible()  # the first warnings of a process look like every later one
     _logger.warning(
         "Invalid value %r for environment variable %s%s; using the default %r.",
         raw,
@@ -278,6 +297,32 @@ def resolve_http_traces_endpoint(generic: str) -> str:
     return generic.rstrip("/") + "/v1/traces"
 
 
+def http_url_problem(url: str) -> Optional[str]:
+    """Why ``url`` cannot be an http(s) endpoint (no scheme, another scheme, no host), or None."""
+    try:
+        parts = urllib.parse.urlsplit(url.strip())
+        host = parts.hostname
+    except ValueError as exc:
+        return str(exc)
+    if parts.scheme not in ("http", "https"):
+        return (
+            "it needs a scheme: http:// or https://"
+            if not parts.scheme or "//" not in url
+            else (f"the scheme {parts.scheme!r} is not http or https")
+        )
+    if not host:
+        return "it has no host"
+    return None
+
+
+def _report_bad_url(variable: str, url: str, problem: str, fix: str) -> None:
+    if (variable, url) in _reported:
+        return
+    _reported.add((variable, url))
+    ensure_visible()
+    _logger.warning("%s=%r cannot be used: %s. %s", variable, url, problem, fix)
+
+
 def _resolve_otlp(env: Mapping[str, str]) -> Optional[OtlpSettings]:
     """OTLP settings when an endpoint or protocol is configured, else None (embedded default)."""
     protocol_var, protocol_raw = _first(env, OTEL_EXPORTER_OTLP_TRACES_PROTOCOL, OTEL_EXPORTER_OTLP_PROTOCOL)
@@ -302,6 +347,23 @@ def _resolve_otlp(env: Mapping[str, str]) -> Optional[OtlpSettings]:
     else:
         default = _DEFAULT_ENDPOINTS[protocol]
         endpoint = resolve_http_traces_endpoint(default) if protocol == PROTOCOL_HTTP else default
+
+    if traces_endpoint is not None:
+        source, given = OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, traces_endpoint
+    else:
+        source, given = OTEL_EXPORTER_OTLP_ENDPOINT, generic_endpoint or endpoint
+    # gRPC endpoints may be host:port (OTEL_EXPORTER_OTLP_INSECURE says plaintext); HTTP needs a URL.
+    grpc_bare = protocol == PROTOCOL_GRPC and "://" not in endpoint and ":" in endpoint
+    problem = None if grpc_bare else http_url_problem(endpoint)
+    if problem is not None:
+        _report_bad_url(
+            source,
+            given,
+            problem,
+            "Write it as http://host:4318 (OTLP/HTTP) or set OTEL_EXPORTER_OTLP_PROTOCOL=grpc for a "
+            "host:4317 gRPC endpoint; until then traces go to the default destination.",
+        )
+        return None
 
     headers: dict[str, str] = {}
     for name in (OTEL_EXPORTER_OTLP_HEADERS, OTEL_EXPORTER_OTLP_TRACES_HEADERS):
@@ -403,6 +465,35 @@ def _load_genai_settings(env: Mapping[str, str]) -> GenAiSettings:
 
 
 @dataclass(frozen=True)
+class TrackingAuth:
+    """How to authenticate to an MLflow tracking server and verify its TLS certificate (MLflow's
+    ``MLFLOW_TRACKING_*`` variables)."""
+
+    token: Optional[str] = None
+    username: Optional[str] = None
+    password: Optional[str] = None
+    insecure_tls: bool = False
+    server_cert_path: Optional[str] = None
+
+    def __repr__(self) -> str:  # never print credentials
+        return (
+            f"TrackingAuth(token={'***' if self.token else None}, username={self.username!r}, "
+            f"password={'***' if self.password else None}, insecure_tls={self.insecure_tls}, "
+            f"server_cert_path={self.server_cert_path!r})"
+        )
+
+
+def _load_tracking_auth(env: Mapping[str, str]) -> TrackingAuth:
+    return TrackingAuth(
+        token=env.get(MLFLOW_TRACKING_TOKEN) or None,
+        username=env.get(MLFLOW_TRACKING_USERNAME) or None,
+        password=env.get(MLFLOW_TRACKING_PASSWORD) or None,
+        insecure_tls=_read(env, MLFLOW_TRACKING_INSECURE_TLS, _parse_bool, False),
+        server_cert_path=env.get(MLFLOW_TRACKING_SERVER_CERT_PATH) or None,
+    )
+
+
+@dataclass(frozen=True)
 class Settings:
     """Everything the SDK reads from the environment, parsed once."""
 
@@ -430,21 +521,74 @@ class Settings:
     experiment_id: Optional[str] = None
     use_default_tracer_provider: bool = True
     stats_file: Optional[str] = None
+    tracking_auth: TrackingAuth = field(default_factory=lambda: TrackingAuth())
+    #: ``MLFLOW_TRACE_ENABLE_OTLP_DUAL_EXPORT``: an OTLP endpoint and a tracking server both get traces.
+    otlp_dual_export: bool = False
     processors: ProcessorSettings = field(default_factory=lambda: ProcessorSettings())
     genai: GenAiSettings = field(default_factory=lambda: GenAiSettings())
+
+
+def check_tracking_uri(uri: str, variable: str = MLFLOW_TRACKING_URI) -> Optional[str]:
+    """The URI if an MLflow server can be reached by it (http/https with a host), else None with one
+    warning naming ``variable`` and the fix. Other schemes (``file:``, ``databricks``) are MLflow
+    stores this SDK does not send to; they are reported by the routing stage."""
+    if "://" not in uri or uri.split("://", 1)[0] not in ("http", "https"):
+        return uri
+    problem = http_url_problem(uri)
+    if problem is None:
+        return uri
+    _report_bad_url(
+        variable,
+        uri,
+        problem,
+        "Write it as http://host:5000 (the MLflow server's address); until then traces go to the "
+        "default destination.",
+    )
+    return None
+
+
+def _tracking_uri(env: Mapping[str, str]) -> Optional[str]:
+    raw = env.get(MLFLOW_TRACKING_URI) or None
+    return check_tracking_uri(raw) if raw else None
+
+
+#: Prefixes of the variables that concern tracing: an unknown name with one of them is likely a typo.
+_OUR_PREFIXES = ("MLFLOW_TRACE", "MLFLOW_OTEL_", "MLFLOW_ASYNC_TRACE", "MLFLOW_ENABLE_", "OTEL_")
+
+
+def _known_variables() -> frozenset[str]:
+    return frozenset(
+        value
+        for name, value in globals().items()
+        if name.isupper() and isinstance(value, str) and name == value
+    )
+
+
+def _suggest_for_unknown(env: Mapping[str, str]) -> None:
+    """One "did you mean" warning per misspelled tracing variable (``MLFLOW_TRACE_SAMPLNG_RATIO``)."""
+    known = _known_variables()
+    for name in env:
+        if not name.startswith(_OUR_PREFIXES) or name in known or (name, "?") in _reported:
+            continue
+        close = difflib.get_close_matches(name, known, n=1, cutoff=0.85)
+        if close:
+            _reported.add((name, "?"))
+            ensure_visible()
+            _logger.warning("Unknown environment variable %s (ignored); did you mean %s?", name, close[0])
 
 
 def load(env: Optional[Mapping[str, str]] = None) -> Settings:
     """Parse every variable once (``_state.settings()`` caches the result; ``tracing.reset()``
     reads the environment again). Each invalid value is reported once, here."""
     env = os.environ if env is None else env
+    _suggest_for_unknown(env)
     return Settings(
         tracing_enabled=_read(env, MLFLOW_TRACING_ENABLED, _parse_bool, True),
         trace_timeout_s=_read(env, MLFLOW_TRACE_TIMEOUT_SECONDS, _parse_positive_float, None),
         trace_timeout_check_interval_s=_read(
             env, MLFLOW_TRACE_TIMEOUT_CHECK_INTERVAL_SECONDS, _parse_positive_float, 1.0
         ),
-        otlp=_resolve_otlp(env),
+        otlp=_resolve_otlp(env) if _read(env, MLFLOW_ENABLE_OTLP_EXPORTER, _parse_bool, True) else None,
         traces_file=env.get(MLFLOW_OTEL_TRACES_FILE) or default_traces_file(),
         exit_timeout_s=_read(env, MLFLOW_OTEL_EXIT_TIMEOUT_SECONDS, _parse_positive_float, 2.0),
         exit_busy_timeout_s=_read(
@@ -467,11 +611,13 @@ def load(env: Optional[Mapping[str, str]] = None) -> Settings:
         sampling_ratio=_read(env, MLFLOW_TRACE_SAMPLING_RATIO, _parse_ratio, None),
         otel_sampler=env.get(OTEL_TRACES_SAMPLER) or None,
         otel_sampler_arg=env.get(OTEL_TRACES_SAMPLER_ARG) or None,
-        tracking_uri=env.get(MLFLOW_TRACKING_URI) or None,
+        tracking_uri=_tracking_uri(env),
         experiment_name=env.get(MLFLOW_EXPERIMENT_NAME) or None,
         experiment_id=env.get(MLFLOW_EXPERIMENT_ID) or None,
         use_default_tracer_provider=_read(env, MLFLOW_USE_DEFAULT_TRACER_PROVIDER, _parse_bool, True),
         stats_file=env.get(MLFLOW_OTEL_STATS_FILE) or None,
+        tracking_auth=_load_tracking_auth(env),
+        otlp_dual_export=_read(env, MLFLOW_TRACE_ENABLE_OTLP_DUAL_EXPORT, _parse_bool, False),
         processors=_load_processor_settings(env),
         genai=_load_genai_settings(env),
     )

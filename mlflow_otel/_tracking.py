@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from typing import Optional
 
 from mlflow_otel import _mlflow_server, _runtime
-from mlflow_otel._log import logger
+from mlflow_otel._log import logger, warn_limited
+from mlflow_otel._settings import check_tracking_uri
 from mlflow_otel._state import STATE
 
 __all__ = ["Experiment", "get_tracking_uri", "set_experiment", "set_tracking_uri"]
@@ -26,8 +27,13 @@ class Experiment:
 
 
 def set_tracking_uri(uri: str) -> None:
-    """Send traces to the MLflow server at ``uri`` (http/https) over OTLP/HTTP at ``{uri}/v1/traces``."""
-    _override(tracking_uri=str(uri))
+    """Send traces to the MLflow server at ``uri`` (http/https) over OTLP/HTTP at ``{uri}/v1/traces``.
+
+    A URI that cannot reach a server (``https://:5000``: no host) is refused with one warning
+    saying how to write it; the destination stays what it was."""
+    checked = check_tracking_uri(str(uri), "set_tracking_uri")
+    if checked is not None:
+        _override(tracking_uri=checked)
 
 
 def get_tracking_uri() -> Optional[str]:
@@ -45,6 +51,20 @@ def set_experiment(experiment_name: Optional[str] = None, experiment_id: Optiona
         return Experiment(settings.experiment_id, settings.experiment_name)
     uri = get_tracking_uri()
     resolved: Optional[str] = None
+    if not uri:
+        settings = STATE.settings()
+        where = (
+            f"the OTLP endpoint {settings.otlp.endpoint}"
+            if settings.otlp is not None
+            else f"the local file {settings.traces_file}"
+        )
+        warn_limited(
+            "set_experiment",
+            "set_experiment(%r): no tracking URI is set (set_tracking_uri or MLFLOW_TRACKING_URI), so "
+            "traces go to %s; the experiment applies once a tracking URI is set.",
+            experiment_name,
+            where,
+        )
     if _mlflow_server.is_http_uri(uri):
         try:
             resolved = _mlflow_server.get_or_create_experiment(uri, experiment_name)  # type: ignore[arg-type]

@@ -70,12 +70,12 @@ def luhn_valid(digits: str) -> bool:
 
 
 #: A screen for the default key pattern in raw JSON text: a quoted key *ending* with a secret word
-#: (any spelling: ``userPassword``, ``db_password``, ``openaiApiKey``), followed by a colon. Wider
+#: (any spelling: ``userPassword``, ``db_password``, ``openaiApiKey``), followed by a colon, or
+#: opening a ``["name", value]`` pair (header lists). Wider
 #: than the policy (``monkey`` passes it), so a match means "parse and decide with the policy";
 #: no match means no key the policy blocks. Escaped or non-ASCII text always takes the full parse.
-_RAW_BLOCKED_KEY = re.compile(
-    r'(?i)"[^"\\]*(?:key|secret|passw(?:or)?d|pwd|passphrase|credentials?|authorization|token|cookie)"\s*:'
-)
+_STEM_KEY = r'"[^"\\]*(?:key|secret|passw(?:or)?d|pwd|passphrase|credentials?|authorization|token|cookie)"'
+_RAW_BLOCKED_KEY = re.compile(rf"(?i){_STEM_KEY}\s*:|\[\s*{_STEM_KEY}\s*,")
 
 #: Every default secret shape contains one of these literals, or, for card numbers, two runs of four
 #: digits with at most one separator between them (every form ``_CARD_CANDIDATE`` accepts: 13-19

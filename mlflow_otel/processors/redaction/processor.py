@@ -211,7 +211,21 @@ class Redactor:
                     out[new_key] = self._walk(value, sub, changed, depth)
             return out
         if isinstance(node, list):
-            return [self._walk(item, f"{path}.[{i}]", changed, depth) for i, item in enumerate(node)]
+            out_list = []
+            for i, item in enumerate(node):
+                if (
+                    isinstance(item, list)
+                    and len(item) == 2
+                    and isinstance(item[0], str)
+                    and item[1] is not None
+                    and self._block_key(item[0])
+                ):  # a header-like [name, value] pair (ASGI scopes, httpx): redacted by its name
+                    value = item[1] if isinstance(item[1], str) else json.dumps(item[1], ensure_ascii=False)
+                    out_list.append([item[0], self._mask(value)])
+                    changed.append(f"{path}.[{i}]")
+                else:
+                    out_list.append(self._walk(item, f"{path}.[{i}]", changed, depth))
+            return out_list
         if isinstance(node, str):
             if self._allow_value(node):
                 return node
