@@ -81,6 +81,9 @@ MLFLOW_TRACKING_SERVER_CERT_PATH = "MLFLOW_TRACKING_SERVER_CERT_PATH"
 #: server unless ``MLFLOW_TRACE_ENABLE_OTLP_DUAL_EXPORT`` is "true" (then both get every trace).
 MLFLOW_ENABLE_OTLP_EXPORTER = "MLFLOW_ENABLE_OTLP_EXPORTER"
 MLFLOW_TRACE_ENABLE_OTLP_DUAL_EXPORT = "MLFLOW_TRACE_ENABLE_OTLP_DUAL_EXPORT"
+#: What of a trace travels to downstream services as W3C baggage, comma-separated: session, user,
+#: tags. Off by default: baggage crosses trust boundaries (docs: "Across services").
+MLFLOW_OTEL_PROPAGATE = "MLFLOW_OTEL_PROPAGATE"
 #: "false": join the application's global OTel TracerProvider instead of using our own.
 MLFLOW_USE_DEFAULT_TRACER_PROVIDER = "MLFLOW_USE_DEFAULT_TRACER_PROVIDER"
 #: Where self-telemetry counters are written (default: beside the embedded sink's file).
@@ -526,6 +529,18 @@ class Settings:
     otlp_dual_export: bool = False
     processors: ProcessorSettings = field(default_factory=lambda: ProcessorSettings())
     genai: GenAiSettings = field(default_factory=lambda: GenAiSettings())
+    #: ``MLFLOW_OTEL_PROPAGATE``: what travels as baggage (and is accepted from it).
+    propagate: frozenset[str] = frozenset()
+
+
+_PROPAGATABLE = ("session", "user", "tags")
+
+
+def _parse_propagate(raw: str) -> frozenset[str]:
+    names = frozenset(n.strip().lower() for n in raw.split(",") if n.strip())
+    if names - set(_PROPAGATABLE):
+        raise ValueError(f"expected a comma-separated subset of {', '.join(_PROPAGATABLE)}")
+    return names
 
 
 def check_tracking_uri(uri: str, variable: str = MLFLOW_TRACKING_URI) -> Optional[str]:
@@ -620,4 +635,5 @@ def load(env: Optional[Mapping[str, str]] = None) -> Settings:
         otlp_dual_export=_read(env, MLFLOW_TRACE_ENABLE_OTLP_DUAL_EXPORT, _parse_bool, False),
         processors=_load_processor_settings(env),
         genai=_load_genai_settings(env),
+        propagate=_read(env, MLFLOW_OTEL_PROPAGATE, _parse_propagate, frozenset()),
     )

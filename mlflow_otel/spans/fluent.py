@@ -32,6 +32,7 @@ from mlflow_otel._telemetry import COUNTERS
 from mlflow_otel.exceptions import MlflowException
 from mlflow_otel.spans import registry
 from mlflow_otel.spans.live import NO_OP_SPAN, LiveSpan, NoOpSpan, parse_trace_id
+from mlflow_otel.spans.propagation import baggage_attributes
 from mlflow_otel.spans.sampling import RATIO_OVERRIDE_KEY
 from mlflow_otel.spans.tracer import LeanTracer
 from mlflow_otel.spans.types import Link, SpanEvent, SpanLogLevel, SpanType, default_log_level
@@ -231,6 +232,10 @@ def start_live_span(
             context = _trace_context.get()
             if context is not None and context.attributes:
                 otel_span.set_attributes(context.attributes)
+            if parent_ctx.is_valid:  # a fragment of a distributed trace: opt-in baggage applies
+                incoming = baggage_attributes(parent)
+                if incoming:
+                    otel_span.set_attributes(incoming)
     live = LiveSpan(otel_span, state, span_type, name, state.register(name), json_keys)
     registry.track(live, span_ctx.span_id, state)
     return live
@@ -759,9 +764,9 @@ def get_current_active_span() -> Optional[LiveSpan]:
     if not span_ctx.is_valid:
         return None
     live = registry.live_span(span_ctx.span_id)
-    if live is None and not current.is_recording():
+    if live is None and not current.is_recording() and not span_ctx.is_remote:
         return LiveSpan(current, None, SpanType.UNKNOWN, "")
-    return live
+    return live  # None for a caller's span in another process (MLflow's behaviour)
 
 
 def get_active_trace_id() -> Optional[str]:

@@ -25,6 +25,10 @@ from mlflow_otel.spans.fluent import (
     trace_level_attributes,
 )
 from mlflow_otel.spans.fluent import trace as trace
+from mlflow_otel.spans.propagation import (
+    get_tracing_context_headers_for_http_request,
+    set_tracing_context_from_http_request_headers,
+)
 
 __all__ = [
     "BUILTINS",
@@ -37,9 +41,11 @@ __all__ = [
     "disable_notebook_display",
     "enable",
     "enable_notebook_display",
+    "get_tracing_context_headers_for_http_request",
     "is_enabled",
     "reset",
     "set_destination",
+    "set_tracing_context_from_http_request_headers",
     "stats",
     "trace",
 ]

@@ -140,6 +140,10 @@ class Redactor:
                 self._block_cache[key] = cached
         return cached
 
+    def block_key(self, key: str) -> bool:
+        """Whether the policy masks the value of a key named ``key`` (any spelling of it)."""
+        return self._block_key(key)
+
     def _allow_value(self, text: str) -> bool:
         return any(p.search(text) for p in self._allowed_values)
 
