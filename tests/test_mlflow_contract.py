@@ -572,3 +572,65 @@ def test_trace_entities_read_like_mlflows(mlflow_traces):
     assert child.attributes[SpanAttributeKey.FUNCTION_NAME] == "add_one"
     assert trace.search_spans(span_type=SpanType.LLM) == [child]
     assert Trace.from_dict(json.loads(trace.to_json())).data.spans[1].inputs == {"z": 7}
+
+
+def test_log_trace_builds_a_one_span_trace(mlflow_traces):
+    trace_id = mlflow.log_trace(
+        name="qa",
+        request="Does mlflow support tracing?",
+        response="Yes",
+        intermediate_outputs={"retrieved_documents": ["mlflow documentation"]},
+        tags={"source": "batch"},
+        start_time_ms=1_700_000_000_000,
+        execution_time_ms=5129,
+    )
+    trace = only_trace(mlflow_traces)
+    assert trace.trace_id == trace_id
+    (span,) = trace.data.spans
+    assert (span.name, span.inputs, span.outputs) == ("qa", "Does mlflow support tracing?", "Yes")
+    assert trace.info.execution_time_ms == 5129 and trace.info.tags["source"] == "batch"
+    assert span.attributes["mlflow.trace.intermediate_outputs"] == {
+        "retrieved_documents": ["mlflow documentation"]
+    }
+
+
+def test_add_trace_merges_a_remote_trace_under_the_current_span(mlflow_traces):
+    @mlflow.trace(name="remote_root", span_type=SpanType.AGENT)
+    def remote(q):
+        with mlflow.start_span("remote_tool", span_type=SpanType.TOOL) as span:
+            span.set_outputs("tool says hi")
+        return "remote answer"
+
+    remote("q")
+    remote_trace = only_trace(mlflow_traces)
+    mlflow_traces.clear()
+
+    @mlflow.trace(name="local")
+    def local():
+        mlflow.add_trace(remote_trace.to_dict())  # as it would arrive over HTTP, as a dict
+        return "ok"
+
+    local()
+    merged = only_trace(mlflow_traces)
+    spans = {s.name: s for s in merged.data.spans}
+    assert set(spans) == {"local", "remote_root", "remote_tool"}
+    assert spans["remote_root"].parent_id == spans["local"].span_id
+    assert spans["remote_tool"].parent_id == spans["remote_root"].span_id
+    assert spans["remote_root"].span_type == "AGENT" and spans["remote_tool"].outputs == "tool says hi"
+    assert spans["remote_root"].start_time_ns == remote_trace.data.spans[0].start_time_ns
+    with pytest.raises(MlflowException):
+        mlflow.add_trace("not a trace")
+
+
+def test_add_trace_without_a_current_span_starts_a_remote_trace_root(mlflow_traces):
+    @mlflow.trace(name="remote_root")
+    def remote():
+        return 1
+
+    remote()
+    remote_trace = only_trace(mlflow_traces)
+    mlflow_traces.clear()
+    mlflow.add_trace(remote_trace)
+    merged = only_trace(mlflow_traces)
+    names = [s.name for s in merged.data.spans]
+    assert names == ["Remote Trace <remote_root>", "remote_root"]

@@ -28,6 +28,19 @@ from mlflow_otel.spans.types import (
 )
 
 
+def _decoded(key: str, value: Any) -> Any:
+    """A finished span's attribute as MLflow reads it: MLflow writes objects as JSON, so a string
+    holding a JSON object or array reads back as the object (a live span knows which keys it
+    encoded; a finished one goes by the value)."""
+    value = decode_attribute(key, value)
+    if isinstance(value, str) and value[:1] in ("{", "["):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    return value
+
+
 class TraceState(str, Enum):
     """A trace's state (MLflow's ``mlflow.entities.TraceState``)."""
 
@@ -84,11 +97,11 @@ class Span(SpanReads):
     request_id = property(lambda self: self.trace_id)  # MLflow 2's name
 
     def get_attribute(self, key: str) -> Any:
-        return decode_attribute(key, self._attributes.get(key))
+        return _decoded(key, self._attributes.get(key))
 
     @property
     def attributes(self) -> dict[str, Any]:
-        return {key: decode_attribute(key, value) for key, value in self._attributes.items()}
+        return {key: _decoded(key, value) for key, value in self._attributes.items()}
 
     @property
     def raw_attributes(self) -> dict[str, Any]:
