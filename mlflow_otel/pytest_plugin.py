@@ -20,7 +20,7 @@ from mlflow_otel.testing import TraceCapture
 def mlflow_traces() -> Iterator[TraceCapture]:
     """The traces this test produces, captured in memory after the whole pipeline (see
     ``mlflow_otel.testing``): ``.wait(n)`` / ``await .wait_async(n)``, ``.traces``,
-    ``.spans(name=..., span_type=...)``, ``.get_trace(id)``, ``.clear()``."""
+    ``.spans(name=..., span_type=...)``, ``.get_trace(id)``, ``.clear()``, ``.write_html(path)``."""
     capture = TraceCapture().start()
     try:
         yield capture

@@ -27,6 +27,7 @@ returns only once everything queued before it is out (docs/architecture.md, "Bat
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 import threading
 import time
@@ -39,6 +40,7 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from mlflow_otel import _runtime
 from mlflow_otel._state import STATE
+from mlflow_otel.records import html as trace_html
 from mlflow_otel.records.from_spans import format_trace_id, trace_from_otel
 from mlflow_otel.records.model import Span, Trace
 from mlflow_otel.spans import registry
@@ -64,6 +66,15 @@ class _MemoryExporter(SpanExporter):
     def snapshot(self) -> list[ReadableSpan]:
         with self._lock:
             return list(self.spans)
+
+    def write_html(self, path: Union[str, os.PathLike[str]]) -> str:
+        """Write every captured trace as one self-contained page (the view of ``mlflow-otel show
+        --html``: span tree, timeline, per-span details) and return its path; a failing test can
+        keep it beside its other artifacts."""
+        document = trace_html.page(self.traces)
+        with open(path, "w", encoding="utf-8") as fh:
+            fh.write(document)
+        return os.fspath(path)
 
     def clear(self) -> None:
         with self._lock:
@@ -206,6 +217,15 @@ class TraceCapture:
     def get_trace(self, trace_id: str) -> Optional[Trace]:
         """The captured trace with this id (``tr-<hex>``), or None."""
         return next((t for t in self.traces if t.trace_id == trace_id), None)
+
+    def write_html(self, path: Union[str, os.PathLike[str]]) -> str:
+        """Write every captured trace as one self-contained page (the view of ``mlflow-otel show
+        --html``: span tree, timeline, per-span details) and return its path; a failing test can
+        keep it beside its other artifacts."""
+        document = trace_html.page(self.traces)
+        with open(path, "w", encoding="utf-8") as fh:
+            fh.write(document)
+        return os.fspath(path)
 
     def clear(self) -> None:
         """Forget every trace delivered so far: finished traces are flushed first, so they are

@@ -69,7 +69,7 @@ def test_traces_are_captured_after_the_pipeline_and_sent_nowhere_else(monkeypatc
     assert len(capture.traces) == 1  # the capture saw none of it
 
 
-def test_entities_spans_filters_get_trace_and_clear(mlflow_traces):
+def test_entities_spans_filters_get_trace_page_and_clear(mlflow_traces, tmp_path):
     agent("a")
     agent("b")
     first, second = mlflow_traces.wait(2)
@@ -85,6 +85,9 @@ def test_entities_spans_filters_get_trace_and_clear(mlflow_traces):
         first.trace_id,
         second.trace_id,
     ]
+
+    page = Path(mlflow_traces.write_html(tmp_path / "traces.html")).read_text("utf-8")
+    assert page.count('<section class="trace"') == 2 and page.count('class="row') == 6
 
     mlflow_traces.clear()
     assert mlflow_traces.traces == [] and mlflow_traces.wait(0) == []
@@ -318,3 +321,98 @@ def test_fixture_under_pytest_xdist_workers(tmp_path):
     assert seen["asyncio"]["names"] == ["fetch"] * 4
     # Nothing reached the default destination (the local file).
     assert not (tmp_path / "traces.jsonl").exists()
+
+
+# --- docs/testing.md's CI path: a suite exporting to Jaeger through the repository's gateway --------------
+CI_SUITE = """
+import mlflow_otel as mlflow
+
+
+@mlflow.trace(span_type="LLM")
+def answer(question):
+    return question.upper()
+
+
+@mlflow.trace(span_type="CHAIN")
+def handle(question):
+    mlflow.update_current_trace(tags={"suite": "ci"})
+    return answer(question)
+
+
+def test_asserted_in_process(mlflow_traces):
+    handle("captured")
+    (trace,) = mlflow_traces.wait(1)
+    assert [(s.name, s.span_type) for s in trace.data.spans] == [("handle", "CHAIN"), ("answer", "LLM")]
+
+
+def test_exported():
+    assert handle("exported") == "EXPORTED"
+"""
+
+
+@pytest.mark.backend
+@pytest.mark.parametrize(
+    "overlay",
+    [
+        "exporters/jaeger.yaml",
+        # Tempo itself is not run here: its overlay's OTLP/gRPC exporter (tenant and auth headers)
+        # is pointed at Jaeger, which accepts any OTLP/gRPC client.
+        "exporters/tempo.yaml",
+    ],
+)
+def test_ci_suite_exports_to_jaeger_through_the_gateway_overlay(jaeger, tmp_path, overlay):
+    from tests.backends import Otelcol, otelcol_binary
+
+    try:
+        otelcol_binary()
+    except FileNotFoundError as exc:
+        pytest.skip(str(exc))
+    backend = {
+        "exporters/jaeger.yaml": {"JAEGER_ENDPOINT": jaeger.grpc_target, "JAEGER_INSECURE": "true"},
+        "exporters/tempo.yaml": {
+            "TEMPO_ENDPOINT": jaeger.grpc_target,
+            "TEMPO_INSECURE": "true",
+            "TEMPO_TENANT": "ci",
+        },
+    }[overlay]
+    gateway = Otelcol.gateway(
+        tmp_path,
+        overlay=overlay,
+        TAIL_DECISION_WAIT="1s",
+        TAIL_SAMPLE_PERCENT="100",
+        DEPLOYMENT_ENVIRONMENT="ci",
+        **backend,
+    ).start()
+    service = f"ci-suite-{overlay.split('/')[1][:-5]}-{os.getpid()}"
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "test_app.py").write_text(CI_SUITE)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "OTEL_", "PYTEST_"))}
+    env.update(
+        OTEL_SERVICE_NAME=service,
+        OTEL_EXPORTER_OTLP_ENDPOINT=gateway.otlp_grpc,
+        OTEL_EXPORTER_OTLP_PROTOCOL="grpc",
+        PYTHONPATH=str(ROOT) + os.pathsep + env.get("PYTHONPATH", ""),
+    )
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_app.py"],
+            cwd=project,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert result.returncode == 0, result.stdout + result.stderr
+        jaeger.wait_for_spans(service, 2, timeout=60)
+        time.sleep(2.5)  # past another decision wait and batch: a leaked captured trace would be here
+        spans = jaeger.spans(service)
+    finally:
+        gateway.stop()
+    # The test without the fixture exported its trace through the gateway; the one with the
+    # fixture kept its trace in the process.
+    assert sorted(s["operationName"] for s in spans) == ["answer", "handle"]
+    handle = next(s["tagmap"] for s in spans if s["operationName"] == "handle")
+    assert handle["mlflow.spanInputs"] == '{"question":"exported"}'
+    assert handle["mlflow.traceTag.suite"] == "ci" and handle["mlflow.spanType"] == "CHAIN"
+    assert all(s["tagmap"]["deployment.environment.name"] == "ci" for s in spans)  # via the gateway
