@@ -156,6 +156,10 @@ TABLE = [
     ("payload10k/http", "process_cpu_us_per_span", "10 KB input: process CPU per span", "µs"),
     ("payload1m/http", "app_wall_us_p50", "1 MB input: app-thread wall per span", "µs"),
     ("payload1m/http", "process_cpu_us_per_span", "1 MB input: process CPU per span", "µs"),
+    ("capture_text/-", "capture_ms_per_span", "54 MB text input: app-thread time per span", "ms"),
+    ("capture_dict/-", "capture_ms_per_span", "1M-key dict input: app-thread time per span", "ms"),
+    ("capture_mock/-", "capture_ms_per_span", "MagicMock input: app-thread time per span", "ms"),
+    ("capture_mock/-", "capture_rss_mb", "MagicMock input: memory retained", "MB"),
     ("dead/http", "app_wall_us_p50", "dead collector: app-thread wall per span", "µs"),
     ("dead/http", "exit_s", "dead collector: exit time", "s"),
     ("memory/http", "rss_over_baseline_mb", "dead collector, 100k spans: peak RSS over baseline", "MB"),
@@ -182,8 +186,11 @@ def targets(med: dict[tuple[str, str, str], Optional[float]]) -> list[tuple[str,
         if a is not None:
             checks.append((label, f"{a:.3g} {unit} (target <= {limit} {unit})", a <= limit))
 
-    ratio_check("app-thread time per span", "request/http", "app_wall_us_p50", 1.0)
-    ratio_check("process CPU per delivered span", "request/http", "process_cpu_us_per_span", 0.8)
+    ratio_check("app-thread time per span", "request/http", "app_wall_us_p50", 0.5)
+    ratio_check("process CPU per delivered span", "request/http", "process_cpu_us_per_span", 0.45)
+    abs_check("capture of a 54 MB text, per span", "capture_text/-", "capture_ms_per_span", 10, "ms")
+    abs_check("capture of a 1M-key dict, per span", "capture_dict/-", "capture_ms_per_span", 10, "ms")
+    abs_check("capture of a MagicMock, per span", "capture_mock/-", "capture_ms_per_span", 10, "ms")
     abs_check("drops in the 20,000-trace burst (HTTP)", "request/http", "dropped", 0, "spans")
     abs_check("drops in the 20,000-trace burst (gRPC)", "request/grpc", "dropped", 0, "spans")
     abs_check("import mlflow_otel", "cold/-", "import_s", 0.3, "s")
@@ -267,7 +274,7 @@ def main() -> int:
         "--reps", type=int, default=None, help="repetitions per workload (default 3; quick 1)"
     )
     parser.add_argument("--impls", default=",".join(IMPLS))
-    parser.add_argument("--workloads", default="request,payload,dead,memory,disabled,cold")
+    parser.add_argument("--workloads", default="request,payload,capture,dead,memory,disabled,cold")
     parser.add_argument("--mlflow-python", default=None, help="python of the venv with mlflow-tracing")
     parser.add_argument("--out", default=str(RESULTS))
     args = parser.parse_args()
@@ -287,6 +294,10 @@ def main() -> int:
     if "payload" in workloads:
         plan += [("payload10k/http", "request", "http", 200 if q else 2_000, 10_000)]
         plan += [("payload1m/http", "request", "http", 5 if q else 50, 1_000_000)]
+    if "capture" in workloads:
+        plan += [("capture_text/-", "capture", "http", 3, -1)]
+        plan += [("capture_dict/-", "capture", "http", 3, -2)]
+        plan += [("capture_mock/-", "capture", "http", 1 if q else 3, -3)]
     if "dead" in workloads:
         plan += [("dead/http", "dead", "http", 500 if q else 20_000, 0)]
     if "memory" in workloads:
@@ -311,7 +322,8 @@ def main() -> int:
                     runs.setdefault((name, impl), []).append(result)
                     print(f"{name:16s} {LABEL[impl]:15s} rep {rep + 1}: " + ", ".join(
                         f"{k}={fmt(result[k])}" for k in ("app_wall_us_p50", "process_cpu_us_per_span", "dropped",
-                                                          "exit_s", "rss_over_baseline_mb", "disabled_overhead_ns")
+                                                          "exit_s", "rss_over_baseline_mb", "disabled_overhead_ns",
+                                                          "capture_ms_per_span", "capture_rss_mb")
                         if k in result), flush=True)  # fmt: skip
     finally:
         rx.stop()

@@ -5,7 +5,8 @@ this file imports only the standard library at the top. Usage (see bench/run.py)
 
     python bench/worker.py IMPL WORKLOAD PROTOCOL TRACES PAYLOAD_BYTES RECEIVER_HTTP RECEIVER_GRPC
 
-IMPL: ours | otel | mlflow. WORKLOAD: request | dead | memory | disabled.
+IMPL: ours | otel | mlflow. WORKLOAD: request | dead | memory | disabled | capture (PAYLOAD_BYTES then
+selects what the app hands over: -1 a 54 MB text, -2 a dict of a million keys, -3 a MagicMock).
 """
 
 from __future__ import annotations
@@ -85,7 +86,9 @@ def build_otel() -> tuple[Callable[[Any], Any], Callable[[], None], Callable[[bo
     provider = TracerProvider(resource=Resource.create())
     provider.add_span_processor(BatchSpanProcessor(exporter))
     tracer = provider.get_tracer("bench")
-    dumps = json.dumps
+    # What a careful user writes: JSON, and str() for what JSON does not take (a mock, an object).
+    def dumps(value: Any) -> str:
+        return json.dumps(value, default=str)
 
     # The equal work by hand: a span per call, inputs and outputs as JSON attributes, span type.
     def leaf(d):
@@ -164,6 +167,36 @@ def build_mlflow() -> tuple[Callable[[Any], Any], Callable[[], None], Callable[[
     return top, flush, switch
 
 
+def capture_input(kind: int) -> Any:
+    if kind == -1:
+        return "lorem ipsum " * 4_500_000  # 54 MB of text
+    if kind == -2:
+        return {f"key-{i}": i for i in range(1_000_000)}
+    from unittest import mock
+
+    return mock.MagicMock()
+
+
+def measure_capture(top: Callable[[Any], Any], flush: Callable[[], None], result: dict[str, Any]) -> None:
+    """App-thread time and memory of traced calls handed one huge or hostile input (each of the
+    three nested spans captures it): what capture costs on the request path."""
+    value = capture_input(PAYLOAD)
+    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    walls = []
+    for _ in range(TRACES):
+        start = time.perf_counter()
+        try:
+            top(value)
+        except Exception as exc:  # a plain json.dumps may not take the value at all
+            result["error"] = repr(exc)[:200]
+        walls.append((time.perf_counter() - start) / SPANS_PER_TRACE * 1000)
+    result["capture_ms_per_span"] = percentile(walls, 0.5)
+    result["capture_rss_mb"] = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss_before) / 1024
+    result["done_at"] = time.time()
+    print(json.dumps(result), flush=True)
+    os._exit(0)  # the exporter's work on these inputs is not what this workload measures
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
@@ -175,6 +208,10 @@ def main() -> None:
     result: dict[str, Any] = {"impl": IMPL, "workload": WORKLOAD, "protocol": PROTOCOL, "traces": TRACES,
                               "payload_bytes": PAYLOAD, "setup_s": time.perf_counter() - t_import}  # fmt: skip
     data = {"q": "hello", "n": 3} if PAYLOAD <= 0 else {"q": "x" * PAYLOAD}
+
+    if WORKLOAD == "capture":
+        measure_capture(top, flush, result)
+        return
 
     if WORKLOAD == "disabled":
         n = TRACES

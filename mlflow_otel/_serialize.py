@@ -27,10 +27,12 @@ import dataclasses
 import datetime
 import decimal
 import enum
+import hashlib
 import io
 import itertools
 import json
 import math
+import re
 import socket
 import sys
 import threading
@@ -305,21 +307,74 @@ def _is_small(obj: Any, _scalars: frozenset[type] = _SCALARS) -> bool:
         node = stack.pop()
 
 
-#: The walk's total budget, in multiples of the limit: enough for the trimming processor (off the
-#: request path) to cut a document in a balanced way (every long string and list a little, not the
-#: last keys whole), small enough that capture costs a few encodings of the limit at most.
-_TOTAL_LIMITS = 4
-
-
 class _Budget:
-    """The walk's state: bytes still to spend, the cap of one string, the containers on the path."""
+    """The walk's state: bytes still to spend, the cap of one string, the containers on the path.
+
+    The total is a quarter over the limit and one string gets at most half of it, so a long text
+    does not starve the keys after it; small members after the budget ran out are still kept
+    (``_SMALL_AFTER``), so the trimming processor (off the request path) can cut the document in a
+    balanced way, and capture costs about two encodings of the limit at most.
+    """
 
     __slots__ = ("active", "left", "text_cap")
 
     def __init__(self, limit: int) -> None:
-        self.left = limit * _TOTAL_LIMITS
-        self.text_cap = limit
+        self.left = limit + limit // 4
+        self.text_cap = max(64, limit // 2)
         self.active: set[int] = set()
+
+
+#: After the budget ran out, this many more members of a container are looked at, and the small
+#: ones kept (a short string, a number, a small JSON value): ``{"document": <huge>, "meta": {...}}``
+#: keeps its ``meta``.
+_SMALL_AFTER = 64
+_SMALL_AFTER_BYTES = 256
+
+
+def _small_leftover(value: Any) -> bool:
+    kind = value.__class__
+    if kind is str:
+        return len(value) <= _SMALL_AFTER_BYTES
+    if kind in _SCALARS:
+        return True
+    if (kind is dict or kind is list) and len(value) <= 8 and _is_small(value):
+        try:
+            return len(json.dumps(value)) <= _SMALL_AFTER_BYTES
+        except (TypeError, ValueError):
+            return False
+    return False
+
+
+_DATA_URI = re.compile(r"^data:([\w.+/-]+);base64,", re.ASCII)
+_BASE64 = re.compile(r"^[A-Za-z0-9+/\r\n]+={0,2}$", re.ASCII)
+#: Strings at least this long that are base64 get summarised when they are too long to keep.
+_MIN_BLOB = 512
+
+
+def summarise_blob(text: str) -> Optional[str]:
+    """A short stand-in for a base64 image, audio or file (a ``data:`` URI, or a base64 payload of
+    binary data), or None if ``text`` is not one: plain text is cut with a marker instead, so its
+    head survives (a long run of ``abc`` or of ids is text, even if every character is in the
+    base64 alphabet)."""
+    if len(text) < _MIN_BLOB:
+        return None
+    head = _DATA_URI.match(text)
+    if head:
+        payload, kind = text[head.end() :], head.group(1)
+    else:
+        sample = text[:4096]
+        binary_like = (
+            any(c.isupper() for c in sample)
+            and any(c.islower() for c in sample)
+            and any(c.isdigit() for c in sample)
+            and len(set(sample)) > 32
+        )
+        if not (binary_like and _BASE64.match(sample) and _BASE64.match(text)):
+            return None
+        payload, kind = text, "application/octet-stream"
+    size = len(payload) * 3 // 4
+    digest = hashlib.sha256(payload.encode("ascii", "ignore")).hexdigest()[:16]
+    return f"<{kind} base64, {size} bytes, sha256:{digest}…>"
 
 
 def _cut_text(text: str, budget: _Budget) -> str:
@@ -327,147 +382,210 @@ def _cut_text(text: str, budget: _Budget) -> str:
     if size <= budget.text_cap and size + 2 <= budget.left:
         budget.left -= size + 2
         return text
+    blob = summarise_blob(text)
+    if blob is not None:
+        budget.left -= len(blob) + 2
+        return blob
     keep = max(0, min(budget.text_cap, budget.left) - 40)
     budget.left -= keep + 40
     return f"{text[:keep]}…[truncated {size - keep} of {size} chars]"
 
 
 #: Members taken at a time from a long container on the bulk path.
-_CHUNK = 512
+_CHUNK = 2048
 #: JSON's flat types: a chunk of only these (and no long string) goes through the C encoder whole.
 _FLAT = frozenset({str, int, float, bool, type(None)})
 
 
 def _flat_size(values: list[Any]) -> int:
     """An upper bound of the chunk's memory (a proxy of its JSON size), or -1 if it is not flat.
-    Two C-level passes: the chunk's types, and ``sys.getsizeof`` of each member."""
-    if not set(map(type, values)) <= _FLAT:
+    C-level passes: the chunk's types, and ``sys.getsizeof`` of each member. Records (small dicts
+    of flat values, a list of rows) count as flat too, one row at a time."""
+    types = set(map(type, values))
+    if types <= _FLAT:
+        return sum(map(sys.getsizeof, values))
+    if types != {dict}:
         return -1
-    return sum(map(sys.getsizeof, values))
+    size = 0
+    for row in values:
+        if len(row) > 32 or not set(map(type, row)) <= {str}:
+            return -1
+        row_values = list(row.values())
+        if not set(map(type, row_values)) <= _FLAT:
+            return -1
+        size += sum(map(sys.getsizeof, row_values))
+    return size
 
 
-def _encoded_len(chunk: Any) -> int:
+def _c_text(value: Any) -> Optional[str]:
+    """JSON of a value of JSON's own types through the C encoder; None if it refuses (NaN)."""
     encoder = _c_encoder
-    if encoder is None:  # pragma: no cover - pure-Python json
-        return len(_encoder.encode(chunk))
     try:
-        return len("".join(encoder(chunk, 0)))
+        return "".join(encoder(value, 0)) if encoder is not None else _encoder.encode(value)
     except Exception:
-        return -1
+        return None
 
 
-def _bulk(items: Iterator[tuple[Any, Any]], total: int, out: dict[str, Any], budget: _Budget) -> int:
-    """Copy whole flat chunks of a long dict while they fit the budget; returns how many items
-    were taken (the caller walks the rest one by one), or -1 when the budget ran out inside a chunk
-    (the cut is marked)."""
-    taken = 0
+def _key_text(key: Any) -> str:
+    if isinstance(key, str):
+        return encode_basestring(str.__str__(key))
+    if key is None or isinstance(key, (bool, int, float)):
+        name = json.dumps(key) if not isinstance(key, float) or math.isfinite(key) else str(key)
+        return encode_basestring(name)
+    return encode_basestring(safe_text(key))
+
+
+def _bulk(items: Iterator[tuple[Any, Any]], total: int, out: list[str], budget: _Budget) -> tuple[int, bool]:
+    """Emit whole flat chunks of a long dict while they fit the budget, each encoded once by the C
+    encoder. Returns how many items were taken and whether anything was emitted."""
+    taken, emitted = 0, False
     while taken < total and budget.left > 0:
         chunk = dict(itertools.islice(items, _CHUNK))
         if not chunk:
             break
         keys_flat = set(map(type, chunk)) <= {str}
         size = _flat_size(list(chunk.values())) if keys_flat else -1
-        encoded = _encoded_len(chunk) if 0 <= size <= 4 * _CHUNK * _SMALL_TEXT else -1
-        if 0 <= encoded <= budget.left:
-            out.update(chunk)
-            budget.left -= encoded
+        text = _c_text(chunk) if 0 <= size <= 4 * budget.left + _SMALL_TEXT else None
+        if text is not None and len(text) <= budget.left:
+            if len(text) > 2:
+                out.append(("," if emitted else "") + text[1:-1])
+                emitted = True
+            budget.left -= len(text)
             taken += len(chunk)
             continue
         for key, value in chunk.items():  # the chunk that crosses the budget: one by one
             if budget.left <= 0:
-                out["…"] = f"[{total - taken} more keys truncated]"
-                return -1
-            name = key if isinstance(key, str) else safe_text(key)
-            budget.left -= len(name) + 4
-            out[name] = _walk(value, budget, 1)
+                break
+            out.append(("," if emitted else "") + _key_text(key) + ":")
+            budget.left -= 4
+            _emit(value, budget, 1, out)
+            emitted = True
             taken += 1
-    return taken
+        break
+    return taken, emitted
 
 
-def _bulk_list(obj: Any, out: list[Any], budget: _Budget) -> int:
+def _bulk_list(obj: Any, out: list[str], budget: _Budget) -> int:
     """The list counterpart of ``_bulk``: whole flat slices while they fit."""
     taken, total = 0, len(obj)
     while taken < total and budget.left > 0:
         chunk = list(obj[taken : taken + _CHUNK])
         size = _flat_size(chunk)
-        encoded = _encoded_len(chunk) if 0 <= size <= 4 * _CHUNK * _SMALL_TEXT else -1
-        if not 0 <= encoded <= budget.left:
+        text = _c_text(chunk) if 0 <= size <= 4 * budget.left + _SMALL_TEXT else None
+        if text is None or len(text) > budget.left:  # the rest one by one, cut at the budget
             break
-        out.extend(chunk)
-        budget.left -= encoded
+        if len(text) > 2:
+            out.append(("," if taken else "") + text[1:-1])
+        budget.left -= len(text)
         taken += len(chunk)
     return taken
 
 
-def _walk(obj: Any, budget: _Budget, depth: int) -> Any:
-    """A JSON-native copy of ``obj`` within the budget; never raises."""
+def _emit_text(text: str, budget: _Budget, out: list[str]) -> None:
+    out.append(encode_basestring(_cut_text(text, budget)))
+
+
+def _emit(obj: Any, budget: _Budget, depth: int, out: list[str]) -> None:
+    """Append the JSON of ``obj`` to ``out`` within the budget, encoding each piece once; never
+    raises. Strings are cut with a marker, containers stop with one, depth and cycles are bounded,
+    objects are converted as ``_convert`` says."""
     kind = type(obj)
     if kind is str:
-        return _cut_text(obj, budget)
-    if obj is None or kind is bool or kind is int:
-        budget.left -= 6
-        return obj
-    if kind is float or isinstance(obj, float):
-        budget.left -= 8
+        out.append(encode_basestring(_cut_text(obj, budget)))
+        return
+    if obj is None:
+        out.append("null")
+        budget.left -= 4
+        return
+    if kind is bool:
+        out.append("true" if obj else "false")
+        budget.left -= 5
+        return
+    if isinstance(obj, int) and not isinstance(obj, bool):
+        text = int.__repr__(int(obj))
+        out.append(text)
+        budget.left -= len(text)
+        return
+    if isinstance(obj, float):
         value = float(obj)
         if math.isfinite(value):
-            return value
-        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
-    if isinstance(obj, int) and not isinstance(obj, bool):
-        budget.left -= 8
-        return int(obj)
+            text = float.__repr__(value)
+        else:
+            text = '"NaN"' if math.isnan(value) else ('"Infinity"' if value > 0 else '"-Infinity"')
+        out.append(text)
+        budget.left -= len(text)
+        return
     if isinstance(obj, str):
-        return _cut_text(str.__str__(obj), budget)
+        _emit_text(str.__str__(obj), budget, out)
+        return
     if depth >= MAX_DEPTH:
-        return "<max depth exceeded>"
+        out.append('"<max depth exceeded>"')
+        return
     ident = id(obj)
     if ident in budget.active:
-        return "<cycle>"
+        out.append('"<cycle>"')
+        return
     budget.active.add(ident)
+    mark = len(out)
     try:
         if isinstance(obj, dict):
-            out: dict[str, Any] = {}
             total = len(obj)
             items = iter(list(obj.items()) if total < 4096 else obj.items())
-            done = 0
+            out.append("{")
+            kept, emitted = 0, False
             if total > _CHUNK:  # long and flat: whole chunks through the C encoder
-                done = _bulk(items, total, out, budget)
-                if done < 0:  # cut inside a chunk: the marker is there already
-                    return out
+                kept, emitted = _bulk(items, total, out, budget)
+            looked_after = 0
             for key, value in items:
-                if budget.left <= 0:
-                    out["…"] = f"[{total - done} more keys truncated]"
-                    break
-                done += 1
-                if isinstance(key, str):
-                    name = key
-                elif key is None or isinstance(key, (bool, int, float)):
-                    name = json.dumps(key) if not isinstance(key, float) or math.isfinite(key) else str(key)
-                else:
-                    name = safe_text(key)
-                budget.left -= len(name) + 4
-                out[name] = _walk(value, budget, depth + 1)
-            return out
+                if budget.left <= 0:  # out of budget: keep the small members of the next few
+                    looked_after += 1
+                    if looked_after > _SMALL_AFTER:
+                        break
+                    text = _c_text(value) if _small_leftover(value) else None
+                    if text is not None:
+                        out.append(("," if emitted else "") + _key_text(key) + ":" + text)
+                        emitted = True
+                        kept += 1
+                    continue
+                key_text = _key_text(key)
+                out.append(("," if emitted else "") + key_text + ":")
+                budget.left -= len(key_text) + 2
+                _emit(value, budget, depth + 1, out)
+                emitted = True
+                kept += 1
+            if kept < total:
+                marker = encode_basestring(f"[{total - kept} more keys truncated]")
+                out.append(("," if emitted else "") + '"…":' + marker)
+            out.append("}")
+            return
         if isinstance(obj, (list, tuple)):
-            out_list: list[Any] = []
             total = len(obj)
-            start = _bulk_list(obj, out_list, budget) if total > _CHUNK else 0
-            for done, item in enumerate(itertools.islice(obj, start, None), start):
+            out.append("[")
+            done = _bulk_list(obj, out, budget) if total > _CHUNK else 0
+            for item in itertools.islice(obj, done, None):
                 if budget.left <= 0:
-                    out_list.append(f"…[{total - done} more items truncated]")
                     break
+                if done:
+                    out.append(",")
                 budget.left -= 1
-                out_list.append(_walk(item, budget, depth + 1))
-            return out_list
+                _emit(item, budget, depth + 1, out)
+                done += 1
+            if done < total:
+                marker = encode_basestring(f"…[{total - done} more items truncated]")
+                out.append(("," if done else "") + marker)
+            out.append("]")
+            return
         try:
             converted = _convert(obj)
         except Exception:
             converted = safe_text(obj)
         if converted is obj:
-            return _cut_text(safe_text(obj), budget)
-        return _walk(converted, budget, depth + 1)
+            _emit_text(safe_text(obj), budget, out)
+        else:
+            _emit(converted, budget, depth + 1, out)
     except Exception:
-        return _cut_text(safe_text(obj), budget)
+        del out[mark:]  # whatever this value had emitted is incomplete: its repr instead
+        _emit_text(safe_text(obj), budget, out)
     finally:
         budget.active.discard(ident)
 
@@ -481,9 +599,11 @@ def dumps(obj: Any, limit: int = DEFAULT_LIMIT) -> str:
             return encode_basestring(obj)
         return encode_basestring(_cut_text(obj, _Budget(limit)))  # the head, a marker, the size
     if not _is_small(obj):
+        pieces: list[str] = []
         try:
-            obj = _walk(obj, _Budget(limit), 0)
-        except Exception:  # pragma: no cover - the walk guards every step
+            _emit(obj, _Budget(limit), 0, pieces)
+            return "".join(pieces)
+        except Exception:  # pragma: no cover - the emitter guards every step
             return json.dumps(safe_text(obj))
     encoder = _c_encoder
     if encoder is not None:

@@ -14,23 +14,17 @@ in the span attribute ``mlflow_otel.trimmed`` (JSON).
 
 from __future__ import annotations
 
-import hashlib
 import json
-import re
-from typing import Any, Optional
+from typing import Any
 
 from opentelemetry.sdk.trace import Event
 
+from mlflow_otel._serialize import summarise_blob
 from mlflow_otel.processors.base import SpanView
 
 DEFAULT_MAX_ATTRIBUTE_BYTES = 1024 * 1024
 DEFAULT_MAX_SPAN_BYTES = 3 * 1024 * 1024
 TRIMMED_KEY = "mlflow_otel.trimmed"
-
-_DATA_URI = re.compile(r"^data:([\w.+/-]+);base64,", re.ASCII)
-_BASE64 = re.compile(r"^[A-Za-z0-9+/\r\n]+={0,2}$", re.ASCII)
-#: Strings at least this long that are base64 get summarised when their value is over budget.
-_MIN_BLOB = 512
 
 
 def _nbytes(text: str) -> int:
@@ -39,22 +33,6 @@ def _nbytes(text: str) -> int:
 
 def _dumps(doc: Any) -> str:
     return json.dumps(doc, ensure_ascii=False, separators=(",", ":"))
-
-
-def summarise_blob(text: str) -> Optional[str]:
-    """A short stand-in for a base64 image/audio/file, or None if ``text`` is not one."""
-    if len(text) < _MIN_BLOB:
-        return None
-    head = _DATA_URI.match(text)
-    if head:
-        payload, kind = text[head.end() :], head.group(1)
-    elif _BASE64.match(text[:4096]) and _BASE64.match(text):
-        payload, kind = text, "application/octet-stream"
-    else:
-        return None
-    size = len(payload) * 3 // 4
-    digest = hashlib.sha256(payload.encode("ascii", "ignore")).hexdigest()[:16]
-    return f"<{kind} base64, {size} bytes, sha256:{digest}…>"
 
 
 def _cut_string(text: str, limit_bytes: int) -> str:
