@@ -4,6 +4,7 @@
 #   otelcol-mlflow  the collector of collector-config/, built by ocb from the Go module proxy
 #   mlflow-venv     an MLflow 3.18 tracking server in its own virtualenv (never the project's)
 #   mlflow317-venv  MLflow 3.17.2, the previous release, for the tests that run on both
+#   mlflow-tracing-venv  mlflow-tracing 3.17.2, MLflow's production SDK (signatures, benchmarks)
 #   rotel-venv      rotel, a Rust OTLP collector from PyPI
 #   chromium        headless Chromium and its driver from Debian's packages (the MLflow UI and the
 #                   trace page are checked in a real browser)
@@ -15,6 +16,10 @@ set -euo pipefail
 CACHE="${MLFLOW_OTEL_BACKENDS:-$HOME/.cache/mlflow-otel-backends}"
 PYTHON="${PYTHON:-python3}"
 mkdir -p "$CACHE"
+# One install at a time (CI starts one early, the test command runs it again): a second run waits
+# for the first, then finds everything in place.
+exec 9>"$CACHE/.install.lock"
+flock 9
 command -v go >/dev/null 2>&1 || export PATH="$PATH:/usr/local/go/bin"
 
 # --- Jaeger v2 -----------------------------------------------------------------------------------
@@ -102,6 +107,23 @@ install_mlflow() {
     "$venv/bin/python" -c "import mlflow, sys; sys.exit(mlflow.__version__ != '$version')"
     echo "$version" > "$venv/.mlflow-version"
   fi
+  # MLflow's basic-auth app (`mlflow server --app-name basic-auth`, the credentials tests of
+  # tests/test_mlflow_server.py) needs the `auth` extra.
+  "$venv/bin/python" -c "import flask_wtf" 2>/dev/null || "$venv/bin/python" -m pip install --quiet "Flask-WTF<2" >&2
+}
+
+# --- mlflow-tracing: MLflow's production SDK (tests/test_signatures.py compares our signatures with
+# its own; bench/run.sh measures it), in a venv of its own ---------------------------------------
+MLFLOW_TRACING_VERSION=3.17.2
+install_mlflow_tracing() {
+  local venv="$CACHE/mlflow-tracing-venv"
+  if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c "import mlflow" 2>/dev/null; then
+    echo "== installing mlflow-tracing $MLFLOW_TRACING_VERSION into $venv" >&2
+    "$PYTHON" -m venv "$venv"
+    "$venv/bin/python" -m pip install --quiet --upgrade pip >&2
+    "$venv/bin/python" -m pip install --quiet "mlflow-tracing==$MLFLOW_TRACING_VERSION" \
+      opentelemetry-exporter-otlp-proto-grpc opentelemetry-exporter-otlp-proto-http >&2
+  fi
 }
 
 # --- rotel ---------------------------------------------------------------------------------------
@@ -135,6 +157,7 @@ run build_jaeger
 run build_otelcol
 run install_mlflow "$CACHE/mlflow-venv" "$MLFLOW_VERSION"
 run install_mlflow "$CACHE/mlflow317-venv" "$MLFLOW_PREVIOUS"
+run install_mlflow_tracing
 run install_rotel
 run install_chromium
 failed=0
