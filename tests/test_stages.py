@@ -215,6 +215,16 @@ def test_trace_destination_accepts_an_exporter(otlp_http):
     assert [s.name for s in memory.get_finished_spans()] == ["routed"]
 
 
+def test_added_destinations_get_every_trace_wherever_it_is_routed(otlp_http):
+    added, chosen = InMemorySpanExporter(), InMemorySpanExporter()
+    tracing.add_destination(added)
+    tracing.set_destination(chosen)
+    _traced_secret()
+    assert mlflow.flush_trace_async_logging(timeout_s=10)
+    assert sorted(s.name for s in chosen.get_finished_spans()) == ["call", "inner"]
+    assert sorted(s.name for s in added.get_finished_spans()) == ["call", "inner"]
+
+
 def test_add_destination_beside_the_defaults(otlp_http):
     memory = InMemorySpanExporter()
     tracing.add_destination(memory)
@@ -373,11 +383,11 @@ def test_no_import_circle():
 
 def test_no_private_name_imported_across_modules():
     offenders = []
-    for name, (tree, is_package) in _modules().items():
+    modules = _modules()
+    for name, (tree, is_package) in modules.items():
         for target, names in _runtime_imports(tree, name, is_package):
             if not target.startswith("mlflow_otel"):
                 continue
-            modules = _modules()
             for imported in names:
                 # A private *module* of the package (``from mlflow_otel import _state``) is fine:
                 # modules are the unit of privacy; private names inside a module are not.
