@@ -10,6 +10,7 @@ from __future__ import annotations
 import glob
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -443,3 +444,128 @@ class Rotel(OtlpCollector):
 
 
 PYTHON = sys.executable
+
+
+# --- A scale-out tier: agents -> load balancers -> a gateway pool (collector-config/scale-out.yaml) ----
+_SAMPLE = re.compile(r"^([A-Za-z_:][\w:]*)(?:\{(.*)\})?\s+(\S+)")
+_LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
+
+
+def prometheus_samples(port: int) -> list[tuple[str, dict[str, str], float]]:
+    """The samples a collector exposes about itself (``service.telemetry.metrics`` pull reader)."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+        text = response.read().decode()
+    samples = []
+    for line in text.splitlines():
+        match = _SAMPLE.match(line)
+        if match and not line.startswith("#"):
+            labels = dict(_LABEL.findall(match.group(2) or ""))
+            samples.append((match.group(1), labels, float(match.group(3))))
+    return samples
+
+
+class PoolCollector(Otelcol):
+    """An ``Otelcol`` in a topology with several of its kind: named (logs and archives apart), its
+    own metrics read back, killed by PID (SIGKILL: a crash, nothing flushed) and started again on the
+    same ports."""
+
+    @classmethod
+    def named_gateway(cls, workdir: Path, name: str, **env: str) -> PoolCollector:
+        """``gateway.yaml`` unchanged; ``DEPLOYMENT_ENVIRONMENT`` (which its attributes processor
+        writes on every span) is the gateway's name, so a backend shows which gateway each span
+        passed, and the archive is the gateway's own."""
+        env = {"DEPLOYMENT_ENVIRONMENT": name, "ARCHIVE_FILE": str(workdir / f"{name}-archive.jsonl"), **env}
+        collector = cls.gateway(workdir, **env)
+        collector.name = name
+        return collector  # type: ignore[return-value]
+
+    @classmethod
+    def load_balancer(cls, workdir: Path, name: str, gateways: list[str]) -> PoolCollector:
+        """``scale-out.yaml`` with the static resolver overlay listing ``gateways`` (host:port)."""
+        env = {"GATEWAY_HOSTNAMES": "[" + ", ".join(gateways) + "]", "GATEWAY_INSECURE": "true"}
+        collector = cls._on_free_ports(workdir, ["scale-out.yaml", "scale-out-static.yaml"], "LB", env)
+        collector.name = name
+        return collector  # type: ignore[return-value]
+
+    @classmethod
+    def named_agent(cls, workdir: Path, name: str, upstream: str) -> PoolCollector:
+        collector = cls.agent(workdir, upstream)
+        collector.name = name
+        return collector  # type: ignore[return-value]
+
+    @property
+    def metrics_port(self) -> int:
+        return int(next(v for k, v in self.env.items() if k.endswith("_METRICS_PORT")))
+
+    def samples(self) -> list[tuple[str, dict[str, str], float]]:
+        return prometheus_samples(self.metrics_port)
+
+    def metric(self, name: str, **labels: str) -> float:
+        """Sum of ``name``'s samples whose labels include ``labels``; 0 when there is none yet (a
+        collector creates a counter when it first counts)."""
+        return sum(
+            value
+            for sample, have, value in self.samples()
+            if sample == name and all(have.get(k) == v for k, v in labels.items())
+        )
+
+    def kill(self) -> None:
+        """SIGKILL by PID: what a crash or an OOM kill does; the collector flushes nothing."""
+        if self.process is not None:
+            self.process.stop(kill=True)
+
+    def restart(self) -> PoolCollector:
+        """Start again with the same configuration and ports; the log goes to a new file."""
+        name = self.name
+        self.restarts = getattr(self, "restarts", 0) + 1
+        self.name = f"{name}-restart{self.restarts}"
+        try:
+            return self.start()  # type: ignore[return-value]
+        finally:
+            self.name = name
+
+    def log_lines(self) -> list[str]:
+        """The current process's log (the collector's own logger: retries, drops, errors)."""
+        if self.process is None:
+            return []
+        return self.process.log_path.read_text(errors="replace").splitlines()
+
+
+class ScaleOut:
+    """``agents[i] -> balancers[i] -> every gateway -> traces_endpoint``: the topology of
+    collector-config/README.md ("Scaling out"), each collector on free loopback ports."""
+
+    def __init__(self, workdir: Path, traces_endpoint: str, lanes: int = 2, gateways: int = 2, **env: str):
+        gateway_env = {"TRACES_ENDPOINT": traces_endpoint, **env}
+        self.gateways = [
+            PoolCollector.named_gateway(workdir, f"gateway-{chr(ord('a') + i)}", **gateway_env)
+            for i in range(gateways)
+        ]
+        targets = [g.grpc_target for g in self.gateways]
+        self.balancers = [PoolCollector.load_balancer(workdir, f"lb-{i}", targets) for i in range(lanes)]
+        self.agents = [
+            PoolCollector.named_agent(workdir, f"agent-{i}", lb.grpc_target)
+            for i, lb in enumerate(self.balancers)
+        ]
+
+    @property
+    def collectors(self) -> list[PoolCollector]:
+        """Downstream first: the order to start them in."""
+        return [*self.gateways, *self.balancers, *self.agents]
+
+    def start(self) -> ScaleOut:
+        try:
+            for collector in self.collectors:
+                collector.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        """Upstream first, so each tier drains into a running next one."""
+        for collector in reversed(self.collectors):
+            collector.stop()
+
+    def total(self, collectors: list[PoolCollector], name: str, **labels: str) -> float:
+        return sum(c.metric(name, **labels) for c in collectors)
