@@ -49,6 +49,8 @@ class State:
             self.destinations: Optional[tuple[Any, ...]] = None
             #: ``tracing.add_destination(dest)``: sent to beside the default destinations.
             self.extra_destinations: tuple[Any, ...] = ()
+            #: ``mlflow_otel.testing``: while set, every span goes here and nowhere else.
+            self.capture: Optional[tuple[Any, ...]] = None
             #: ``configure(span_processors=...)``: MLflow-style callables around ``BUILTINS``.
             self.hooks: tuple[Any, ...] = ()
             #: OpenTelemetry ``SpanProcessor`` objects from ``configure``: ``on_start`` on the app

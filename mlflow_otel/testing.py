@@ -89,7 +89,7 @@ class TraceCapture:
 
     def __init__(self) -> None:
         self._exporter = _MemoryExporter()
-        self._previous: Optional[tuple[Optional[tuple[Any, ...]], tuple[Any, ...]]] = None
+        self._previous: Optional[tuple[Any, ...]] = None
         self._active = False
         #: Traces already open when the capture began: not this test's, never waited for.
         self._preexisting: frozenset[int] = frozenset()
@@ -98,24 +98,16 @@ class TraceCapture:
     def start(self) -> TraceCapture:
         if not self._active:
             self._preexisting = frozenset(state.trace_id for state in registry.open_traces())
-            self._previous = (STATE.destinations, STATE.extra_destinations)
-            self._route((self._exporter,), ())
+            self._previous = STATE.capture
+            STATE.capture = (self._exporter,)  # every span, whatever its destination, comes here
             self._active = True
         return self
 
     def stop(self) -> None:
-        if self._active and self._previous is not None:
+        if self._active:
             self._active = False
             _runtime.flush(5.0)
-            self._route(*self._previous)
-
-    @staticmethod
-    def _route(destinations: Optional[tuple[Any, ...]], extra: tuple[Any, ...]) -> None:
-        def change() -> None:
-            STATE.destinations = destinations
-            STATE.extra_destinations = extra
-
-        _runtime.replace(change)
+            STATE.capture = self._previous
 
     def __enter__(self) -> TraceCapture:
         return self.start()

@@ -416,3 +416,18 @@ def test_ci_suite_exports_to_jaeger_through_the_gateway_overlay(jaeger, tmp_path
     assert handle["mlflow.spanInputs"] == '{"question":"exported"}'
     assert handle["mlflow.traceTag.suite"] == "ci" and handle["mlflow.spanType"] == "CHAIN"
     assert all(s["tagmap"]["deployment.environment.name"] == "ci" for s in spans)  # via the gateway
+
+
+def test_traces_with_their_own_destination_are_captured_too(mlflow_traces, tmp_path):
+    from mlflow_otel.destinations import FileDestination
+
+    elsewhere = tmp_path / "elsewhere.jsonl"
+
+    @mlflow.trace(trace_destination=FileDestination(str(elsewhere)))
+    def routed():
+        return 1
+
+    routed()
+    (trace,) = mlflow_traces.wait(1)
+    assert trace.data.spans[0].name == "routed"
+    assert not elsewhere.exists()  # sent nowhere else during the test
