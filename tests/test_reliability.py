@@ -365,6 +365,53 @@ def test_spool_keeps_an_outage_for_the_next_run_exactly_once(fresh, tmp_path):
     assert not [p for p in spool.rglob("*") if p.is_file()]  # nothing left behind
 
 
+SAME_PROCESS_SPOOL = """
+import os, time
+from pathlib import Path
+import mlflow_otel as mlflow
+from mlflow_otel import tracing
+
+@mlflow.trace
+def request(i):
+    return i
+
+for i in range(100):
+    request(i)
+deadline = time.monotonic() + 20
+while tracing.stats().get("spans_spooled", 0) < 100 and time.monotonic() < deadline:
+    time.sleep(0.05)  # the outage outlives the retry timeout: the requests go to the spool
+print("spooled", tracing.stats().get("spans_spooled", 0), flush=True)
+while not Path(os.environ["GO_ON"]).exists() and time.monotonic() < deadline + 20:
+    time.sleep(0.05)  # the collector comes back
+for i in range(10):
+    request(i)
+assert mlflow.flush_trace_async_logging(timeout_s=20)
+print("app ok", flush=True)
+"""
+
+
+def test_spool_is_replayed_by_the_same_process_when_the_collector_is_back(fresh, tmp_path):
+    port = free_port()
+    go_on = tmp_path / "go-on"
+    env = _env(tmp_path, f"http://127.0.0.1:{port}", MLFLOW_OTEL_SPOOL_DIR=str(tmp_path / "spool"),
+               MLFLOW_ASYNC_TRACE_LOGGING_RETRY_TIMEOUT="1", OTEL_BSP_SCHEDULE_DELAY="50",
+               GO_ON=str(go_on))  # fmt: skip
+    proc = _start(SAME_PROCESS_SPOOL, env, tmp_path)
+    line = proc.stdout.readline()  # type: ignore[union-attr]
+    assert line.strip() == "spooled 100", line + proc.stderr.read()  # type: ignore[union-attr]
+    proxy = _Forwarder(port, fresh.http_port).start()
+    try:
+        go_on.write_text("")
+        out, err = proc.communicate(timeout=60)
+    finally:
+        proxy.stop()
+    assert proc.returncode == 0 and "app ok" in out, err
+    assert len(fresh.wait_for_spans(110, timeout=10)) == 110
+    stats = _stats(env)
+    assert stats["spans_spooled"] == 100 == stats["spans_replayed"]
+    assert stats["spans_delivered"] == 10 and _drops(stats) == 0
+
+
 def test_spool_over_its_cap_drops_the_oldest_counted(tmp_path):
     spool = tmp_path / "spool"
     env = _env(tmp_path, _dead_endpoint(), APP_TRACES="400", MLFLOW_OTEL_SPOOL_DIR=str(spool),
