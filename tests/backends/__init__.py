@@ -322,14 +322,17 @@ class Otelcol(OtlpCollector):
 
 
 # --- MLflow tracking server ----------------------------------------------------------------------------
+#: MLflow 3.18 (the newest release) and 3.17.2 (the previous one), each in its own venv.
 MLFLOW_VENV = CACHE / "mlflow-venv"
+MLFLOW317_VENV = CACHE / "mlflow317-venv"
 
 
 class MlflowServer:
     """``mlflow server`` on a free port with a SQLite store, from its own virtualenv."""
 
-    def __init__(self, workdir: Path) -> None:
-        mlflow = MLFLOW_VENV / "bin" / "mlflow"
+    def __init__(self, workdir: Path, venv: Path = MLFLOW_VENV) -> None:
+        self.venv = venv
+        mlflow = venv / "bin" / "mlflow"
         if not mlflow.exists():
             raise FileNotFoundError(f"{mlflow} missing: run tests/backends/install.sh")
         self.workdir = workdir
@@ -366,7 +369,7 @@ class MlflowServer:
 
     def read(self, experiment: str, filter_string: Optional[str] = None) -> list[dict[str, Any]]:
         """Traces read back with MLflow's own client (run in MLflow's venv)."""
-        args = [str(MLFLOW_VENV / "bin" / "python"), str(HERE / "mlflow_read.py"), self.uri, experiment]
+        args = [str(self.venv / "bin" / "python"), str(HERE / "mlflow_read.py"), self.uri, experiment]
         if filter_string:
             args.append(filter_string)
         env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "OTEL_"))}
