@@ -27,6 +27,7 @@ from opentelemetry.sdk.trace import Span as SdkSpan
 from mlflow_otel._log import logger, warn_limited
 from mlflow_otel._state import STATE
 from mlflow_otel._telemetry import COUNTERS
+from mlflow_otel.integrations import adopt
 from mlflow_otel.spans import registry
 from mlflow_otel.spans.live import LiveSpan
 from mlflow_otel.spans.registry import TraceState
@@ -53,6 +54,11 @@ class TraceAssembler(SpanProcessor):
         self.active = True
 
     def on_start(self, span: SdkSpan, parent_context: Optional[Context] = None) -> None:
+        if self.active:  # a span the SDK's tracer started: stamped, and adopted if autologged
+            try:
+                adopt.started(span)
+            except Exception as exc:  # never into the library that started it
+                warn_limited("adopt", "Could not register a third-party span: %r", exc)
         processors = STATE.start_processors
         if processors and self.active:
             run_on_start(processors, span, parent_context)

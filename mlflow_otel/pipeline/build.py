@@ -32,13 +32,16 @@ from mlflow_otel.pipeline.route import Route, Router, file_route
 from mlflow_otel.pipeline.tail import TailSampler, load_tail_sampler
 from mlflow_otel.processors import Processor
 from mlflow_otel.processors.content import ContentFilter
+from mlflow_otel.processors.normalization import Normalizer
 from mlflow_otel.processors.redaction import DefaultRedactor, Redactor, load_policy
 from mlflow_otel.processors.trimming import Trimmer
 
 
 # --- the process stage's chain -------------------------------------------------------------------
 def builtin_processors(settings: ProcessorSettings, overrides: dict[str, Any]) -> tuple[Processor, ...]:
-    """The built-in processors, in their stated order: content switch -> redaction -> trimming.
+    """The built-in processors, in their stated order: normalization (third-party GenAI conventions
+    to MLflow's span model and back, ``processors/normalization/``) -> content switch -> redaction
+    -> trimming.
 
     Built from settings (``MLFLOW_OTEL_*``) with ``tracing.configure(...)`` arguments on top. A
     configured policy that cannot be loaded (missing file, invalid YAML or JSON, an unknown key, an
@@ -61,7 +64,7 @@ def builtin_processors(settings: ProcessorSettings, overrides: dict[str, Any]) -
             _one_line(exc),
         )
         capture = False
-    processors: list[Processor] = []
+    processors: list[Processor] = [Normalizer()]
     if not capture:
         processors.append(ContentFilter())
     if overrides.get("redaction_defaults", settings.redaction_defaults):

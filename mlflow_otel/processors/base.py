@@ -140,6 +140,12 @@ class SpanView(SpanReads):
         """The OTel ``Resource`` the span was made with (shared by the process's spans)."""
         return self._resource
 
+    @property
+    def instrumentation_scope(self) -> Any:
+        """The OTel ``InstrumentationScope`` that made the span (``mlflow_otel`` for ours; an
+        instrumentor's module for third-party spans). Read-only."""
+        return self._span.instrumentation_scope
+
     def set_resource(self, resource: Any) -> None:
         self._resource = resource
         self._dirty = True
