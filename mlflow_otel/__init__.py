@@ -7,6 +7,7 @@ from mlflow_otel import config, destinations, entities, exceptions, openai, trac
 from mlflow_otel._tracking import get_tracking_uri, set_experiment, set_tracking_uri
 from mlflow_otel.client import MlflowClient
 from mlflow_otel.entities import SpanType
+from mlflow_otel.integrations.registry import autolog
 from mlflow_otel.spans.fluent import (
     delete_trace_tag,
     flush_trace_async_logging,
@@ -25,6 +26,7 @@ __all__ = [
     "MlflowClient",
     "SpanType",
     "__version__",
+    "autolog",
     "config",
     "delete_trace_tag",
     "destinations",
@@ -61,7 +63,21 @@ _FULL_MLFLOW_NAMES = frozenset(
 )  # fmt: skip
 
 
+#: ``mlflow_otel.<flavor>.autolog()`` faces, imported at first use (``mlflow_otel/<flavor>.py``);
+#: importing one imports neither its library nor its instrumentor.
+_AUTOLOG_FLAVORS = frozenset(
+    {
+        "anthropic", "langchain", "llama_index", "dspy", "bedrock", "gemini", "groq", "mistral",
+        "litellm", "crewai", "openai_agents",
+    }
+)  # fmt: skip
+
+
 def __getattr__(name: str) -> object:
+    if name in _AUTOLOG_FLAVORS:
+        import importlib
+
+        return importlib.import_module(f"mlflow_otel.{name}")
     if name in _FULL_MLFLOW_NAMES:
         raise AttributeError(
             f"mlflow_otel.{name} is part of the full MLflow package (runs, models, artifacts, "
