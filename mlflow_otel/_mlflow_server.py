@@ -1,25 +1,66 @@
-"""Talking to an MLflow tracking server without importing mlflow: experiment lookup over REST.
+"""Talking to an MLflow tracking server without importing mlflow: MLflow's REST API.
 
-Uses MLflow's stable REST API (``/api/2.0/mlflow/experiments/get-by-name`` and ``/create``), so the
-SDK stays free of MLflow's dependency tree. Called from setup code (``set_experiment``), never on the
-request path.
+One client for every call this SDK makes to a tracking server other than OTLP: experiment lookup
+(``set_experiment``, an experiment named in the settings), the trace records the MLflow destination
+sends after the spans (``exporters/mlflow_record.py``), and the read / feedback API
+(``records/rest.py``). Endpoints and bodies are MLflow's (``mlflow/server/handlers.py`` and
+``mlflow/protos/service.proto`` in MLflow 3.18): JSON in the protobuf mapping MLflow's handlers parse.
+
+Credentials and TLS follow MLflow's variables (``_settings.TrackingAuth``): HTTP basic auth from
+``MLFLOW_TRACKING_USERNAME`` / ``PASSWORD``, else a bearer ``MLFLOW_TRACKING_TOKEN`` (MLflow's
+``build_otlp_headers`` order); ``MLFLOW_TRACKING_INSECURE_TLS`` / ``MLFLOW_TRACKING_SERVER_CERT_PATH``
+for certificate checks. Every failure is one ``MlflowException`` naming the server, the call and the
+server's own message; the callers decide whether it reaches the user (reads) or becomes a counted,
+rate-limited warning (export).
+
+``requests`` (installed with the OTLP/HTTP exporter) is imported at the first call, not with the
+package: ``import mlflow_otel`` stays cheap for processes that never read.
 """
 
 from __future__ import annotations
 
-import json
-import urllib.error
+import base64
+import calendar
+import os
+import re
+import threading
+import time
 import urllib.parse
-import urllib.request
+from dataclasses import dataclass, field
 from typing import Any, Optional
+
+from mlflow_otel._settings import TrackingAuth
+from mlflow_otel.exceptions import MlflowException
 
 #: The header an MLflow server reads to file OTLP spans under an experiment.
 EXPERIMENT_ID_HEADER = "x-mlflow-experiment-id"
 DEFAULT_EXPERIMENT_ID = "0"
+#: Seconds one REST call may take (connect + answer).
+DEFAULT_TIMEOUT_S = 30.0
+
+#: MLflow's error codes used here (``databricks.proto``'s ``ErrorCode`` names).
+RESOURCE_DOES_NOT_EXIST = "RESOURCE_DOES_NOT_EXIST"
+UNAUTHENTICATED = "UNAUTHENTICATED"
+PERMISSION_DENIED = "PERMISSION_DENIED"
+TEMPORARILY_UNAVAILABLE = "TEMPORARILY_UNAVAILABLE"
+#: HTTP statuses worth retrying for an idempotent call (the OTLP spec's set).
+RETRYABLE_STATUSES = frozenset({429, 502, 503, 504})
 
 
-class MlflowServerError(RuntimeError):
-    """The tracking server could not be reached or refused the request."""
+class MlflowServerError(MlflowException):
+    """The tracking server could not be reached or refused the request (``status`` is the HTTP
+    status, None when no answer came)."""
+
+    def __init__(
+        self, message: str, error_code: str = "INTERNAL_ERROR", status: Optional[int] = None
+    ) -> None:
+        super().__init__(message, error_code=error_code)
+        self.status = status
+
+    @property
+    def retryable(self) -> bool:
+        """Worth another try later: no answer, or an answer that asks to wait."""
+        return self.status is None or self.status in RETRYABLE_STATUSES
 
 
 def is_http_uri(uri: Optional[str]) -> bool:
@@ -30,35 +71,270 @@ def traces_endpoint(tracking_uri: str) -> str:
     return tracking_uri.rstrip("/") + "/v1/traces"
 
 
-def _call(url: str, data: Optional[dict[str, Any]] = None, timeout: float = 10.0) -> dict[str, Any]:
-    body = json.dumps(data).encode() if data is not None else None
-    request = urllib.request.Request(url, data=body, method="POST" if body is not None else "GET")
-    request.add_header("Content-Type", "application/json")
-    with urllib.request.urlopen(request, timeout=timeout) as response:
-        return json.loads(response.read() or b"{}")
+def auth_headers(auth: TrackingAuth) -> dict[str, str]:
+    """The ``Authorization`` header MLflow sends for these credentials (none without any)."""
+    if auth.username and auth.password:
+        token = base64.standard_b64encode(f"{auth.username}:{auth.password}".encode()).decode()
+        return {"authorization": f"Basic {token}"}
+    if auth.token:
+        return {"authorization": f"Bearer {auth.token}"}
+    return {}
 
 
-def get_or_create_experiment(tracking_uri: str, name: str, timeout: float = 10.0) -> str:
+def tls_verify(auth: TrackingAuth) -> Any:
+    """``requests``' ``verify``: False when insecure, the CA bundle when given, else True."""
+    if auth.insecure_tls:
+        return False
+    return auth.server_cert_path or True
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """An experiment of a tracking server (MLflow's ``mlflow.entities.Experiment`` attributes)."""
+
+    experiment_id: str
+    name: str
+    artifact_location: Optional[str] = None
+    lifecycle_stage: str = "active"
+    tags: dict[str, str] = field(default_factory=dict)
+    creation_time: Optional[int] = None
+    last_update_time: Optional[int] = None
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Experiment:
+        tags = {t.get("key", ""): t.get("value", "") for t in data.get("tags") or ()}
+        return cls(
+            experiment_id=str(data.get("experiment_id", "")),
+            name=str(data.get("name", "")),
+            artifact_location=data.get("artifact_location"),
+            lifecycle_stage=data.get("lifecycle_stage", "active"),
+            tags=tags,
+            creation_time=_int_or_none(data.get("creation_time")),
+            last_update_time=_int_or_none(data.get("last_update_time")),
+        )
+
+
+def _int_or_none(value: Any) -> Optional[int]:
+    try:
+        return int(value) if value is not None else None
+    except (TypeError, ValueError):
+        return None
+
+
+class RestClient:
+    """MLflow's REST API on one tracking server: keep-alive sessions (one per thread, fresh after a
+    fork), the credentials and TLS settings of ``auth`` on every request."""
+
+    def __init__(
+        self, tracking_uri: str, auth: Optional[TrackingAuth] = None, timeout_s: float = DEFAULT_TIMEOUT_S
+    ):
+        self.tracking_uri = tracking_uri.rstrip("/")
+        self.auth = auth if auth is not None else TrackingAuth()
+        self.timeout_s = timeout_s
+        self._headers = {
+            "content-type": "application/json",
+            "user-agent": "mlflow-otel",
+            **auth_headers(self.auth),
+        }
+        self._verify = tls_verify(self.auth)
+        self._local = threading.local()
+
+    def _session(self) -> Any:
+        session = getattr(self._local, "session", None)
+        if session is None or getattr(self._local, "pid", None) != os.getpid():
+            import requests  # installed with opentelemetry-exporter-otlp-proto-http
+
+            session = requests.Session()
+            self._local.session, self._local.pid = session, os.getpid()
+        return session
+
+    def call(
+        self,
+        method: str,
+        path: str,
+        body: Optional[dict[str, Any]] = None,
+        params: Any = None,
+        timeout_s: Optional[float] = None,
+    ) -> dict[str, Any]:
+        """One request; the decoded JSON answer, or ``MlflowServerError`` with the server's message."""
+        import requests
+
+        url = self.tracking_uri + path
+        what = f"{method} {path}"
+        try:
+            response = self._session().request(
+                method,
+                url,
+                json=body,
+                params=params,
+                headers=self._headers,
+                timeout=timeout_s or self.timeout_s,
+                verify=self._verify,
+            )
+        except requests.exceptions.SSLError as exc:
+            raise MlflowServerError(
+                f"TLS error talking to the MLflow server at {self.tracking_uri} ({what}): {exc}. Set "
+                "MLFLOW_TRACKING_SERVER_CERT_PATH to its CA bundle, or MLFLOW_TRACKING_INSECURE_TLS=true "
+                "to skip the check.",
+                TEMPORARILY_UNAVAILABLE,
+            ) from None
+        except requests.exceptions.RequestException as exc:
+            raise MlflowServerError(
+                f"Cannot reach the MLflow server at {self.tracking_uri} ({what}): "
+                f"{type(exc).__name__}: {exc}",
+                TEMPORARILY_UNAVAILABLE,
+            ) from None
+        status = response.status_code
+        try:
+            data = response.json() if response.content else {}
+        except ValueError:
+            data = {}
+        if 200 <= status < 300:
+            return data if isinstance(data, dict) else {}
+        raise self._error(what, status, data, response.text)
+
+    def _error(self, what: str, status: int, data: Any, text: str) -> MlflowServerError:
+        message = ""
+        code = "INTERNAL_ERROR"
+        if isinstance(data, dict):
+            message = str(data.get("message") or "")
+            code = str(data.get("error_code") or code)
+        message = message or text.strip()[:500] or f"HTTP {status}"
+        where = f"the MLflow server at {self.tracking_uri} ({what})"
+        if status == 401:
+            return MlflowServerError(
+                f"{where} asked for credentials (HTTP 401): {message}. Set MLFLOW_TRACKING_USERNAME and "
+                "MLFLOW_TRACKING_PASSWORD, or MLFLOW_TRACKING_TOKEN.",
+                UNAUTHENTICATED,
+                status,
+            )
+        if status == 403:
+            return MlflowServerError(
+                f"{where} refused access (HTTP 403): {message}. The credentials in MLFLOW_TRACKING_* lack "
+                "permission for this.",
+                PERMISSION_DENIED,
+                status,
+            )
+        return MlflowServerError(f"{where} answered HTTP {status}: {message}", code, status)
+
+    # --- experiments ---------------------------------------------------------------------------
+    def get_experiment_by_name(self, name: str) -> Optional[Experiment]:
+        try:
+            data = self.call(
+                "GET", "/api/2.0/mlflow/experiments/get-by-name", params={"experiment_name": name}
+            )
+        except MlflowServerError as exc:
+            if exc.error_code == RESOURCE_DOES_NOT_EXIST or exc.status == 404:
+                return None
+            raise
+        return Experiment.from_json(data.get("experiment") or {})
+
+    def get_experiment(self, experiment_id: str) -> Optional[Experiment]:
+        try:
+            data = self.call(
+                "GET", "/api/2.0/mlflow/experiments/get", params={"experiment_id": experiment_id}
+            )
+        except MlflowServerError as exc:
+            if exc.error_code in (RESOURCE_DOES_NOT_EXIST, "INVALID_PARAMETER_VALUE") or exc.status == 404:
+                return None
+            raise
+        return Experiment.from_json(data.get("experiment") or {})
+
+    def create_experiment(self, name: str) -> str:
+        return str(self.call("POST", "/api/2.0/mlflow/experiments/create", {"name": name})["experiment_id"])
+
+
+def client_for(tracking_uri: str, auth: Optional[TrackingAuth] = None) -> RestClient:
+    """A client with ``auth``, or the credentials of the settings in force."""
+    if auth is None:
+        from mlflow_otel._state import STATE
+
+        auth = STATE.settings().tracking_auth
+    return RestClient(tracking_uri, auth)
+
+
+def get_or_create_experiment(
+    tracking_uri: str, name: str, timeout: float = 10.0, auth: Optional[TrackingAuth] = None
+) -> str:
     """The id of experiment ``name``, created if it does not exist (as ``mlflow.set_experiment``)."""
-    base = tracking_uri.rstrip("/") + "/api/2.0/mlflow/experiments"
-    query = urllib.parse.urlencode({"experiment_name": name})
+    client = client_for(tracking_uri, auth)
+    client.timeout_s = timeout
     for _ in range(2):  # a concurrent creator may win the race: look up again
         try:
-            return str(_call(f"{base}/get-by-name?{query}", timeout=timeout)["experiment"]["experiment_id"])
-        except urllib.error.HTTPError as exc:
-            if exc.code != 404:
-                raise MlflowServerError(
-                    f"{tracking_uri}: looking up experiment {name!r} failed: HTTP {exc.code}"
-                ) from exc
-        except (urllib.error.URLError, OSError, KeyError, ValueError) as exc:
-            raise MlflowServerError(f"{tracking_uri}: looking up experiment {name!r} failed: {exc}") from exc
+            found = client.get_experiment_by_name(name)
+            if found is not None:
+                return found.experiment_id
+        except MlflowServerError as exc:
+            raise MlflowServerError(
+                f"{tracking_uri}: looking up experiment {name!r} failed: {exc.message}",
+                exc.error_code,
+                exc.status,
+            ) from None
         try:
-            return str(_call(f"{base}/create", {"name": name}, timeout=timeout)["experiment_id"])
-        except urllib.error.HTTPError as exc:
-            if exc.code not in (400, 409):  # RESOURCE_ALREADY_EXISTS: created meanwhile
+            return client.create_experiment(name)
+        except MlflowServerError as exc:
+            if exc.status not in (400, 409):  # RESOURCE_ALREADY_EXISTS: created meanwhile
                 raise MlflowServerError(
-                    f"{tracking_uri}: creating experiment {name!r} failed: HTTP {exc.code}"
-                ) from exc
-        except (urllib.error.URLError, OSError, KeyError, ValueError) as exc:
-            raise MlflowServerError(f"{tracking_uri}: creating experiment {name!r} failed: {exc}") from exc
+                    f"{tracking_uri}: creating experiment {name!r} failed: {exc.message}",
+                    exc.error_code,
+                    exc.status,
+                ) from None
+        except (KeyError, ValueError) as exc:
+            raise MlflowServerError(f"{tracking_uri}: creating experiment {name!r} failed: {exc}") from None
     raise MlflowServerError(f"{tracking_uri}: could not get or create experiment {name!r}")
+
+
+# --- protobuf JSON values (google.protobuf.Timestamp / Duration as MLflow's handlers write them) ----
+_RFC3339 = None
+
+
+def timestamp_to_json(ms: int) -> str:
+    """Milliseconds since the epoch as a protobuf ``Timestamp`` in JSON (``2026-01-02T03:04:05.678Z``)."""
+    seconds, millis = divmod(int(ms), 1000)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{millis:03d}Z"
+
+
+def timestamp_from_json(value: Any) -> Optional[int]:
+    """A protobuf ``Timestamp`` in JSON (RFC 3339, any fraction, ``Z`` or an offset), or a number of
+    milliseconds, as milliseconds since the epoch."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, (int, float)):
+        return int(value)
+    global _RFC3339
+    if _RFC3339 is None:
+        _RFC3339 = re.compile(
+            r"^(\d{4})-(\d\d)-(\d\d)[Tt ](\d\d):(\d\d):(\d\d)(?:\.(\d+))?(?:([Zz])|([+-])(\d\d):(\d\d))?$"
+        )
+    match = _RFC3339.match(str(value).strip())
+    if match is None:
+        try:
+            return int(value)
+        except (TypeError, ValueError):
+            return None
+    year, month, day, hour, minute, second = (int(match.group(i)) for i in range(1, 7))
+    fraction = (match.group(7) or "0")[:3].ljust(3, "0")
+    seconds = calendar.timegm((year, month, day, hour, minute, second, 0, 0, 0))
+    if match.group(9):
+        offset = int(match.group(10)) * 3600 + int(match.group(11)) * 60
+        seconds -= offset if match.group(9) == "+" else -offset
+    return seconds * 1000 + int(fraction)
+
+
+def duration_to_json(ms: int) -> str:
+    """Milliseconds as a protobuf ``Duration`` in JSON (``1.234s``)."""
+    seconds, millis = divmod(int(ms), 1000)
+    return f"{seconds}.{millis:03d}s"
+
+
+def duration_from_json(value: Any) -> Optional[int]:
+    """A protobuf ``Duration`` in JSON (``"1.5s"``), or a number of milliseconds, as milliseconds."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, (int, float)):
+        return int(value)
+    text = str(value).strip()
+    try:
+        return round(float(text[:-1]) * 1000) if text.endswith("s") else int(text)
+    except ValueError:
+        return None

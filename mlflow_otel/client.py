@@ -1,9 +1,14 @@
-"""MLflow's low-level client API for spans that begin and end in different places.
+"""MLflow's ``MlflowClient``: the tracing calls, and the trace / experiment reads.
 
-``MlflowClient().start_trace / start_span / end_span / end_trace`` take explicit ids instead of the
-current context (MLflow docs, "MLflow Tracing Client APIs"), so a span can be started in one
-callback and ended in another, on any thread. These spans are not made current. Misuse (an unknown
-id, ending twice) logs a warning and does nothing, where MLflow would raise into the application.
+``start_trace / start_span / end_span / end_trace`` take explicit ids instead of the current context
+(MLflow docs, "MLflow Tracing Client APIs"), so a span can be started in one callback and ended in
+another, on any thread. These spans are not made current. Misuse (an unknown id, ending twice) logs
+a warning and does nothing, where MLflow would raise into the application.
+
+``search_traces / get_trace / delete_traces / set_trace_tag / delete_trace_tag /
+get_experiment_by_name / get_experiment`` read the client's tracking server (``tracking_uri``, else
+the one in force) over MLflow's REST API, or the local store with no server (``records/store.py``);
+they raise ``MlflowException`` as MLflow's client does.
 """
 
 from __future__ import annotations
@@ -16,15 +21,26 @@ from opentelemetry.context import Context
 from mlflow_otel._log import warn_limited
 from mlflow_otel._state import STATE
 from mlflow_otel.destinations import MlflowExperimentLocation
+from mlflow_otel.exceptions import MlflowException
+from mlflow_otel.records import api
+from mlflow_otel.records.model import Trace
 from mlflow_otel.semconv import SOURCE_RUN
 from mlflow_otel.spans import registry
 from mlflow_otel.spans.fluent import SpanExtras, start_live_span, trace_level_attributes
 from mlflow_otel.spans.live import NO_OP_SPAN, LiveSpan, NoOpSpan, parse_span_id, parse_trace_id
 from mlflow_otel.spans.types import Link, SpanStatus, SpanStatusCode, SpanType
 
-__all__ = ["MlflowClient"]
+__all__ = ["MlflowClient", "PagedList"]
 
 _Status = Union[SpanStatus, SpanStatusCode, str]
+
+
+class PagedList(list):  # type: ignore[type-arg]
+    """A page of results and the token of the next page (MLflow's ``PagedList``; None at the end)."""
+
+    def __init__(self, items: list[Any], token: Optional[str]) -> None:
+        super().__init__(items)
+        self.token = token
 
 
 class MlflowClient:
@@ -143,6 +159,103 @@ class MlflowClient:
             for span in still_open:
                 span.end(end_time_ns=end_time_ns)
         root.end(outputs=outputs, attributes=attributes, status=status, end_time_ns=end_time_ns)
+
+    # --- reading traces and experiments ------------------------------------------------------------
+    def _store(self) -> Any:
+        return api.current_store(self.tracking_uri)
+
+    def search_traces(
+        self,
+        experiment_ids: Optional[list[str]] = None,
+        filter_string: Optional[str] = None,
+        max_results: int = api.SEARCH_TRACES_DEFAULT_MAX_RESULTS,
+        order_by: Optional[list[str]] = None,
+        page_token: Optional[str] = None,
+        run_id: Optional[str] = None,
+        include_spans: bool = True,
+        model_id: Optional[str] = None,
+        locations: Optional[list[str]] = None,
+        flush: bool = False,
+    ) -> PagedList:
+        """One page of at most ``max_results`` traces; ``.token`` continues the search."""
+        ids = locations if locations is not None else experiment_ids
+        if ids is not None and not isinstance(ids, (list, tuple)):
+            raise MlflowException.invalid_parameter_value("locations must be a list of experiment IDs.")
+        if model_id is not None:
+            if filter_string:
+                raise MlflowException.invalid_parameter_value(
+                    "Cannot specify both `model_id` or `filter_string` in the search_traces call."
+                )
+            filter_string = f"request_metadata.`mlflow.modelId` = '{model_id}'"
+        if run_id:
+            run_filter = f"attribute.run_id = '{run_id}'"
+            filter_string = f"{filter_string} AND {run_filter}" if filter_string else run_filter
+        api.settle()  # traces that ended before this call are in the store (``flush`` always on)
+        store = self._store()
+        traces, token = api.collect_traces(
+            store, list(ids) if ids else None, filter_string, max_results, order_by, include_spans, page_token
+        )
+        return PagedList(traces, token)
+
+    def get_trace(self, trace_id: str, display: bool = True, flush: bool = False) -> Trace:
+        """The trace ``trace_id``; ``MlflowException`` (``RESOURCE_DOES_NOT_EXIST``) if the store has
+        none. ``display`` is accepted (a ``Trace`` renders itself in notebooks)."""
+        store = self._store()
+        trace = api.fetch_trace(store, trace_id, flush)
+        if trace is None:
+            raise MlflowException(
+                f"Trace with ID '{trace_id}' not found in {store.describe()}.",
+                error_code="RESOURCE_DOES_NOT_EXIST",
+            )
+        return trace
+
+    def delete_traces(
+        self,
+        experiment_id: str,
+        max_timestamp_millis: Optional[int] = None,
+        max_traces: Optional[int] = None,
+        trace_ids: Optional[list[str]] = None,
+    ) -> int:
+        """Delete traces by id, or those at or before ``max_timestamp_millis`` (at most
+        ``max_traces``, oldest first); returns how many were deleted."""
+        return int(self._store().delete_traces(experiment_id, max_timestamp_millis, max_traces, trace_ids))
+
+    def set_trace_tag(self, trace_id: str, key: str, value: str) -> None:
+        """Tag a trace (open in this process: on its root span; finished: in the store)."""
+        if self.tracking_uri is None:
+            api.set_trace_tag(trace_id, key, value)
+        else:
+            self._store().set_trace_tag(trace_id, str(key), str(value))
+
+    def delete_trace_tag(self, trace_id: str, key: str) -> None:
+        if self.tracking_uri is None:
+            api.delete_trace_tag(trace_id, key)
+        else:
+            self._store().delete_trace_tag(trace_id, str(key))
+
+    def get_experiment_by_name(self, name: str) -> Optional[Any]:
+        """The experiment ``name`` of the tracking server, or None."""
+        return self._server("get_experiment_by_name").get_experiment_by_name(name)
+
+    def get_experiment(self, experiment_id: str) -> Any:
+        found = self._server("get_experiment").get_experiment(str(experiment_id))
+        if found is None:
+            raise MlflowException(
+                f"No Experiment with id={experiment_id} exists", error_code="RESOURCE_DOES_NOT_EXIST"
+            )
+        return found
+
+    def _server(self, what: str) -> Any:
+        from mlflow_otel._mlflow_server import client_for, is_http_uri
+
+        uri = self.tracking_uri or STATE.settings().tracking_uri
+        if not is_http_uri(uri):
+            raise MlflowException(
+                f"{what} needs an MLflow tracking server: set_tracking_uri('http://...') or "
+                "MLFLOW_TRACKING_URI (the local trace store has no experiments).",
+                error_code="INVALID_STATE",
+            )
+        return client_for(uri)  # type: ignore[arg-type]
 
     @staticmethod
     def _find(

@@ -315,6 +315,7 @@ def test_dead_destination_does_not_stall_the_other(monkeypatch, fresh_receiver):
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", f"http://127.0.0.1:{free_port()}")  # nobody there
     monkeypatch.setenv("MLFLOW_TRACKING_URI", fresh_receiver.http_endpoint)  # an "MLflow server"
     monkeypatch.setenv("MLFLOW_EXPERIMENT_ID", "7")
+    monkeypatch.setenv("MLFLOW_TRACE_ENABLE_OTLP_DUAL_EXPORT", "true")  # MLflow's switch for both
     tracing.reset()
     for i in range(20):
         with mlflow.start_span(f"s{i}"):

@@ -208,6 +208,7 @@ def test_dual_export_to_mlflow_and_jaeger(mlflow_server, jaeger, monkeypatch):
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", jaeger.otlp_http)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server.uri)
     monkeypatch.setenv("MLFLOW_EXPERIMENT_NAME", experiment)  # resolved (and created) by the export thread
+    monkeypatch.setenv("MLFLOW_TRACE_ENABLE_OTLP_DUAL_EXPORT", "true")  # MLflow's switch for both
     tracing.reset()
     _agent_app()("both")
     assert mlflow.flush_trace_async_logging(timeout_s=30)

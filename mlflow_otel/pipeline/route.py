@@ -23,6 +23,8 @@ from mlflow_otel._settings import PROTOCOL_GRPC, PROTOCOL_HTTP, OtlpSettings, Se
 from mlflow_otel._state import STATE
 from mlflow_otel.destinations import Destination, FileDestination, MlflowExperimentLocation, OtlpDestination
 from mlflow_otel.exporters.file import OtlpJsonFileExporter
+from mlflow_otel.exporters.local_store import FileAndStoreExporter
+from mlflow_otel.exporters.mlflow_record import MlflowOtlpHttpExporter, MlflowRecordExporter
 from mlflow_otel.exporters.otlp import build_otlp_exporter
 from mlflow_otel.exporters.spool import open_spool
 from mlflow_otel.pipeline.export import BorrowedExporter, LazyExporter
@@ -31,6 +33,9 @@ from mlflow_otel.pipeline.export import BorrowedExporter, LazyExporter
 #: OTLP/HTTP receiver bodies over 20 MiB; keep a margin for framing and headers.
 GRPC_MAX_REQUEST_BYTES = 4 * 1024 * 1024 - 64 * 1024
 HTTP_MAX_REQUEST_BYTES = 20 * 1024 * 1024 - 64 * 1024
+#: Trace records (``StartTraceV3``) of one batch sent at once to an MLflow server
+#: (measured in bench/mlflow_destination.py).
+RECORD_CONCURRENCY = 4
 
 
 @dataclass(frozen=True)
@@ -41,6 +46,9 @@ class Route:
     description: str
     #: Builds the exporter; its argument hears when the endpoint starts or stops answering.
     build: Callable[[Callable[[bool], None]], SpanExporter]
+    #: Where the read API finds this destination's traces (``records/store.py``):
+    #: ``("mlflow", tracking_uri, experiment_id, experiment_name)``, ``("file", path)``, or None.
+    reads: Optional[tuple[Optional[str], ...]] = None
 
 
 def _otlp_route(otlp: OtlpSettings, settings: Settings, label: str = "") -> Route:
@@ -63,39 +71,56 @@ def _otlp_route(otlp: OtlpSettings, settings: Settings, label: str = "") -> Rout
     )
 
 
-def file_route(path: str) -> Route:
+def file_route(path: str, experiment_id: Optional[str] = None) -> Route:
+    """The OTLP/JSON file, and the local trace store beside it (``exporters/local_store.py``)."""
     exporter_path = OtlpJsonFileExporter(path).path
     return Route(
         key=f"file|{exporter_path}",
         description=f"the local file {exporter_path} (view them with `mlflow-otel show`)",
-        build=lambda listener: OtlpJsonFileExporter(exporter_path),
+        build=lambda listener: FileAndStoreExporter(exporter_path, experiment_id),
+        reads=("file", exporter_path),
     )
 
 
 def _mlflow_route(
     settings: Settings, tracking_uri: str, experiment_id: Optional[str], name: Optional[str]
 ) -> Route:
-    """OTLP/HTTP to an MLflow server; an experiment given by name is resolved on the export thread."""
+    """OTLP/HTTP to an MLflow server, then each trace's record (``exporters/mlflow_record.py``), with
+    MLflow's credentials and TLS settings; an experiment given by name is resolved on the export
+    thread."""
     endpoint = _mlflow_server.traces_endpoint(tracking_uri)
+    auth = settings.tracking_auth
+    key = f"mlflow|{tracking_uri}|{experiment_id}|{name}"
 
     def build(listener: Callable[[bool], None]) -> SpanExporter:
         exp_id = experiment_id
         if exp_id is None:
             exp_id = (
-                _mlflow_server.get_or_create_experiment(tracking_uri, name)
+                _mlflow_server.get_or_create_experiment(tracking_uri, name, auth=auth)
                 if name
                 else _mlflow_server.DEFAULT_EXPERIMENT_ID
             )
-        otlp = OtlpSettings(PROTOCOL_HTTP, endpoint, {_mlflow_server.EXPERIMENT_ID_HEADER: exp_id}, 10.0)
-        return _otlp_route(otlp, settings).build(listener)
+        headers = {_mlflow_server.EXPERIMENT_ID_HEADER: exp_id, **_mlflow_server.auth_headers(auth)}
+        otlp = OtlpSettings(PROTOCOL_HTTP, endpoint, headers, 10.0, certificate_file=auth.server_cert_path)
+        spans = MlflowOtlpHttpExporter(
+            otlp,
+            settings.max_request_bytes or HTTP_MAX_REQUEST_BYTES,
+            settings.retry_timeout_s,
+            listener,
+            open_spool(settings.spool_dir, key, settings.spool_max_bytes),
+            verify=_mlflow_server.tls_verify(auth),
+        )
+        client = _mlflow_server.RestClient(tracking_uri, auth)
+        return MlflowRecordExporter(spans, client, exp_id, settings.retry_timeout_s, RECORD_CONCURRENCY)
 
     which = (
         f"experiment {experiment_id}" if experiment_id else f"experiment {name!r}" if name else "experiment 0"
     )
     return Route(
-        key=f"mlflow|{tracking_uri}|{experiment_id}|{name}",
+        key=key,
         description=f"the MLflow server {tracking_uri} ({which}, OTLP/HTTP {endpoint})",
         build=lambda listener: LazyExporter(lambda: build(listener), f"MLflow server {tracking_uri}"),
+        reads=("mlflow", tracking_uri, experiment_id, name),
     )
 
 
@@ -115,7 +140,7 @@ def resolve(destination: Destination, settings: Settings) -> Optional[Route]:
         otlp = OtlpSettings(destination.protocol, destination.endpoint, dict(destination.headers))
         return _otlp_route(otlp, settings)
     if isinstance(destination, FileDestination):
-        return file_route(destination.path)
+        return file_route(destination.path, settings.experiment_id)
     if isinstance(destination, SpanExporter):
         return _exporter_route(destination)
     warn_limited("destination", "Unknown trace destination %r; using the default destination.", destination)
@@ -137,17 +162,24 @@ def default_routes(
     extra: Sequence[Destination] = (),
 ) -> list[Route]:
     """The process-wide destinations: ``override`` (``tracing.set_destination``) if it resolves,
-    else OTLP from ``OTEL_EXPORTER_OTLP_*`` and/or an MLflow server from the tracking URI (both at
-    once is dual export), else the local file; plus ``extra`` (``tracing.add_destination``)."""
+    else OTLP from ``OTEL_EXPORTER_OTLP_*`` or an MLflow server from the tracking URI, else the local
+    file; plus ``extra`` (``tracing.add_destination``).
+
+    MLflow's rule for an OTLP endpoint beside a tracking server (``mlflow/tracing/provider.py``):
+    OTLP replaces the MLflow server, unless ``MLFLOW_TRACE_ENABLE_OTLP_DUAL_EXPORT`` is true, which
+    sends to both (also beside ``set_destination``); ``MLFLOW_ENABLE_OTLP_EXPORTER=false`` ignores
+    the endpoint (``_settings.load``)."""
     extra_routes = [r for r in (resolve(d, settings) for d in extra) if r is not None]
     if override:
         chosen = [r for r in (resolve(d, settings) for d in override) if r is not None]
         if chosen:
+            if settings.otlp is not None and settings.otlp_dual_export:
+                chosen.append(_otlp_route(settings.otlp, settings))
             return _unique(chosen + extra_routes)
     routes: list[Route] = []
     if settings.otlp is not None:
         routes.append(_otlp_route(settings.otlp, settings))
-    if settings.tracking_uri:
+    if settings.tracking_uri and (settings.otlp is None or settings.otlp_dual_export):
         if _mlflow_server.is_http_uri(settings.tracking_uri):
             routes.append(
                 _mlflow_route(
@@ -162,7 +194,7 @@ def default_routes(
                 settings.tracking_uri,
             )
     if not routes and not extra_routes:
-        routes.append(file_route(settings.traces_file))
+        routes.append(file_route(settings.traces_file, settings.experiment_id))
     return _unique(routes + extra_routes)
 
 
@@ -194,6 +226,9 @@ class Router:
         self._stages: dict[str, Any] = {}
         self._by_destinations: dict[Any, list[Any]] = {}
         self.defaults = [self._stage(route) for route in default_routes(settings, override, extra)]
+        #: ``tracing.add_destination``: they get every trace, wherever else it is routed.
+        extra_routes = [r for r in (resolve(d, settings) for d in extra) if r is not None]
+        self._extra = [self._stage(route) for route in extra_routes]
 
     def _stage(self, route: Route) -> Any:
         with self._lock:
@@ -208,7 +243,8 @@ class Router:
         cached = self._by_destinations.get(destinations)
         if cached is None:
             routes = [r for r in (resolve(d, self._settings) for d in destinations) if r is not None]
-            cached = [self._stage(r) for r in routes] or self.defaults
+            chosen = [self._stage(r) for r in routes]
+            cached = [*chosen, *(s for s in self._extra if s not in chosen)] if chosen else self.defaults
             self._by_destinations[destinations] = cached
         return cached
 
@@ -217,9 +253,15 @@ class Router:
         there; others (spans of other instrumentations) to the process-wide destination in force,
         else the defaults. ``set_destination`` therefore never rebuilds anything: a destination's
         stage is built the first time a span goes there, on this worker."""
-        if destinations is None:
-            destinations = STATE.destinations
-        for stage in self.stages_for(destinations):
+        capture = STATE.capture  # mlflow_otel.testing: every span goes there, nowhere else
+        if capture is not None:
+            stages = self._by_destinations.get(("capture", capture))
+            if stages is None:
+                routes = [r for r in (resolve(d, self._settings) for d in capture) if r is not None]
+                stages = self._by_destinations[("capture", capture)] = [self._stage(r) for r in routes]
+        else:
+            stages = self.stages_for(destinations if destinations is not None else STATE.destinations)
+        for stage in stages:
             stage.on_end_many(spans)
 
     def export_soon(self) -> None:

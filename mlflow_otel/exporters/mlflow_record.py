@@ -1,0 +1,361 @@
+"""The MLflow destination: spans over OTLP/HTTP, then each finished trace's record (``StartTraceV3``).
+
+An MLflow server builds a trace's record from the OTLP spans it ingests (``/v1/traces``), but that
+path never sets ``client_request_id``, custom request / response previews or custom trace metadata.
+MLflow's own SDK sends, per trace, one ``StartTraceV3`` (``POST /api/3.0/mlflow/traces``) beside the
+spans, which the server treats as an upsert of the record (``SqlAlchemyStore.start_trace`` in MLflow
+3.18: experiment, request time, duration, state and client request id overwritten; previews set;
+tags and metadata merged; ``mlflow.trace.infoFinalized`` marks it authoritative). This exporter does
+the same, after the OTLP request that carried the trace's root span succeeded:
+
+* the record is the **whole** one (``records/from_spans.py``): request time, duration, state,
+  client request id, previews (custom, else computed as MLflow computes them), every metadata key
+  (session, user, custom; ``mlflow.traceInputs`` / ``Outputs`` cut to MLflow's 250 characters),
+  token usage summed over the trace's spans, every tag as ``str(value)`` and ``mlflow.traceName``;
+* on the export thread, never the application's; the records of one batch go out in parallel
+  (``concurrency`` requests at once, keep-alive sessions), and the batch's export returns when they
+  are settled, so ``flush_trace_async_logging()`` covers the records too;
+* retried like OTLP (an upsert is idempotent): no answer, 408/429/500/502/503/504, exponential
+  backoff with jitter within ``MLFLOW_ASYNC_TRACE_LOGGING_RETRY_TIMEOUT``; while the process exits,
+  an unreachable server is not retried and no retry passes the exit deadline;
+* never for a trace whose spans were not all delivered: a failed batch marks its traces, and a
+  root whose earlier spans are still being exported by another worker waits for them (the trace
+  then stays as OTLP delivered it: no record without its spans);
+* counted in ``tracing.stats()``: ``mlflow_records_sent``, ``mlflow_records_retries``,
+  ``mlflow_records_failed`` (gave up: the trace keeps what OTLP gave it, with a rate-limited
+  warning), ``mlflow_records_skipped`` (spans not all delivered).
+
+A distributed trace's record is sent by the process that holds its root span only.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import random
+import threading
+import time
+from collections.abc import Sequence
+from typing import Any, Optional
+
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+
+from mlflow_otel import semconv as conv
+from mlflow_otel._log import warn_limited
+from mlflow_otel._mlflow_server import (
+    MlflowServerError,
+    RestClient,
+    duration_to_json,
+    timestamp_to_json,
+)
+from mlflow_otel._telemetry import COUNTERS
+from mlflow_otel.exporters.otlp import OtlpHttpExporter
+from mlflow_otel.pipeline.export import ExitAware, Salvaging
+from mlflow_otel.records.from_spans import preview, span_from_otel, trace_info_for
+from mlflow_otel.records.model import Span, TraceInfo
+from mlflow_otel.spans.types import SpanStatus, SpanStatusCode
+
+#: ``POST`` here upserts a trace's record (MLflow's ``StartTraceV3``).
+START_TRACE_V3 = "/api/3.0/mlflow/traces"
+#: Answers worth another try for an idempotent upsert (MLflow's transient codes).
+RETRYABLE = frozenset({408, 429, 500, 502, 503, 504})
+#: MLflow cuts ``mlflow.traceInputs`` / ``mlflow.traceOutputs`` to this many characters.
+MAX_METADATA_CHARS = 250
+INITIAL_BACKOFF_S = 0.5
+MAX_BACKOFF_S = 10.0
+#: Traces remembered between batches (partially failed traces, token usage of earlier batches).
+MAX_REMEMBERED = 10_000
+
+
+class MlflowOtlpHttpExporter(OtlpHttpExporter):
+    """OTLP/HTTP to an MLflow server with MLflow's TLS switch: ``MLFLOW_TRACKING_INSECURE_TLS``
+    turns certificate checks off (the plain OTLP exporter only takes a CA bundle)."""
+
+    def __init__(self, *args: Any, verify: Any = True, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._verify = verify  # read by OtlpHttpExporter._send
+
+
+def _truncate(value: str) -> str:
+    return value if len(value) <= MAX_METADATA_CHARS else value[: MAX_METADATA_CHARS - 3] + "..."
+
+
+#: Payloads up to this size are re-encoded as MLflow writes JSON for previews and metadata.
+_REENCODE_MAX_CHARS = 100_000
+
+
+def _mlflow_json(payload: Any) -> str:
+    """A span payload as MLflow's SDK writes it (``json.dumps`` with its default separators, not
+    ASCII-escaped); our wire form is compact. Left as is when large or not JSON."""
+    text = str(payload)
+    if len(text) > _REENCODE_MAX_CHARS:
+        return text
+    try:
+        return json.dumps(json.loads(text), ensure_ascii=False)
+    except ValueError:
+        return text
+
+
+def _as_mlflow_writes(root: Span, info: TraceInfo) -> None:
+    """Previews computed from the root's payloads, and ``mlflow.traceInputs`` / ``Outputs``, in the
+    text MLflow's SDK would send (custom previews and metadata are left alone)."""
+    raw = root.raw_attributes
+    for payload_key, custom_key, field, role, meta_key in (
+        (conv.SPAN_INPUTS, conv.REQUEST_PREVIEW, "request_preview", "user", "mlflow.traceInputs"),
+        (conv.SPAN_OUTPUTS, conv.RESPONSE_PREVIEW, "response_preview", "assistant", "mlflow.traceOutputs"),
+    ):
+        payload = raw.get(payload_key)
+        if payload is None:
+            continue
+        text = _mlflow_json(payload)
+        if custom_key not in raw:
+            setattr(info, field, preview(text, role))
+        if conv.TRACE_METADATA_PREFIX + meta_key not in raw:
+            info.trace_metadata[meta_key] = text
+
+
+def record_body(info: TraceInfo, experiment_id: str) -> dict[str, Any]:
+    """The ``StartTraceV3`` request for ``info`` (MLflow's ``TraceInfoV3`` in protobuf JSON)."""
+    metadata = dict(info.trace_metadata)
+    for key in ("mlflow.traceInputs", "mlflow.traceOutputs"):
+        if key in metadata:
+            metadata[key] = _truncate(metadata[key])
+    trace_info: dict[str, Any] = {
+        "trace_id": info.trace_id,
+        "trace_location": {
+            "type": "MLFLOW_EXPERIMENT",
+            "mlflow_experiment": {"experiment_id": experiment_id},
+        },
+        "request_time": timestamp_to_json(info.request_time),
+        "state": info.state.value,
+        "trace_metadata": metadata,
+        "tags": {str(k): str(v) for k, v in info.tags.items()},
+    }
+    if info.execution_duration is not None:
+        trace_info["execution_duration"] = duration_to_json(info.execution_duration)
+    if info.client_request_id is not None:
+        trace_info["client_request_id"] = info.client_request_id
+    if info.request_preview is not None:
+        trace_info["request_preview"] = info.request_preview
+    if info.response_preview is not None:
+        trace_info["response_preview"] = info.response_preview
+    return {"trace": {"trace_info": trace_info}}
+
+
+def _bounded_put(table: collections.OrderedDict, key: Any, value: Any) -> None:
+    table[key] = value
+    table.move_to_end(key)
+    while len(table) > MAX_REMEMBERED:
+        table.popitem(last=False)
+
+
+class MlflowRecordExporter(SpanExporter):
+    """OTLP/HTTP to an MLflow server (``inner``), then the records of the traces whose roots were
+    delivered (see the module docstring)."""
+
+    def __init__(
+        self,
+        inner: SpanExporter,
+        client: RestClient,
+        experiment_id: str,
+        retry_timeout_s: float,
+        concurrency: int = 4,
+    ) -> None:
+        self.inner = inner
+        self.client = client
+        self.experiment_id = experiment_id
+        self._retry_timeout_s = retry_timeout_s
+        self._concurrency = max(1, concurrency)
+        self._lock = threading.Lock()
+        self._pending: dict[int, int] = {}  # trace id -> its non-root spans being exported now
+        self._spoiled: collections.OrderedDict[int, bool] = collections.OrderedDict()
+        self._usage: collections.OrderedDict[int, list[Any]] = collections.OrderedDict()
+        self._deferred: dict[int, TraceInfo] = {}  # roots delivered while earlier spans are in flight
+        self._stop = threading.Event()
+        self._exiting = False
+        self._exit_deadline = float("inf")
+
+    # --- SpanExporter ------------------------------------------------------------------------------
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        roots: dict[int, ReadableSpan] = {}
+        others: dict[int, int] = {}
+        usage: dict[int, list[Any]] = {}
+        for span in spans:
+            trace_id = span.get_span_context().trace_id
+            if span.parent is None:
+                roots[trace_id] = span
+                continue
+            others[trace_id] = others.get(trace_id, 0) + 1
+            attributes = span.attributes or {}
+            if conv.CHAT_TOKEN_USAGE in attributes:
+                usage.setdefault(trace_id, []).append(attributes[conv.CHAT_TOKEN_USAGE])
+        with self._lock:
+            for trace_id, count in others.items():
+                self._pending[trace_id] = self._pending.get(trace_id, 0) + count
+        result = SpanExportResult.FAILURE
+        try:
+            result = self.inner.export(spans)
+        finally:
+            due = self._settle(roots, others, usage, result is SpanExportResult.SUCCESS)
+        if due:
+            self._send_all(due)
+        return result
+
+    def _settle(
+        self, roots: dict[int, ReadableSpan], others: dict[int, int], usage: dict[int, list[Any]], ok: bool
+    ) -> list[TraceInfo]:
+        """Bookkeeping after a batch: which records are due now, which wait, which are skipped."""
+        due: list[TraceInfo] = []
+        skipped = 0
+        with self._lock:
+            for trace_id, count in others.items():
+                left = self._pending.get(trace_id, 0) - count
+                if left > 0:
+                    self._pending[trace_id] = left
+                else:
+                    self._pending.pop(trace_id, None)
+                if not ok:
+                    _bounded_put(self._spoiled, trace_id, True)
+                    self._usage.pop(trace_id, None)
+                    if self._deferred.pop(trace_id, None) is not None:
+                        skipped += 1
+                    continue
+                if trace_id in usage and trace_id not in roots:
+                    _bounded_put(self._usage, trace_id, self._usage.get(trace_id, []) + usage[trace_id])
+                if left <= 0 and trace_id in self._deferred:
+                    due.append(self._deferred.pop(trace_id))
+            for trace_id, root in roots.items():
+                earlier_usage = self._usage.pop(trace_id, [])
+                if not ok or self._spoiled.pop(trace_id, False):
+                    skipped += 1
+                    continue
+                try:
+                    info = self._record(root, earlier_usage + usage.get(trace_id, []))
+                except Exception as exc:  # a record is never worth the batch
+                    warn_limited(
+                        "mlflow_record_build", "Could not build the MLflow record of a trace: %r", exc
+                    )
+                    COUNTERS.add("mlflow_records_failed")
+                    continue
+                if self._pending.get(trace_id):
+                    self._deferred[trace_id] = info
+                else:
+                    due.append(info)
+        if skipped:
+            COUNTERS.add("mlflow_records_skipped", skipped)
+        return due
+
+    @staticmethod
+    def _record(root: ReadableSpan, usage: list[Any]) -> TraceInfo:
+        root_span = span_from_otel(root)
+        spans: list[Span] = [root_span]
+        for i, raw in enumerate(usage):
+            spans.append(
+                Span(
+                    trace_id=root_span.trace_id,
+                    span_id=f"usage{i}",
+                    parent_id=root_span.span_id,
+                    name="",
+                    start_time_ns=root_span.start_time_ns,
+                    end_time_ns=root_span.end_time_ns,
+                    status=SpanStatus(SpanStatusCode.UNSET, ""),
+                    attributes={conv.CHAT_TOKEN_USAGE: raw},
+                )
+            )
+        info = trace_info_for(spans)
+        if info is None:  # pragma: no cover - the root is among the spans
+            raise ValueError("no root span")
+        _as_mlflow_writes(root_span, info)
+        return info
+
+    # --- sending -----------------------------------------------------------------------------------
+    def _send_all(self, records: list[TraceInfo]) -> None:
+        if len(records) == 1 or self._concurrency == 1:
+            for info in records:
+                self._send(info)
+            return
+        queue = collections.deque(records)
+
+        def work() -> None:
+            while True:
+                try:
+                    info = queue.popleft()
+                except IndexError:
+                    return
+                self._send(info)
+
+        workers = [
+            threading.Thread(target=work, name="mlflow-otel-record", daemon=True)
+            for _ in range(min(self._concurrency, len(records)) - 1)
+        ]
+        for worker in workers:
+            worker.start()
+        work()
+        for worker in workers:
+            worker.join()
+
+    def _send(self, info: TraceInfo) -> bool:
+        body = record_body(info, self.experiment_id)
+        deadline = time.monotonic() + self._retry_timeout_s
+        attempt = 0
+        while True:
+            try:
+                self.client.call("POST", START_TRACE_V3, body, timeout_s=self._timeout(deadline))
+                COUNTERS.add("mlflow_records_sent")
+                return True
+            except MlflowServerError as exc:
+                error = exc
+            except Exception as exc:  # never into the export worker
+                error = MlflowServerError(f"{type(exc).__name__}: {exc}", status=400)
+            retryable = error.status is None or error.status in RETRYABLE
+            backoff = min(MAX_BACKOFF_S, INITIAL_BACKOFF_S * (2**attempt))
+            resume_at = time.monotonic() + random.uniform(backoff / 2, backoff)
+            limit = min(deadline, self._exit_deadline) if self._exiting else deadline
+            gave_up = (
+                not retryable
+                or self._stop.is_set()
+                or resume_at > limit
+                or (self._exiting and error.status is None)
+            )
+            if gave_up:
+                COUNTERS.add("mlflow_records_failed")
+                warn_limited(
+                    "mlflow_record",
+                    "Could not send the record of trace %s to %s (the trace keeps what OTLP delivered: no "
+                    "client_request_id, custom previews or metadata): %s",
+                    info.trace_id,
+                    self.client.tracking_uri,
+                    error.message,
+                )
+                return False
+            COUNTERS.add("mlflow_records_retries")
+            attempt += 1
+            if self._stop.wait(max(0.0, resume_at - time.monotonic())):
+                COUNTERS.add("mlflow_records_failed")
+                return False
+
+    def _timeout(self, deadline: float) -> float:
+        limit = min(deadline, self._exit_deadline) if self._exiting else deadline
+        return max(0.001, min(self.client.timeout_s, limit - time.monotonic()))
+
+    # --- lifecycle (pipeline/export.py's protocols, passed to the OTLP exporter) ----------------
+    def begin_exit(self, deadline: Optional[float] = None) -> None:
+        if deadline is not None:
+            self._exit_deadline = deadline
+        self._exiting = True
+        if isinstance(self.inner, ExitAware):
+            self.inner.begin_exit(deadline)
+
+    def busy(self) -> bool:
+        return isinstance(self.inner, ExitAware) and self.inner.busy()
+
+    def salvage(self, spans: Sequence[ReadableSpan]) -> int:
+        return self.inner.salvage(spans) if isinstance(self.inner, Salvaging) else 0
+
+    def shutdown(self) -> None:
+        self._stop.set()
+        self.inner.shutdown()
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return self.inner.force_flush(timeout_millis)

@@ -1,0 +1,657 @@
+"""The embedded local store: finished traces in a stdlib SQLite file beside the default sink's
+OTLP/JSON file, answering MLflow's read API with no server.
+
+Layout (one file, ``<traces file>.db``; WAL, so readers never wait for the writer):
+
+* ``traces``: one row per trace: MLflow's ``TraceInfo`` columns (request time, duration, state,
+  name, client request id, previews, experiment) and the spans as zlib-compressed JSON
+  (``Span.to_dict``), indexed by request time and client request id;
+* ``tags`` / ``metadata``: one row per key, indexed by (key, value), so ``tags.env = 'prod'`` is an
+  index lookup however many traces there are;
+* ``span_index``: each span's name, type and status, for ``span.name`` / ``span.type`` filters;
+* ``assessments``: feedback and expectations (MLflow's ``Assessment`` JSON).
+
+Writes happen on the export thread, after the same spans were appended to the OTLP/JSON file
+(``exporters/local_store.py``): the file stays the Collector's ``otlpjsonfile`` input with its own
+size cap and rotation, and the store is the read side. The store keeps the newest traces up to
+``max_bytes`` of compressed spans (by default twice the file's cap: what the file and its one
+previous generation hold); a write that passes it deletes the oldest traces, by request time, down
+to 90 % of it. ``delete_traces`` removes traces from the store only: the OTLP/JSON file is an
+append-only log for the Collector.
+
+A trace whose spans arrive in several batches (a batch boundary, a span that ended after its root)
+is merged: its record is recomputed from all its spans (``records/from_spans.py``).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import re
+import sqlite3
+import threading
+import uuid
+import zlib
+from collections.abc import Sequence
+from typing import Any, Optional
+
+from mlflow_otel import semconv as conv
+from mlflow_otel.exceptions import MlflowException
+from mlflow_otel.records import filters as flt
+from mlflow_otel.records.assessment import Assessment
+from mlflow_otel.records.from_spans import span_from_otel, trace_info_for
+from mlflow_otel.records.model import Span, Trace, TraceData, TraceInfo, TraceState
+
+#: The default cap of the store: twice the OTLP/JSON file's 100 MB (the file and its ``.1``).
+DEFAULT_MAX_BYTES = 200 * 1024 * 1024
+#: How long a writer or reader waits for another process's write to finish.
+BUSY_TIMEOUT_MS = 5000
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS traces (
+    trace_id TEXT PRIMARY KEY,
+    experiment_id TEXT NOT NULL DEFAULT '0',
+    request_time INTEGER NOT NULL,
+    execution_duration INTEGER,
+    end_time INTEGER,
+    state TEXT NOT NULL,
+    name TEXT,
+    client_request_id TEXT,
+    request_preview TEXT,
+    response_preview TEXT,
+    span_count INTEGER NOT NULL,
+    bytes INTEGER NOT NULL,
+    spans BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS traces_by_time ON traces (request_time);
+CREATE INDEX IF NOT EXISTS traces_by_client_request_id ON traces (client_request_id);
+CREATE TABLE IF NOT EXISTS tags (
+    trace_id TEXT NOT NULL, key TEXT NOT NULL, value TEXT, PRIMARY KEY (trace_id, key)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS tags_by_key_value ON tags (key, value);
+CREATE TABLE IF NOT EXISTS metadata (
+    trace_id TEXT NOT NULL, key TEXT NOT NULL, value TEXT, PRIMARY KEY (trace_id, key)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS metadata_by_key_value ON metadata (key, value);
+CREATE TABLE IF NOT EXISTS span_index (
+    trace_id TEXT NOT NULL, span_id TEXT NOT NULL, name TEXT, type TEXT, status TEXT,
+    PRIMARY KEY (trace_id, span_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS span_index_by_name ON span_index (name);
+CREATE INDEX IF NOT EXISTS span_index_by_type ON span_index (type);
+CREATE TABLE IF NOT EXISTS assessments (
+    assessment_id TEXT PRIMARY KEY, trace_id TEXT NOT NULL, data TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS assessments_by_trace ON assessments (trace_id);
+CREATE TABLE IF NOT EXISTS store_meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+"""
+_CHILD_TABLES = ("tags", "metadata", "span_index", "assessments")
+_TRACE_COLUMNS = (
+    "trace_id, experiment_id, request_time, execution_duration, state, client_request_id, "
+    "request_preview, response_preview"
+)
+
+
+def store_path(traces_file: str) -> str:
+    """Where the store of a traces file lives: beside it, ``.jsonl`` replaced by ``.db``."""
+    root, ext = os.path.splitext(os.path.abspath(traces_file))
+    return (root if ext == ".jsonl" else root + ext) + ".db"
+
+
+def _regexp(pattern: str, value: Any) -> bool:
+    return value is not None and re.search(pattern, str(value)) is not None
+
+
+class _Db:
+    """One SQLite database: a connection per thread (opened again after a fork), the schema once."""
+
+    def __init__(self, path: str) -> None:
+        self.path = os.path.abspath(path)
+        self._local = threading.local()
+        self._schema_ready = False
+        self._schema_lock = threading.Lock()
+
+    def connect(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None and getattr(self._local, "pid", None) == os.getpid():
+            return conn
+        directory = os.path.dirname(self.path)
+        if directory:
+            os.makedirs(directory, exist_ok=True)
+        conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000.0, isolation_level=None)
+        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        conn.execute("PRAGMA case_sensitive_like = ON")  # LIKE is case-sensitive in MLflow; ILIKE is not
+        conn.create_function("REGEXP", 2, _regexp, deterministic=True)
+        with self._schema_lock:
+            if not self._schema_ready:
+                conn.execute("PRAGMA journal_mode = WAL")
+                conn.executescript(_SCHEMA)
+                self._schema_ready = True
+        conn.execute("PRAGMA synchronous = NORMAL")
+        self._local.conn, self._local.pid = conn, os.getpid()
+        return conn
+
+    def exists(self) -> bool:
+        return os.path.exists(self.path)
+
+
+def _pack(spans: Sequence[Span]) -> bytes:
+    data = json.dumps([s.to_dict() for s in spans], ensure_ascii=False, separators=(",", ":"), default=str)
+    return zlib.compress(data.encode("utf-8"), 1)
+
+
+def _unpack(blob: bytes) -> list[Span]:
+    return [Span.from_dict(d) for d in json.loads(zlib.decompress(blob).decode("utf-8"))]
+
+
+class LocalTraceWriter:
+    """Files finished spans in the store (called on the export thread by ``exporters/local_store.py``).
+
+    One lock per process orders this process's writes; SQLite's own lock orders processes (a
+    pre-fork server's workers share one store)."""
+
+    def __init__(
+        self, path: str, experiment_id: Optional[str] = None, max_bytes: int = DEFAULT_MAX_BYTES
+    ) -> None:
+        self._db = _Db(path)
+        self.path = self._db.path
+        self.experiment_id = experiment_id or "0"
+        self.max_bytes = max_bytes
+        self._lock = threading.Lock()
+
+    def write(self, otel_spans: Sequence[Any]) -> int:
+        """Store the spans of a batch (traces merged with what is stored); returns traces written."""
+        by_trace: dict[str, list[Span]] = {}
+        for otel_span in otel_spans:
+            span = span_from_otel(otel_span)
+            by_trace.setdefault(span.trace_id, []).append(span)
+        if not by_trace:
+            return 0
+        with self._lock:
+            conn = self._db.connect()
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                stored = self._stored(conn, list(by_trace))
+                added = 0
+                for trace_id, spans in by_trace.items():
+                    previous = stored.get(trace_id)
+                    if previous is not None:
+                        merged = {s.span_id: s for s in _unpack(previous[0])}
+                        merged.update((s.span_id, s) for s in spans)
+                        spans = list(merged.values())
+                    added += self._put(conn, trace_id, spans, previous)
+                total = self._add_bytes(conn, added)
+                if total > self.max_bytes:
+                    self._trim(conn, int(self.max_bytes * 0.9))
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+        return len(by_trace)
+
+    @staticmethod
+    def _stored(conn: sqlite3.Connection, trace_ids: list[str]) -> dict[str, tuple[bytes, int, str]]:
+        out: dict[str, tuple[bytes, int, str]] = {}
+        for start in range(0, len(trace_ids), 500):
+            chunk = trace_ids[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            for trace_id, blob, size, experiment_id in conn.execute(
+                f"SELECT trace_id, spans, bytes, experiment_id FROM traces WHERE trace_id IN ({marks})", chunk
+            ):
+                out[trace_id] = (blob, size, experiment_id)
+        return out
+
+    def _put(
+        self,
+        conn: sqlite3.Connection,
+        trace_id: str,
+        spans: list[Span],
+        previous: Optional[tuple[bytes, int, str]],
+    ) -> int:
+        spans.sort(key=lambda s: (s.start_time_ns, s.parent_id is not None))
+        info = trace_info_for(spans)
+        if info is None:
+            return 0
+        blob = _pack(spans)
+        ends = [s.end_time_ns for s in spans if s.end_time_ns is not None]
+        experiment_id = previous[2] if previous is not None else self.experiment_id
+        conn.execute(
+            "INSERT OR REPLACE INTO traces VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            (
+                trace_id,
+                experiment_id,
+                info.request_time,
+                info.execution_duration,
+                max(ends) // 1_000_000 if ends else None,
+                info.state.value,
+                info.tags.get(conv.TRACE_NAME),
+                info.client_request_id,
+                info.request_preview,
+                info.response_preview,
+                len(spans),
+                len(blob),
+                blob,
+            ),
+        )
+        if previous is not None:
+            conn.execute("DELETE FROM metadata WHERE trace_id = ?", (trace_id,))
+            conn.execute("DELETE FROM span_index WHERE trace_id = ?", (trace_id,))
+        conn.executemany(
+            "INSERT OR REPLACE INTO tags VALUES (?,?,?)", [(trace_id, k, v) for k, v in info.tags.items()]
+        )
+        conn.executemany(
+            "INSERT INTO metadata VALUES (?,?,?)", [(trace_id, k, v) for k, v in info.trace_metadata.items()]
+        )
+        conn.executemany(
+            "INSERT OR REPLACE INTO span_index VALUES (?,?,?,?,?)",
+            [(trace_id, s.span_id, s.name, s.span_type, s.status.status_code.value) for s in spans],
+        )
+        return len(blob) - (previous[1] if previous is not None else 0)
+
+    @staticmethod
+    def _add_bytes(conn: sqlite3.Connection, amount: int) -> int:
+        conn.execute(
+            "INSERT INTO store_meta VALUES ('bytes', ?) "
+            "ON CONFLICT(key) DO UPDATE SET value = value + excluded.value",
+            (amount,),
+        )
+        return int(conn.execute("SELECT value FROM store_meta WHERE key = 'bytes'").fetchone()[0])
+
+    def _trim(self, conn: sqlite3.Connection, target: int) -> None:
+        """Delete the oldest traces until the store holds at most ``target`` bytes of spans."""
+        total = int(conn.execute("SELECT value FROM store_meta WHERE key = 'bytes'").fetchone()[0])
+        doomed: list[str] = []
+        for trace_id, size in conn.execute("SELECT trace_id, bytes FROM traces ORDER BY request_time"):
+            if total <= target:
+                break
+            doomed.append(trace_id)
+            total -= size
+        _delete(conn, doomed)
+
+
+def _delete(conn: sqlite3.Connection, trace_ids: Sequence[str]) -> int:
+    deleted = 0
+    for start in range(0, len(trace_ids), 500):
+        chunk = list(trace_ids[start : start + 500])
+        marks = ",".join("?" * len(chunk))
+        freed = conn.execute(f"SELECT COALESCE(SUM(bytes), 0) FROM traces WHERE trace_id IN ({marks})", chunk)
+        size = int(freed.fetchone()[0])
+        deleted += conn.execute(f"DELETE FROM traces WHERE trace_id IN ({marks})", chunk).rowcount
+        for table in _CHILD_TABLES:
+            conn.execute(f"DELETE FROM {table} WHERE trace_id IN ({marks})", chunk)
+        conn.execute("UPDATE store_meta SET value = value - ? WHERE key = 'bytes'", (size,))
+    return deleted
+
+
+# --- reading -------------------------------------------------------------------------------------
+_NUMERIC_COLUMNS = {
+    "timestamp_ms": "t.request_time",
+    "execution_time_ms": "t.execution_duration",
+    "end_time_ms": "t.end_time",
+}
+_STRING_COLUMNS = {
+    "status": "t.state",
+    "client_request_id": "t.client_request_id",
+    "request_id": "t.trace_id",
+}
+_SPAN_COLUMNS = {"name": "name", "type": "type", "status": "status"}
+_ORDER_COLUMNS = {
+    "timestamp_ms": "t.request_time",
+    "execution_time_ms": "t.execution_duration",
+    "end_time_ms": "t.end_time",
+    "status": "t.state",
+    "request_id": "t.trace_id",
+    "experiment_id": "t.experiment_id",
+}
+_SUPPORTED = (
+    "The local store answers tags.<key>, metadata.<key> (session, user, ...), trace.status, "
+    "trace.timestamp_ms, trace.execution_time_ms, trace.end_time_ms, trace.name, "
+    "trace.client_request_id, trace.request_id, trace.run_id, span.name, span.type and span.status; "
+    "send traces to an MLflow server for the rest."
+)
+
+
+def _compare(column: str, op: str, value: Any, params: list[Any]) -> str:
+    if op in ("IN", "NOT IN"):
+        params.extend(value)
+        return f"{column} {op} ({','.join('?' * len(value))})"
+    if op == "ILIKE":
+        params.append(value)
+        return f"lower({column}) LIKE lower(?)"
+    if op == "RLIKE":
+        params.append(value)
+        return f"{column} REGEXP ?"
+    params.append(value)
+    return f"{column} {op} ?"
+
+
+def _clause_sql(clause: flt.Clause, params: list[Any]) -> str:
+    kind, key, op, value = clause.kind, clause.key, clause.op, clause.value
+    if kind in (flt.TAG, flt.METADATA):
+        table = "tags" if kind == flt.TAG else "metadata"
+        if op == "IS NULL":
+            params.append(key)
+            return f"t.trace_id NOT IN (SELECT trace_id FROM {table} WHERE key = ?)"
+        params.append(key)
+        if op == "IS NOT NULL":
+            return f"t.trace_id IN (SELECT trace_id FROM {table} WHERE key = ?)"
+        if op == "!=":  # MLflow: a trace without the key does not match
+            params.append(value)
+            return f"t.trace_id IN (SELECT trace_id FROM {table} WHERE key = ? AND value != ?)"
+        condition = _compare("value", op, value, params)
+        return f"t.trace_id IN (SELECT trace_id FROM {table} WHERE key = ? AND {condition})"
+    if kind == flt.ATTRIBUTE:
+        if key in _NUMERIC_COLUMNS:
+            return _compare(_NUMERIC_COLUMNS[key], op, value, params)
+        if key in _STRING_COLUMNS:
+            column = _STRING_COLUMNS[key]
+            return f"({column} IS NOT NULL AND {_compare(column, op, value, params)})"
+    if kind == flt.SPAN and key in _SPAN_COLUMNS:
+        if op in ("!=", "NOT IN"):  # MLflow: some span of the trace does not have it
+            positive = {"!=": "=", "NOT IN": "IN"}[op]
+            condition = _compare(_SPAN_COLUMNS[key], positive, value, params)
+            return f"t.trace_id IN (SELECT trace_id FROM span_index WHERE NOT ({condition}))"
+        condition = _compare(_SPAN_COLUMNS[key], op, value, params)
+        return f"t.trace_id IN (SELECT trace_id FROM span_index WHERE {condition})"
+    raise flt.unsupported(clause, "the local trace store", _SUPPORTED)
+
+
+def _order_sql(keys: list[flt.OrderKey], params: list[Any]) -> str:
+    parts = []
+    for key in keys:
+        direction = "ASC" if key.ascending else "DESC"
+        if key.kind == flt.ATTRIBUTE and key.key in _ORDER_COLUMNS:
+            parts.append(f"{_ORDER_COLUMNS[key.key]} {direction}")
+        elif key.kind in (flt.TAG, flt.METADATA):
+            table = "tags" if key.kind == flt.TAG else "metadata"
+            if key.kind == flt.TAG and key.key == conv.TRACE_NAME:
+                parts.append(f"t.name {direction}")
+                continue
+            params.append(key.key)
+            parts.append(f"(SELECT value FROM {table} WHERE trace_id = t.trace_id AND key = ?) {direction}")
+        else:
+            raise MlflowException.invalid_parameter_value(
+                f"The local trace store cannot order by {key.key!r}."
+            )
+    if not any(k.kind == flt.ATTRIBUTE and k.key == "timestamp_ms" for k in keys):
+        parts.append("t.request_time DESC")
+    parts.append("t.trace_id ASC")
+    return ", ".join(parts)
+
+
+def _token(offset: int) -> str:
+    return base64.urlsafe_b64encode(json.dumps({"offset": offset}).encode()).decode()
+
+
+def _offset(page_token: Optional[str]) -> int:
+    if not page_token:
+        return 0
+    try:
+        return max(0, int(json.loads(base64.urlsafe_b64decode(page_token.encode()))["offset"]))
+    except (ValueError, KeyError, TypeError):
+        raise MlflowException.invalid_parameter_value(f"Invalid page token {page_token!r}.") from None
+
+
+class LocalStore:
+    """MLflow's read API on the local store (``records/store.py``'s ``TraceStore``)."""
+
+    def __init__(self, path: str, traces_file: Optional[str] = None) -> None:
+        self._db = _Db(path)
+        self.path = self._db.path
+        self.traces_file = traces_file
+
+    def describe(self) -> str:
+        return f"the local trace store {self.path}"
+
+    def _conn(self) -> Optional[sqlite3.Connection]:
+        if not self._db.exists():
+            return None  # nothing written yet: every read is empty
+        return self._db.connect()
+
+    # --- reads -------------------------------------------------------------------------------------
+    def get_trace(self, trace_id: str) -> Optional[Trace]:
+        conn = self._conn()
+        if conn is None:
+            return None
+        rows = self._rows(conn, "t.trace_id = ?", [_normal_id(trace_id)], "", 1, 0, True)
+        return rows[0] if rows else None
+
+    def search_traces(
+        self,
+        experiment_ids: Optional[Sequence[str]],
+        filter_string: Optional[str],
+        max_results: Optional[int],
+        order_by: Optional[Sequence[str]],
+        page_token: Optional[str] = None,
+        include_spans: bool = True,
+    ) -> tuple[list[Trace], Optional[str]]:
+        clauses = flt.parse_filter(filter_string)
+        keys = flt.parse_order_by(order_by)
+        params: list[Any] = []
+        where = [_clause_sql(c, params) for c in clauses]
+        if experiment_ids:
+            ids = [str(e) for e in experiment_ids]
+            where.append(f"t.experiment_id IN ({','.join('?' * len(ids))})")
+            params.extend(ids)
+        order = _order_sql(keys, params)
+        conn = self._conn()
+        if conn is None:
+            return [], None
+        offset = _offset(page_token)
+        limit = max_results if max_results is not None else 1 << 62
+        traces = self._rows(conn, " AND ".join(where) or "1", params, order, limit + 1, offset, include_spans)
+        if len(traces) > limit:
+            return traces[:limit], _token(offset + limit)
+        return traces, None
+
+    def _rows(
+        self,
+        conn: sqlite3.Connection,
+        where: str,
+        params: list[Any],
+        order: str,
+        limit: int,
+        offset: int,
+        include_spans: bool,
+    ) -> list[Trace]:
+        blob = "t.spans" if include_spans else "NULL"
+        sql = f"SELECT {_TRACE_COLUMNS}, {blob} FROM traces t WHERE {where}"
+        if order:
+            sql += f" ORDER BY {order}"
+        sql += " LIMIT ? OFFSET ?"
+        rows = conn.execute(sql, [*params, limit, offset]).fetchall()
+        if not rows:
+            return []
+        ids = [r[0] for r in rows]
+        tags, metadata, assessments = self._children(conn, ids)
+        out = []
+        for trace_id, experiment_id, request_time, duration, state, crid, req, resp, spans_blob in rows:
+            info = TraceInfo(
+                trace_id=trace_id,
+                trace_location={
+                    "type": "MLFLOW_EXPERIMENT",
+                    "mlflow_experiment": {"experiment_id": experiment_id},
+                },
+                request_time=request_time,
+                execution_duration=duration,
+                state=TraceState(state),
+                request_preview=req,
+                response_preview=resp,
+                client_request_id=crid,
+                trace_metadata=metadata.get(trace_id, {}),
+                tags=tags.get(trace_id, {}),
+                assessments=assessments.get(trace_id, []),
+            )
+            out.append(Trace(info, TraceData(_unpack(spans_blob) if spans_blob is not None else [])))
+        return out
+
+    @staticmethod
+    def _children(
+        conn: sqlite3.Connection, trace_ids: list[str]
+    ) -> tuple[dict[str, dict[str, str]], dict[str, dict[str, str]], dict[str, list[Assessment]]]:
+        tags: dict[str, dict[str, str]] = {}
+        metadata: dict[str, dict[str, str]] = {}
+        assessments: dict[str, list[Assessment]] = {}
+        for start in range(0, len(trace_ids), 500):
+            chunk = trace_ids[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            for trace_id, key, value in conn.execute(
+                f"SELECT trace_id, key, value FROM tags WHERE trace_id IN ({marks})", chunk
+            ):
+                tags.setdefault(trace_id, {})[key] = value
+            for trace_id, key, value in conn.execute(
+                f"SELECT trace_id, key, value FROM metadata WHERE trace_id IN ({marks})", chunk
+            ):
+                metadata.setdefault(trace_id, {})[key] = value
+            for trace_id, data in conn.execute(
+                f"SELECT trace_id, data FROM assessments WHERE trace_id IN ({marks})", chunk
+            ):
+                assessments.setdefault(trace_id, []).append(Assessment.from_dictionary(json.loads(data)))
+        return tags, metadata, assessments
+
+    # --- writes the read API makes -----------------------------------------------------------------
+    def _require(self, conn: Optional[sqlite3.Connection], trace_id: str) -> sqlite3.Connection:
+        if (
+            conn is None
+            or conn.execute("SELECT 1 FROM traces WHERE trace_id = ?", (trace_id,)).fetchone() is None
+        ):
+            raise MlflowException(
+                f"Trace with ID '{trace_id}' not found in {self.describe()}.",
+                error_code="RESOURCE_DOES_NOT_EXIST",
+            )
+        return conn
+
+    def delete_traces(
+        self,
+        experiment_id: Optional[str],
+        max_timestamp_millis: Optional[int] = None,
+        max_traces: Optional[int] = None,
+        trace_ids: Optional[Sequence[str]] = None,
+    ) -> int:
+        """MLflow's rule: either ``trace_ids``, or ``max_timestamp_millis`` (traces at or before it),
+        optionally at most ``max_traces`` of them, oldest first."""
+        if trace_ids and (max_timestamp_millis is not None or max_traces is not None):
+            raise MlflowException.invalid_parameter_value(
+                "Either `max_timestamp_millis` or `trace_ids` can be specified, but not both."
+            )
+        if not trace_ids and max_timestamp_millis is None:
+            raise MlflowException.invalid_parameter_value(
+                "Either `max_timestamp_millis` or `trace_ids` must be specified."
+            )
+        conn = self._conn()
+        if conn is None:
+            return 0
+        where, params = "1", []  # type: ignore[var-annotated]
+        if experiment_id is not None:
+            where, params = "experiment_id = ?", [str(experiment_id)]
+        if trace_ids:
+            ids = [_normal_id(t) for t in trace_ids]
+            where += f" AND trace_id IN ({','.join('?' * len(ids))})"
+            params += ids
+        else:
+            where += " AND request_time <= ?"
+            params.append(int(max_timestamp_millis))  # type: ignore[arg-type]
+        sql = f"SELECT trace_id FROM traces WHERE {where} ORDER BY request_time"
+        if max_traces is not None:
+            sql += f" LIMIT {int(max_traces)}"
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            doomed = [r[0] for r in conn.execute(sql, params)]
+            deleted = _delete(conn, doomed)
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        return deleted
+
+    def set_trace_tag(self, trace_id: str, key: str, value: str) -> None:
+        trace_id = _normal_id(trace_id)
+        self._require(self._conn(), trace_id).execute(
+            "INSERT OR REPLACE INTO tags VALUES (?,?,?)", (trace_id, str(key), str(value))
+        )
+
+    def delete_trace_tag(self, trace_id: str, key: str) -> None:
+        trace_id = _normal_id(trace_id)
+        cursor = self._require(self._conn(), trace_id).execute(
+            "DELETE FROM tags WHERE trace_id = ? AND key = ?", (trace_id, str(key))
+        )
+        if cursor.rowcount == 0:
+            raise MlflowException(
+                f"No trace tag with key '{key}' for trace with ID '{trace_id}'",
+                error_code="RESOURCE_DOES_NOT_EXIST",
+            )
+
+    def log_assessment(self, trace_id: str, assessment: Assessment) -> Assessment:
+        trace_id = _normal_id(trace_id)
+        conn = self._require(self._conn(), trace_id)
+        assessment.trace_id = trace_id
+        if assessment.assessment_id is None:
+            assessment.assessment_id = "a-" + uuid.uuid4().hex
+        if assessment.valid is None:
+            assessment.valid = True
+        data = assessment.to_dictionary()
+        if assessment.overrides:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                self._invalidate(conn, assessment.overrides)
+                conn.execute(
+                    "INSERT OR REPLACE INTO assessments VALUES (?,?,?)",
+                    (assessment.assessment_id, trace_id, json.dumps(data)),
+                )
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+        else:
+            conn.execute(
+                "INSERT OR REPLACE INTO assessments VALUES (?,?,?)",
+                (assessment.assessment_id, trace_id, json.dumps(data)),
+            )
+        return assessment
+
+    @staticmethod
+    def _invalidate(conn: sqlite3.Connection, assessment_id: str) -> None:
+        row = conn.execute(
+            "SELECT data FROM assessments WHERE assessment_id = ?", (assessment_id,)
+        ).fetchone()
+        if row is not None:
+            data = json.loads(row[0])
+            data["valid"] = False
+            conn.execute(
+                "UPDATE assessments SET data = ? WHERE assessment_id = ?", (json.dumps(data), assessment_id)
+            )
+
+    def get_assessment(self, trace_id: str, assessment_id: str) -> Assessment:
+        conn = self._conn()
+        row = None
+        if conn is not None:
+            row = conn.execute(
+                "SELECT data FROM assessments WHERE assessment_id = ? AND trace_id = ?",
+                (assessment_id, _normal_id(trace_id)),
+            ).fetchone()
+        if row is None:
+            raise MlflowException(
+                f"Assessment with ID '{assessment_id}' not found for trace '{trace_id}'",
+                error_code="RESOURCE_DOES_NOT_EXIST",
+            )
+        return Assessment.from_dictionary(json.loads(row[0]))
+
+    def delete_assessment(self, trace_id: str, assessment_id: str) -> None:
+        conn = self._conn()
+        if conn is not None:
+            conn.execute(
+                "DELETE FROM assessments WHERE assessment_id = ? AND trace_id = ?",
+                (assessment_id, _normal_id(trace_id)),
+            )
+
+    def count(self) -> int:
+        conn = self._conn()
+        return 0 if conn is None else int(conn.execute("SELECT COUNT(*) FROM traces").fetchone()[0])
+
+
+def _normal_id(trace_id: str) -> str:
+    """MLflow's ``tr-<32 hex>``; bare hex is accepted too."""
+    text = str(trace_id).strip()
+    if not text.startswith("tr-") and len(text) == 32:
+        return "tr-" + text.lower()
+    return text
