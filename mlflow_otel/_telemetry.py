@@ -58,5 +58,5 @@ class Counters:
 
 
 #: The process-wide counters. Names: ``spans_started``, ``spans_ended``, ``spans_exported``,
-#: ``spans_export_failed``, ``traces_timed_out``, ``dropped.<reason>``.
+#: ``traces_timed_out``, ``dropped.<reason>``.
 COUNTERS = Counters()

@@ -80,11 +80,20 @@ class OtlpReceiver:
         self.max_http_body: Optional[int] = None
         #: Seconds to wait before answering (a slow collector).
         self.delay_s = 0.0
+        #: Answer the next requests with an OTLP partial success: (rejected spans, message).
+        self.partial_success: Optional[tuple[int, str]] = None
         self._grpc_max = grpc_max_receive_bytes
         self._http: Optional[ThreadingHTTPServer] = None
         self._grpc: Optional[grpc.Server] = None
         self.http_port = 0
         self.grpc_port = 0
+
+    def _response(self) -> Any:
+        response = trace_service_pb2.ExportTraceServiceResponse()
+        if self.partial_success is not None:
+            response.partial_success.rejected_spans = self.partial_success[0]
+            response.partial_success.error_message = self.partial_success[1]
+        return response
 
     # --- lifecycle -------------------------------------------------------------------------------
     def start(self) -> OtlpReceiver:
@@ -126,7 +135,7 @@ class OtlpReceiver:
                     return
                 headers = {k.lower(): v for k, v in self.headers.items()}
                 receiver._store(Received("http", headers, request, raw_size))
-                payload = trace_service_pb2.ExportTraceServiceResponse().SerializeToString()
+                payload = receiver._response().SerializeToString()
                 self.send_response(200)
                 self.send_header("Content-Type", "application/x-protobuf")
                 self.send_header("Content-Length", str(len(payload)))
@@ -164,7 +173,7 @@ class OtlpReceiver:
                     context.abort(code, "injected fault")
                 headers = {k: v for k, v in context.invocation_metadata()}
                 receiver._store(Received("grpc", headers, request, request.ByteSize()))
-                return trace_service_pb2.ExportTraceServiceResponse()
+                return receiver._response()
 
         self._grpc = grpc.server(
             futures.ThreadPoolExecutor(max_workers=4),

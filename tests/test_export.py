@@ -226,3 +226,31 @@ def test_cli_shows_errors_and_limits(tmp_path, monkeypatch, capsys):
     assert out.count("trace tr-") == 2
     assert "request-2" in out and "request-1" not in out
     assert "ERROR (ZeroDivisionError: division by zero)" in out
+
+
+@pytest.mark.parametrize("protocol", ["http/protobuf", "grpc"])
+def test_partial_success_counts_every_span_once_and_says_why(receiver, monkeypatch, caplog, protocol):
+    receiver.clear()
+    monkeypatch.setenv(
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+        receiver.grpc_endpoint if protocol == "grpc" else receiver.http_endpoint,
+    )
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", protocol)
+    tracing.reset()
+    receiver.partial_success = (7, "attribute value too long")
+    try:
+
+        @mlflow.trace
+        def work(i):
+            return i
+
+        for i in range(100):
+            work(i)
+        mlflow.flush_trace_async_logging(timeout_s=10)  # False: some spans were rejected
+        stats = tracing.stats()
+    finally:
+        receiver.partial_success = None
+    assert stats["spans_delivered"] == 93 and stats["dropped.rejected"] == 7
+    assert stats["spans_started"] == stats["spans_delivered"] + stats["dropped.rejected"]
+    assert "spans_export_failed" not in stats
+    assert "attribute value too long" in caplog.text

@@ -388,7 +388,8 @@ class OtlpHttpExporter(OtlpExporter):
             return _Outcome(_Outcome.RETRY, why=f"{type(exc).__name__}: {exc}")
         status = response.status_code
         if 200 <= status < 300:
-            return _Outcome(_Outcome.OK, rejected=self._partial_success(response.content))
+            rejected, message = self._partial_success(response.content)
+            return _Outcome(_Outcome.OK, rejected=rejected, why=message)
         why = f"HTTP {status} {response.text[:200]!r}"
         if status in RETRYABLE_HTTP:
             return _Outcome(
@@ -399,17 +400,19 @@ class OtlpHttpExporter(OtlpExporter):
         return _Outcome(_Outcome.FAIL, why=why)
 
     @staticmethod
-    def _partial_success(content: bytes) -> int:
+    def _partial_success(content: bytes) -> tuple[int, str]:
+        """Rejected spans and the collector's message (OTLP partial success, protocol/otlp.md)."""
         if not content:
-            return 0
+            return 0, ""
         try:
             from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
             response = ExportTraceServiceResponse()
             response.ParseFromString(content)
-            return int(response.partial_success.rejected_spans)
+            rejected = int(response.partial_success.rejected_spans)
+            return rejected, response.partial_success.error_message if rejected else ""
         except Exception:
-            return 0
+            return 0, ""
 
 
 class OtlpGrpcExporter(OtlpExporter):

@@ -18,7 +18,8 @@ was meant for. Several processes may share one directory:
   renamed back. A claim older than ``STALE_CLAIM_S`` belongs to a process that died mid-send: it
   may have been delivered, so it is deleted and counted (``dropped.spool_in_doubt``), never resent;
 * **bounded**: over ``MLFLOW_OTEL_SPOOL_MAX_BYTES`` (the whole directory; processes writing at the
-  same instant may overshoot it by those requests) the oldest requests are deleted first, each claimed first so exactly one process counts it (``dropped.spool_evicted``).
+  same instant may overshoot it by those requests) the oldest requests are deleted first, each
+  claimed first so exactly one process counts it (``dropped.spool_evicted``).
 
 Counters: ``spans_spooled`` (written), ``spans_replayed`` (delivered from the spool, by whichever
 process wrote them). Spans never written: ``dropped.spool_unwritable`` (the disk refused),

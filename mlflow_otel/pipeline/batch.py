@@ -62,12 +62,16 @@ class BatchProcessor(SpanProcessor):
         max_workers: int = 1,
         name: str = "default",
         count_exports: bool = True,
+        exporter_accounts: bool = False,
     ) -> None:
         self.exporter = exporter
         self.name = name
         #: False for a stage whose "exporter" hands spans on to another stage (the process stage):
         #: only the last stage counts spans as exported.
         self._count_exports = count_exports
+        #: True when the exporter counts what became of each span itself (ours: delivered, dropped
+        #: by reason, spooled); otherwise this stage counts by the export's result.
+        self._exporter_accounts = exporter_accounts
         self._due = False
         self._max_queue_size = max_queue_size
         # While the destination refuses connections the queue keeps a quarter of its room: enough to
@@ -273,10 +277,15 @@ class BatchProcessor(SpanProcessor):
             warn_limited("export_error", "Exporter raised while exporting %d spans: %s", len(batch), exc)
         if not self._count_exports:
             return
-        if result is SpanExportResult.SUCCESS:
-            COUNTERS.add("spans_exported", len(batch))
-        else:
-            COUNTERS.add("spans_export_failed", len(batch))
+        # Every span is counted once, where its fate is known (started = delivered + dropped by
+        # reason + spooled + queued): our exporters count it themselves, partial success included;
+        # for any other exporter its result decides.
+        COUNTERS.add("spans_exported", len(batch))
+        if not self._exporter_accounts:
+            if result is SpanExportResult.SUCCESS:
+                COUNTERS.add("spans_delivered", len(batch))
+            else:
+                COUNTERS.add("dropped.export_failed", len(batch))
 
     # --- control -----------------------------------------------------------------------------------
     def _done_through(self, target: int) -> bool:

@@ -169,6 +169,7 @@ class Pipeline:
             if stage:
                 stage[0].set_reachable(reachable)
 
+        accounts = route.accounts
         try:
             exporter = route.build(reachability)
             description = route.description
@@ -176,6 +177,7 @@ class Pipeline:
             fallback = file_route(self.settings.traces_file)
             logger.warning("%s; traces go to %s instead.", exc, fallback.description)
             exporter, description = fallback.build(reachability), fallback.description
+            accounts = fallback.accounts
         stage.append(
             BatchProcessor(
                 AnnouncingExporter(exporter, description),
@@ -184,6 +186,7 @@ class Pipeline:
                 schedule_delay_s=self.settings.schedule_delay_s,
                 max_workers=self.settings.max_workers,
                 name=description,
+                exporter_accounts=accounts,
             )
         )
         return stage[0]

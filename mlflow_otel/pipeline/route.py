@@ -49,6 +49,9 @@ class Route:
     #: Where the read API finds this destination's traces (``records/store.py``):
     #: ``("mlflow", tracking_uri, experiment_id, experiment_name)``, ``("file", path)``, or None.
     reads: Optional[tuple[Optional[str], ...]] = None
+    #: The exporter counts what became of each span itself (delivered, dropped by reason): ours
+    #: over OTLP do; for the others the batch stage counts by the export's result.
+    accounts: bool = False
 
 
 def _otlp_route(otlp: OtlpSettings, settings: Settings, label: str = "") -> Route:
@@ -61,6 +64,7 @@ def _otlp_route(otlp: OtlpSettings, settings: Settings, label: str = "") -> Rout
     return Route(
         key=key,
         description=f"{label}{name} {otlp.endpoint}",
+        accounts=True,
         build=lambda listener: build_otlp_exporter(
             otlp,
             limit,
@@ -119,6 +123,7 @@ def _mlflow_route(
     return Route(
         key=key,
         description=f"the MLflow server {tracking_uri} ({which}, OTLP/HTTP {endpoint})",
+        accounts=True,
         build=lambda listener: LazyExporter(lambda: build(listener), f"MLflow server {tracking_uri}"),
         reads=("mlflow", tracking_uri, experiment_id, name),
     )
