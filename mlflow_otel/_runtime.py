@@ -172,7 +172,7 @@ def flush(timeout_s: Optional[float] = None) -> bool:
     rt = _current[0]
     if rt is None:
         return True
-    return rt.flush(rt.settings.exit_timeout_s * 5 if timeout_s is None else timeout_s)
+    return rt.flush(rt.settings.flush_timeout_s if timeout_s is None else timeout_s)
 
 
 def replace(change: Optional[Callable[[], None]] = None) -> None:

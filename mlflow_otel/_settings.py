@@ -81,6 +81,11 @@ MLFLOW_TRACKING_SERVER_CERT_PATH = "MLFLOW_TRACKING_SERVER_CERT_PATH"
 #: server unless ``MLFLOW_TRACE_ENABLE_OTLP_DUAL_EXPORT`` is "true" (then both get every trace).
 MLFLOW_ENABLE_OTLP_EXPORTER = "MLFLOW_ENABLE_OTLP_EXPORTER"
 MLFLOW_TRACE_ENABLE_OTLP_DUAL_EXPORT = "MLFLOW_TRACE_ENABLE_OTLP_DUAL_EXPORT"
+#: "false": MLflow's blocking mode: a trace is exported before the call that ended its root returns
+#: (within MLFLOW_OTEL_FLUSH_TIMEOUT_SECONDS), for scripts and tests (MLflow's variable).
+MLFLOW_ENABLE_ASYNC_TRACE_LOGGING = "MLFLOW_ENABLE_ASYNC_TRACE_LOGGING"
+#: Seconds ``flush_trace_async_logging()`` waits by default (and the blocking mode per trace).
+MLFLOW_OTEL_FLUSH_TIMEOUT_SECONDS = "MLFLOW_OTEL_FLUSH_TIMEOUT_SECONDS"
 #: What of a trace travels to downstream services as W3C baggage, comma-separated: session, user,
 #: tags. Off by default: baggage crosses trust boundaries (docs: "Across services").
 MLFLOW_OTEL_PROPAGATE = "MLFLOW_OTEL_PROPAGATE"
@@ -531,6 +536,10 @@ class Settings:
     genai: GenAiSettings = field(default_factory=lambda: GenAiSettings())
     #: ``MLFLOW_OTEL_PROPAGATE``: what travels as baggage (and is accepted from it).
     propagate: frozenset[str] = frozenset()
+    #: ``MLFLOW_ENABLE_ASYNC_TRACE_LOGGING``: False blocks at each trace's end until it is exported.
+    async_logging: bool = True
+    #: ``MLFLOW_OTEL_FLUSH_TIMEOUT_SECONDS``: the default deadline of a flush.
+    flush_timeout_s: float = 5.0
 
 
 _PROPAGATABLE = ("session", "user", "tags")
@@ -636,4 +645,6 @@ def load(env: Optional[Mapping[str, str]] = None) -> Settings:
         processors=_load_processor_settings(env),
         genai=_load_genai_settings(env),
         propagate=_read(env, MLFLOW_OTEL_PROPAGATE, _parse_propagate, frozenset()),
+        async_logging=_read(env, MLFLOW_ENABLE_ASYNC_TRACE_LOGGING, _parse_bool, True),
+        flush_timeout_s=_read(env, MLFLOW_OTEL_FLUSH_TIMEOUT_SECONDS, _parse_positive_float, 5.0),
     )

@@ -42,6 +42,11 @@ class Counters:
         with self._lock:
             return self._values.get(name, 0)
 
+    def dropped(self) -> int:
+        """Spans dropped so far, every reason together."""
+        with self._lock:
+            return sum(v for k, v in self._values.items() if k.startswith("dropped."))
+
     def snapshot(self) -> dict[str, int]:
         with self._lock:
             values = dict(self._values)

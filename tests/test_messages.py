@@ -129,3 +129,30 @@ def test_none_values_are_omitted_not_sent_as_null(mlflow_traces):
     info = mlflow_traces.wait(1)[0].info
     assert "mlflow.trace.session" not in info.tags and info.tags["kept"] == "yes"
     assert "mlflow.trace.session" not in info.trace_metadata
+
+
+def test_flush_says_false_when_spans_were_dropped_and_does_not_wait_for_a_dead_collector(monkeypatch):
+    from tests.backends import free_port
+
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", f"http://127.0.0.1:{free_port()}")  # nothing there
+    monkeypatch.setenv("MLFLOW_ASYNC_TRACE_LOGGING_RETRY_TIMEOUT", "0.5")
+    tracing.reset()
+    _one_trace()
+    start = time.monotonic()
+    first = mlflow.flush_trace_async_logging()  # learns the destination refuses connections
+    _one_trace()
+    assert mlflow.flush_trace_async_logging() is False  # dropped, or still held: not delivered
+    assert first is False
+    assert time.monotonic() - start < 5.5  # the default deadline, and less once it is known dead
+    assert (
+        any(k.startswith("dropped.") for k in tracing.stats())
+        or tracing.stats().get("spans_delivered", 0) == 0
+    )
+
+
+def test_blocking_mode_exports_before_the_call_returns(otlp_http, monkeypatch, receiver):
+    monkeypatch.setenv("MLFLOW_ENABLE_ASYNC_TRACE_LOGGING", "false")
+    monkeypatch.setenv("OTEL_BSP_SCHEDULE_DELAY", "60000")  # no help from the schedule
+    tracing.reset()
+    _one_trace()
+    assert len(receiver.spans()) == 1  # already there when the traced call returned

@@ -214,6 +214,11 @@ class BatchProcessor(SpanProcessor):
         self._wake.set()
 
     @property
+    def reachable(self) -> bool:
+        """False while the destination refuses connections (as its exporter last reported)."""
+        return self._limit == self._max_queue_size
+
+    @property
     def queue_limit(self) -> int:
         """Spans the queue admits now: the full size, or a quarter while the destination is down."""
         return self._limit

@@ -160,6 +160,8 @@ class Pipeline:
         """From assembly (app thread): a finished trace, whole, into the process stage's queue as
         one item (the tail decision needs it whole)."""
         self.process.on_end_trace(spans if destinations is None else Routed(spans, destinations))
+        if not self.settings.async_logging:  # MLflow's blocking mode: exported before we return
+            self.flush(self.settings.flush_timeout_s)
 
     def _batch_stage(self, route: Route) -> BatchProcessor:
         """A destination's batch stage and exporter, built the first time a span goes there."""
@@ -226,7 +228,10 @@ class Pipeline:
 
         ok = self.process.force_flush(remaining_ms())
         for stage in self.router.stages():
-            ok = stage.force_flush(remaining_ms()) and ok
+            # A destination that refuses connections is not waited for: its spans cannot leave by
+            # the deadline (retries, the spool and the exit path deal with them).
+            budget = remaining_ms() if stage.reachable else min(remaining_ms(), 200)
+            ok = stage.force_flush(budget) and ok
         for processor in STATE.end_processors:
             try:
                 ok = bool(processor.force_flush(remaining_ms())) and ok

@@ -998,12 +998,18 @@ def add_trace(trace: Any, target: Any = None) -> None:
 
 
 def flush_trace_async_logging(terminate: bool = False, timeout_s: Optional[float] = None) -> bool:
-    """Export every finished trace now; returns False if the deadline passed first.
+    """Export every finished trace now; returns False if the deadline passed first or any span was
+    dropped meanwhile (``tracing.stats()`` counts why: ``dropped.<reason>``).
 
-    Export is always asynchronous in mlflow-otel, so this is what a serverless handler calls before
-    returning. ``terminate`` also shuts the pipeline down (a later span starts a new one).
+    This is what a serverless handler calls before returning. The default deadline,
+    ``MLFLOW_OTEL_FLUSH_TIMEOUT_SECONDS`` (5 s), suits a request handler; a destination that refuses
+    connections is not waited for. ``terminate`` also shuts the pipeline down (a later span starts a
+    new one).
     """
+    before = COUNTERS.dropped()
     ok = _runtime.flush(timeout_s)
+    if COUNTERS.dropped() > before:
+        ok = False  # spans were dropped meanwhile: tracing.stats() says why (dropped.<reason>)
     if terminate:
         _runtime.reset()
     return ok
