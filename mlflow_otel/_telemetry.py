@@ -43,9 +43,12 @@ class Counters:
             return self._values.get(name, 0)
 
     def dropped(self) -> int:
-        """Spans dropped so far, every reason together."""
+        """Spans lost so far, every reason together (a processor's ``DropSpan`` is a choice, not a
+        loss, and is not counted here)."""
         with self._lock:
-            return sum(v for k, v in self._values.items() if k.startswith("dropped."))
+            return sum(
+                v for k, v in self._values.items() if k.startswith("dropped.") and k != "dropped.by_processor"
+            )
 
     def snapshot(self) -> dict[str, int]:
         with self._lock:
