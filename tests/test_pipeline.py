@@ -178,9 +178,10 @@ def test_full_queue_drops_are_counted_and_accounting_is_exact(monkeypatch, fresh
 def test_503_with_retry_after_is_retried_then_delivered(monkeypatch, fresh_receiver):
     fresh_receiver.http_faults = [(503, {"Retry-After": "1"}), (429, {"Retry-After": "0"})]
     use(monkeypatch, fresh_receiver)
-    for i in range(5):
-        with mlflow.start_span(f"s{i}"):
-            pass
+    with mlflow.start_span("root"):  # one trace: one request, whatever the machine's load
+        for i in range(4):
+            with mlflow.start_span(f"s{i}"):
+                pass
     assert mlflow.flush_trace_async_logging(timeout_s=20)
     assert len(fresh_receiver.wait_for_spans(5)) == 5
     attempts = fresh_receiver.attempts
