@@ -10,8 +10,9 @@ the same, after the OTLP request that carried the trace's root span succeeded:
 
 * the record is the **whole** one (``records/from_spans.py``): request time, duration, state,
   client request id, previews (custom, else computed as MLflow computes them), every metadata key
-  (session, user, custom; ``mlflow.traceInputs`` / ``Outputs`` cut to MLflow's 250 characters),
-  token usage summed over the trace's spans, every tag as ``str(value)`` and ``mlflow.traceName``;
+  (session, user, custom; ``mlflow.traceInputs`` / ``Outputs`` cut to MLflow's 250 characters;
+  the run context ``mlflow.user`` / ``mlflow.source.name`` / ``mlflow.source.type``), token usage
+  summed over the trace's spans, every tag as ``str(value)`` and ``mlflow.traceName``;
 * on the export thread, never the application's; the records of one batch go out in parallel
   (``concurrency`` requests at once, keep-alive sessions), and the batch's export returns when they
   are settled, so ``flush_trace_async_logging()`` covers the records too;
@@ -31,8 +32,10 @@ A distributed trace's record is sent by the process that holds its root span onl
 from __future__ import annotations
 
 import collections
+import getpass
 import json
 import random
+import sys
 import threading
 import time
 from collections.abc import Sequence
@@ -68,13 +71,58 @@ MAX_BACKOFF_S = 10.0
 MAX_REMEMBERED = 10_000
 
 
+#: Span payloads MLflow's SDK sends typed when they are JSON scalars (``Span.to_otel_proto``).
+_PAYLOAD_KEYS = (conv.SPAN_INPUTS, conv.SPAN_OUTPUTS)
+_SCALAR_START = frozenset("-0123456789tfn")
+
+
+def _typed_payloads(span: ReadableSpan) -> ReadableSpan:
+    """``span`` with inputs / outputs that are JSON numbers, booleans or null sent as OTLP scalars,
+    as MLflow's SDK sends them: an MLflow server stores a string attribute as a string, so ``2``
+    written as the JSON text ``"2"`` would read back as ``"2"`` in MLflow's client and UI. Other
+    spans (objects, arrays, strings: the server reads their JSON) are returned as they are."""
+    attributes = span.attributes or {}
+    typed: Optional[dict[str, Any]] = None
+    for key in _PAYLOAD_KEYS:
+        value = attributes.get(key)
+        if value.__class__ is not str or not value or value[0] not in _SCALAR_START:
+            continue
+        try:
+            decoded = json.loads(value)
+        except ValueError:
+            continue
+        if decoded is None or isinstance(decoded, (bool, int, float)):
+            typed = dict(attributes) if typed is None else typed
+            typed[key] = decoded
+    if typed is None:
+        return span
+    return ReadableSpan(
+        name=span.name,
+        context=span.get_span_context(),
+        parent=span.parent,
+        resource=span.resource,
+        attributes=typed,
+        events=span.events,
+        links=span.links,
+        kind=span.kind,
+        status=span.status,
+        start_time=span.start_time,
+        end_time=span.end_time,
+        instrumentation_scope=span.instrumentation_scope,
+    )
+
+
 class MlflowOtlpHttpExporter(OtlpHttpExporter):
-    """OTLP/HTTP to an MLflow server with MLflow's TLS switch: ``MLFLOW_TRACKING_INSECURE_TLS``
-    turns certificate checks off (the plain OTLP exporter only takes a CA bundle)."""
+    """OTLP/HTTP to an MLflow server: JSON-scalar payloads typed as MLflow's SDK sends them
+    (:func:`_typed_payloads`), and MLflow's TLS switch (``MLFLOW_TRACKING_INSECURE_TLS`` turns
+    certificate checks off; the plain OTLP exporter only takes a CA bundle)."""
 
     def __init__(self, *args: Any, verify: Any = True, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._verify = verify  # read by OtlpHttpExporter._send
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        return super().export([_typed_payloads(span) for span in spans])
 
 
 def _truncate(value: str) -> str:
@@ -113,6 +161,8 @@ def _as_mlflow_writes(root: Span, info: TraceInfo) -> None:
             setattr(info, field, preview(text, role))
         if conv.TRACE_METADATA_PREFIX + meta_key not in raw:
             info.trace_metadata[meta_key] = text
+    for meta_key in ("mlflow.traceInputs", "mlflow.traceOutputs"):
+        info.trace_metadata.setdefault(meta_key, "")  # MLflow writes "" for a missing payload
 
 
 def record_body(info: TraceInfo, experiment_id: str) -> dict[str, Any]:
@@ -141,6 +191,17 @@ def record_body(info: TraceInfo, experiment_id: str) -> dict[str, Any]:
     if info.response_preview is not None:
         trace_info["response_preview"] = info.response_preview
     return {"trace": {"trace_info": trace_info}}
+
+
+def environment_metadata() -> dict[str, str]:
+    """The run context MLflow's SDK files on every trace (``resolve_env_metadata``: the user, the
+    entry point, ``LOCAL``); Git details need GitPython in MLflow too and are not sent here."""
+    try:
+        user = getpass.getuser()
+    except Exception:  # no user name in this environment (MLflow's fallback)
+        user = "unknown"
+    source = sys.argv[0] if sys.argv and sys.argv[0] else "<console>"
+    return {"mlflow.user": user, "mlflow.source.name": source, "mlflow.source.type": "LOCAL"}
 
 
 def _bounded_put(table: collections.OrderedDict, key: Any, value: Any) -> None:
@@ -172,6 +233,7 @@ class MlflowRecordExporter(SpanExporter):
         self._spoiled: collections.OrderedDict[int, bool] = collections.OrderedDict()
         self._usage: collections.OrderedDict[int, list[Any]] = collections.OrderedDict()
         self._deferred: dict[int, TraceInfo] = {}  # roots delivered while earlier spans are in flight
+        self._environment = environment_metadata()
         self._stop = threading.Event()
         self._exiting = False
         self._exit_deadline = float("inf")
@@ -232,6 +294,8 @@ class MlflowRecordExporter(SpanExporter):
                     continue
                 try:
                     info = self._record(root, earlier_usage + usage.get(trace_id, []))
+                    for key, value in self._environment.items():
+                        info.trace_metadata.setdefault(key, value)
                 except Exception as exc:  # a record is never worth the batch
                     warn_limited(
                         "mlflow_record_build", "Could not build the MLflow record of a trace: %r", exc
