@@ -163,7 +163,8 @@ def test_full_queue_drops_are_counted_and_accounting_is_exact(monkeypatch, fresh
         work(i)
     app_time = time.monotonic() - start
     assert app_time < 2.0  # the app thread never waited for the slow collector
-    assert mlflow.flush_trace_async_logging(timeout_s=30)
+    # Drops may still happen while it waits (then it says False); it waits for the rest either way.
+    mlflow.flush_trace_async_logging(timeout_s=30)
     stats = tracing.stats()
     delivered = len(fresh_receiver.spans())
     assert stats["dropped.queue_full"] > 0
