@@ -7,18 +7,21 @@ from mlflow_otel import config, destinations, entities, exceptions, openai, trac
 from mlflow_otel._tracking import get_tracking_uri, set_experiment, set_tracking_uri
 from mlflow_otel.client import MlflowClient
 from mlflow_otel.entities import SpanType
+from mlflow_otel.exceptions import MlflowException
 from mlflow_otel.integrations.registry import autolog
 from mlflow_otel.records.api import (
     delete_assessment,
     delete_trace_tag,
     get_assessment,
     get_trace,
+    is_tracking_uri_set,
     log_assessment,
     log_expectation,
     log_feedback,
     override_feedback,
     search_traces,
     set_trace_tag,
+    update_assessment,
 )
 from mlflow_otel.spans.fluent import (
     add_trace,
@@ -32,15 +35,18 @@ from mlflow_otel.spans.fluent import (
     trace,
     update_current_trace,
 )
+from mlflow_otel.tracing import context
 from mlflow_otel.version import VERSION as __version__
 
 __all__ = [
     "MlflowClient",
+    "MlflowException",
     "SpanType",
     "__version__",
     "add_trace",
     "autolog",
     "config",
+    "context",
     "delete_assessment",
     "delete_trace_tag",
     "destinations",
@@ -53,6 +59,7 @@ __all__ = [
     "get_last_active_trace_id",
     "get_trace",
     "get_tracking_uri",
+    "is_tracking_uri_set",
     "log_assessment",
     "log_expectation",
     "log_feedback",
@@ -67,6 +74,7 @@ __all__ = [
     "start_span_no_context",
     "trace",
     "tracing",
+    "update_assessment",
     "update_current_trace",
 ]
 

@@ -26,7 +26,6 @@ import re
 import threading
 import time
 import urllib.parse
-from dataclasses import dataclass, field
 from typing import Any, Optional
 
 from mlflow_otel._settings import TrackingAuth
@@ -88,17 +87,44 @@ def tls_verify(auth: TrackingAuth) -> Any:
     return auth.server_cert_path or True
 
 
-@dataclass(frozen=True)
 class Experiment:
-    """An experiment of a tracking server (MLflow's ``mlflow.entities.Experiment`` attributes)."""
+    """An experiment of a tracking server (MLflow's ``mlflow.entities.Experiment``: the same
+    constructor; ``tags`` read back as a dict)."""
 
-    experiment_id: str
-    name: str
-    artifact_location: Optional[str] = None
-    lifecycle_stage: str = "active"
-    tags: dict[str, str] = field(default_factory=dict)
-    creation_time: Optional[int] = None
-    last_update_time: Optional[int] = None
+    def __init__(
+        self,
+        experiment_id: str,
+        name: str,
+        artifact_location: Optional[str],
+        lifecycle_stage: str,
+        tags: Optional[Any] = None,
+        creation_time: Optional[int] = None,
+        last_update_time: Optional[int] = None,
+        workspace: Optional[str] = None,
+        trace_location: Optional[Any] = None,
+        effective_trace_archival_retention: Optional[str] = None,
+    ) -> None:
+        self.experiment_id = experiment_id
+        self.name = name
+        self.artifact_location = artifact_location
+        self.lifecycle_stage = lifecycle_stage
+        self.tags: dict[str, str] = dict(tags or {})
+        self.creation_time = creation_time
+        self.last_update_time = last_update_time
+        self.workspace = workspace
+        self.trace_location = trace_location
+        self.effective_trace_archival_retention = effective_trace_archival_retention
+
+    def __repr__(self) -> str:
+        return (
+            f"<Experiment: experiment_id={self.experiment_id!r}, name={self.name!r}, "
+            f"artifact_location={self.artifact_location!r}, lifecycle_stage={self.lifecycle_stage!r}>"
+        )
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Experiment) and vars(self) == vars(other)
+
+    __hash__ = None  # type: ignore[assignment]
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Experiment:

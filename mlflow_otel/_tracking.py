@@ -8,7 +8,7 @@ retried by the export thread, so an app never fails to start because its trackin
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
+from typing import Any, Optional
 
 from mlflow_otel import _mlflow_server, _runtime
 from mlflow_otel._log import logger, warn_limited
@@ -40,8 +40,13 @@ def get_tracking_uri() -> Optional[str]:
     return STATE.settings().tracking_uri
 
 
-def set_experiment(experiment_name: Optional[str] = None, experiment_id: Optional[str] = None) -> Experiment:
-    """File traces under an experiment of the tracking server, by name (created if missing) or id."""
+def set_experiment(
+    experiment_name: Optional[str] = None, experiment_id: Optional[str] = None, trace_location: Any = None
+) -> Experiment:
+    """File traces under an experiment of the tracking server, by name (created if missing) or id.
+    ``trace_location`` (MLflow's Unity Catalog location, Databricks only) is accepted and ignored."""
+    if trace_location is not None:
+        logger.warning("set_experiment(trace_location=...) is Databricks-only; ignored.")
     if experiment_id is not None:
         _override(experiment_id=str(experiment_id), experiment_name=experiment_name)
         return Experiment(str(experiment_id), experiment_name)

@@ -46,7 +46,14 @@ class PagedList(list):  # type: ignore[type-arg]
 class MlflowClient:
     """The tracing half of ``mlflow.MlflowClient``."""
 
-    def __init__(self, tracking_uri: Optional[str] = None, registry_uri: Optional[str] = None) -> None:
+    def __init__(
+        self,
+        tracking_uri: Optional[str] = None,
+        registry_uri: Optional[str] = None,
+        workspace_store_uri: Optional[str] = None,
+    ) -> None:
+        """``registry_uri`` and ``workspace_store_uri`` are accepted (models and workspaces are not
+        part of tracing)."""
         self.tracking_uri = tracking_uri
 
     def start_trace(

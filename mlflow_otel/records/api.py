@@ -35,12 +35,14 @@ __all__ = [
     "delete_trace_tag",
     "get_assessment",
     "get_trace",
+    "is_tracking_uri_set",
     "log_assessment",
     "log_expectation",
     "log_feedback",
     "override_feedback",
     "search_traces",
     "set_trace_tag",
+    "update_assessment",
 ]
 
 #: MLflow's page size for ``search_traces`` (``SEARCH_TRACES_DEFAULT_MAX_RESULTS``).
@@ -357,6 +359,18 @@ def get_assessment(trace_id: str, assessment_id: str) -> Assessment:
 
 def delete_assessment(trace_id: str, assessment_id: str) -> None:
     current_store().delete_assessment(trace_id, assessment_id)
+
+
+def update_assessment(trace_id: str, assessment_id: str, assessment: Assessment) -> Assessment:
+    """Change an assessment's name, value, rationale or metadata to those of ``assessment``."""
+    return current_store().update_assessment(trace_id, assessment_id, assessment)
+
+
+def is_tracking_uri_set() -> bool:
+    """True when a tracking URI was set (``set_tracking_uri`` or ``MLFLOW_TRACKING_URI``)."""
+    from mlflow_otel._state import STATE
+
+    return bool(STATE.settings().tracking_uri)
 
 
 def override_feedback(

@@ -621,6 +621,24 @@ class LocalStore:
                 "UPDATE assessments SET data = ? WHERE assessment_id = ?", (json.dumps(data), assessment_id)
             )
 
+    def update_assessment(self, trace_id: str, assessment_id: str, assessment: Assessment) -> Assessment:
+        """Replace name, value, rationale and metadata of a stored assessment (MLflow's update)."""
+        old = self.get_assessment(trace_id, assessment_id)
+        data = old.to_dictionary()
+        new = assessment.to_dictionary()
+        for key in ("assessment_name", "expectation", "feedback", "rationale", "metadata"):
+            if key in new:
+                data[key] = new[key]
+        if "expectation" in new:
+            data.pop("feedback", None)
+        elif "feedback" in new:
+            data.pop("expectation", None)
+        data["last_update_time"] = new["last_update_time"]
+        conn = self._require(self._conn(), _normal_id(trace_id))
+        sql = "UPDATE assessments SET data = ? WHERE assessment_id = ?"
+        conn.execute(sql, (json.dumps(data), assessment_id))
+        return Assessment.from_dictionary(data)
+
     def get_assessment(self, trace_id: str, assessment_id: str) -> Assessment:
         conn = self._conn()
         row = None

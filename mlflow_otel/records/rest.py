@@ -314,6 +314,19 @@ class RestStore:
         )
         return Assessment.from_dictionary(data.get("assessment") or {})
 
+    def update_assessment(self, trace_id: str, assessment_id: str, assessment: Assessment) -> Assessment:
+        """MLflow's ``UpdateAssessment``: name, value, rationale and metadata of ``assessment``."""
+        data = assessment.to_dictionary()
+        changed: dict[str, Any] = {"assessment_id": assessment_id, "trace_id": trace_id}
+        paths = []
+        for key in ("assessment_name", "expectation", "feedback", "rationale", "metadata"):
+            if key in data:
+                changed[key] = data[key]
+                paths.append(key)
+        body = {"assessment": changed, "update_mask": ",".join(paths)}
+        path = f"/api/3.0/mlflow/traces/{_path_id(trace_id)}/assessments/{_path_id(assessment_id)}"
+        return Assessment.from_dictionary(self.client.call("PATCH", path, body).get("assessment") or {})
+
     def get_assessment(self, trace_id: str, assessment_id: str) -> Assessment:
         data = self.client.call(
             "GET", f"/api/3.0/mlflow/traces/{_path_id(trace_id)}/assessments/{_path_id(assessment_id)}"

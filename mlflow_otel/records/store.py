@@ -57,6 +57,8 @@ class TraceStore(Protocol):
 
     def delete_assessment(self, trace_id: str, assessment_id: str) -> None: ...
 
+    def update_assessment(self, trace_id: str, assessment_id: str, assessment: Any) -> Any: ...
+
     def set_trace_tag(self, trace_id: str, key: str, value: str) -> None: ...
 
     def delete_trace_tag(self, trace_id: str, key: str) -> None: ...
@@ -86,7 +88,7 @@ class NoStore:
         )
 
     get_trace = search_traces = delete_traces = log_assessment = get_assessment = _fail
-    delete_assessment = set_trace_tag = delete_trace_tag = _fail
+    delete_assessment = update_assessment = set_trace_tag = delete_trace_tag = _fail
 
 
 def store_for(
