@@ -50,14 +50,7 @@ def span_from_otel(span: ReadableSpan) -> Span:
         status=SpanStatus(code, (status.description or "") if status is not None else ""),
         attributes=dict(span.attributes or {}),
         events=[SpanEvent(e.name, e.timestamp, dict(e.attributes or {})) for e in span.events or ()],
-        links=[
-            Link(
-                format_trace_id(link.context.trace_id),
-                format(link.context.span_id, "016x"),
-                dict(link.attributes) if link.attributes else None,
-            )
-            for link in span.links or ()
-        ],
+        links=[Link.from_otel(link) for link in span.links or ()],
     )
 
 

@@ -20,7 +20,6 @@ from mlflow_otel._state import STATE
 from mlflow_otel.spans.types import (
     Link,
     SpanEvent,
-    SpanLogLevel,
     SpanReads,
     SpanStatus,
     SpanStatusCode,
@@ -111,18 +110,6 @@ class Span(SpanReads):
     @property
     def span_type(self) -> Optional[str]:
         return self.get_attribute(conv.SPAN_TYPE)
-
-    @property
-    def log_level(self) -> Optional[SpanLogLevel]:
-        raw = self.get_attribute(conv.LOG_LEVEL)
-        try:
-            return SpanLogLevel(int(raw)) if raw is not None else None
-        except (TypeError, ValueError):
-            return None
-
-    @property
-    def description(self) -> Optional[str]:
-        return self.get_attribute(conv.SPAN_DESCRIPTION)
 
     @property
     def duration_ms(self) -> Optional[float]:

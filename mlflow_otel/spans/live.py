@@ -161,28 +161,8 @@ class LiveSpan(SpanReads):
         return decode_attribute(key, value)
 
     @property
-    def log_level(self) -> Optional[SpanLogLevel]:
-        """MLflow 3.18's span log level (the span type's default unless set)."""
-        raw = self.get_attribute(conv.LOG_LEVEL)
-        try:
-            return SpanLogLevel(int(raw)) if raw is not None else None
-        except (TypeError, ValueError):
-            return None
-
-    @property
-    def description(self) -> Optional[str]:
-        return self.get_attribute(conv.SPAN_DESCRIPTION)
-
-    @property
     def links(self) -> list[Link]:
-        return [
-            Link(
-                "tr-" + format(link.context.trace_id, "032x"),
-                format(link.context.span_id, "016x"),
-                dict(link.attributes) if link.attributes else None,
-            )
-            for link in getattr(self._otel, "links", ()) or ()
-        ]
+        return [Link.from_otel(link) for link in getattr(self._otel, "links", ()) or ()]
 
     @property
     def status(self) -> SpanStatus:

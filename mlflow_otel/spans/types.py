@@ -117,6 +117,19 @@ class SpanReads:
     def outputs(self) -> Any:
         return self.get_attribute(conv.SPAN_OUTPUTS)
 
+    @property
+    def log_level(self) -> Optional[SpanLogLevel]:
+        """MLflow 3.18's span log level (the span type's default unless set); None if absent."""
+        raw = self.get_attribute(conv.LOG_LEVEL)
+        try:
+            return SpanLogLevel(int(raw)) if raw is not None else None
+        except (TypeError, ValueError):
+            return None
+
+    @property
+    def description(self) -> Optional[str]:
+        return self.get_attribute(conv.SPAN_DESCRIPTION)
+
 
 class SpanLogLevel(IntEnum):
     """A span's severity (MLflow 3.18's ``mlflow.entities.SpanLogLevel``), used by the MLflow UI's
@@ -169,6 +182,15 @@ class Link:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Link:
         return cls(trace_id=data["trace_id"], span_id=data["span_id"], attributes=data.get("attributes"))
+
+    @classmethod
+    def from_otel(cls, link: Any) -> Link:
+        """An OpenTelemetry span link as MLflow's ``Link``."""
+        return cls(
+            "tr-" + format(link.context.trace_id, "032x"),
+            format(link.context.span_id, "016x"),
+            dict(link.attributes) if link.attributes else None,
+        )
 
     def otel_ids(self) -> tuple[int, int]:
         """The OTel trace and span ids; ``MlflowException`` when they are not hex of the right width."""
