@@ -5,8 +5,9 @@ MLflow exports a trace when its root span ends, and renames same-named spans of 
 ``tracing/utils``). Doing the same needs the whole trace, so this processor holds the finished spans
 of each trace until its *local root* (the first of our spans in that trace in this process) ends,
 then hands them downstream in one go. Spans that end after their local root (a background thread
-outliving its request) are forwarded as they end; spans we did not build (other instrumentations
-sharing the provider) pass straight through.
+outliving its request) are forwarded as they end; spans of the instrumentors ``autolog()`` binds are
+adopted at their start and held like ours (``integrations/adopt.py``); other instrumentations' spans
+(joined mode) pass straight through.
 
 The open-trace table also serves the trace timeout (``MLFLOW_TRACE_TIMEOUT_SECONDS``): a watcher
 thread ends traces open too long with status ERROR so they are exported rather than lost; and exit

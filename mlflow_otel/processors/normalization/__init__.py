@@ -268,13 +268,15 @@ class Normalizer:
             if span_type in OUTWARD_KINDS:
                 self._outward(span, raw, span_type)
         elif OPENINFERENCE_KIND in raw:
-            self._openinference(span, raw)
+            # One copy into a plain dict (the SDK's attribute mapping is slow to walk), read and
+            # written from then on.
+            self._openinference(span, span.writable_attributes())
         elif GEN_AI_OPERATION in raw or TRACELOOP_KIND in raw or LLM_REQUEST_TYPE in raw:
-            self._gen_ai(span, raw)
+            self._gen_ai(span, span.writable_attributes())
         self._count_usage_once(span, third_party=not ours)
 
     # --- third-party conventions -> MLflow --------------------------------------------------------------
-    def _openinference(self, span: SpanView, raw: Mapping[str, Any]) -> None:
+    def _openinference(self, span: SpanView, raw: dict[str, Any]) -> None:
         kind = str(raw.get(OPENINFERENCE_KIND) or "UNKNOWN").upper()
         span_type = OPENINFERENCE_TYPES.get(kind, SpanType.UNKNOWN)
         chat = any(key.startswith("llm.input_messages.") for key in raw)
@@ -322,7 +324,7 @@ class Normalizer:
             message_format = MESSAGE_FORMATS.get(scope.name) if scope is not None else None
             if message_format:
                 out[conv.MESSAGE_FORMAT] = message_format
-        attrs = span.writable_attributes()
+        attrs = raw
         if not self.openinference_out:
             for key in [
                 k for k in attrs if k in OPENINFERENCE_CONTENT or k.startswith(OPENINFERENCE_CONTENT_PREFIXES)
@@ -332,7 +334,7 @@ class Normalizer:
             attrs.pop("output.mime_type", None)
         attrs.update(out)
 
-    def _gen_ai(self, span: SpanView, raw: Mapping[str, Any]) -> None:
+    def _gen_ai(self, span: SpanView, raw: dict[str, Any]) -> None:
         operation = raw.get(GEN_AI_OPERATION)
         span_type = GEN_AI_TYPES.get(str(operation)) if operation is not None else None
         if span_type is None:
@@ -377,7 +379,7 @@ class Normalizer:
             ]
         if tools:
             out[conv.CHAT_TOOLS] = dumps(tools, STATE.capture_limit)
-        attrs = span.writable_attributes()
+        attrs = raw
         if not (self.gen_ai_out and self.capture_messages):
             for key in [k for k in attrs if k in GEN_AI_CONTENT or k.startswith(GEN_AI_CONTENT_PREFIXES)]:
                 del attrs[key]
