@@ -86,6 +86,7 @@ def build_otel() -> tuple[Callable[[Any], Any], Callable[[], None], Callable[[bo
     provider = TracerProvider(resource=Resource.create())
     provider.add_span_processor(BatchSpanProcessor(exporter))
     tracer = provider.get_tracer("bench")
+
     # What a careful user writes: JSON, and str() for what JSON does not take (a mock, an object).
     def dumps(value: Any) -> str:
         return json.dumps(value, default=str)
