@@ -234,7 +234,8 @@ class Pipeline:
             ok = stage.force_flush(budget) and ok
         for processor in STATE.end_processors:
             try:
-                ok = bool(processor.force_flush(remaining_ms())) and ok
+                # Older SDKs' SpanProcessor.force_flush returns None: only False means it failed.
+                ok = processor.force_flush(remaining_ms()) is not False and ok
             except Exception as exc:
                 warn_limited("processor_flush", "Span processor %r failed to flush: %r", processor, exc)
         return ok
