@@ -7,30 +7,9 @@ provider; its spans are mapped to MLflow's span model on the way out. Needs ``pi
 The integration itself is ``mlflow_otel/integrations/anthropic/``.
 """
 
-from __future__ import annotations
-
-from typing import Any, Optional
-
-from mlflow_otel._log import logger
 from mlflow_otel.integrations.anthropic import INTEGRATION
+from mlflow_otel.integrations.base import autolog_face
 
 __all__ = ["autolog"]
 
-
-def autolog(
-    disable: bool = False,
-    log_traces: bool = True,
-    silent: bool = False,
-    instrumentor: Optional[str] = None,
-    **mlflow_only: Any,
-) -> None:
-    """Trace Anthropic; ``autolog(disable=True)`` uninstruments it. Calling it again changes nothing.
-
-    ``instrumentor`` picks one of the supported instrumentors by distribution or convention
-    (``"openinference"``, ``"gen_ai"``, ``"openllmetry"``) instead of the stated preference. MLflow's
-    other arguments (``log_models``, ``exclusive``, ``disable_for_unsupported_versions``, ...)
-    concern MLflow runs and models; they are accepted and ignored.
-    """
-    if mlflow_only and not silent:
-        logger.debug("mlflow_otel.anthropic.autolog: ignoring MLflow-only arguments %s", sorted(mlflow_only))
-    INTEGRATION.autolog(disable=disable, log_traces=log_traces, silent=silent, instrumentor=instrumentor)
+autolog = autolog_face(INTEGRATION, "Anthropic")

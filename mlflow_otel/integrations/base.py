@@ -13,7 +13,7 @@ import importlib.metadata
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Callable, Optional
 
 from mlflow_otel._log import logger
 
@@ -87,3 +87,34 @@ class Integration(ABC):
 
     @abstractmethod
     def _uninstrument(self) -> None: ...
+
+
+def autolog_face(integration: Integration, label: str) -> Callable[..., None]:
+    """The ``mlflow_otel.<library>.autolog`` function of an instrumented library: MLflow's
+    arguments, the integration's own (``instrumentor``), the rest accepted and ignored."""
+    name = integration.name
+
+    def autolog(
+        disable: bool = False,
+        log_traces: bool = True,
+        silent: bool = False,
+        instrumentor: Optional[str] = None,
+        **mlflow_only: Any,
+    ) -> None:
+        if mlflow_only and not silent:
+            logger.debug(
+                "mlflow_otel.%s.autolog: ignoring MLflow-only arguments %s", name, sorted(mlflow_only)
+            )
+        integration.autolog(disable=disable, log_traces=log_traces, silent=silent, instrumentor=instrumentor)
+
+    autolog.__module__ = f"mlflow_otel.{name}"
+    autolog.__qualname__ = "autolog"
+    autolog.__doc__ = f"""Trace {label}; ``autolog(disable=True)`` uninstruments it. Calling it again
+    changes nothing.
+
+    ``instrumentor`` picks one of the supported instrumentors by distribution or convention
+    (``"openinference"``, ``"gen_ai"``, ``"openllmetry"``) instead of the stated preference. MLflow's
+    other arguments (``log_models``, ``exclusive``, ``disable_for_unsupported_versions``, ...)
+    concern MLflow runs and models; they are accepted and ignored.
+    """
+    return autolog
