@@ -91,6 +91,9 @@ MLFLOW_OTEL_FLUSH_TIMEOUT_SECONDS = "MLFLOW_OTEL_FLUSH_TIMEOUT_SECONDS"
 MLFLOW_OTEL_PROPAGATE = "MLFLOW_OTEL_PROPAGATE"
 #: "false": join the application's global OTel TracerProvider instead of using our own.
 MLFLOW_USE_DEFAULT_TRACER_PROVIDER = "MLFLOW_USE_DEFAULT_TRACER_PROVIDER"
+#: Size cap, in bytes on disk, of the local trace store beside the embedded sink's file (the read
+#: side of get_trace / search_traces with no server); over it the oldest traces are deleted.
+MLFLOW_OTEL_TRACE_STORE_MAX_BYTES = "MLFLOW_OTEL_TRACE_STORE_MAX_BYTES"
 #: Where self-telemetry counters are written (default: beside the embedded sink's file).
 MLFLOW_OTEL_STATS_FILE = "MLFLOW_OTEL_STATS_FILE"
 
@@ -529,6 +532,7 @@ class Settings:
     experiment_id: Optional[str] = None
     use_default_tracer_provider: bool = True
     stats_file: Optional[str] = None
+    trace_store_max_bytes: int = 512 * 1024 * 1024
     tracking_auth: TrackingAuth = field(default_factory=lambda: TrackingAuth())
     #: ``MLFLOW_TRACE_ENABLE_OTLP_DUAL_EXPORT``: an OTLP endpoint and a tracking server both get traces.
     otlp_dual_export: bool = False
@@ -640,6 +644,9 @@ def load(env: Optional[Mapping[str, str]] = None) -> Settings:
         experiment_id=env.get(MLFLOW_EXPERIMENT_ID) or None,
         use_default_tracer_provider=_read(env, MLFLOW_USE_DEFAULT_TRACER_PROVIDER, _parse_bool, True),
         stats_file=env.get(MLFLOW_OTEL_STATS_FILE) or None,
+        trace_store_max_bytes=_read(
+            env, MLFLOW_OTEL_TRACE_STORE_MAX_BYTES, _parse_positive_int, Settings.trace_store_max_bytes
+        ),
         tracking_auth=_load_tracking_auth(env),
         otlp_dual_export=_read(env, MLFLOW_TRACE_ENABLE_OTLP_DUAL_EXPORT, _parse_bool, False),
         processors=_load_processor_settings(env),

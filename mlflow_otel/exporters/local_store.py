@@ -22,6 +22,7 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from mlflow_otel._log import warn_limited
 from mlflow_otel._telemetry import COUNTERS
 from mlflow_otel.exporters.file import DEFAULT_MAX_BYTES, OtlpJsonFileExporter
+from mlflow_otel.records.local import DEFAULT_MAX_BYTES as STORE_MAX_BYTES
 from mlflow_otel.records.local import LocalTraceWriter, store_path
 
 
@@ -29,11 +30,15 @@ class FileAndStoreExporter(SpanExporter):
     """Writes each batch to the OTLP/JSON file, then to the local store."""
 
     def __init__(
-        self, path: str, experiment_id: Optional[str] = None, max_bytes: int = DEFAULT_MAX_BYTES
+        self,
+        path: str,
+        experiment_id: Optional[str] = None,
+        max_bytes: int = DEFAULT_MAX_BYTES,
+        store_max_bytes: int = STORE_MAX_BYTES,
     ) -> None:
         self.file = OtlpJsonFileExporter(path, max_bytes)
         self.path = self.file.path
-        self.store = LocalTraceWriter(store_path(self.path), experiment_id, max_bytes=2 * max_bytes)
+        self.store = LocalTraceWriter(store_path(self.path), experiment_id, max_bytes=store_max_bytes)
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         result = self.file.export(spans)

@@ -75,13 +75,15 @@ def _otlp_route(otlp: OtlpSettings, settings: Settings, label: str = "") -> Rout
     )
 
 
-def file_route(path: str, experiment_id: Optional[str] = None) -> Route:
+def file_route(path: str, settings: Optional[Settings] = None) -> Route:
     """The OTLP/JSON file, and the local trace store beside it (``exporters/local_store.py``)."""
     exporter_path = OtlpJsonFileExporter(path).path
+    experiment_id = settings.experiment_id if settings is not None else None
+    store_max = settings.trace_store_max_bytes if settings is not None else Settings.trace_store_max_bytes
     return Route(
         key=f"file|{exporter_path}",
         description=f"the local file {exporter_path} (view them with `mlflow-otel show`)",
-        build=lambda listener: FileAndStoreExporter(exporter_path, experiment_id),
+        build=lambda listener: FileAndStoreExporter(exporter_path, experiment_id, store_max_bytes=store_max),
         reads=("file", exporter_path),
     )
 
@@ -145,7 +147,7 @@ def resolve(destination: Destination, settings: Settings) -> Optional[Route]:
         otlp = OtlpSettings(destination.protocol, destination.endpoint, dict(destination.headers))
         return _otlp_route(otlp, settings)
     if isinstance(destination, FileDestination):
-        return file_route(destination.path, settings.experiment_id)
+        return file_route(destination.path, settings)
     if isinstance(destination, SpanExporter):
         return _exporter_route(destination)
     warn_limited("destination", "Unknown trace destination %r; using the default destination.", destination)
@@ -199,7 +201,7 @@ def default_routes(
                 settings.tracking_uri,
             )
     if not routes and not extra_routes:
-        routes.append(file_route(settings.traces_file, settings.experiment_id))
+        routes.append(file_route(settings.traces_file, settings))
     return _unique(routes + extra_routes)
 
 

@@ -5,7 +5,8 @@ Layout (one file, ``<traces file>.db``; WAL, so readers never wait for the write
 
 * ``traces``: one row per trace: MLflow's ``TraceInfo`` columns (request time, duration, state,
   name, client request id, previews, experiment) and the spans as zlib-compressed JSON
-  (``Span.to_dict``), indexed by request time and client request id;
+  (``Span.to_dict``), indexed by request time and client request id, and what the trace costs on
+  disk (``bytes``, estimated with its tags, metadata and indexes);
 * ``tags`` / ``metadata``: one row per key, indexed by (key, value), so ``tags.env = 'prod'`` is an
   index lookup however many traces there are;
 * ``span_index``: each span's name, type and status, for ``span.name`` / ``span.type`` filters;
@@ -13,11 +14,12 @@ Layout (one file, ``<traces file>.db``; WAL, so readers never wait for the write
 
 Writes happen on the export thread, after the same spans were appended to the OTLP/JSON file
 (``exporters/local_store.py``): the file stays the Collector's ``otlpjsonfile`` input with its own
-size cap and rotation, and the store is the read side. The store keeps the newest traces up to
-``max_bytes`` of compressed spans (by default twice the file's cap: what the file and its one
-previous generation hold); a write that passes it deletes the oldest traces, by request time, down
-to 90 % of it. ``delete_traces`` removes traces from the store only: the OTLP/JSON file is an
-append-only log for the Collector.
+size cap and rotation, and the store is the read side, with a cap of its own: the newest traces up
+to ``MLFLOW_OTEL_TRACE_STORE_MAX_BYTES`` on disk (512 MiB: about 190,000 small traces of three
+spans; each trace's cost is estimated with its indexes). A write that passes the cap deletes the
+oldest traces, by request time, down to 90 % of it. So the store keeps traces the rotated file no
+longer holds, and ``delete_traces`` removes traces from the store only: the OTLP/JSON file is an
+append-only log for the Collector, which keeps its own cap (100 MB, one ``.1`` generation).
 
 A trace whose spans arrive in several batches (a batch boundary, a span that ended after its root)
 is merged: its record is recomputed from all its spans (``records/from_spans.py``).
@@ -43,8 +45,8 @@ from mlflow_otel.records.assessment import Assessment
 from mlflow_otel.records.from_spans import span_from_otel, trace_info_for
 from mlflow_otel.records.model import Span, Trace, TraceData, TraceInfo, TraceState
 
-#: The default cap of the store: twice the OTLP/JSON file's 100 MB (the file and its ``.1``).
-DEFAULT_MAX_BYTES = 200 * 1024 * 1024
+#: The default cap of the store (``MLFLOW_OTEL_TRACE_STORE_MAX_BYTES``): about 190,000 small traces.
+DEFAULT_MAX_BYTES = 512 * 1024 * 1024
 #: How long a writer or reader waits for another process's write to finish.
 BUSY_TIMEOUT_MS = 5000
 _SCHEMA = """
@@ -213,6 +215,7 @@ class LocalTraceWriter:
         if info is None:
             return 0
         blob = _pack(spans)
+        size = _disk_estimate(blob, info, len(spans))
         ends = [s.end_time_ns for s in spans if s.end_time_ns is not None]
         experiment_id = previous[2] if previous is not None else self.experiment_id
         conn.execute(
@@ -229,7 +232,7 @@ class LocalTraceWriter:
                 info.request_preview,
                 info.response_preview,
                 len(spans),
-                len(blob),
+                size,
                 blob,
             ),
         )
@@ -246,7 +249,7 @@ class LocalTraceWriter:
             "INSERT OR REPLACE INTO span_index VALUES (?,?,?,?,?)",
             [(trace_id, s.span_id, s.name, s.span_type, s.status.status_code.value) for s in spans],
         )
-        return len(blob) - (previous[1] if previous is not None else 0)
+        return size - (previous[1] if previous is not None else 0)
 
     @staticmethod
     def _add_bytes(conn: sqlite3.Connection, amount: int) -> int:
@@ -267,6 +270,14 @@ class LocalTraceWriter:
             doomed.append(trace_id)
             total -= size
         _delete(conn, doomed)
+
+
+def _disk_estimate(blob: bytes, info: TraceInfo, span_count: int) -> int:
+    """About what a trace costs on disk: its compressed spans, its tags and metadata twice (row and
+    index), its span index rows and the row itself (measured: within 25 % for small traces)."""
+    pairs = sum(len(k) + len(v or "") for k, v in (*info.tags.items(), *info.trace_metadata.items()))
+    previews = len(info.request_preview or "") + len(info.response_preview or "")
+    return len(blob) + 2 * pairs + previews + 150 * span_count + 600
 
 
 def _delete(conn: sqlite3.Connection, trace_ids: Sequence[str]) -> int:
