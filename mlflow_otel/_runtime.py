@@ -76,7 +76,10 @@ class _Runtime:
                 sampler,
                 self.provider.resource,
                 InstrumentationScope(SCOPE_NAME, VERSION),
-                self.pipeline.head.on_end,
+                # Through the running pipeline, not this one: a span started before the pipeline
+                # was replaced (set_tracking_uri, add_destination, reset) ends into the new one, so
+                # a trace open at that moment is not lost.
+                span_ended,
                 lambda span, context: run_on_start(STATE.start_processors, span, context),
             )
         self.watcher: Optional[TimeoutWatcher] = None
@@ -160,6 +163,14 @@ def _init() -> _Runtime:
             if settings.handle_sigterm:  # the app may have reset SIGTERM since import (a worker)
                 _install_sigterm()
         return _current[0]  # type: ignore[return-value]
+
+
+def span_ended(span: Any) -> None:
+    """A span of the lean tracer ended: hand it to the running pipeline's head."""
+    rt = _current[0]
+    if rt is None:
+        rt = _init()
+    rt.pipeline.head.on_end(span)
 
 
 def tracer() -> Any:

@@ -51,6 +51,9 @@ class State:
             self.extra_destinations: tuple[Any, ...] = ()
             #: ``mlflow_otel.testing``: while set, every span goes here and nowhere else.
             self.capture: Optional[tuple[Any, ...]] = None
+            #: A configured redaction policy could not be loaded: content capture is off (fail
+            #: closed) until the chain is configured again or the environment re-read.
+            self.policy_failed = False
             #: ``configure(span_processors=...)``: MLflow-style callables around ``BUILTINS``.
             self.hooks: tuple[Any, ...] = ()
             #: OpenTelemetry ``SpanProcessor`` objects from ``configure``: ``on_start`` on the app
@@ -85,6 +88,7 @@ class State:
         """Read the environment again (``tracing.reset()``): the switch now, the rest at first use."""
         with self.lock:
             self._settings = None
+            self.policy_failed = False
             provisional = _settings.load()
             #: Read on every decorated call; flipped by ``tracing.enable()`` / ``disable()``.
             self.enabled: bool = provisional.tracing_enabled
@@ -101,7 +105,7 @@ class State:
             settings = settings or self._settings or _settings.load()
             option = settings.processors.capture_content
         #: Read on the request path: with content capture off, payloads are not even encoded.
-        self.capture_content: bool = bool(option)
+        self.capture_content: bool = bool(option) and not self.policy_failed
         #: Bytes of a payload captured on the request path: what trimming would let through anyway.
         settings = settings or self._settings or _settings.load()
         budget = self.builtin_options.get("max_attribute_bytes")
@@ -129,6 +133,7 @@ class State:
         self.start_processors = tuple(h for h in self.hooks if is_otel_processor(h))
         self.end_processors = self.start_processors
         self.chain_version += 1
+        self.policy_failed = False  # the new chain loads its policy again
         self._refresh_capture()
 
 

@@ -80,6 +80,17 @@ SECRET_CASES = {
     "card with dots": (lambda s: s.set_inputs({"card": "4111.1111.1111.1111"}), "4111.1111.1111.1111"),
     "card as an int": (lambda s: s.set_inputs({"number": int(CARD)}), CARD),
     "zero-width key": (lambda s: s.set_inputs({"pass\u200bword": PASSWORD}), PASSWORD),
+    "secret query parameter": (
+        lambda s: s.set_attribute("url.full", f"https://api.example.com/v1?q=1&api_key={PASSWORD}"),
+        PASSWORD,
+    ),
+    "secret key in a debug summary": (
+        lambda s: (
+            mlflow.tracing.configure(redaction={"allow_all_keys": True, "summary": "debug"}),
+            s.set_attribute(f"cache.{OPENAI_KEY}", 1),
+        ),
+        OPENAI_KEY,
+    ),
     "full-width key": (lambda s: s.set_inputs({"\uff30assword": PASSWORD}), PASSWORD),
     "span name": (lambda s: None, None),  # covered by test_span_name_is_redacted
 }
@@ -171,3 +182,15 @@ def test_collector_schema_policy_keeps_look_alikes(otlp_http):
     _traced(lambda s: s.set_inputs(dict(LOOK_ALIKES)))
     (span,) = otlp_http(1)
     assert json.loads(span.attributes["mlflow.spanInputs"]) == LOOK_ALIKES
+
+
+def test_a_policy_that_cannot_load_stops_capture_on_the_request_path_too(otlp_http, tmp_path):
+    from mlflow_otel._state import STATE
+
+    mlflow.tracing.configure(redaction=str(tmp_path / "missing.yaml"))
+    _traced(lambda s: s.set_inputs({"q": "first"}))  # the chain is built, and fails closed
+    otlp_http(1)
+    assert STATE.capture_content is False  # the span builders no longer encode payloads
+    _traced(lambda s: s.set_outputs({"a": "second"}))
+    span = otlp_http(2)[-1]
+    assert "mlflow.spanInputs" not in span.attributes and "mlflow.spanOutputs" not in span.attributes

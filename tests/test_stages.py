@@ -406,3 +406,15 @@ def test_public_api_is_what_init_exports():
     modules = {"client", "spans", "pipeline", "records", "processors", "exporters", "integrations", "semconv"}
     modules |= {"cli", "testing", "pytest_plugin"}
     assert public - modules - {"version"} - set(mlflow.__all__) == set()
+
+
+def test_a_trace_open_while_the_pipeline_is_replaced_is_not_lost(otlp_http, tmp_path):
+    with mlflow.start_span("open_across_the_change"):
+        with mlflow.start_span("before"):
+            pass
+        tracing.add_destination(FileDestination(str(tmp_path / "added.jsonl")))  # replaces the pipeline
+        with mlflow.start_span("after"):
+            pass
+    names = sorted(s.name for s in otlp_http(3))
+    assert names == ["after", "before", "open_across_the_change"]
+    assert "dropped.shutdown" not in tracing.stats()

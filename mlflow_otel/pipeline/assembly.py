@@ -49,8 +49,11 @@ class TraceAssembler(SpanProcessor):
     ``on_start`` processors (only when the SDK's tracer calls it: the lean tracer runs them itself);
     at span end it holds each trace's spans until its local root ends, then submits them whole."""
 
-    def __init__(self, submit: Submit) -> None:
+    def __init__(self, submit: Submit, trace_done: Optional[Callable[[], None]] = None) -> None:
         self._submit = submit
+        #: Called on the thread that ended a trace's local root, after the trace was submitted
+        #: (MLflow's blocking mode waits there for its export).
+        self._trace_done = trace_done
         #: False once the pipeline is replaced or shut down (a joined global provider keeps calling us).
         self.active = True
 
@@ -87,6 +90,8 @@ class TraceAssembler(SpanProcessor):
                 for readable, member in finished:
                     _dedup_name(readable, member, state)
                 self._submit([readable for readable, _ in finished], state.destinations)
+                if self._trace_done is not None:
+                    self._trace_done()
                 return
             with state.lock:
                 if not state.closed:

@@ -33,7 +33,8 @@ import weakref
 from collections.abc import Sequence
 from typing import Any, Optional
 
-from opentelemetry.context import Context
+from opentelemetry import context
+from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY, Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
@@ -274,12 +275,18 @@ class BatchProcessor(SpanProcessor):
         return items
 
     def _export(self, batch: list[ReadableSpan]) -> None:
+        # Export makes HTTP or gRPC calls: instrumented clients (requests, urllib3, grpc) must not
+        # trace them, or every export would make spans to export (the SDK's batch processor does
+        # the same).
+        token = context.attach(context.set_value(_SUPPRESS_INSTRUMENTATION_KEY, True))
         try:
             result = self.exporter.export(batch)
         except Exception as exc:
-            result = SpanExportResult.FAILURE
             COUNTERS.add("dropped.export_error", len(batch))
             warn_limited("export_error", "Exporter raised while exporting %d spans: %s", len(batch), exc)
+            return  # counted: its fate is known
+        finally:
+            context.detach(token)
         if not self._count_exports:
             return
         # Every span is counted once, where its fate is known (started = delivered + dropped by

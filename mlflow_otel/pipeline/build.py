@@ -64,6 +64,8 @@ def builtin_processors(settings: ProcessorSettings, overrides: dict[str, Any]) -
             _one_line(exc),
         )
         capture = False
+        STATE.policy_failed = True  # the span builders stop encoding payloads too
+        STATE.capture_content = False
     processors: list[Processor] = [Normalizer()]
     if not capture:
         processors.append(ContentFilter())
@@ -154,14 +156,17 @@ class Pipeline:
             name="the processor chain",
             count_exports=False,
         )
-        self.head = TraceAssembler(self.submit)
+        self.head = TraceAssembler(self.submit, None if settings.async_logging else self._wait_for_export)
 
     def submit(self, spans: Sequence[ReadableSpan], destinations: Optional[tuple[Any, ...]]) -> None:
         """From assembly (app thread): a finished trace, whole, into the process stage's queue as
         one item (the tail decision needs it whole)."""
         self.process.on_end_trace(spans if destinations is None else Routed(spans, destinations))
-        if not self.settings.async_logging:  # MLflow's blocking mode: exported before we return
-            self.flush(self.settings.flush_timeout_s)
+
+    def _wait_for_export(self) -> None:
+        """MLflow's blocking mode (``MLFLOW_ENABLE_ASYNC_TRACE_LOGGING=false``): the call that ended
+        a trace's root returns once the trace is exported (or the flush deadline passes)."""
+        self.flush(self.settings.flush_timeout_s)
 
     def _batch_stage(self, route: Route) -> BatchProcessor:
         """A destination's batch stage and exporter, built the first time a span goes there."""

@@ -9,6 +9,7 @@ one batch stage per key and hands processed spans to the right ones.
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -54,6 +55,14 @@ class Route:
     accounts: bool = False
 
 
+_USERINFO = re.compile(r"://[^/@\s]*@")
+
+
+def without_userinfo(url: str) -> str:
+    """A URL as it may be logged: ``user:password@`` left out."""
+    return _USERINFO.sub("://", url)
+
+
 def _otlp_route(otlp: OtlpSettings, settings: Settings, label: str = "") -> Route:
     limit = settings.max_request_bytes or (
         GRPC_MAX_REQUEST_BYTES if otlp.protocol == PROTOCOL_GRPC else HTTP_MAX_REQUEST_BYTES
@@ -63,7 +72,7 @@ def _otlp_route(otlp: OtlpSettings, settings: Settings, label: str = "") -> Rout
     key = f"otlp|{otlp.protocol}|{otlp.endpoint}|{headers_key}"
     return Route(
         key=key,
-        description=f"{label}{name} {otlp.endpoint}",
+        description=f"{label}{name} {without_userinfo(otlp.endpoint)}",
         accounts=True,
         build=lambda listener: build_otlp_exporter(
             otlp,
@@ -124,7 +133,10 @@ def _mlflow_route(
     )
     return Route(
         key=key,
-        description=f"the MLflow server {tracking_uri} ({which}, OTLP/HTTP {endpoint})",
+        description=(
+            f"the MLflow server {without_userinfo(tracking_uri)} ({which}, OTLP/HTTP "
+            f"{without_userinfo(endpoint)})"
+        ),
         accounts=True,
         build=lambda listener: LazyExporter(lambda: build(listener), f"MLflow server {tracking_uri}"),
         reads=("mlflow", tracking_uri, experiment_id, name),

@@ -16,21 +16,50 @@ CONTENT_KEYS = frozenset(
     {
         conv.SPAN_INPUTS,
         conv.SPAN_OUTPUTS,
+        conv.CHAT_TOOLS,
         "gen_ai.input.messages",
         "gen_ai.output.messages",
         "gen_ai.system_instructions",
+        "gen_ai.tool.definitions",
+        "gen_ai.tool.call.arguments",
+        "gen_ai.tool.call.result",
         "gen_ai.prompt",
         "gen_ai.completion",
         "input.value",
         "output.value",
+        "tool.parameters",
         "mlflow.trace.requestPreview",
         "mlflow.trace.responsePreview",
+        "mlflow.trace.intermediate_outputs",
     }
 )
-#: Key prefixes that carry content (OpenInference flattens messages into numbered keys).
-CONTENT_PREFIXES = ("llm.input_messages.", "llm.output_messages.", "gen_ai.prompt.", "gen_ai.completion.")
-#: Event names that carry content.
-CONTENT_EVENT_PREFIXES = ("mlflow.chunk.item.", "gen_ai.content.", "gen_ai.user.message", "gen_ai.choice")
+#: Key prefixes that carry content (OpenInference flattens messages, tools, documents and
+#: embeddings into numbered keys; OpenLLMetry its prompts and completions).
+CONTENT_PREFIXES = (
+    "llm.input_messages.",
+    "llm.output_messages.",
+    "llm.prompts",
+    "llm.tools.",
+    "retrieval.documents.",
+    "reranker.",
+    "embedding.embeddings.",
+    "embedding.text",
+    "gen_ai.prompt.",
+    "gen_ai.completion.",
+)
+#: Event names that carry content (stream chunks, the GenAI content events, logs folded onto spans).
+CONTENT_EVENT_PREFIXES = (
+    "mlflow.chunk.item.",
+    "gen_ai.content.",
+    "gen_ai.user.message",
+    "gen_ai.system.message",
+    "gen_ai.assistant.message",
+    "gen_ai.tool.message",
+    "gen_ai.choice",
+    "gen_ai.client.inference.operation.details",
+)
+#: Event names that are content as a whole (log records folded onto the span, with a body).
+CONTENT_EVENT_NAMES = frozenset({"log"})
 
 
 class ContentFilter:
@@ -46,5 +75,9 @@ class ContentFilter:
             for key in doomed:
                 del attrs[key]
         events = span.events
-        if events and any(e.name.startswith(CONTENT_EVENT_PREFIXES) for e in events):
-            span.set_events([e for e in events if not e.name.startswith(CONTENT_EVENT_PREFIXES)])
+        if events and any(_is_content(e.name) for e in events):
+            span.set_events([e for e in events if not _is_content(e.name)])
+
+
+def _is_content(event_name: str) -> bool:
+    return event_name in CONTENT_EVENT_NAMES or event_name.startswith(CONTENT_EVENT_PREFIXES)

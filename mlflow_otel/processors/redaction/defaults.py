@@ -90,9 +90,18 @@ _CARD_HINT = re.compile(r"\d{4}[ \-.]?\d{4}")
 _ASCII_DIGITS = "0123456789"
 
 
+#: Secret-named query parameters (``?api_key=...&token=...``): the value is masked, the name kept.
+_QUERY_SECRET = re.compile(
+    r"(?i)([?&](?:[a-z0-9_.\-]*[_.\-])?(?:api[_-]?key|apikey|access[_-]?token|refresh[_-]?token|"
+    r"id[_-]?token|token|secret|client[_-]?secret|password|passwd|pwd|sig|signature)=)[^&#\s\"']+"
+)
+
+
 def _mask_url(text: str) -> str:
     if "@" in text and "://" in text:
-        return _URL_USERINFO.sub(r"\1REDACTED:REDACTED@", text)
+        text = _URL_USERINFO.sub(r"\1REDACTED:REDACTED@", text)
+    if "=" in text and ("?" in text or "&" in text):
+        text = _QUERY_SECRET.sub(r"\1****", text)
     return text
 
 
@@ -101,6 +110,8 @@ def _may_hold_secret(text: str) -> bool:
         if literal in text:
             return True
     if "@" in text and "://" in text:  # credentials in a URL
+        return True
+    if "=" in text and ("?" in text or "&" in text) and _QUERY_SECRET.search(text):
         return True
     # The card screen is a pattern, and patterns cost per character; an ASCII text without a digit
     # cannot hold a card number, which ten substring searches establish far faster.
@@ -163,6 +174,8 @@ class DefaultRedactor(Redactor):
             return True
         if "@" in text and "://" in text and _URL_USERINFO.search(text):
             return True
+        if "=" in text and _QUERY_SECRET.search(text):
+            return True
         return _may_hold_blocked_key(text)
 
     def _clean(self, attrs: Mapping[str, Any]) -> bool:
@@ -195,8 +208,10 @@ class DefaultRedactor(Redactor):
         if not _may_hold_secret(text):
             return False
         any_value = self._any_value
-        return (any_value is not None and any_value.search(text) is not None) or (
-            _URL_USERINFO.search(text) is not None
+        return (
+            (any_value is not None and any_value.search(text) is not None)
+            or _URL_USERINFO.search(text) is not None
+            or _QUERY_SECRET.search(text) is not None
         )
 
     def _clean_resource(self, resource: Any) -> bool:

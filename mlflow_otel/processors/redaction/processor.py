@@ -200,11 +200,11 @@ class Redactor:
         if isinstance(node, dict):
             out = {}
             for key, value in node.items():
-                sub = f"{path}.{key}"
                 if self._ignore_key(key):
                     out[key] = value
                     continue
                 new_key = self.mask_values(key)  # a key may itself be a secret
+                sub = f"{path}.{new_key}"  # summaries name keys as exported, never a secret one
                 if new_key != key:
                     changed.append(sub)
                 if self._block_key(key) and value is not None:
@@ -282,8 +282,8 @@ class Redactor:
             if not all_keys and key not in self._allowed:
                 removed.append(key)
                 continue
-            new = self._redact_value(key, value, lists)
             new_key = self.mask_values(key)  # an attribute key may itself be a secret
+            new = self._redact_value(key, value, lists, new_key)
             if new_key != key:
                 removed.append(key)
                 lists["masked"].append(new_key)
@@ -292,16 +292,21 @@ class Redactor:
                 updates[key] = new
         return updates, removed, lists
 
-    def _redact_value(self, key: str, value: Any, lists: dict[str, list[str]]) -> Any:
+    def _redact_value(self, key: str, value: Any, lists: dict[str, list[str]], label: str = "") -> Any:
+        """``value`` redacted; summaries name it ``label`` (the key as exported: masked if the key
+        itself was a secret)."""
+        label = label or key
         if isinstance(value, (list, tuple)):
-            items = [self._redact_value(key, v, lists) if isinstance(v, (str, int)) else v for v in value]
+            items = [
+                self._redact_value(key, v, lists, label) if isinstance(v, (str, int)) else v for v in value
+            ]
             return items if any(a is not b for a, b in zip(items, value)) else value
         if isinstance(value, str):
             text = value
         elif isinstance(value, (int, float)) and not isinstance(value, bool):
             masked = self.mask_number(value)
             if masked is not value:
-                lists["masked"].append(key)
+                lists["masked"].append(label)
                 return masked
             if not self.policy.redact_all_types:
                 return value
@@ -309,15 +314,15 @@ class Redactor:
         else:
             return value
         if self._allow_value(text):
-            lists["allowed"].append(key)
+            lists["allowed"].append(label)
             return value
         if self._block_key(key):
-            lists["masked"].append(key)
+            lists["masked"].append(label)
             return self._mask(text)
         if key in JSON_ATTRIBUTES or looks_like_json(text):  # custom JSON attributes too
-            new = self.redact_json(text, key, lists["masked"])
+            new = self.redact_json(text, label, lists["masked"])
         else:
-            new = self._redact_string(text, key, lists["masked"])
+            new = self._redact_string(text, label, lists["masked"])
         return value if new == text else new
 
     def redact_names(self, span: SpanView) -> list[str]:
@@ -373,7 +378,7 @@ class Redactor:
                     if event_name != event.name:
                         lists["masked"].append("event.name")
                     for name, items in ev_lists.items():
-                        lists[name].extend(f"{event.name}.{k}" if "." not in k else k for k in items)
+                        lists[name].extend(f"{event_name}.{k}" if "." not in k else k for k in items)
             if all(a is b for a, b in zip(new_events, events)):
                 new_events = None
         lists["ignored"] = [k for k in lists["ignored"] if k not in self._ignored_silently]
