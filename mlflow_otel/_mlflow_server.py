@@ -214,6 +214,13 @@ class RestClient:
         try:
             data = response.json() if response.content else {}
         except ValueError:
+            if 200 <= status < 300:  # a web server, but not MLflow's REST API
+                content_type = response.headers.get("Content-Type", "?")
+                raise MlflowServerError(
+                    f"{self.tracking_uri} answered {what} with {content_type}, not MLflow's JSON: it "
+                    "is not an MLflow tracking server (check set_tracking_uri / MLFLOW_TRACKING_URI)",
+                    "INVALID_STATE",
+                ) from None
             data = {}
         if 200 <= status < 300:
             return data if isinstance(data, dict) else {}

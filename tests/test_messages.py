@@ -156,3 +156,90 @@ def test_blocking_mode_exports_before_the_call_returns(otlp_http, monkeypatch, r
     tracing.reset()
     _one_trace()
     assert len(receiver.spans()) == 1  # already there when the traced call returned
+
+
+def _traced_and_flushed() -> dict:
+    _one_trace()
+    mlflow.flush_trace_async_logging(timeout_s=10)
+    return tracing.stats()
+
+
+def test_http_to_a_grpc_port_says_which_protocol_to_set(receiver, monkeypatch, caplog):
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", f"http://127.0.0.1:{receiver.grpc_port}")
+    tracing.reset()
+    stats = _traced_and_flushed()
+    assert stats.get("dropped.protocol_mismatch") == 1
+    assert "OTEL_EXPORTER_OTLP_PROTOCOL=grpc" in caplog.text
+    assert "retries" not in stats  # permanent: not retried
+
+
+def test_grpc_to_an_http_port_says_which_protocol_to_set(receiver, monkeypatch, caplog):
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", f"http://127.0.0.1:{receiver.http_port}")
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")
+    tracing.reset()
+    stats = _traced_and_flushed()
+    assert stats.get("dropped.protocol_mismatch") == 1
+    assert "OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf" in caplog.text
+
+
+def test_a_web_app_answering_200_html_is_not_a_delivery(monkeypatch, caplog):
+    import http.server
+    import threading
+
+    class Html(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            body = b"<html><body>Welcome</body></html>"
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Html)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", f"http://127.0.0.1:{server.server_port}")
+        tracing.reset()
+        stats = _traced_and_flushed()
+    finally:
+        server.shutdown()
+    assert stats.get("dropped.not_otlp") == 1 and "spans_delivered" not in stats
+    assert "not an OTLP receiver" in caplog.text
+
+
+def test_a_tracking_uri_that_is_not_mlflow_says_so(caplog):
+    import http.server
+    import threading
+
+    class Html(http.server.BaseHTTPRequestHandler):
+        def _page(self):
+            body = b"<html>hello</html>"
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def do_GET(self):
+            self._page()
+
+        def do_POST(self):
+            self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            self._page()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Html)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        mlflow.set_tracking_uri(f"http://127.0.0.1:{server.server_port}")
+        mlflow.set_experiment("x")
+    finally:
+        server.shutdown()
+    assert "is not an MLflow tracking server" in caplog.text
+    assert "Expecting value" not in caplog.text

@@ -50,6 +50,17 @@ MAX_BACKOFF_S = 10.0
 RETRYABLE_HTTP = frozenset({429, 502, 503, 504})
 
 
+#: Content types an OTLP/HTTP receiver answers with (protocol/otlp.md, "OTLP/HTTP Response").
+_OTLP_CONTENT_TYPES = frozenset({"application/x-protobuf", "application/protobuf", "application/json"})
+
+
+def _mismatch(why: str) -> _Outcome:
+    """The endpoint answers in another protocol than the one configured: permanent, not retried."""
+    outcome = _Outcome(_Outcome.FAIL, why=why)
+    outcome.reason = "protocol_mismatch"
+    return outcome
+
+
 class ExporterUnavailable(RuntimeError):
     """The package for the configured protocol is not installed."""
 
@@ -383,11 +394,28 @@ class OtlpHttpExporter(OtlpExporter):
                 cert=self._cert,
             )
         except self._requests.exceptions.ConnectionError as exc:  # refused, reset, DNS
+            if "BadStatusLine" in str(exc):  # an answer, but not HTTP/1.1: an HTTP/2 (gRPC) server
+                return _mismatch(
+                    f"{exc!r:.120}: the endpoint does not speak OTLP/HTTP; it looks like an OTLP/gRPC "
+                    "port (4317): set OTEL_EXPORTER_OTLP_PROTOCOL=grpc, or use the HTTP port (4318)"
+                )
             return _Outcome(_Outcome.RETRY, why=f"{type(exc).__name__}: {exc}", unreachable=True)
         except self._requests.exceptions.RequestException as exc:  # timeouts and the like
             return _Outcome(_Outcome.RETRY, why=f"{type(exc).__name__}: {exc}")
         status = response.status_code
         if 200 <= status < 300:
+            content_type = response.headers.get("Content-Type", "").split(";")[0].strip().lower()
+            if content_type and content_type not in _OTLP_CONTENT_TYPES:
+                outcome = _Outcome(
+                    _Outcome.FAIL,
+                    why=(
+                        f"HTTP {status} with Content-Type {content_type}, not an OTLP answer: "
+                        f"{self.endpoint} is not an OTLP receiver (for an MLflow server, set the tracking "
+                        "URI instead of OTEL_EXPORTER_OTLP_ENDPOINT)"
+                    ),
+                )
+                outcome.reason = "not_otlp"
+                return outcome
             rejected, message = self._partial_success(response.content)
             return _Outcome(_Outcome.OK, rejected=rejected, why=message)
         why = f"HTTP {status} {response.text[:200]!r}"
@@ -494,6 +522,12 @@ class OtlpGrpcExporter(OtlpExporter):
             code = err.code() if hasattr(err, "code") else grpc.StatusCode.UNKNOWN
             why = f"gRPC {code.name}: {err.details() if hasattr(err, 'details') else err}"
             retry_delay = _retry_info_delay(err)
+            lowered = why.lower()
+            if "http1.x" in lowered or "parsing http/2" in lowered or "http2" in lowered.replace("/", ""):
+                return _mismatch(
+                    f"{why}: the endpoint does not speak gRPC; it looks like an OTLP/HTTP port (4318): "
+                    "set OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf, or use the gRPC port (4317)"
+                )
             if code in _RETRYABLE_GRPC or (
                 code == grpc.StatusCode.RESOURCE_EXHAUSTED and retry_delay is not None
             ):
