@@ -14,7 +14,7 @@ from typing import Any
 from mlflow_otel import semconv as conv
 from mlflow_otel.processors.base import SpanView
 from mlflow_otel.processors.redaction.config import RedactionPolicy, any_of
-from mlflow_otel.processors.redaction.processor import JSON_ATTRIBUTES, Redactor, looks_like_json
+from mlflow_otel.processors.redaction.processor import JSON_ATTRIBUTES, Redactor
 
 DEFAULT_BLOCKED_KEY_PATTERNS = [
     r"(?i)(^|[._\-\s])(api[_\-\s]?key|apikey|x-api-key|secret|client[_-]?secret|secret[_-]?key|password"
@@ -123,7 +123,7 @@ def _may_hold_secret(text: str) -> bool:
 #: Every key ``_RAW_BLOCKED_KEY`` matches contains one of these (case-insensitively): JSON without
 #: any of them needs no scan for blocked keys. ``lower()`` plus substring checks cost a fraction of
 #: the scan (and of a case-insensitive pattern of the stems, which is slower than the scan itself).
-_KEY_STEMS = ("key", "secret", "passw", "pwd", "passphrase", "credential", "authorization", "token", "cookie")
+_KEY_STEMS = ("key", "secret", "pass", "pwd", "credential", "authorization", "token", "cookie")
 
 
 def _may_hold_blocked_key(text: str) -> bool:
@@ -161,6 +161,8 @@ class DefaultRedactor(Redactor):
         self._any_value = any_of([*self._blocked_values, _CARD_CANDIDATE])
         self._ignored_silently = frozenset(_GENERATED_KEYS)
         self._clean_resources: dict[int, tuple[Any, bool]] = {}
+        self._dirty_names: dict[str, bool] = {}
+        self._key_verdicts: dict[str, bool] = {}
 
     def mask_values(self, text: str) -> str:
         if self._any_value is not None and not self._any_value.search(text):
@@ -182,16 +184,23 @@ class DefaultRedactor(Redactor):
         """True when no value of ``attrs`` can hold anything this policy masks (the common case)."""
         any_value = self._any_value
         ignored = self._ignored
+        verdicts = self._key_verdicts
         for key, value in attrs.items():
             if key in ignored:
                 continue
-            if self._block_key(key) or self._dirty_text(key):
+            suspicious = verdicts.get(key)
+            if suspicious is None:  # keys repeat from span to span: decided once
+                suspicious = self._block_key(key) or self._dirty_text(key)
+                if len(verdicts) < self._CACHE_LIMIT:
+                    verdicts[key] = suspicious
+            if suspicious:
                 return False
             kind = value.__class__
             if kind is str:
                 if self._dirty_text(value):
                     return False
-                if (key in JSON_ATTRIBUTES or looks_like_json(value)) and (
+                head = value[:1]
+                if (head == "{" or head == "[" or key in JSON_ATTRIBUTES) and (
                     "\\" in value or _may_hold_blocked_key(value)
                 ):
                     return False
@@ -203,6 +212,15 @@ class DefaultRedactor(Redactor):
             ):
                 return False
         return True
+
+    def _dirty_name(self, name: str) -> bool:
+        """``_dirty_text`` for names and keys, which repeat from span to span: remembered."""
+        known = self._dirty_names.get(name)
+        if known is None:
+            known = self._dirty_text(name)
+            if len(self._dirty_names) < self._CACHE_LIMIT:
+                self._dirty_names[name] = known
+        return known
 
     def _dirty_text(self, text: str) -> bool:
         if not _may_hold_secret(text):
@@ -228,10 +246,10 @@ class DefaultRedactor(Redactor):
         status = span.raw_status_description
         if (
             self._clean_resource(span.resource)
-            and not self._dirty_text(span.name)
+            and not self._dirty_name(span.name)
             and not (status and self._dirty_text(status))
             and self._clean(span.raw_attributes)
-            and all(not self._dirty_text(e.name) and self._clean(e.attributes or {}) for e in span.events)
+            and all(not self._dirty_name(e.name) and self._clean(e.attributes or {}) for e in span.events)
         ):
             return
         super().__call__(span)
