@@ -369,13 +369,13 @@ class MlflowServer:
 
     def read(self, experiment: str, filter_string: Optional[str] = None) -> list[dict[str, Any]]:
         """Traces read back with MLflow's own client (run in MLflow's venv)."""
-        args = [str(self.venv / "bin" / "python"), str(HERE / "mlflow_read.py"), self.uri, experiment]
+        args = [str(self.venv / "bin" / "python"), str(HERE / "mlflow_query.py"), self.uri, experiment]
         if filter_string:
             args.append(filter_string)
         env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "OTEL_"))}
         result = subprocess.run(args, capture_output=True, text=True, timeout=120, env=env)
         if result.returncode != 0:
-            raise RuntimeError(f"mlflow_read.py failed:\n{result.stderr[-3000:]}")
+            raise RuntimeError(f"mlflow_query.py failed:\n{result.stderr[-3000:]}")
         return json.loads(result.stdout.strip().splitlines()[-1])
 
     def wait_for_traces(

@@ -52,6 +52,7 @@ def main() -> None:
                 "execution_duration": info.execution_duration,
                 "tags": dict(info.tags),
                 "metadata": dict(info.trace_metadata),
+                "token_usage": getattr(info, "token_usage", None),
                 "assessments": [_assessment(a) for a in info.assessments],
                 "spans": [
                     {
@@ -60,11 +61,13 @@ def main() -> None:
                         "parent_id": s.parent_id,
                         "span_type": s.span_type,
                         "status": str(getattr(s.status.status_code, "value", s.status.status_code)),
+                        "status_message": s.status.description,
                         "inputs": s.inputs,
                         "outputs": s.outputs,
                         "log_level": int(s.attributes["mlflow.spanLogLevel"])
                         if "mlflow.spanLogLevel" in s.attributes
                         else None,
+                        "attributes": dict(s.attributes.items()),
                     }
                     for s in t.data.spans
                 ],
