@@ -118,8 +118,8 @@ class _Runtime:
         except OSError as exc:
             warn_limited("stats", "Could not write %s: %s", self.stats_path, exc)
 
-    def flush(self, timeout_s: float) -> bool:
-        ok = self.pipeline.flush(timeout_s)
+    def flush(self, timeout_s: float, wait_unreachable: bool = False) -> bool:
+        ok = self.pipeline.flush(timeout_s, wait_unreachable)
         self.write_stats()
         return ok
 
@@ -178,12 +178,14 @@ def tracer() -> Any:
     return rt.tracer if rt is not None else _init().tracer
 
 
-def flush(timeout_s: Optional[float] = None) -> bool:
-    """Export everything finished so far; True if it all went out before the deadline."""
+def flush(timeout_s: Optional[float] = None, wait_unreachable: bool = False) -> bool:
+    """Export everything finished so far; True if it all went out before the deadline.
+    ``wait_unreachable``: wait for destinations that last refused connections too (an explicit
+    deadline from the user)."""
     rt = _current[0]
     if rt is None:
         return True
-    return rt.flush(rt.settings.flush_timeout_s if timeout_s is None else timeout_s)
+    return rt.flush(rt.settings.flush_timeout_s if timeout_s is None else timeout_s, wait_unreachable)
 
 
 def replace(change: Optional[Callable[[], None]] = None) -> None:

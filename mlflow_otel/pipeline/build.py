@@ -222,10 +222,11 @@ class Pipeline:
         for stage in self.router.stages():
             stage.restart_after_fork()
 
-    def flush(self, timeout_s: float) -> bool:
+    def flush(self, timeout_s: float, wait_unreachable: bool = False) -> bool:
         """Every span finished before the call is exported (or dropped and counted) by the deadline:
         the process stage first (it feeds the others), then each destination, then the user's OTel
-        processors."""
+        processors. ``wait_unreachable``: the caller chose this deadline, so a destination that last
+        refused connections is waited for too (a restarted collector is back within it)."""
         deadline = time.monotonic() + timeout_s
 
         def remaining_ms() -> int:
@@ -235,7 +236,8 @@ class Pipeline:
         for stage in self.router.stages():
             # A destination that refuses connections is not waited for: its spans cannot leave by
             # the deadline (retries, the spool and the exit path deal with them).
-            budget = remaining_ms() if stage.reachable else min(remaining_ms(), 200)
+            waited = stage.reachable or wait_unreachable
+            budget = remaining_ms() if waited else min(remaining_ms(), 200)
             ok = stage.force_flush(budget) and ok
         for processor in STATE.end_processors:
             try:

@@ -1002,12 +1002,13 @@ def flush_trace_async_logging(terminate: bool = False, timeout_s: Optional[float
     dropped meanwhile (``tracing.stats()`` counts why: ``dropped.<reason>``).
 
     This is what a serverless handler calls before returning. The default deadline,
-    ``MLFLOW_OTEL_FLUSH_TIMEOUT_SECONDS`` (5 s), suits a request handler; a destination that refuses
-    connections is not waited for. ``terminate`` also shuts the pipeline down (a later span starts a
-    new one).
+    ``MLFLOW_OTEL_FLUSH_TIMEOUT_SECONDS`` (5 s), suits a request handler, and with it a destination
+    that refuses connections is not waited for; an explicit ``timeout_s`` waits for every
+    destination (one coming back within it still gets its spans). ``terminate`` also shuts the
+    pipeline down (a later span starts a new one).
     """
     before = COUNTERS.dropped()
-    ok = _runtime.flush(timeout_s)
+    ok = _runtime.flush(timeout_s, wait_unreachable=timeout_s is not None)
     if COUNTERS.dropped() > before:
         ok = False  # spans were dropped meanwhile: tracing.stats() says why (dropped.<reason>)
     if terminate:
