@@ -36,6 +36,7 @@ import re
 import socket
 import sys
 import threading
+import time
 import uuid
 from collections.abc import Iterator, Mapping
 from pathlib import PurePath
@@ -314,14 +315,31 @@ class _Budget:
     does not starve the keys after it; small members after the budget ran out are still kept
     (``_SMALL_AFTER``), so the trimming processor (off the request path) can cut the document in a
     balanced way, and capture costs about two encodings of the limit at most.
+
+    There is a time budget too (``CAPTURE_TIME_BUDGET_S``), checked at each container and each
+    bulk chunk: a huge container of tiny members (a 1M-key dict) costs the request path a few
+    milliseconds, not an encoding of the whole limit; what it left is marked as truncated.
     """
 
-    __slots__ = ("active", "left", "text_cap")
+    __slots__ = ("active", "deadline", "left", "text_cap")
 
     def __init__(self, limit: int) -> None:
         self.left = limit + limit // 4
         self.text_cap = max(64, limit // 2)
         self.active: set[int] = set()
+        self.deadline = time.perf_counter() + CAPTURE_TIME_BUDGET_S
+
+    def out_of_time(self) -> bool:
+        """True (and the byte budget spent) once the time budget has passed."""
+        if time.perf_counter() > self.deadline:
+            self.left = min(self.left, 0)
+            return True
+        return False
+
+
+#: The request-path time one captured value may take before the rest is cut (issue: a 1M-key dict
+#: must cost about what a value at the limit costs, under 10 ms with the input and output of a span).
+CAPTURE_TIME_BUDGET_S = 0.004
 
 
 #: After the budget ran out, this many more members of a container are looked at, and the small
@@ -439,7 +457,7 @@ def _bulk(items: Iterator[tuple[Any, Any]], total: int, out: list[str], budget: 
     """Emit whole flat chunks of a long dict while they fit the budget, each encoded once by the C
     encoder. Returns how many items were taken and whether anything was emitted."""
     taken, emitted = 0, False
-    while taken < total and budget.left > 0:
+    while taken < total and budget.left > 0 and not budget.out_of_time():
         chunk = dict(itertools.islice(items, _CHUNK))
         if not chunk:
             break
@@ -468,7 +486,7 @@ def _bulk(items: Iterator[tuple[Any, Any]], total: int, out: list[str], budget: 
 def _bulk_list(obj: Any, out: list[str], budget: _Budget) -> int:
     """The list counterpart of ``_bulk``: whole flat slices while they fit."""
     taken, total = 0, len(obj)
-    while taken < total and budget.left > 0:
+    while taken < total and budget.left > 0 and not budget.out_of_time():
         chunk = list(obj[taken : taken + _CHUNK])
         size = _flat_size(chunk)
         text = _c_text(chunk) if 0 <= size <= 4 * budget.left + _SMALL_TEXT else None
@@ -527,6 +545,7 @@ def _emit(obj: Any, budget: _Budget, depth: int, out: list[str]) -> None:
         return
     budget.active.add(ident)
     mark = len(out)
+    budget.out_of_time()
     try:
         if isinstance(obj, dict):
             total = len(obj)

@@ -83,6 +83,18 @@ def test_big_containers_are_cut_within_the_limit(obj):
     assert "more keys truncated" in text or "more items truncated" in text or "truncated" in text
 
 
+def test_a_huge_container_stops_at_the_time_budget_with_a_marker(monkeypatch):
+    from mlflow_otel import _serialize
+
+    big = {f"key-{i}": i for i in range(300_000)}
+    monkeypatch.setattr(_serialize, "CAPTURE_TIME_BUDGET_S", 60.0)
+    by_bytes = dumps({"d": big, "rows": [{"a": i} for i in range(50_000)]}, 1024 * 1024)
+    monkeypatch.setattr(_serialize, "CAPTURE_TIME_BUDGET_S", 0.0)  # spent at once
+    by_time = json.loads(dumps({"d": big, "rows": [{"a": i} for i in range(50_000)]}, 1024 * 1024))
+    assert len(by_bytes) > 1024 * 1024  # the byte budget: a quarter over the limit
+    assert by_time == {"…": "[2 more keys truncated]"}  # valid JSON, cut at once, counted
+
+
 def test_memory_does_not_grow_with_what_is_thrown_away():
     big = {"text": "x" * 20_000_000}
     tracemalloc.start()

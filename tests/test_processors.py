@@ -330,7 +330,10 @@ def test_broken_policy_fails_closed(otlp_http, tmp_path, caplog):
 # --- trimming ------------------------------------------------------------------------------------------
 
 
-def test_5mb_input_arrives_trimmed_as_valid_json_with_original_size(otlp):
+def test_5mb_input_arrives_trimmed_as_valid_json_with_original_size(otlp, monkeypatch):
+    from mlflow_otel import _serialize
+
+    monkeypatch.setattr(_serialize, "CAPTURE_TIME_BUDGET_S", 60.0)  # the byte budget alone here
     big = {
         "document": "lorem ipsum " * (450 * 1024),
         "pages": list(range(200_000)),
