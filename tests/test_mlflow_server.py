@@ -614,3 +614,21 @@ def test_a_record_the_server_refuses_costs_a_count_and_a_warning(fake_mlflow, ca
     stats = tracing.stats()
     assert stats["mlflow_records_failed"] == 1 and stats["spans_delivered"] == 2
     assert "Could not send the record of trace tr-" in caplog.text and "scripted 400" in caplog.text
+
+
+def test_the_records_of_a_batch_go_out_in_parallel_over_kept_connections(fake_mlflow, monkeypatch):
+    monkeypatch.setenv("OTEL_BSP_SCHEDULE_DELAY", "5000")  # one batch for all of them
+    tracing.reset()
+    for i in range(40):
+        agent(f"many-{i}", "ann")
+    assert mlflow.flush_trace_async_logging(timeout_s=20)
+    sent = {r["trace"]["trace_info"]["client_request_id"] for r in fake_mlflow.records()}
+    assert sent == {f"req-many-{i}" for i in range(40)}
+    assert tracing.stats()["mlflow_records_sent"] == 40
+    assert fake_mlflow.seen.paths().count("/v1/traces") == 1  # the spans went in one request
+    # Kept connections: the export workers' (2 by default) and the 3 helpers', reused batch after batch.
+    assert 1 < len(fake_mlflow.record_connections) <= 5
+    for i in range(40, 60):
+        agent(f"many-{i}", "ann")
+    assert mlflow.flush_trace_async_logging(timeout_s=20)
+    assert tracing.stats()["mlflow_records_sent"] == 60 and len(fake_mlflow.record_connections) <= 5

@@ -211,6 +211,8 @@ class FakeMlflow:
         self.seen = _Recorder()
         self.otlp_status = 200
         self.record_statuses: list[int] = []
+        #: The client ports ``StartTraceV3`` requests came from: one per connection.
+        self.record_connections: set[int] = set()
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -223,6 +225,7 @@ class FakeMlflow:
                 if self.path.startswith("/v1/traces"):
                     status, data, kind = fake.otlp_status, b"", "application/x-protobuf"
                 elif self.path == "/api/3.0/mlflow/traces" and self.command == "POST":
+                    fake.record_connections.add(self.client_address[1])
                     with fake.seen.lock:
                         status = fake.record_statuses.pop(0) if fake.record_statuses else 200
                     data = json.dumps(
