@@ -13,4 +13,10 @@ if [ ! -x "$MLT/bin/python" ] || ! "$MLT/bin/python" -c "import mlflow" 2>/dev/n
   "$MLT/bin/python" -m pip install --quiet --upgrade pip
   "$MLT/bin/python" -m pip install --quiet mlflow-tracing opentelemetry-exporter-otlp-proto-grpc opentelemetry-exporter-otlp-proto-http
 fi
+case "${1:-}" in
+  # The read API over 100,000 traces beside MLflow's local store; the MLflow destination beside
+  # mlflow-tracing on one MLflow 3.18 server. Both need the MLflow venv of tests/backends/install.sh.
+  read) shift; bash tests/backends/install.sh >/dev/null; exec .venv/bin/python bench/read_store.py "$@" ;;
+  mlflow-destination) shift; bash tests/backends/install.sh >/dev/null; exec .venv/bin/python bench/mlflow_destination.py "$@" ;;
+esac
 .venv/bin/python bench/run.py --mlflow-python "$MLT/bin/python" "$@"
