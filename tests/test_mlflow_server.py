@@ -617,6 +617,9 @@ def test_a_record_the_server_refuses_costs_a_count_and_a_warning(fake_mlflow, ca
 
 
 def test_the_records_of_a_batch_go_out_in_parallel_over_kept_connections(fake_mlflow, monkeypatch):
+    from mlflow_otel.pipeline import route
+
+    monkeypatch.setattr(route, "RECORD_CONCURRENCY", 4)  # the helpers (the default sends one at a time)
     monkeypatch.setenv("OTEL_BSP_SCHEDULE_DELAY", "5000")  # one batch for all of them
     tracing.reset()
     for i in range(40):

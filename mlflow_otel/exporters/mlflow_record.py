@@ -16,9 +16,9 @@ the same, after the OTLP request that carried the trace's root span succeeded:
 * on the export thread, never the application's; the records of one batch go out ``concurrency``
   at a time (the export thread and persistent helpers, each on a keep-alive connection), and the
   batch's export returns when they are settled, so ``flush_trace_async_logging()`` covers them too.
-  The server's write is the cost (``bench/mlflow_destination.py``: about 35 ms a record on MLflow
-  3.18 with SQLite and one worker, where parallel records gain nothing; a server with several
-  workers and a database that takes parallel writes does gain);
+  The server's write is the cost (``bench/mlflow_destination.py``: about 40 ms a record on MLflow
+  3.18 with SQLite and one worker, where parallel records gained nothing, so ``pipeline/route.py``
+  sends one at a time per export worker);
 * retried like OTLP (an upsert is idempotent): no answer, 408/429/500/502/503/504, exponential
   backoff with jitter within ``MLFLOW_ASYNC_TRACE_LOGGING_RETRY_TIMEOUT``; while the process exits,
   an unreachable server is not retried and no retry passes the exit deadline;

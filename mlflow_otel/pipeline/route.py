@@ -34,9 +34,11 @@ from mlflow_otel.pipeline.export import BorrowedExporter, LazyExporter
 #: OTLP/HTTP receiver bodies over 20 MiB; keep a margin for framing and headers.
 GRPC_MAX_REQUEST_BYTES = 4 * 1024 * 1024 - 64 * 1024
 HTTP_MAX_REQUEST_BYTES = 20 * 1024 * 1024 - 64 * 1024
-#: Trace records (``StartTraceV3``) of one batch sent at once to an MLflow server
-#: (measured in bench/mlflow_destination.py).
-RECORD_CONCURRENCY = 4
+#: Trace records (``StartTraceV3``) of one batch sent at once by an export worker to an MLflow server.
+#: One: on MLflow 3.18 with SQLite the server's write is the cost and parallel records gained nothing
+#: (bench/mlflow_destination.py: 23 traces/s with 4, 25 with 1); the destination's export workers
+#: (``MLFLOW_ASYNC_TRACE_LOGGING_MAX_WORKERS``, 2) already send two batches' records side by side.
+RECORD_CONCURRENCY = 1
 
 
 @dataclass(frozen=True)
