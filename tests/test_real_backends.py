@@ -78,7 +78,7 @@ def test_jaeger_receives_spans_with_attributes_and_searchable_tags(jaeger, monke
     assert {s["operationName"] for s in tagged} == {"agent", "retrieve", "llm"}  # whole trace found by tag
 
 
-def test_collector_in_the_middle_killed_and_restarted(jaeger, monkeypatch, tmp_path):
+def test_collector_in_the_middle_killed_and_restarted(jaeger, monkeypatch, tmp_path, request):
     """SDK -> Jaeger as a plain OTel Collector (OTLP in, batch, OTLP out) -> storing Jaeger.
 
     The collector is stopped mid-run and started again on the same ports. Afterwards every span the
@@ -86,6 +86,7 @@ def test_collector_in_the_middle_killed_and_restarted(jaeger, monkeypatch, tmp_p
     the outage (well under the queue capacity) is delivered all the way to storage.
     """
     collector = Jaeger(tmp_path, upstream=jaeger.grpc_target, name="collector").start()
+    request.addfinalizer(collector.stop)  # whichever process is running then, even on a failure
     service = _service()
     monkeypatch.setenv("OTEL_SERVICE_NAME", service)
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")
