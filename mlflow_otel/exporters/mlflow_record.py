@@ -29,7 +29,11 @@ the same, after the OTLP request that carried the trace's root span succeeded:
   ``mlflow_records_failed`` (gave up: the trace keeps what OTLP gave it, with a rate-limited
   warning), ``mlflow_records_skipped`` (spans not all delivered).
 
-A distributed trace's record is sent by the process that holds its root span only.
+A distributed trace's record is sent by the process that holds its root span only. Limits: spans
+the opt-in spool (``exporters/spool.py``) replays later get no record (their trace keeps what OTLP
+gives it); and "earlier spans still being exported" is known from the moment another worker starts
+exporting them, so a batch taken but not yet handed to the exporter when the root's batch succeeds
+is not waited for (a window of microseconds against the root's network round trip).
 """
 
 from __future__ import annotations
