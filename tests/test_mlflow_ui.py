@@ -10,8 +10,6 @@ trace is kept in the test's temp dir.
 
 from __future__ import annotations
 
-import os
-import shutil
 import time
 import uuid
 
@@ -20,29 +18,14 @@ import pytest
 import mlflow_otel as mlflow
 from mlflow_otel import tracing
 from mlflow_otel.entities import SpanType
+from tests.backends.browser import chromium
 
 pytestmark = pytest.mark.backend
-
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
 
 
 @pytest.fixture(scope="module")
 def browser():
-    webdriver = pytest.importorskip("selenium.webdriver")
-    from selenium.webdriver.chrome.service import Service
-
-    if not (os.path.exists(CHROMIUM) and os.path.exists(CHROMEDRIVER)):
-        pytest.skip(f"{CHROMIUM} / {CHROMEDRIVER} missing: run tests/backends/install.sh")
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"):
-        options.add_argument(arg)
-    options.add_argument("--window-size=1700,1000")
-    driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
-    driver.set_page_load_timeout(60)
-    yield driver
-    driver.quit()
+    yield from chromium("1700,1000", 60)
 
 
 @mlflow.trace(name="support_agent", span_type=SpanType.AGENT)

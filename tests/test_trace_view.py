@@ -14,7 +14,6 @@ import base64
 import html.parser
 import json
 import os
-import shutil
 import time
 from pathlib import Path
 
@@ -28,9 +27,7 @@ from mlflow_otel.entities import SpanEvent, SpanType
 from mlflow_otel.records import html as trace_html
 from mlflow_otel.records.from_spans import trace_from_otel
 from mlflow_otel.records.otlp_file import read_spans, read_traces
-
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
+from tests.backends.browser import chromium
 
 # Hostile values in every place a span's data reaches the page. Any of them that ran would set
 # window.__pwned or add an element the page never uses (img, svg, iframe, b).
@@ -295,22 +292,7 @@ def test_deep_and_cyclic_traces_render(tmp_path):
 # --- in a real browser -------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def browser():
-    """Headless Chromium from Debian's packages, the driver path given (no Selenium Manager: the
-    network is loopback only)."""
-    webdriver = pytest.importorskip("selenium.webdriver")
-    from selenium.webdriver.chrome.service import Service
-
-    if not (os.path.exists(CHROMIUM) and os.path.exists(CHROMEDRIVER)):
-        pytest.skip(f"{CHROMIUM} / {CHROMEDRIVER} missing: run tests/backends/install.sh")
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"):
-        options.add_argument(arg)
-    options.add_argument("--window-size=1400,900")
-    driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
-    driver.set_page_load_timeout(30)
-    yield driver
-    driver.quit()
+    yield from chromium("1400,900", 30)
 
 
 def open_page(driver, path: Path) -> dict:
