@@ -23,7 +23,7 @@ from typing import Optional
 
 import pytest
 
-from tests.backends import OTELCOL_BIN, Jaeger, Process, Rotel, free_port, wait_until
+from tests.backends import Jaeger, Otelcol, Rotel, free_port, otelcol_binary, wait_until
 from tests.conftest import ROOT
 from tests.otlp_receiver import OtlpReceiver
 
@@ -618,42 +618,6 @@ def test_the_shared_yaml_policy_loads_out_of_the_box(fresh, tmp_path):
 
 
 # --- real collectors: an outage and a restart, with and without the spool -------------------------------
-def _otelcol(tmp_path: Path, http: int, upstream_grpc: str) -> Process:
-    if not OTELCOL_BIN.exists():
-        pytest.skip(f"{OTELCOL_BIN} missing: run tests/backends/install.sh")
-    health = free_port()
-    config = tmp_path / f"otelcol-{http}.yaml"
-    config.write_text(
-        f"""
-extensions:
-  health_check: {{endpoint: "127.0.0.1:{health}"}}
-receivers:
-  otlp:
-    protocols:
-      http: {{endpoint: "127.0.0.1:{http}"}}
-processors:
-  batch: {{timeout: 100ms}}
-exporters:
-  otlp:
-    endpoint: "{upstream_grpc}"
-    tls: {{insecure: true}}
-service:
-  extensions: [health_check]
-  telemetry: {{logs: {{level: warn}}, metrics: {{level: none}}}}
-  pipelines:
-    traces: {{receivers: [otlp], processors: [batch], exporters: [otlp]}}
-"""
-    )
-    proc = Process([str(OTELCOL_BIN), f"--config={config}"], tmp_path / f"otelcol-{http}.log")
-
-    def healthy() -> bool:
-        with urllib.request.urlopen(f"http://127.0.0.1:{health}/", timeout=2) as r:
-            return r.status == 200
-
-    wait_until(healthy, 60, "otelcol-mlflow")
-    return proc
-
-
 class _Collector:
     """One of the real collectors on a fixed OTLP/HTTP address, stopped and started again at will;
     ``count(service)`` says how many spans of ``service`` reached the end of the line."""
@@ -662,7 +626,7 @@ class _Collector:
         self.kind, self.tmp_path, self.receiver = kind, tmp_path, receiver
         self.jaeger: Optional[Jaeger] = None
         self.rotel: Optional[Rotel] = None
-        self.proc: Optional[Process] = None
+        self.otelcol: Optional[Otelcol] = None
         self.http = free_port()
         if kind == "jaeger":
             (tmp_path / "jaeger-store").mkdir(exist_ok=True)
@@ -677,6 +641,11 @@ class _Collector:
             except FileNotFoundError as exc:
                 pytest.skip(str(exc))
             self.http = self.rotel.http_port
+        elif kind == "otelcol":
+            try:
+                otelcol_binary()
+            except FileNotFoundError as exc:
+                pytest.skip(str(exc))
 
     @property
     def endpoint(self) -> str:
@@ -688,10 +657,12 @@ class _Collector:
         elif self.rotel is not None:
             self.rotel.start()
         elif self.kind == "otelcol":
-            self.proc = _otelcol(self.tmp_path, self.http, self.receiver.grpc_endpoint.split("://")[1])
+            upstream = self.receiver.grpc_endpoint.split("://")[1]
+            self.otelcol = Otelcol.inline(self.tmp_path, f"otelcol-{self.http}", {"batch": "{timeout: 100ms}"},
+                                          upstream, http_port=self.http).start()  # fmt: skip
 
     def stop(self) -> None:
-        for part in (self.jaeger, self.rotel, self.proc):
+        for part in (self.jaeger, self.rotel, self.otelcol):
             if part is not None:
                 part.stop()
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 import random
 import threading
 import time
-from pathlib import Path
 
 import pytest
 from opentelemetry.sdk.resources import Resource
@@ -18,7 +17,7 @@ from opentelemetry.trace import SpanContext, Status, StatusCode
 import mlflow_otel as mlflow
 from mlflow_otel import tracing
 from mlflow_otel.pipeline.tail import TailSampler, TailSamplingConfigError, Trace, fnv1a_64, load_tail_sampler
-from tests.backends import COLLECTOR_CONFIG, OTELCOL_BIN, Process, free_port, wait_until
+from tests.backends import Otelcol, otelcol_binary, wait_until
 
 POLICY = """\
 # One file for the SDK (MLFLOW_OTEL_TAIL_SAMPLING_CONFIG) and a Collector (tail_sampling: ${file:...}).
@@ -252,54 +251,25 @@ def test_an_unreadable_configuration_keeps_every_trace_and_says_why(otlp_http, c
 
 
 # --- the same file, run by the repository's collector build ------------------------------------------
-def _collector_config(tmp_path: Path, policy: Path, receiver_grpc: str) -> tuple[Path, int, int]:
-    http, health = free_port(), free_port()
-    config = tmp_path / "collector.yaml"
-    config.write_text(
-        f"""
-extensions:
-  health_check: {{endpoint: "127.0.0.1:{health}"}}
-receivers:
-  otlp:
-    protocols:
-      http: {{endpoint: "127.0.0.1:{http}"}}
-processors:
-  tail_sampling: ${{file:{policy}}}
-exporters:
-  otlp:
-    endpoint: "{receiver_grpc}"
-    tls: {{insecure: true}}
-service:
-  extensions: [health_check]
-  telemetry: {{logs: {{level: warn}}, metrics: {{level: none}}}}
-  pipelines:
-    traces: {{receivers: [otlp], processors: [tail_sampling], exporters: [otlp]}}
-"""
-    )
-    return config, http, health
-
-
 @pytest.mark.backend
 def test_the_same_policy_file_runs_in_the_repositorys_collector(tmp_path, receiver):
-    if not OTELCOL_BIN.exists():
-        pytest.skip(f"{OTELCOL_BIN} missing: run tests/backends/install.sh")
-    import subprocess
-    import urllib.request
-
+    try:
+        otelcol_binary()
+    except FileNotFoundError as exc:
+        pytest.skip(str(exc))
     policy = tmp_path / "tail.yaml"
     # With a hash_salt, the SDK uses the Collector's own probabilistic rule: both keep the same traces.
     policy.write_text(POLICY.replace("5s", "1s").replace("{sampling_percentage: 10}",
                                                           "{sampling_percentage: 30, hash_salt: shared}"))  # fmt: skip
     sdk = load_tail_sampler(str(policy))
     receiver.clear()
-    config, http, health = _collector_config(tmp_path, policy, receiver.grpc_endpoint.split("://")[1])
-    validate = subprocess.run([str(OTELCOL_BIN), "validate", f"--config={config}"],
-                              capture_output=True, text=True, timeout=60, cwd=COLLECTOR_CONFIG)  # fmt: skip
+    collector = Otelcol.inline(tmp_path, "collector", {"tail_sampling": f"${{file:{policy}}}"},
+                               receiver.grpc_endpoint.split("://")[1])  # fmt: skip
+    validate = collector.validate()
     assert validate.returncode == 0, validate.stderr
-    collector = Process([str(OTELCOL_BIN), f"--config={config}"], tmp_path / "collector.log")
+    http = collector.http_port
+    collector.start()
     try:
-        wait_until(lambda: urllib.request.urlopen(f"http://127.0.0.1:{health}/", timeout=2).status == 200,
-                   60, "collector")  # fmt: skip
         from mlflow_otel.destinations import OtlpDestination
 
         tracing.set_destination(OtlpDestination(f"http://127.0.0.1:{http}/v1/traces"))

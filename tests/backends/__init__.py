@@ -294,6 +294,41 @@ class Otelcol(OtlpCollector):
         configs = ["gateway.yaml"] + ([overlay] if overlay else [])
         return cls._on_free_ports(workdir, configs, "GATEWAY", base)
 
+    @classmethod
+    def inline(
+        cls, workdir: Path, name: str, processors: dict[str, str], upstream_grpc: str, http_port: int = 0
+    ) -> Otelcol:
+        """A configuration written for one test: OTLP/HTTP in (on ``http_port``, or a free port) ->
+        ``processors`` (name -> YAML flow mapping, in pipeline order) -> OTLP/gRPC to
+        ``upstream_grpc`` (``host:port``), with a health check. The repository's own files are run by
+        ``agent`` and ``gateway``."""
+        collector = cls(workdir, [], {}, name)
+        collector.http_port, collector.health_port = http_port or free_port(), free_port()
+        blocks = "".join(f"  {key}: {value}\n" for key, value in processors.items())
+        config = workdir / f"{name}.yaml"
+        config.write_text(
+            f"""
+extensions:
+  health_check: {{endpoint: "127.0.0.1:{collector.health_port}"}}
+receivers:
+  otlp:
+    protocols:
+      http: {{endpoint: "127.0.0.1:{collector.http_port}"}}
+processors:
+{blocks}exporters:
+  otlp:
+    endpoint: "{upstream_grpc}"
+    tls: {{insecure: true}}
+service:
+  extensions: [health_check]
+  telemetry: {{logs: {{level: warn}}, metrics: {{level: none}}}}
+  pipelines:
+    traces: {{receivers: [otlp], processors: [{", ".join(processors)}], exporters: [otlp]}}
+"""
+        )
+        collector.configs = [str(config)]
+        return collector
+
     def validate(self) -> subprocess.CompletedProcess[str]:
         args = [str(self.binary), "validate", *(f"--config={c}" for c in self.configs)]
         return subprocess.run(
