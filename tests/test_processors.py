@@ -470,3 +470,31 @@ def test_trimming_any_json_fits_the_budget_and_stays_valid(provider_exporter, do
         text = result.attributes[key]
         json.loads(text)
         assert len(text.encode()) <= max(64, budget)
+
+
+def _span_with(provider_exporter, **attributes):
+    provider, exporter = provider_exporter
+    with provider.get_tracer("t").start_as_current_span("p") as span:
+        for key, value in attributes.items():
+            span.set_attribute(key, value)
+    finished = exporter.get_finished_spans()[-1]
+    exporter.clear()
+    return finished
+
+
+def test_secrets_inside_list_attributes_are_masked_by_the_default_policy(provider_exporter):
+    span = _span_with(
+        provider_exporter,
+        urls=("https://bob:hunter2@db.example.com/x", "https://example.com/?api_key=sk-live-123456"),
+        cards=(4111111111111111, 7),
+    )
+    result = run_chain(span, (DefaultRedactor(),))
+    assert "hunter2" not in json.dumps(list(result.attributes["urls"]))
+    assert "sk-live-123456" not in json.dumps(list(result.attributes["urls"]))
+    assert 4111111111111111 not in list(result.attributes["cards"])
+
+
+def test_a_list_attribute_counts_toward_the_span_budget(provider_exporter):
+    span = _span_with(provider_exporter, chunks=tuple("y" * 10_000 for _ in range(500)))  # 5 MB
+    result = run_chain(span, (Trimmer(1024 * 1024, 3 * 1024 * 1024),))
+    assert sum(len(x) for x in result.attributes.get("chunks", ())) <= 3 * 1024 * 1024

@@ -182,7 +182,6 @@ class DefaultRedactor(Redactor):
 
     def _clean(self, attrs: Mapping[str, Any]) -> bool:
         """True when no value of ``attrs`` can hold anything this policy masks (the common case)."""
-        any_value = self._any_value
         ignored = self._ignored
         verdicts = self._key_verdicts
         for key, value in attrs.items():
@@ -196,22 +195,26 @@ class DefaultRedactor(Redactor):
             if suspicious:
                 return False
             kind = value.__class__
-            if kind is str:
-                if self._dirty_text(value):
+            if kind is list or kind is tuple:
+                if any(self._dirty_value(key, v) for v in value):
                     return False
-                head = value[:1]
-                if (head == "{" or head == "[" or key in JSON_ATTRIBUTES) and (
-                    "\\" in value or _may_hold_blocked_key(value)
-                ):
-                    return False
-            elif kind is int:
-                if _CARD_DIGITS[0] <= abs(value) < _CARD_DIGITS[1]:
-                    return False
-            elif isinstance(value, (list, tuple)) and any(
-                isinstance(v, str) and any_value is not None and any_value.search(v) for v in value
-            ):
+            elif self._dirty_value(key, value):
                 return False
         return True
+
+    def _dirty_value(self, key: str, value: Any) -> bool:
+        """One attribute value (or one member of a list value) may hold what this policy masks."""
+        kind = value.__class__
+        if kind is str:
+            if self._dirty_text(value):
+                return True
+            head = value[:1]
+            return (head == "{" or head == "[" or key in JSON_ATTRIBUTES) and (
+                "\\" in value or _may_hold_blocked_key(value)
+            )
+        if kind is int:
+            return _CARD_DIGITS[0] <= abs(value) < _CARD_DIGITS[1]
+        return False
 
     def _dirty_name(self, name: str) -> bool:
         """``_dirty_text`` for names and keys, which repeat from span to span: remembered."""

@@ -119,11 +119,14 @@ class Trimmer:
         # characters is under budget without encoding anything.
         chars = longest = 0
         for v in raw.values():
-            if v.__class__ is str:
+            kind = v.__class__
+            if kind is str:
                 n = len(v)
                 chars += n
                 if n > longest:
                     longest = n
+            elif kind is tuple or kind is list:  # homogeneous lists stay native (strings too)
+                chars += sum(len(x) if x.__class__ is str else 8 for x in v)
             else:
                 chars += 8
         if not events and chars * 4 <= self.max_span_bytes and longest * 4 <= self.max_attribute_bytes:
@@ -179,6 +182,18 @@ class Trimmer:
     @staticmethod
     def _trim_key(attrs: dict[str, Any], key: str, budget: int, record: dict[str, Any]) -> None:
         value = attrs[key]
+        if isinstance(value, (list, tuple)):  # a native list: its head that fits, members whole
+            kept, used = [], 0
+            for member in value:
+                used += _size(member)
+                if used > budget:
+                    break
+                kept.append(member)
+            original = record.get(key, {}).get("original_bytes", _size(value))
+            attrs[key] = tuple(kept)
+            new_bytes = _size(kept)
+            record[key] = {"original_bytes": original, "bytes": new_bytes, "items": [len(kept), len(value)]}
+            return
         if not isinstance(value, str):
             return
         original = record.get(key, {}).get("original_bytes", _nbytes(value))
