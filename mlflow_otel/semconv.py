@@ -48,5 +48,49 @@ JSON_KEYS = frozenset({SPAN_INPUTS, SPAN_OUTPUTS, CHAT_TOKEN_USAGE, CHAT_TOOLS})
 CHUNK_EVENT_NAME_FORMAT = "mlflow.chunk.item.{index}"
 CHUNK_EVENT_VALUE_KEY = "mlflow.chunk.value"
 
+# --- Content other instrumentations record, by convention: normalization maps the first three
+# groups to MLflow's keys and then drops them (content travels once); the content switch drops
+# every group. One definition, so the two cannot drift apart.
+#: OpenInference (mapped to inputs, outputs and tools).
+OPENINFERENCE_CONTENT_KEYS = frozenset({"input.value", "output.value", "llm.prompts"})
+OPENINFERENCE_CONTENT_PREFIXES = (
+    "llm.input_messages.",
+    "llm.output_messages.",
+    "llm.prompts.",
+    "llm.tools.",
+    "retrieval.documents.",
+)
+#: OpenTelemetry GenAI, current and older attribute forms (mapped to inputs, outputs and tools).
+GEN_AI_CONTENT_KEYS = frozenset(
+    {
+        "gen_ai.input.messages",
+        "gen_ai.output.messages",
+        "gen_ai.system_instructions",
+        "gen_ai.tool.definitions",
+        "gen_ai.tool.call.arguments",
+        "gen_ai.tool.call.result",
+        "gen_ai.prompt",
+        "gen_ai.completion",
+    }
+)
+GEN_AI_CONTENT_PREFIXES = ("gen_ai.prompt.", "gen_ai.completion.")
+#: Span events that carry GenAI content (gen-ai-events.md, and older per-message events).
+GEN_AI_CONTENT_EVENTS = frozenset(
+    {
+        "gen_ai.client.inference.operation.details",
+        "gen_ai.system.message",
+        "gen_ai.user.message",
+        "gen_ai.assistant.message",
+        "gen_ai.tool.message",
+        "gen_ai.choice",
+    }
+)
+#: OpenLLMetry's own keys beside the GenAI ones (mapped to inputs, outputs and tools).
+OPENLLMETRY_CONTENT_KEYS = frozenset({"traceloop.entity.input", "traceloop.entity.output"})
+OPENLLMETRY_CONTENT_PREFIXES = ("llm.request.functions.",)
+#: Content no mapping reads (kept as recorded unless content capture is off).
+UNMAPPED_CONTENT_KEYS = frozenset({"tool.parameters", "mlflow.trace.intermediate_outputs"})
+UNMAPPED_CONTENT_PREFIXES = ("reranker.", "embedding.embeddings.", "embedding.text")
+
 #: Instrumentation scope of every span this SDK builds.
 SCOPE_NAME = "mlflow_otel"

@@ -295,6 +295,26 @@ def test_openllmetry_spans():
     assert js(chat, "mlflow.chat.tokenUsage") == {"input_tokens": 4, "output_tokens": 1, "total_tokens": 5}
     assert js(chat, "mlflow.chat.tools") == [{"name": "add"}]
     assert not [k for k in chat.attributes if k.startswith(("gen_ai.prompt.", "gen_ai.completion."))]
+    # Content travels once: OpenLLMetry's own copies are gone once mapped.
+    assert not [k for k in workflow.attributes if k.startswith("traceloop.entity.")]
+    assert not [k for k in chat.attributes if k.startswith("llm.request.functions.")]
+
+
+def test_content_switch_drops_every_conventions_content():
+    from mlflow_otel.processors.content import ContentFilter
+
+    span = make(
+        {
+            "traceloop.span.kind": "task",
+            "traceloop.entity.input": '{"q": "secret question"}',
+            "llm.request.functions.0.description": "secret tool",
+            "gen_ai.tool.call.arguments": '{"x": "secret"}',
+            "llm.tools.0.tool.json_schema": '{"name": "secret"}',
+            "kept": "yes",
+        }
+    )
+    result = run_chain(span, (ContentFilter(),))
+    assert dict(result.attributes) == {"traceloop.span.kind": "task", "kept": "yes"}
 
 
 def test_other_spans_pass_untouched():

@@ -11,41 +11,23 @@ from __future__ import annotations
 from mlflow_otel import semconv as conv
 from mlflow_otel.processors.base import SpanView
 
-#: Attribute keys that carry content, by convention (MLflow, OTel GenAI, OpenInference).
-CONTENT_KEYS = frozenset(
-    {
-        conv.SPAN_INPUTS,
-        conv.SPAN_OUTPUTS,
-        conv.CHAT_TOOLS,
-        "gen_ai.input.messages",
-        "gen_ai.output.messages",
-        "gen_ai.system_instructions",
-        "gen_ai.tool.definitions",
-        "gen_ai.tool.call.arguments",
-        "gen_ai.tool.call.result",
-        "gen_ai.prompt",
-        "gen_ai.completion",
-        "input.value",
-        "output.value",
-        "tool.parameters",
-        "mlflow.trace.requestPreview",
-        "mlflow.trace.responsePreview",
-        "mlflow.trace.intermediate_outputs",
-    }
+#: Attribute keys that carry content: MLflow's, then every convention's (``semconv``).
+CONTENT_KEYS = (
+    frozenset(
+        {conv.SPAN_INPUTS, conv.SPAN_OUTPUTS, conv.CHAT_TOOLS, conv.REQUEST_PREVIEW, conv.RESPONSE_PREVIEW}
+    )
+    | conv.OPENINFERENCE_CONTENT_KEYS
+    | conv.GEN_AI_CONTENT_KEYS
+    | conv.OPENLLMETRY_CONTENT_KEYS
+    | conv.UNMAPPED_CONTENT_KEYS
 )
 #: Key prefixes that carry content (OpenInference flattens messages, tools, documents and
-#: embeddings into numbered keys; OpenLLMetry its prompts and completions).
+#: embeddings into numbered keys; OpenLLMetry its prompts, completions and functions).
 CONTENT_PREFIXES = (
-    "llm.input_messages.",
-    "llm.output_messages.",
-    "llm.prompts",
-    "llm.tools.",
-    "retrieval.documents.",
-    "reranker.",
-    "embedding.embeddings.",
-    "embedding.text",
-    "gen_ai.prompt.",
-    "gen_ai.completion.",
+    conv.OPENINFERENCE_CONTENT_PREFIXES
+    + conv.GEN_AI_CONTENT_PREFIXES
+    + conv.OPENLLMETRY_CONTENT_PREFIXES
+    + conv.UNMAPPED_CONTENT_PREFIXES
 )
 #: Event names that carry content (stream chunks, the GenAI content events, logs folded onto spans).
 CONTENT_EVENT_PREFIXES = (

@@ -119,28 +119,6 @@ MODEL_TYPES = frozenset({SpanType.LLM, SpanType.CHAT_MODEL})
 #: Usage keys of every convention (a demoted span loses all of them: an MLflow server would
 #: otherwise derive usage again from the ones left, mlflow/tracing/otel/translation).
 USAGE_PREFIXES = ("llm.token_count.", "gen_ai.usage.", "llm.usage.")
-#: Content keys a third-party span carries, by convention (dropped after mapping unless asked for).
-OPENINFERENCE_CONTENT = ("input.value", "output.value", "llm.prompts")
-OPENINFERENCE_CONTENT_PREFIXES = ("llm.input_messages.", "llm.output_messages.", "retrieval.documents.")
-GEN_AI_CONTENT = (
-    "gen_ai.input.messages",
-    "gen_ai.output.messages",
-    "gen_ai.system_instructions",
-    "gen_ai.prompt",
-    "gen_ai.completion",
-)
-GEN_AI_CONTENT_PREFIXES = ("gen_ai.prompt.", "gen_ai.completion.")
-#: Span events that carry GenAI content (gen-ai-events.md, and older per-message events).
-GEN_AI_CONTENT_EVENTS = frozenset(
-    {
-        "gen_ai.client.inference.operation.details",
-        "gen_ai.system.message",
-        "gen_ai.user.message",
-        "gen_ai.assistant.message",
-        "gen_ai.tool.message",
-        "gen_ai.choice",
-    }
-)
 #: How many "usage below" marks are kept (parents not yet seen); the oldest go first.
 PENDING_LIMIT = 16384
 
@@ -327,7 +305,9 @@ class Normalizer:
         attrs = raw
         if not self.openinference_out:
             for key in [
-                k for k in attrs if k in OPENINFERENCE_CONTENT or k.startswith(OPENINFERENCE_CONTENT_PREFIXES)
+                k
+                for k in attrs
+                if k in conv.OPENINFERENCE_CONTENT_KEYS or k.startswith(conv.OPENINFERENCE_CONTENT_PREFIXES)
             ]:
                 del attrs[key]
             attrs.pop("input.mime_type", None)
@@ -344,7 +324,7 @@ class Normalizer:
             )
         out: dict[str, Any] = {conv.SPAN_TYPE: span_type}
         events = span.events
-        content_events = [e for e in events if e.name in GEN_AI_CONTENT_EVENTS] if events else []
+        content_events = [e for e in events if e.name in conv.GEN_AI_CONTENT_EVENTS] if events else []
         if STATE.capture_content:
             inputs, outputs = self._gen_ai_content(raw, content_events)
             if inputs is not None:
@@ -380,11 +360,22 @@ class Normalizer:
         if tools:
             out[conv.CHAT_TOOLS] = dumps(tools, STATE.capture_limit)
         attrs = raw
+        # OpenLLMetry's own content keys are not GenAI's outward form: mapped, they always go.
+        for key in [
+            k
+            for k in attrs
+            if k in conv.OPENLLMETRY_CONTENT_KEYS or k.startswith(conv.OPENLLMETRY_CONTENT_PREFIXES)
+        ]:
+            del attrs[key]
         if not (self.gen_ai_out and self.capture_messages):
-            for key in [k for k in attrs if k in GEN_AI_CONTENT or k.startswith(GEN_AI_CONTENT_PREFIXES)]:
+            for key in [
+                k
+                for k in attrs
+                if k in conv.GEN_AI_CONTENT_KEYS or k.startswith(conv.GEN_AI_CONTENT_PREFIXES)
+            ]:
                 del attrs[key]
             if content_events:
-                span.set_events([e for e in events if e.name not in GEN_AI_CONTENT_EVENTS])
+                span.set_events([e for e in events if e.name not in conv.GEN_AI_CONTENT_EVENTS])
         attrs.update(out)
 
     @staticmethod
