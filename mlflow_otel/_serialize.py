@@ -196,10 +196,14 @@ _encoder = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(","
 try:  # the C encoder, built once (json.JSONEncoder.encode builds one per call)
     from json.encoder import c_make_encoder, encode_basestring
 
-    def _make_c_encoder() -> Any:
-        return c_make_encoder({}, _convert, encode_basestring, None, ":", ",", False, False, False)
-
-    _c_encoder: Any = _make_c_encoder() if c_make_encoder is not None else None
+    # No cycle markers (``markers=None``): every caller hands over acyclic values of JSON's own
+    # types (``_is_small``, ``_flat_size``), and a shared markers dict would keep the value of a
+    # failed encoding (NaN) alive.
+    _c_encoder: Any = (
+        c_make_encoder(None, _convert, encode_basestring, None, ":", ",", False, False, False)
+        if c_make_encoder is not None
+        else None
+    )
 except ImportError:  # pragma: no cover - pure-Python json
     _c_encoder = None
 
@@ -612,7 +616,6 @@ def _emit(obj: Any, budget: _Budget, depth: int, out: list[str]) -> None:
 def dumps(obj: Any, limit: int = DEFAULT_LIMIT) -> str:
     """Encode ``obj`` as compact JSON, exactly once, within about ``limit`` bytes. Never raises;
     always returns valid JSON; the cost is bounded by the limit, not by the size of ``obj``."""
-    global _c_encoder
     if obj.__class__ is str:
         if len(obj) <= limit:
             return encode_basestring(obj)
@@ -624,17 +627,9 @@ def dumps(obj: Any, limit: int = DEFAULT_LIMIT) -> str:
             return "".join(pieces)
         except Exception:  # pragma: no cover - the emitter guards every step
             return json.dumps(safe_text(obj))
-    encoder = _c_encoder
-    if encoder is not None:
-        try:
-            return "".join(encoder(obj, 0))
-        except Exception:
-            _c_encoder = _make_c_encoder()  # its cycle markers may be left dirty by the failure
-    else:
-        try:
-            return _encoder.encode(obj)
-        except Exception:  # cycles, NaN, unsortable keys, RecursionError, a raising __str__ ...
-            pass
+    text = _c_text(obj)  # NaN and the like: None, then the sanitised copy below
+    if text is not None:
+        return text
     try:
         return _encoder.encode(_sanitise(obj, 0, set()))
     except Exception:
