@@ -524,3 +524,17 @@ def test_run_python_helper_reads_the_store_from_a_fresh_process(tmp_path):
     result = run_python(code, {"MLFLOW_OTEL_TRACES_FILE": str(tmp_path / "t.jsonl")}, tmp_path)
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["OK", "2", "2"]
+
+
+def test_json_text_returned_by_a_function_reads_back_as_text(tmp_path, monkeypatch):
+    """MLflow decodes a span's outputs once: a function that returns JSON text gives that text."""
+    monkeypatch.setenv("MLFLOW_OTEL_TRACES_FILE", str(tmp_path / "t.jsonl"))
+    tracing.reset()
+
+    @mlflow.trace
+    def answer():
+        return '{"a": 1}'
+
+    answer()
+    trace = mlflow.get_trace(mlflow.get_last_active_trace_id())
+    assert trace.data.spans[0].outputs == '{"a": 1}'

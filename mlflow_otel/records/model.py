@@ -16,6 +16,7 @@ from enum import Enum
 from typing import Any, Optional, Union
 
 from mlflow_otel import semconv as conv
+from mlflow_otel._serialize import loads_or_raw
 from mlflow_otel._state import STATE
 from mlflow_otel.spans.types import (
     Link,
@@ -30,13 +31,13 @@ from mlflow_otel.spans.types import (
 def _decoded(key: str, value: Any) -> Any:
     """A finished span's attribute as MLflow reads it: MLflow writes objects as JSON, so a string
     holding a JSON object or array reads back as the object (a live span knows which keys it
-    encoded; a finished one goes by the value)."""
+    encoded; a finished one goes by the value). The JSON keys (inputs, outputs, ...) are decoded
+    exactly once: a function that returned JSON text reads back as that text, as in MLflow."""
+    if key in conv.JSON_KEYS:
+        return decode_attribute(key, value)
     value = decode_attribute(key, value)
     if isinstance(value, str) and value[:1] in ("{", "["):
-        try:
-            return json.loads(value)
-        except ValueError:
-            return value
+        return loads_or_raw(value)
     return value
 
 
