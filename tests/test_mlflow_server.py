@@ -637,3 +637,46 @@ def test_the_records_of_a_batch_go_out_in_parallel_over_kept_connections(fake_ml
         agent(f"many-{i}", "ann")
     assert mlflow.flush_trace_async_logging(timeout_s=20)
     assert tracing.stats()["mlflow_records_sent"] == 60 and len(fake_mlflow.record_connections) <= 5
+
+
+def test_a_root_delivered_before_its_childs_batch_gets_the_childs_token_usage():
+    """The root's batch succeeds while a child's batch is still in flight: the record waits for
+    the child and carries its usage (nothing is left behind in the exporter)."""
+    import threading
+
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter, SpanExportResult
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from mlflow_otel.exporters.mlflow_record import MlflowRecordExporter
+
+    memory, provider = InMemorySpanExporter(), TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(memory))
+    with provider.get_tracer("t").start_as_current_span("root"):
+        with provider.get_tracer("t").start_as_current_span("llm") as child:
+            child.set_attribute(
+                "mlflow.chat.tokenUsage", '{"input_tokens": 3, "output_tokens": 2, "total_tokens": 5}'
+            )
+    llm, root = memory.get_finished_spans()
+    child_in_flight, release = threading.Event(), threading.Event()
+
+    class Inner(SpanExporter):
+        def export(self, spans):
+            if spans[0].parent is not None:
+                child_in_flight.set()
+                release.wait(5)
+            return SpanExportResult.SUCCESS
+
+    exporter = MlflowRecordExporter(Inner(), client=None, experiment_id="1", retry_timeout_s=1.0)  # type: ignore[arg-type]
+    sent: list = []
+    exporter._send_all = sent.extend  # type: ignore[method-assign]
+    worker = threading.Thread(target=exporter.export, args=([llm],))
+    worker.start()
+    assert child_in_flight.wait(5)
+    exporter.export([root])
+    assert sent == []  # the child's spans are still being exported
+    release.set()
+    worker.join(5)
+    (info,) = sent
+    assert json.loads(info.trace_metadata["mlflow.trace.tokenUsage"])["total_tokens"] == 5
+    assert not exporter._usage and not exporter._deferred and not exporter._pending

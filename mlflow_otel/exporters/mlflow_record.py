@@ -256,7 +256,8 @@ class MlflowRecordExporter(SpanExporter):
         self._pending: dict[int, int] = {}  # trace id -> its non-root spans being exported now
         self._spoiled: collections.OrderedDict[int, bool] = collections.OrderedDict()
         self._usage: collections.OrderedDict[int, list[Any]] = collections.OrderedDict()
-        self._deferred: dict[int, TraceInfo] = {}  # roots delivered while earlier spans are in flight
+        #: Roots delivered while other spans of their trace are in flight: built once those settle.
+        self._deferred: dict[int, tuple[ReadableSpan, list[Any]]] = {}
         self._environment = environment_metadata()
         self._jobs: queue.Queue[tuple[TraceInfo, _Batch]] = queue.Queue()
         self._helpers_pid: Optional[int] = None
@@ -309,32 +310,43 @@ class MlflowRecordExporter(SpanExporter):
                     if self._deferred.pop(trace_id, None) is not None:
                         skipped += 1
                     continue
+                deferred = self._deferred.get(trace_id)
                 if trace_id in usage and trace_id not in roots:
-                    _bounded_put(self._usage, trace_id, self._usage.get(trace_id, []) + usage[trace_id])
-                if left <= 0 and trace_id in self._deferred:
-                    due.append(self._deferred.pop(trace_id))
+                    if deferred is not None:  # the root went first: its record is built when due
+                        deferred[1].extend(usage[trace_id])
+                    else:
+                        _bounded_put(self._usage, trace_id, self._usage.get(trace_id, []) + usage[trace_id])
+                if left <= 0 and deferred is not None:
+                    del self._deferred[trace_id]
+                    info = self._build(*deferred)
+                    if info is not None:
+                        due.append(info)
             for trace_id, root in roots.items():
-                earlier_usage = self._usage.pop(trace_id, [])
+                all_usage = self._usage.pop(trace_id, []) + usage.get(trace_id, [])
                 if not ok or self._spoiled.pop(trace_id, False):
                     skipped += 1
                     continue
-                try:
-                    info = self._record(root, earlier_usage + usage.get(trace_id, []))
-                    for key, value in self._environment.items():
-                        info.trace_metadata.setdefault(key, value)
-                except Exception as exc:  # a record is never worth the batch
-                    warn_limited(
-                        "mlflow_record_build", "Could not build the MLflow record of a trace: %r", exc
-                    )
-                    COUNTERS.add("mlflow_records_failed")
+                if self._pending.get(trace_id):  # spans of the trace still in flight: wait for them
+                    self._deferred[trace_id] = (root, all_usage)
                     continue
-                if self._pending.get(trace_id):
-                    self._deferred[trace_id] = info
-                else:
+                info = self._build(root, all_usage)
+                if info is not None:
                     due.append(info)
         if skipped:
             COUNTERS.add("mlflow_records_skipped", skipped)
         return due
+
+    def _build(self, root: ReadableSpan, usage: list[Any]) -> Optional[TraceInfo]:
+        """The record of a trace, with the run context; None (counted) if it cannot be built."""
+        try:
+            info = self._record(root, usage)
+            for key, value in self._environment.items():
+                info.trace_metadata.setdefault(key, value)
+            return info
+        except Exception as exc:  # a record is never worth the batch
+            warn_limited("mlflow_record_build", "Could not build the MLflow record of a trace: %r", exc)
+            COUNTERS.add("mlflow_records_failed")
+            return None
 
     @staticmethod
     def _record(root: ReadableSpan, usage: list[Any]) -> TraceInfo:
