@@ -8,6 +8,7 @@ OTLP. ``OtlpDestination`` and ``FileDestination`` name any OTLP receiver or a lo
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Optional, Union
 
@@ -39,6 +40,14 @@ class OtlpDestination:
     endpoint: str
     protocol: str = "http/protobuf"
     headers: tuple[tuple[str, str], ...] = field(default_factory=tuple)
+
+    def __post_init__(self) -> None:
+        # ``headers={"k": "v"}`` (as OTel's exporters take them) kept as sorted pairs: hashable,
+        # so the destination can key caches and be compared.
+        if isinstance(self.headers, Mapping):
+            object.__setattr__(
+                self, "headers", tuple(sorted((str(k), str(v)) for k, v in self.headers.items()))
+            )
 
 
 @dataclass(frozen=True)

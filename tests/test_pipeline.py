@@ -495,3 +495,34 @@ def test_queue_shrinks_while_the_destination_is_unreachable_and_recovers(monkeyp
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_destinations_that_cannot_be_hashed_still_get_their_traces(receiver):
+    """``OtlpDestination(headers={...})`` and an exporter with ``__eq__`` but no ``__hash__``: the
+    router cannot cache them by value, and routes them anyway (a failed batch loses every trace)."""
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from mlflow_otel.destinations import OtlpDestination
+
+    class Unhashable(InMemorySpanExporter):
+        def __eq__(self, other):
+            return self is other
+
+        __hash__ = None  # type: ignore[assignment]
+
+    memory = Unhashable()
+    receiver.clear()
+    tracing.reset()
+    tenant = OtlpDestination(f"{receiver.http_endpoint}/v1/traces", headers={"x-tenant": "a"})
+    tracing.set_destination([memory, tenant])
+    with mlflow.start_span("routed"):
+        pass
+    with mlflow.start_span("again"):
+        pass
+    assert mlflow.flush_trace_async_logging(timeout_s=10)
+    assert sorted(s.name for s in memory.get_finished_spans()) == ["again", "routed"]
+    assert sorted(s.name for s in receiver.wait_for_spans(2)) == ["again", "routed"]
+    assert OtlpDestination("http://x/v1/traces", headers={"b": "2", "a": "1"}).headers == (
+        ("a", "1"),
+        ("b", "2"),
+    )

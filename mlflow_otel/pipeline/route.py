@@ -226,6 +226,17 @@ def _unique(routes: list[Route]) -> list[Route]:
     return list(seen.values())
 
 
+def _cache_key(destinations: Any) -> Any:
+    """``destinations`` as a cache key, or None when it cannot be one (a user's exporter that
+    defines ``__eq__`` without ``__hash__``): then it is resolved each time (its stage is still
+    built once, by route key), never a failed batch."""
+    try:
+        hash(destinations)
+    except TypeError:
+        return None
+    return destinations
+
+
 class Router:
     """Hands processed spans to their destinations' batch queues (never blocks).
 
@@ -261,12 +272,14 @@ class Router:
     def stages_for(self, destinations: Optional[tuple[Destination, ...]]) -> list[Any]:
         if destinations is None:
             return self.defaults
-        cached = self._by_destinations.get(destinations)
+        key = _cache_key(destinations)
+        cached = self._by_destinations.get(key) if key is not None else None
         if cached is None:
             routes = [r for r in (resolve(d, self._settings) for d in destinations) if r is not None]
             chosen = [self._stage(r) for r in routes]
             cached = [*chosen, *(s for s in self._extra if s not in chosen)] if chosen else self.defaults
-            self._by_destinations[destinations] = cached
+            if key is not None:
+                self._by_destinations[key] = cached
         return cached
 
     def route(self, spans: Sequence[ReadableSpan], destinations: Optional[tuple[Destination, ...]]) -> None:
@@ -276,10 +289,13 @@ class Router:
         stage is built the first time a span goes there, on this worker."""
         capture = STATE.capture  # mlflow_otel.testing: every span goes there, nowhere else
         if capture is not None:
-            stages = self._by_destinations.get(("capture", capture))
+            key = _cache_key(("capture", capture))
+            stages = self._by_destinations.get(key) if key is not None else None
             if stages is None:
                 routes = [r for r in (resolve(d, self._settings) for d in capture) if r is not None]
-                stages = self._by_destinations[("capture", capture)] = [self._stage(r) for r in routes]
+                stages = [self._stage(r) for r in routes]
+                if key is not None:
+                    self._by_destinations[key] = stages
         else:
             stages = self.stages_for(destinations if destinations is not None else STATE.destinations)
         for stage in stages:
