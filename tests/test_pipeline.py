@@ -526,3 +526,22 @@ def test_destinations_that_cannot_be_hashed_still_get_their_traces(receiver):
         ("a", "1"),
         ("b", "2"),
     )
+
+
+def test_a_failing_process_stage_counts_every_span_of_its_traces(receiver, monkeypatch):
+    from mlflow_otel.pipeline.route import Router
+
+    def broken(self, spans, destinations):
+        raise RuntimeError("routing failed")
+
+    receiver.clear()
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.http_endpoint)
+    tracing.reset()
+    monkeypatch.setattr(Router, "route", broken)
+    with mlflow.start_span("root"):
+        for name in ("a", "b"):
+            with mlflow.start_span(name):
+                pass
+    mlflow.flush_trace_async_logging(timeout_s=5)
+    stats = tracing.stats()
+    assert stats["spans_started"] == 3 and stats["dropped.export_error"] == 3  # spans, not traces

@@ -282,8 +282,9 @@ class BatchProcessor(SpanProcessor):
         try:
             result = self.exporter.export(batch)
         except Exception as exc:
-            COUNTERS.add("dropped.export_error", len(batch))
-            warn_limited("export_error", "Exporter raised while exporting %d spans: %s", len(batch), exc)
+            spans = sum(map(span_count, batch))  # the process stage's items are whole traces
+            COUNTERS.add("dropped.export_error", spans)
+            warn_limited("export_error", "Exporter raised while exporting %d spans: %s", spans, exc)
             return  # counted: its fate is known
         finally:
             context.detach(token)
