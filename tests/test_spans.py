@@ -181,6 +181,22 @@ def test_generator_without_reducer_records_list_and_nests_inner_spans(otlp):
     assert {s.parent_id for s in inners} == {g.span_id}
 
 
+def test_a_long_stream_records_its_items_within_the_capture_budget(otlp):
+    mlflow.tracing.configure(max_attribute_bytes=10_000)
+
+    @mlflow.trace
+    def gen():
+        for i in range(50):
+            yield {"i": i, "text": "x" * 1000}
+
+    assert len(list(gen())) == 50
+    (g,) = otlp(1)
+    outputs = decoded(g, "mlflow.spanOutputs")
+    assert outputs[0]["i"] == 0 and len(outputs) < 20  # capture's budget, then trimming's cut
+    assert "more items truncated]" in outputs[-1]
+    assert len(g.events) == 50  # every item is still its own chunk event
+
+
 def test_generator_closed_early_still_ends_its_span(otlp):
     @mlflow.trace
     def endless():

@@ -17,6 +17,7 @@ import contextvars
 import functools
 import inspect
 from collections.abc import AsyncGenerator, Generator, Sequence
+from json.encoder import encode_basestring
 from typing import Any, Callable, Optional, Union
 
 from opentelemetry import context as otel_context
@@ -325,17 +326,72 @@ def _reduce(outputs: list[Any], reducer: Optional[Callable[[list[Any]], Any]]) -
         return outputs
 
 
-def chunk_event(live: LiveSpan, index: int, item: Any, timestamp_ns: Optional[int] = None) -> None:
-    """One streamed item as MLflow's ``mlflow.chunk.item.<i>`` event (generators, OpenAI streams)."""
+def chunk_event(live: LiveSpan, index: int, item: Any, timestamp_ns: Optional[int] = None) -> Optional[str]:
+    """One streamed item as MLflow's ``mlflow.chunk.item.<i>`` event (generators, OpenAI streams);
+    returns the item's JSON (None with content capture off)."""
     if not STATE.capture_content:
-        return
+        return None
+    text = dumps(item, STATE.capture_limit)
     live.add_event(
         SpanEvent(
             conv.CHUNK_EVENT_NAME_FORMAT.format(index=index),
             timestamp=timestamp_ns,
-            attributes={conv.CHUNK_EVENT_VALUE_KEY: dumps(item, STATE.capture_limit)},
+            attributes={conv.CHUNK_EVENT_VALUE_KEY: text},
         )
     )
+    return text
+
+
+class _Stream:
+    """The items a traced generator yielded, each encoded once: for its chunk event and, with no
+    ``output_reducer``, again as a member of the outputs (joined, not encoded a second time)."""
+
+    __slots__ = ("items", "live", "reducer", "texts")
+
+    def __init__(self, live: LiveSpan, reducer: Optional[Callable[[list[Any]], Any]]) -> None:
+        self.live, self.reducer = live, reducer
+        self.items: list[Any] = []
+        self.texts: list[str] = []
+
+    def add(self, item: Any) -> None:
+        text = chunk_event(self.live, len(self.items), item)
+        self.items.append(item)
+        if text is not None:
+            self.texts.append(text)
+
+    def set_outputs(self) -> None:
+        """The outputs: the reducer's value, else the list of items within the capture budget
+        (a quarter over the limit, like ``dumps``; the rest counted in a marker)."""
+        otel_span = self.live.otel_span
+        if self.reducer is not None or len(self.texts) != len(self.items):
+            self.live.set_outputs(_reduce(self.items, self.reducer))
+        elif otel_span.is_recording() and STATE.capture_content:
+            budget = STATE.capture_limit + STATE.capture_limit // 4
+            parts: list[str] = []
+            for text in self.texts:
+                budget -= len(text) + 1
+                if budget < 0:
+                    parts.append(encode_basestring(f"…[{len(self.texts) - len(parts)} more items truncated]"))
+                    break
+                parts.append(text)
+            otel_span.set_attribute(conv.SPAN_OUTPUTS, "[" + ",".join(parts) + "]")
+
+    def end_ok(self) -> None:
+        try:
+            self.set_outputs()
+            self.live.end()
+        except Exception as exc:  # pragma: no cover - LiveSpan methods already guard themselves
+            warn_limited("end_span", "Could not end span: %s", exc)
+
+    def end_error(self, exc: BaseException) -> None:
+        """Status ERROR, an ``exception`` event, and the items produced before the error."""
+        try:
+            if self.items:
+                self.set_outputs()
+            self.live.record_exception(exc)
+            self.live.end()
+        except Exception as inner:  # pragma: no cover
+            warn_limited("end_span", "Could not record exception on span: %s", inner)
 
 
 class _Traced:
@@ -406,7 +462,7 @@ def _wrap(func: Callable[..., Any], spec: _Traced) -> Callable[..., Any]:
                     yield item
                 return
             ctx = otel_trace.set_span_in_context(live.otel_span)
-            outputs: list[Any] = []
+            stream = _Stream(live, spec.reducer)
             token = otel_context.attach(ctx)
             try:
                 agen = func(*args, **kwargs)
@@ -427,23 +483,21 @@ def _wrap(func: Callable[..., Any], spec: _Traced) -> Callable[..., Any]:
                 except StopAsyncIteration:
                     break
                 except BaseException as exc:  # includes CancelledError: the span still ends
-                    _end_error(live, exc, _reduce(outputs, spec.reducer) if outputs else _MISSING)
+                    stream.end_error(exc)
                     raise
                 finally:
                     _deactivate(token)
-                chunk_event(live, len(outputs), item)
-                outputs.append(item)
+                stream.add(item)
                 to_throw = None
                 try:
                     to_send = yield item
                 except GeneratorExit:  # closed early by the consumer
-                    live.set_outputs(_reduce(outputs, spec.reducer))
-                    live.end()
+                    stream.end_ok()
                     await agen.aclose()
                     raise
                 except BaseException as exc:
                     to_throw = exc
-            _end_ok(live, _reduce(outputs, spec.reducer))
+            stream.end_ok()
 
         return async_gen_wrapper
 
@@ -455,7 +509,7 @@ def _wrap(func: Callable[..., Any], spec: _Traced) -> Callable[..., Any]:
             if live is None:
                 return (yield from func(*args, **kwargs))
             ctx = otel_trace.set_span_in_context(live.otel_span)
-            outputs: list[Any] = []
+            stream = _Stream(live, spec.reducer)
             token = otel_context.attach(ctx)
             try:
                 gen = func(*args, **kwargs)
@@ -471,21 +525,19 @@ def _wrap(func: Callable[..., Any], spec: _Traced) -> Callable[..., Any]:
                 try:
                     item = gen.throw(to_throw) if to_throw is not None else gen.send(to_send)
                 except StopIteration as stop:
-                    _end_ok(live, _reduce(outputs, spec.reducer))
+                    stream.end_ok()
                     return stop.value
                 except BaseException as exc:
-                    _end_error(live, exc, _reduce(outputs, spec.reducer) if outputs else _MISSING)
+                    stream.end_error(exc)
                     raise
                 finally:
                     _deactivate(token)
-                chunk_event(live, len(outputs), item)
-                outputs.append(item)
+                stream.add(item)
                 to_throw = None
                 try:
                     to_send = yield item
                 except GeneratorExit:  # closed early (break, close(), garbage collection)
-                    live.set_outputs(_reduce(outputs, spec.reducer))
-                    live.end()
+                    stream.end_ok()
                     gen.close()
                     raise
                 except BaseException as exc:
