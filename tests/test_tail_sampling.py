@@ -18,6 +18,7 @@ import mlflow_otel as mlflow
 from mlflow_otel import tracing
 from mlflow_otel.pipeline.tail import TailSampler, TailSamplingConfigError, Trace, fnv1a_64, load_tail_sampler
 from tests.backends import Otelcol, otelcol_binary, wait_until
+from tests.conftest import run_python
 
 POLICY = """\
 # One file for the SDK (MLFLOW_OTEL_TAIL_SAMPLING_CONFIG) and a Collector (tail_sampling: ${file:...}).
@@ -239,6 +240,44 @@ def test_decided_off_the_app_thread_and_late_spans_follow_their_trace(otlp_http)
     assert threading.main_thread().name not in threads  # the chain and the decision ran elsewhere
     assert tracing.stats()["traces_tail_sampled_out"] == 1
     assert tracing.stats()["spans_tail_sampled_out"] == 2
+
+
+def test_another_instrumentations_span_is_decided_with_the_trace_it_ended_in(receiver, tmp_path):
+    """Joined to the app's provider, an httpx span (not ours, not autologged) ends OK inside our
+    trace before the root fails: the error policy keeps the whole trace, that span included."""
+    receiver.clear()
+    policy = tmp_path / "tail.yaml"
+    policy.write_text(
+        "policies:\n  - {name: errors, type: status_code, status_code: {status_codes: [ERROR]}}\n"
+    )
+    code = """
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+trace.set_tracer_provider(TracerProvider())
+import mlflow_otel as mlflow
+try:
+    with mlflow.start_span("handler"):
+        with trace.get_tracer("opentelemetry.instrumentation.httpx").start_as_current_span("GET"):
+            pass
+        mlflow.flush_trace_async_logging(timeout_s=5)  # the GET span alone is not decided
+        raise ValueError("boom")
+except ValueError:
+    pass
+with mlflow.start_span("fine"):  # an OK trace: sampled out whole
+    with trace.get_tracer("opentelemetry.instrumentation.httpx").start_as_current_span("GET ok"):
+        pass
+mlflow.flush_trace_async_logging(timeout_s=10)
+"""
+    env = {
+        "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.http_endpoint,
+        "MLFLOW_USE_DEFAULT_TRACER_PROVIDER": "false",
+        "MLFLOW_OTEL_TAIL_SAMPLING_CONFIG": str(policy),
+    }
+    result = run_python(code, env, tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert sorted(s.name for s in receiver.wait_for_spans(2)) == ["GET", "handler"]
+    time.sleep(0.5)
+    assert sorted(s.name for s in receiver.spans()) == ["GET", "handler"]
 
 
 def test_an_unreadable_configuration_keeps_every_trace_and_says_why(otlp_http, caplog):

@@ -35,8 +35,8 @@ from mlflow_otel.spans.registry import TraceState
 from mlflow_otel.spans.types import SpanStatus, SpanStatusCode
 
 
-def _dedup_name(readable: ReadableSpan, live: LiveSpan, state: TraceState) -> None:
-    if state.names.get(live.base_name, 1) > 1 and readable.name == live.base_name:
+def _dedup_name(readable: ReadableSpan, live: Optional[LiveSpan], state: TraceState) -> None:
+    if live is not None and state.names.get(live.base_name, 1) > 1 and readable.name == live.base_name:
         readable._name = f"{live.base_name}_{live.ordinal}"
 
 
@@ -75,9 +75,16 @@ class TraceAssembler(SpanProcessor):
                 COUNTERS.add("dropped.shutdown")
             return
         try:
-            live = registry.finish(span.get_span_context().span_id)
-            if live is None:  # not ours: another instrumentation's span
-                self._submit((span,), None)
+            context = span.get_span_context()
+            live = registry.finish(context.span_id)
+            if live is None:  # not ours: another instrumentation's span (FastAPI, httpx, ...)
+                state = registry.open_trace(context.trace_id)
+                if state is not None:  # inside an open trace of ours: held and sent with it, so
+                    with state.lock:  # a tail decision sees the whole trace, not this span alone
+                        if not state.closed:
+                            state.finished.append((span, None))
+                            return
+                self._submit((span,), state.destinations if state is not None else None)
                 return
             COUNTERS.tick("spans_ended")
             state = live.trace_state

@@ -109,7 +109,8 @@ class ProcessStage(SpanExporter):
 
     The queue holds whole traces (``pipeline/batch.py``, ``on_end_trace``): a list of spans for the
     default destinations, a :class:`Routed` trace, or a lone span (one that ended after its local
-    root, or another instrumentation's). So the tail-sampling decision sees each trace whole.
+    root, or another instrumentation's outside any open trace of ours). So the tail-sampling
+    decision sees each trace whole.
     ``chain`` is asked for the chain in force before every batch (``tracing.configure`` may change
     it at any time; the answer is cached until it does).
     """

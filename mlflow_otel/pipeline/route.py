@@ -284,9 +284,10 @@ class Router:
 
     def route(self, spans: Sequence[ReadableSpan], destinations: Optional[tuple[Destination, ...]]) -> None:
         """Spans of a trace routed at its root (``trace_destination=``, ``set_destination``) go
-        there; others (spans of other instrumentations) to the process-wide destination in force,
-        else the defaults. ``set_destination`` therefore never rebuilds anything: a destination's
-        stage is built the first time a span goes there, on this worker."""
+        there (with the spans of other instrumentations that ended inside it); other spans to the
+        process-wide destination in force, else the defaults. ``set_destination`` therefore never
+        rebuilds anything: a destination's stage is built the first time a span goes there, on
+        this worker."""
         capture = STATE.capture  # mlflow_otel.testing: every span goes there, nowhere else
         if capture is not None:
             key = _cache_key(("capture", capture))

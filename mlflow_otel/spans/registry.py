@@ -40,7 +40,8 @@ class TraceState:
         self.request_id_json = '"tr-' + format(trace_id, "032x") + '"'
         self.root: Optional[LiveSpan] = None
         self.names: dict[str, int] = {}
-        self.finished: list[tuple[ReadableSpan, LiveSpan]] = []
+        #: Spans ended so far, with their live span (None: another instrumentation's span).
+        self.finished: list[tuple[ReadableSpan, Optional[LiveSpan]]] = []
         self.start_ns = time.time_ns()
         self.lock = threading.Lock()
         self.closed = False  # set once the local root has ended and the trace went downstream
@@ -89,7 +90,7 @@ def last_trace_id(thread_local: bool = False) -> Optional[int]:
     return getattr(_last_in_thread, "trace_id", None) if thread_local else _last_trace_id[0]
 
 
-def close(state: TraceState) -> list[tuple[ReadableSpan, LiveSpan]]:
+def close(state: TraceState) -> list[tuple[ReadableSpan, Optional[LiveSpan]]]:
     """The trace's local root ended: take its finished spans and forget it as an open trace."""
     _last_trace_id[0] = state.trace_id
     _last_in_thread.trace_id = state.trace_id
