@@ -208,47 +208,6 @@ except ImportError:  # pragma: no cover - pure-Python json
     _c_encoder = None
 
 
-def _sanitise(obj: Any, depth: int, active: set[int]) -> Any:
-    """A JSON-native copy of ``obj``: cycles and excess depth become markers; never raises."""
-    if obj is None or isinstance(obj, (bool, int, str)):
-        return obj if not isinstance(obj, int) or isinstance(obj, bool) else int(obj)
-    if isinstance(obj, float):
-        if math.isfinite(obj):
-            return obj
-        return "NaN" if math.isnan(obj) else ("Infinity" if obj > 0 else "-Infinity")
-    if depth >= MAX_DEPTH:
-        return "<max depth exceeded>"
-    ident = id(obj)
-    if ident in active:
-        return "<cycle>"
-    active.add(ident)
-    try:
-        if isinstance(obj, dict):
-            out = {}
-            for key, value in list(obj.items()):
-                if isinstance(key, str):
-                    name = key
-                elif key is None or isinstance(key, (bool, int, float)):
-                    name = json.dumps(key) if not isinstance(key, float) or math.isfinite(key) else str(key)
-                else:
-                    name = safe_text(key)
-                out[name] = _sanitise(value, depth + 1, active)
-            return out
-        if isinstance(obj, (list, tuple)):
-            return [_sanitise(item, depth + 1, active) for item in list(obj)]
-        try:
-            converted = _convert(obj)
-        except Exception:
-            converted = safe_text(obj)
-        if converted is obj:
-            return safe_text(obj)
-        return _sanitise(converted, depth + 1, active)
-    except Exception:
-        return safe_text(obj)
-    finally:
-        active.discard(ident)
-
-
 #: The default capture budget: the trimming processor's per-attribute default (1 MiB).
 DEFAULT_LIMIT = 1024 * 1024
 _SCALARS = frozenset({int, float, bool, type(None)})
@@ -613,6 +572,15 @@ def _emit(obj: Any, budget: _Budget, depth: int, out: list[str]) -> None:
         budget.active.discard(ident)
 
 
+def _emitted(obj: Any, limit: int) -> str:
+    pieces: list[str] = []
+    try:
+        _emit(obj, _Budget(limit), 0, pieces)
+        return "".join(pieces)
+    except Exception:  # pragma: no cover - the emitter guards every step
+        return json.dumps(safe_text(obj))
+
+
 def dumps(obj: Any, limit: int = DEFAULT_LIMIT) -> str:
     """Encode ``obj`` as compact JSON, exactly once, within about ``limit`` bytes. Never raises;
     always returns valid JSON; the cost is bounded by the limit, not by the size of ``obj``."""
@@ -621,19 +589,11 @@ def dumps(obj: Any, limit: int = DEFAULT_LIMIT) -> str:
             return encode_basestring(obj)
         return encode_basestring(_cut_text(obj, _Budget(limit)))  # the head, a marker, the size
     if not _is_small(obj):
-        pieces: list[str] = []
-        try:
-            _emit(obj, _Budget(limit), 0, pieces)
-            return "".join(pieces)
-        except Exception:  # pragma: no cover - the emitter guards every step
-            return json.dumps(safe_text(obj))
-    text = _c_text(obj)  # NaN and the like: None, then the sanitised copy below
+        return _emitted(obj, limit)
+    text = _c_text(obj)  # NaN and the like: None, then the emitter's markers below
     if text is not None:
         return text
-    try:
-        return _encoder.encode(_sanitise(obj, 0, set()))
-    except Exception:
-        return json.dumps(safe_text(obj))
+    return _emitted(obj, limit)
 
 
 def loads_or_raw(text: Any) -> Any:
