@@ -67,15 +67,6 @@ class _MemoryExporter(SpanExporter):
         with self._lock:
             return list(self.spans)
 
-    def write_html(self, path: Union[str, os.PathLike[str]]) -> str:
-        """Write every captured trace as one self-contained page (the view of ``mlflow-otel show
-        --html``: span tree, timeline, per-span details) and return its path; a failing test can
-        keep it beside its other artifacts."""
-        document = trace_html.page(self.traces)
-        with open(path, "w", encoding="utf-8") as fh:
-            fh.write(document)
-        return os.fspath(path)
-
     def clear(self) -> None:
         with self._lock:
             self.spans.clear()

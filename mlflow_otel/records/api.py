@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from typing import Any, Optional, Union
 
 from mlflow_otel._log import logger
+from mlflow_otel._serialize import loads_or_raw
 from mlflow_otel.exceptions import MlflowException
 from mlflow_otel.records.assessment import (
     DEFAULT_FEEDBACK_NAME,
@@ -202,15 +203,6 @@ def search_traces(
 
 
 # --- DataFrame (MLflow's ``traces_to_df``) ---------------------------------------------------------
-def _json_or_raw(value: Optional[str]) -> Any:
-    import json
-
-    try:
-        return json.loads(value) if value is not None else None
-    except (TypeError, ValueError):
-        return value
-
-
 def _parse_field(field: str) -> tuple[str, str, Optional[str]]:
     """``span_name.inputs`` / ``span_name.outputs.key`` (span name in backticks when it has dots)."""
     if field.startswith("`"):
@@ -249,8 +241,8 @@ def traces_to_dataframe(traces: Sequence[Trace], extract_fields: Optional[Sequen
             "state": info.state,
             "request_time": info.request_time,
             "execution_duration": info.execution_duration,
-            "request": _json_or_raw(data.request),
-            "response": _json_or_raw(data.response),
+            "request": loads_or_raw(data.request),
+            "response": loads_or_raw(data.response),
             "trace_metadata": info.trace_metadata,
             "tags": info.tags,
             "spans": [span.to_dict() for span in data.spans],

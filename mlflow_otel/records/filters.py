@@ -54,7 +54,6 @@ _PREFIXES = {
 }
 
 NUMERIC_ATTRIBUTES = frozenset({"timestamp_ms", "execution_time_ms", "end_time_ms"})
-STRING_ATTRIBUTES = frozenset({"status", "client_request_id", "request_id"})
 VALID_ATTRIBUTE_KEYS = frozenset(
     {
         "request_id",
@@ -426,11 +425,3 @@ def parse_order_by(order_by: Optional[Sequence[str]]) -> list[OrderKey]:
             raise _invalid(f"Invalid order_by clause {item!r}: order by attributes, tags or metadata.")
         keys.append(OrderKey(kind, key, ascending))  # type: ignore[arg-type]
     return keys
-
-
-def like_to_regex(pattern: str, case_insensitive: bool = False) -> re.Pattern[str]:
-    """SQL ``LIKE`` (``%`` any run, ``_`` one character) as an anchored regular expression."""
-    out = []
-    for ch in pattern:
-        out.append(".*" if ch == "%" else "." if ch == "_" else re.escape(ch))
-    return re.compile("^" + "".join(out) + "$", re.DOTALL | (re.IGNORECASE if case_insensitive else 0))
