@@ -111,7 +111,11 @@ def finish(span_id: int) -> Optional[LiveSpan]:
 def open_members(state: TraceState) -> list[LiveSpan]:
     """The trace's spans still open, other than its root, innermost (latest started) first: the
     order in which to end them so every parent ends after its children."""
-    members = [live for live in list(_live.values()) if live.trace_state is state and live is not state.root]
+    members = [
+        live
+        for span_id, live in list(state.members.items())  # this trace's spans only, not every open one
+        if span_id in _live and live is not state.root
+    ]
     members.sort(key=lambda live: live.start_time_ns or 0, reverse=True)
     return members
 
