@@ -306,7 +306,9 @@ def get_or_create_experiment(
         try:
             return client.create_experiment(name)
         except MlflowServerError as exc:
-            if exc.status not in (400, 409):  # RESOURCE_ALREADY_EXISTS: created meanwhile
+            # Created meanwhile by another process: MLflow answers RESOURCE_ALREADY_EXISTS (a 400
+            # from older servers); any other refusal (an invalid name) keeps the server's message.
+            if exc.error_code != "RESOURCE_ALREADY_EXISTS" and exc.status != 409:
                 raise MlflowServerError(
                     f"{tracking_uri}: creating experiment {name!r} failed: {exc.message}",
                     exc.error_code,

@@ -680,3 +680,11 @@ def test_a_root_delivered_before_its_childs_batch_gets_the_childs_token_usage():
     (info,) = sent
     assert json.loads(info.trace_metadata["mlflow.trace.tokenUsage"])["total_tokens"] == 5
     assert not exporter._usage and not exporter._deferred and not exporter._pending
+
+
+def test_an_experiment_the_server_refuses_to_create_says_why(fake_mlflow):
+    from mlflow_otel import _mlflow_server
+
+    fake_mlflow.create_experiment_answer = (400, "INVALID_PARAMETER_VALUE", "Invalid experiment name: 'a/b'")
+    with pytest.raises(MlflowException, match="Invalid experiment name"):
+        _mlflow_server.get_or_create_experiment(fake_mlflow.uri, "a/b")

@@ -211,6 +211,8 @@ class FakeMlflow:
         self.seen = _Recorder()
         self.otlp_status = 200
         self.record_statuses: list[int] = []
+        #: ``POST /api/2.0/mlflow/experiments/create`` answers this (status, error code, message).
+        self.create_experiment_answer: tuple[int, str, str] = (404, "ENDPOINT_NOT_FOUND", "")
         #: The client ports ``StartTraceV3`` requests came from: one per connection.
         self.record_connections: set[int] = set()
         fake = self
@@ -232,6 +234,10 @@ class FakeMlflow:
                         {} if status == 200 else {"error_code": "X", "message": f"scripted {status}"}
                     )
                     data, kind = data.encode(), "application/json"
+                elif self.path == "/api/2.0/mlflow/experiments/create":
+                    status, code, message = fake.create_experiment_answer
+                    data = json.dumps({"error_code": code, "message": message}).encode()
+                    kind = "application/json"
                 else:
                     status, data, kind = 404, b'{"error_code": "ENDPOINT_NOT_FOUND"}', "application/json"
                 self.send_response(status)
