@@ -538,3 +538,17 @@ def test_json_text_returned_by_a_function_reads_back_as_text(tmp_path, monkeypat
     answer()
     trace = mlflow.get_trace(mlflow.get_last_active_trace_id())
     assert trace.data.spans[0].outputs == '{"a": 1}'
+
+
+def test_trace_inputs_metadata_is_cut_where_mlflow_cuts_it(tmp_path, monkeypatch):
+    monkeypatch.setenv("MLFLOW_OTEL_TRACES_FILE", str(tmp_path / "t.jsonl"))
+    tracing.reset()
+
+    @mlflow.trace
+    def echo(text):
+        return text
+
+    echo("x" * 600)
+    info = mlflow.get_trace(mlflow.get_last_active_trace_id()).info
+    assert len(info.trace_metadata["mlflow.traceInputs"]) == 250  # MAX_CHARS_IN_TRACE_INFO_METADATA
+    assert info.trace_metadata["mlflow.traceOutputs"].endswith("...")

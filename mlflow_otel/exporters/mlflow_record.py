@@ -64,7 +64,7 @@ from mlflow_otel._mlflow_server import (
 from mlflow_otel._telemetry import COUNTERS
 from mlflow_otel.exporters.otlp import OtlpHttpExporter
 from mlflow_otel.pipeline.export import ExitAware, Salvaging
-from mlflow_otel.records.from_spans import preview, span_from_otel, trace_info_for
+from mlflow_otel.records.from_spans import MAX_METADATA_CHARS, preview, span_from_otel, trace_info_for
 from mlflow_otel.records.model import Span, TraceInfo
 from mlflow_otel.spans.types import SpanStatus, SpanStatusCode
 
@@ -72,8 +72,6 @@ from mlflow_otel.spans.types import SpanStatus, SpanStatusCode
 START_TRACE_V3 = "/api/3.0/mlflow/traces"
 #: Answers worth another try for an idempotent upsert (MLflow's transient codes).
 RETRYABLE = frozenset({408, 429, 500, 502, 503, 504})
-#: MLflow cuts ``mlflow.traceInputs`` / ``mlflow.traceOutputs`` to this many characters.
-MAX_METADATA_CHARS = 250
 INITIAL_BACKOFF_S = 0.5
 MAX_BACKOFF_S = 10.0
 #: Traces remembered between batches (partially failed traces, token usage of earlier batches).

@@ -28,6 +28,8 @@ from mlflow_otel.spans.types import Link, SpanEvent, SpanStatus, SpanStatusCode
 
 #: MLflow's preview length on open-source servers (``TRACE_REQUEST_RESPONSE_PREVIEW_MAX_LENGTH_OSS``).
 PREVIEW_MAX_CHARS = 1000
+#: MLflow's cut of ``mlflow.traceInputs`` / ``mlflow.traceOutputs`` (``MAX_CHARS_IN_TRACE_INFO_METADATA``).
+MAX_METADATA_CHARS = 250
 _TOKEN_KEYS = ("input_tokens", "output_tokens", "total_tokens")
 
 
@@ -65,9 +67,9 @@ def root_of(spans: Sequence[Span]) -> Optional[Span]:
     return min(orphans, key=lambda s: s.start_time_ns) if orphans else None
 
 
-def _truncate(text: str) -> str:
+def _truncate(text: str, limit: int = PREVIEW_MAX_CHARS) -> str:
     text = text.replace("\x00", "\ufffd")
-    return text if len(text) <= PREVIEW_MAX_CHARS else text[: PREVIEW_MAX_CHARS - 3] + "..."
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _messages(obj: Any) -> Optional[list[Mapping[str, Any]]]:
@@ -153,9 +155,9 @@ def trace_info_for(
             tags[key[len(conv.TRACE_TAG_PREFIX) :]] = str(value)
     inputs, outputs = raw.get(conv.SPAN_INPUTS), raw.get(conv.SPAN_OUTPUTS)
     if inputs is not None:
-        metadata.setdefault("mlflow.traceInputs", _truncate(str(inputs)))
+        metadata.setdefault("mlflow.traceInputs", _truncate(str(inputs), MAX_METADATA_CHARS))
     if outputs is not None:
-        metadata.setdefault("mlflow.traceOutputs", _truncate(str(outputs)))
+        metadata.setdefault("mlflow.traceOutputs", _truncate(str(outputs), MAX_METADATA_CHARS))
     usage = _token_usage(spans)
     if usage is not None:
         metadata.setdefault("mlflow.trace.tokenUsage", json.dumps(usage))
