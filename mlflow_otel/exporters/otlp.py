@@ -172,8 +172,8 @@ class OtlpExporter(SpanExporter):
         (spooled, or counted as dropped by the spool), 0 without a spool."""
         if self._spool is None or not spans:
             return 0
-        for body, count in self._bodies(list(spans)):
-            self._spool.write(body, count)
+        for body, part in self._bodies(list(spans)):
+            self._spool.write(body, len(part))
         return len(spans)
 
     def shutdown(self) -> None:
@@ -187,10 +187,11 @@ class OtlpExporter(SpanExporter):
 
     # --- core ---------------------------------------------------------------------------------------
     def _export_part(self, spans: list[ReadableSpan]) -> int:
-        """Send ``spans``, splitting as needed; returns how many were delivered."""
-        body = encode_request(spans)
-        if len(body) > self._max_bytes:
-            return self._split(spans, f"request of {len(body)} bytes exceeds {self._max_bytes}")
+        """Send ``spans`` in requests within the size limit; returns how many were delivered."""
+        return sum(self._send_part(body, part) for body, part in self._bodies(spans))
+
+    def _send_part(self, body: bytes, spans: list[ReadableSpan]) -> int:
+        """One request (``body``, the encoding of ``spans``) with retries; its spans delivered."""
         outcome = self._send_with_retries(body, len(spans))
         if outcome.kind == _Outcome.OK:
             delivered = len(spans) - outcome.rejected
@@ -201,8 +202,12 @@ class OtlpExporter(SpanExporter):
                     "rejected", "%s rejected %d spans: %s", self.endpoint, outcome.rejected, outcome.why
                 )
             return delivered
-        if outcome.kind == _Outcome.TOO_LARGE:
-            return self._split(spans, outcome.why)
+        if outcome.kind == _Outcome.TOO_LARGE:  # the receiver's limit is below ours: halve
+            if len(spans) == 1:
+                self._too_large(outcome.why)
+                return 0
+            middle = len(spans) // 2
+            return self._export_part(spans[:middle]) + self._export_part(spans[middle:])
         reason = outcome.reason or (
             "retry_timeout"
             if outcome.kind == _Outcome.RETRY
@@ -215,26 +220,22 @@ class OtlpExporter(SpanExporter):
         warn_limited(f"otlp_{reason}", "Dropped %d spans for %s: %s", len(spans), self.endpoint, outcome.why)
         return 0
 
-    def _split(self, spans: list[ReadableSpan], why: str) -> int:
-        if len(spans) == 1:
-            COUNTERS.add("dropped.too_large", 1)
-            warn_limited("too_large", "Dropped a span too large to export to %s (%s).", self.endpoint, why)
-            return 0
-        middle = len(spans) // 2
-        return self._export_part(spans[:middle]) + self._export_part(spans[middle:])
+    def _too_large(self, why: str) -> None:
+        COUNTERS.add("dropped.too_large", 1)
+        warn_limited("too_large", "Dropped a span too large to export to %s (%s).", self.endpoint, why)
 
-    def _bodies(self, spans: list[ReadableSpan]) -> Iterator[tuple[bytes, int]]:
-        """Encoded requests of ``spans``, each within the request limit (a span that alone is too
-        large is counted and skipped)."""
+    def _bodies(self, spans: list[ReadableSpan]) -> Iterator[tuple[bytes, list[ReadableSpan]]]:
+        """Encoded requests of ``spans`` with the spans of each, every one within the request
+        limit (halved until it fits; a span that alone is too large is counted and skipped)."""
         for start in range(0, len(spans), 512):
             pending = [spans[start : start + 512]]
             while pending:
                 part = pending.pop()
                 body = encode_request(part)
                 if len(body) <= self._max_bytes:
-                    yield body, len(part)
+                    yield body, part
                 elif len(part) == 1:
-                    COUNTERS.add("dropped.too_large", 1)
+                    self._too_large(f"a request of {len(body)} bytes exceeds {self._max_bytes}")
                 else:
                     middle = len(part) // 2
                     pending += [part[middle:], part[:middle]]
