@@ -188,15 +188,7 @@ class MlflowClient:
         ids = locations if locations is not None else experiment_ids
         if ids is not None and not isinstance(ids, (list, tuple)):
             raise MlflowException.invalid_parameter_value("locations must be a list of experiment IDs.")
-        if model_id is not None:
-            if filter_string:
-                raise MlflowException.invalid_parameter_value(
-                    "Cannot specify both `model_id` or `filter_string` in the search_traces call."
-                )
-            filter_string = f"request_metadata.`mlflow.modelId` = '{model_id}'"
-        if run_id:
-            run_filter = f"attribute.run_id = '{run_id}'"
-            filter_string = f"{filter_string} AND {run_filter}" if filter_string else run_filter
+        filter_string = api.compose_filter(filter_string, run_id, model_id)
         api.settle()  # traces that ended before this call are in the store (``flush`` always on)
         store = self._store()
         traces, token = api.collect_traces(

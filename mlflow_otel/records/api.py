@@ -180,6 +180,25 @@ def search_traces(
             "The `sql_warehouse_id` parameter is deprecated and ignored here.", FutureWarning, stacklevel=2
         )
     ids = _locations(experiment_ids, locations)
+    if run_id and filter_string and "mlflow.sourceRun" in filter_string:
+        raise MlflowException.invalid_parameter_value(
+            "You cannot filter by run_id when it is already part of the filter string. Please remove the "
+            "mlflow.sourceRun filter from the filter string and try again."
+        )
+    filter_string = compose_filter(filter_string, run_id, model_id)
+    store = current_store()
+    settle()  # traces that ended before this call are in the store (``flush`` is always on here)
+    traces, _ = collect_traces(store, ids, filter_string, max_results, order_by, include_spans)
+    if return_type == "list":
+        return traces
+    return traces_to_dataframe(traces, extract_fields)
+
+
+def compose_filter(
+    filter_string: Optional[str], run_id: Optional[str], model_id: Optional[str]
+) -> Optional[str]:
+    """``search_traces``' ``model_id`` and ``run_id`` as clauses of the filter (MLflow's rules:
+    ``model_id`` replaces a filter it may not be given with; ``run_id`` is ANDed)."""
     if model_id is not None:
         if filter_string:
             raise MlflowException.invalid_parameter_value(
@@ -187,19 +206,9 @@ def search_traces(
             )
         filter_string = f"request_metadata.`mlflow.modelId` = '{model_id}'"
     if run_id:
-        if filter_string and "mlflow.sourceRun" in filter_string:
-            raise MlflowException.invalid_parameter_value(
-                "You cannot filter by run_id when it is already part of the filter string. Please remove the "
-                "mlflow.sourceRun filter from the filter string and try again."
-            )
         run_filter = f"attribute.run_id = '{run_id}'"
         filter_string = f"{filter_string} AND {run_filter}" if filter_string else run_filter
-    store = current_store()
-    settle()  # traces that ended before this call are in the store (``flush`` is always on here)
-    traces, _ = collect_traces(store, ids, filter_string, max_results, order_by, include_spans)
-    if return_type == "list":
-        return traces
-    return traces_to_dataframe(traces, extract_fields)
+    return filter_string
 
 
 # --- DataFrame (MLflow's ``traces_to_df``) ---------------------------------------------------------
