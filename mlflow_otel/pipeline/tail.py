@@ -45,12 +45,12 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Callable, Optional
 
 from opentelemetry.sdk.trace import ReadableSpan
-from opentelemetry.sdk.trace.sampling import TraceIdRatioBased
 from opentelemetry.trace import StatusCode
 
 from mlflow_otel._log import logger
 from mlflow_otel._telemetry import COUNTERS
 from mlflow_otel.processors.redaction.config import read_config_file
+from mlflow_otel.spans.sampling import TraceRatioSampler
 
 # Decisions, as the Collector's ``samplingpolicy.Decision``.
 SAMPLED, NOT_SAMPLED, INVERT_SAMPLED, INVERT_NOT_SAMPLED, DROPPED = (
@@ -138,10 +138,10 @@ def _probabilistic(cfg: Mapping[str, Any]) -> Evaluator:
             return SAMPLED if hashed <= threshold else NOT_SAMPLED
 
         return collector_rule
-    bound = TraceIdRatioBased.get_bound_for_rate(ratio)
+    keep = TraceRatioSampler(ratio).sample_root  # the head sampler's own rule, not a copy of it
 
     def head_rule(trace: Trace) -> str:
-        return SAMPLED if (trace.trace_id & _LOW_64) < bound else NOT_SAMPLED
+        return SAMPLED if keep(trace.trace_id) else NOT_SAMPLED
 
     return head_rule
 
