@@ -21,13 +21,12 @@ from __future__ import annotations
 
 import base64
 import calendar
-import os
 import re
-import threading
 import time
 import urllib.parse
 from typing import Any, Optional
 
+from mlflow_otel._http import Sessions
 from mlflow_otel._settings import TrackingAuth
 from mlflow_otel.exceptions import MlflowException
 
@@ -148,8 +147,9 @@ def _int_or_none(value: Any) -> Optional[int]:
 
 
 class RestClient:
-    """MLflow's REST API on one tracking server: keep-alive sessions (one per thread, fresh after a
-    fork), the credentials and TLS settings of ``auth`` on every request."""
+    """MLflow's REST API on one tracking server: keep-alive sessions (``_http.Sessions``: one per
+    call in flight, closed when idle, fresh after a fork), the credentials and TLS settings of ``auth``
+    on every request."""
 
     def __init__(
         self, tracking_uri: str, auth: Optional[TrackingAuth] = None, timeout_s: float = DEFAULT_TIMEOUT_S
@@ -163,16 +163,11 @@ class RestClient:
             **auth_headers(self.auth),
         }
         self._verify = tls_verify(self.auth)
-        self._local = threading.local()
+        self._sessions = Sessions()
 
-    def _session(self) -> Any:
-        session = getattr(self._local, "session", None)
-        if session is None or getattr(self._local, "pid", None) != os.getpid():
-            import requests  # installed with opentelemetry-exporter-otlp-proto-http
-
-            session = requests.Session()
-            self._local.session, self._local.pid = session, os.getpid()
-        return session
+    def close_idle(self) -> None:
+        """Close keep-alive connections no call is using (``_http.Sessions``)."""
+        self._sessions.close_idle()
 
     def call(
         self,
@@ -188,15 +183,16 @@ class RestClient:
         url = self.tracking_uri + path
         what = f"{method} {path}"
         try:
-            response = self._session().request(
-                method,
-                url,
-                json=body,
-                params=params,
-                headers=self._headers,
-                timeout=timeout_s or self.timeout_s,
-                verify=self._verify,
-            )
+            with self._sessions.lend() as session:
+                response = session.request(
+                    method,
+                    url,
+                    json=body,
+                    params=params,
+                    headers=self._headers,
+                    timeout=timeout_s or self.timeout_s,
+                    verify=self._verify,
+                )
         except requests.exceptions.SSLError as exc:
             raise MlflowServerError(
                 f"TLS error talking to the MLflow server at {self.tracking_uri} ({what}): {exc}. Set "

@@ -545,3 +545,44 @@ def test_a_failing_process_stage_counts_every_span_of_its_traces(receiver, monke
     mlflow.flush_trace_async_logging(timeout_s=5)
     stats = tracing.stats()
     assert stats["spans_started"] == 3 and stats["dropped.export_error"] == 3  # spans, not traces
+
+
+def test_destinations_that_refuse_connections_do_not_hold_up_the_others(receiver, monkeypatch):
+    # Export threads are shared by every destination (pipeline/workers.py). Three tenants whose
+    # collectors are down each hold one thread while retrying; the live tenants' traces still leave
+    # on schedule, and each dead tenant's spans stay counted in its own bounded queue.
+    from mlflow_otel import _runtime
+    from tests.backends import free_port
+
+    receiver.clear()
+    monkeypatch.setenv("OTEL_BSP_SCHEDULE_DELAY", "100")
+    monkeypatch.setenv("MLFLOW_ASYNC_TRACE_LOGGING_RETRY_TIMEOUT", "30")
+    tracing.reset()
+    dead = [OtlpDestination(f"http://127.0.0.1:{free_port()}/v1/traces") for _ in range(3)]
+    live = [
+        OtlpDestination(f"{receiver.http_endpoint}/v1/traces", headers={"x-tenant": f"t{i}"})
+        for i in range(5)
+    ]
+    for i, dest in enumerate(dead):
+
+        @mlflow.trace(name=f"dead-{i}", trace_destination=dest)
+        def to_dead() -> None:
+            pass
+
+        to_dead()
+    time.sleep(0.5)  # their exports are in retry backoff now
+    start = time.monotonic()
+    for i, dest in enumerate(live):
+
+        @mlflow.trace(name=f"live-{i}", trace_destination=dest)
+        def to_live() -> None:
+            pass
+
+        to_live()
+    got = receiver.wait_for_spans(5, timeout=10)
+    elapsed = time.monotonic() - start
+    assert sorted(s.name for s in got) == [f"live-{i}" for i in range(5)]
+    assert elapsed < 3.0, elapsed  # the schedule (0.1 s), not the dead tenants' retries (30 s)
+    pipeline = _runtime.runtime().pipeline
+    assert pipeline.pool.threads <= pipeline.pool.max_threads == 4
+    assert tracing.stats().get("retries", 0) >= 3

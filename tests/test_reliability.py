@@ -733,3 +733,82 @@ def test_collector_outage_without_spool_is_counted_exactly(receiver, tmp_path, k
     finally:
         if collector is not None:
             collector.stop()
+
+
+# --- many destinations -----------------------------------------------------------------------------------
+#: One trace per tenant, each routed to the tenant's own destination (issue's pattern: one OTLP
+#: endpoint/header set or one MLflow experiment per tenant); threads and open files measured.
+TENANTS_APP = """
+import json, os, sys, threading, time
+from mlflow_otel.pipeline import workers
+workers.IDLE_S = 1.0  # close idle connections within the test's patience (30 s by default)
+import mlflow_otel as mlflow
+from mlflow_otel.destinations import MlflowExperimentLocation, OtlpDestination
+
+def fds():
+    return len(os.listdir("/proc/self/fd"))
+
+mode, target, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+if mode == "otlp":
+    dests = [OtlpDestination(target, headers={"x-tenant": f"t{i}"}) for i in range(n)]
+else:
+    mlflow.set_tracking_uri(target)
+    ids = [mlflow.set_experiment(f"tenant-{sys.argv[4]}-{i}").experiment_id for i in range(n)]
+    dests = [MlflowExperimentLocation(experiment_id=e) for e in ids]
+    mlflow.set_experiment(f"tenant-{sys.argv[4]}-home")  # the process-wide destination
+with mlflow.start_span("warm-up"):  # the pipeline and its first connection, before counting
+    pass
+mlflow.flush_trace_async_logging()
+base_threads, base_fds = threading.active_count(), fds()
+peak_threads = 0
+for i, dest in enumerate(dests):
+    @mlflow.trace(name=f"tenant-{i}", trace_destination=dest)
+    def handle(i=i):
+        with mlflow.start_span("work"):
+            return i
+    handle()
+    peak_threads = max(peak_threads, threading.active_count())
+assert mlflow.flush_trace_async_logging(timeout_s=60)
+peak_threads = max(peak_threads, threading.active_count())
+flushed_fds = fds()
+time.sleep(3.0)  # idle: extra threads end, connections close
+from mlflow_otel import _runtime
+print(json.dumps({"base_threads": base_threads, "base_fds": base_fds, "peak_threads": peak_threads,
+                  "flushed_fds": flushed_fds, "idle_threads": threading.active_count(), "idle_fds": fds(),
+                  "pool_max": _runtime.runtime().pipeline.pool.max_threads,
+                  "stats": mlflow.tracing.stats()}))
+"""
+
+
+def _tenants(tmp_path: Path, *args: str) -> dict:
+    env = _env(tmp_path, None, OTEL_BSP_SCHEDULE_DELAY="200", OTEL_SERVICE_NAME="tenants")
+    script = tmp_path / "tenants.py"
+    script.write_text(TENANTS_APP)
+    proc = subprocess.run([sys.executable, str(script), *args], env=env, cwd=tmp_path, capture_output=True,
+                          text=True, timeout=180)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def test_forty_tenants_share_a_few_export_threads_and_release_their_sockets(jaeger, tmp_path):
+    # Before: 2 threads and a socket per destination, never released (40 tenants -> 83 threads).
+    result = _tenants(tmp_path, "otlp", jaeger.otlp_http + "/v1/traces", "40")
+    # The pool: at most 4 threads (2 x MLFLOW_ASYNC_TRACE_LOGGING_MAX_WORKERS) beside what was there.
+    assert result["peak_threads"] - result["base_threads"] <= 3, result
+    # Connections of idle destinations are closed; the extra threads end.
+    assert result["idle_fds"] <= result["base_fds"], result
+    assert result["idle_threads"] <= result["base_threads"], result
+    counters = result["stats"]
+    assert counters["spans_delivered"] == 1 + 40 * 2 and not any(k.startswith("dropped") for k in counters)
+    spans = jaeger.wait_for_spans("tenants", 81)
+    assert {s["operationName"] for s in spans} >= {f"tenant-{i}" for i in range(40)}
+
+
+def test_tenants_on_mlflow_experiments_share_the_pool(mlflow_server, tmp_path):
+    run = uuid.uuid4().hex[:6]
+    result = _tenants(tmp_path, "mlflow", mlflow_server.uri, "12", run)
+    assert result["peak_threads"] - result["base_threads"] <= 3, result
+    assert result["idle_fds"] <= result["base_fds"], result
+    for i in range(12):
+        (trace,) = mlflow_server.wait_for_traces(f"tenant-{run}-{i}", 1)
+        assert {s["name"] for s in trace["spans"]} == {f"tenant-{i}", "work"}

@@ -63,7 +63,7 @@ from mlflow_otel._mlflow_server import (
 )
 from mlflow_otel._telemetry import COUNTERS
 from mlflow_otel.exporters.otlp import OtlpHttpExporter
-from mlflow_otel.pipeline.export import ExitAware, Salvaging
+from mlflow_otel.pipeline.export import ExitAware, Salvaging, close_idle
 from mlflow_otel.records.from_spans import MAX_METADATA_CHARS, preview, span_from_otel, trace_info_for
 from mlflow_otel.records.model import Span, TraceInfo
 from mlflow_otel.spans.types import SpanStatus, SpanStatusCode
@@ -471,6 +471,11 @@ class MlflowRecordExporter(SpanExporter):
 
     def salvage(self, spans: Sequence[ReadableSpan]) -> int:
         return self.inner.salvage(spans) if isinstance(self.inner, Salvaging) else 0
+
+    def close_idle(self) -> None:
+        """The export pool found this destination idle: close the OTLP and REST connections."""
+        close_idle(self.inner)
+        self.client.close_idle()
 
     def shutdown(self) -> None:
         self._stop.set()

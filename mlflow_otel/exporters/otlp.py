@@ -36,6 +36,7 @@ from typing import Any, Callable, Optional
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
+from mlflow_otel._http import Sessions
 from mlflow_otel._log import logger, warn_limited
 from mlflow_otel._settings import PROTOCOL_GRPC, OtlpSettings
 from mlflow_otel._telemetry import COUNTERS
@@ -363,7 +364,7 @@ class OtlpHttpExporter(OtlpExporter):
                 f"OTLP/HTTP needs opentelemetry-exporter-otlp-proto-http ({exc})"
             ) from exc
         self._requests = requests
-        self._local = threading.local()
+        self._sessions = Sessions()
         self._headers.setdefault("content-type", "application/x-protobuf")
         self._headers.setdefault("user-agent", "mlflow-otel")
         if self._gzip:
@@ -377,23 +378,22 @@ class OtlpHttpExporter(OtlpExporter):
                 else otlp.client_certificate_file
             )
 
-    def _session(self) -> Any:
-        session = getattr(self._local, "session", None)
-        if session is None or getattr(self._local, "pid", None) != os.getpid():  # fresh after fork
-            session = self._requests.Session()
-            self._local.session, self._local.pid = session, os.getpid()
-        return session
+    def close_idle(self) -> None:
+        """Close the keep-alive connections no request is using (the export pool found this
+        destination idle, ``pipeline/batch.py``); the next export opens a new one."""
+        self._sessions.close_idle()
 
     def _send(self, payload: bytes, timeout_s: float) -> _Outcome:
         try:
-            response = self._session().post(
-                self.endpoint,
-                data=payload,
-                headers=self._headers,
-                timeout=timeout_s,
-                verify=self._verify,
-                cert=self._cert,
-            )
+            with self._sessions.lend() as session:
+                response = session.post(
+                    self.endpoint,
+                    data=payload,
+                    headers=self._headers,
+                    timeout=timeout_s,
+                    verify=self._verify,
+                    cert=self._cert,
+                )
         except self._requests.exceptions.ConnectionError as exc:  # refused, reset, DNS
             if "BadStatusLine" in str(exc):  # an answer, but not HTTP/1.1: an HTTP/2 (gRPC) server
                 return _mismatch(
@@ -542,12 +542,24 @@ class OtlpGrpcExporter(OtlpExporter):
             _Outcome.OK, rejected=rejected, why=response.partial_success.error_message if rejected else ""
         )
 
+    def close_idle(self) -> None:
+        """Close the channel (its socket) when no export is in flight (the export pool found this
+        destination idle, ``pipeline/batch.py``); the next export opens a new one."""
+        with self._inflight_lock:
+            if self._inflight:
+                return
+            with self._lock:
+                self._close_channel()
+
+    def _close_channel(self) -> None:
+        if self._channel is not None:
+            self._channel.close()
+            self._channel = self._stub = None
+
     def shutdown(self) -> None:
         super().shutdown()
         with self._lock:
-            if self._channel is not None:
-                self._channel.close()
-                self._channel = self._stub = None
+            self._close_channel()
 
 
 def _grpc_retryable() -> frozenset[Any]:

@@ -6,7 +6,9 @@ the guarantees docs/architecture.md ("Batch") states:
 * ``on_end`` never blocks and never raises: a full queue costs a counted drop and a rate-limited
   warning (the app thread never waits for a slow or dead collector).
 * A batch is exported when it fills or when the schedule delay passes, by up to ``max_workers``
-  parallel workers (``MLFLOW_ASYNC_TRACE_LOGGING_MAX_WORKERS``).
+  parallel workers (``MLFLOW_ASYNC_TRACE_LOGGING_MAX_WORKERS``): the stage's own threads (the
+  process stage), or threads of the pool every destination shares (``workers.py``), so threads and
+  sockets do not grow with the number of destinations.
 * ``force_flush`` waits until every span queued before the call has been exported or dropped, or the
   deadline passes: whichever comes first, even while an export is stuck in retries.
 * ``shutdown`` flushes within its deadline, then stops the exporter (interrupting retry backoff).
@@ -40,7 +42,8 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from mlflow_otel._log import warn_limited
 from mlflow_otel._telemetry import COUNTERS
-from mlflow_otel.pipeline.export import Salvaging
+from mlflow_otel.pipeline.export import Salvaging, close_idle
+from mlflow_otel.pipeline.workers import ExportPool
 
 #: Held while a stage restarts its workers in a process it noticed was forked from C.
 _FORK_LOCK = threading.Lock()
@@ -49,6 +52,19 @@ _FORK_LOCK = threading.Lock()
 def span_count(item: Any) -> int:
     """Spans in a queued item: a span, or a whole trace (``on_end_trace``)."""
     return len(item) if hasattr(item, "__len__") else 1
+
+
+class _PoolBell:
+    """What a pooled stage has for ``_wake``: setting it puts the stage in the pool's line."""
+
+    __slots__ = ("_pool", "_stage")
+
+    def __init__(self, pool: ExportPool, stage: BatchProcessor) -> None:
+        self._pool = pool
+        self._stage = stage
+
+    def set(self) -> None:
+        self._pool.notify(self._stage)
 
 
 class BatchProcessor(SpanProcessor):
@@ -64,8 +80,16 @@ class BatchProcessor(SpanProcessor):
         name: str = "default",
         count_exports: bool = True,
         exporter_accounts: bool = False,
+        pool: Optional[ExportPool] = None,
     ) -> None:
         self.exporter = exporter
+        #: The shared export threads (destination stages, ``workers.py``); None: this stage's own
+        #: ``max_workers`` threads (the process stage).
+        self._pool = pool
+        self.in_line = False  # waiting in the pool's line
+        self.exporting = 0  # pool threads exporting for this stage now
+        self.last_export = time.monotonic()
+        self.connected = False  # exported since its idle connections were last closed
         self.name = name
         #: False for a stage whose "exporter" hands spans on to another stage (the process stage):
         #: only the last stage counts spans as exported.
@@ -73,7 +97,7 @@ class BatchProcessor(SpanProcessor):
         #: True when the exporter counts what became of each span itself (ours: delivered, dropped
         #: by reason, spooled); otherwise this stage counts by the export's result.
         self._exporter_accounts = exporter_accounts
-        self._due = False
+        self.due = False
         self._max_queue_size = max_queue_size
         # While the destination refuses connections the queue keeps a quarter of its room: enough to
         # ride out a collector restart, without holding a burst's worth of spans for a collector
@@ -112,6 +136,11 @@ class BatchProcessor(SpanProcessor):
         self._batch_ids = itertools.count()
         self._wake = threading.Event()
         self._flush_waiters = 0
+        if self._pool is not None:
+            self._wake = _PoolBell(self._pool, self)
+            self._workers: list[threading.Thread] = []
+            self._pool.register(self)
+            return
         self._workers = [
             threading.Thread(target=self._run, name=f"mlflow-otel-export-{self.name}-{i}", daemon=True)
             for i in range(self._max_workers)
@@ -128,6 +157,8 @@ class BatchProcessor(SpanProcessor):
             return False
         with _FORK_LOCK:
             if pid != self._pid:
+                if self._pool is not None:
+                    self._pool.check_fork()
                 self._start(clear=False)
         return True
 
@@ -135,6 +166,8 @@ class BatchProcessor(SpanProcessor):
         """In a child just forked (a post-fork hook, e.g. uWSGI's): fresh workers, empty queue."""
         if self._pid != os.getpid():
             with _FORK_LOCK:
+                if self._pool is not None:
+                    self._pool.check_fork()
                 self._start(clear=True)
 
     # --- app thread --------------------------------------------------------------------------------
@@ -211,7 +244,7 @@ class BatchProcessor(SpanProcessor):
 
     def export_soon(self) -> None:
         """Export what is queued now, full batch or not (the previous stage ran on its schedule)."""
-        self._due = True
+        self.due = True
         self._wake.set()
 
     @property
@@ -229,14 +262,49 @@ class BatchProcessor(SpanProcessor):
         self._limit = self._max_queue_size if reachable else self._unreachable_limit
 
     # --- workers -----------------------------------------------------------------------------------
+    @property
+    def concurrency(self) -> int:
+        """Threads that may export for this destination at once: one while it refuses connections
+        (its retries must not hold the shared pool)."""
+        return self._max_workers if self.reachable else 1
+
+    def has_work(self) -> bool:
+        """A batch to export now: a full one, or any while a flush waits, at shutdown, or when due."""
+        queued = len(self._queue)
+        return queued >= self._max_batch or (
+            queued > 0 and (self.due or self._flush_waiters > 0 or self._shutdown)
+        )
+
+    def export_next(self) -> None:
+        """Export one batch (a pool thread; ``workers.py``)."""
+        if not self.has_work():
+            return
+        batch_id, batch = self._take()
+        if not self._queue:
+            self.due = False
+        if not batch:
+            return
+        self.connected = True
+        try:
+            self._export(batch)
+        finally:
+            self.last_export = time.monotonic()
+            with self._progress:
+                del self._inflight[batch_id]
+                self._progress.notify_all()
+
+    def close_idle(self) -> None:
+        """The pool found this destination idle: close its exporter's kept-alive connections."""
+        close_idle(self.exporter)
+
     def _run(self) -> None:
         while True:
             woke = self._wake.wait(self._delay_s)
             self._wake.clear()
             # A partial batch goes out when the schedule delay passed, a flush waits, or at shutdown;
             # otherwise only full batches do (the OTel BSP's rule).
-            export_all = not woke or self._flush_waiters > 0 or self._shutdown or self._due
-            self._due = False
+            export_all = not woke or self._flush_waiters > 0 or self._shutdown or self.due
+            self.due = False
             while export_all or len(self._queue) >= self._max_batch:
                 batch_id, batch = self._take()
                 if not batch:
@@ -315,7 +383,7 @@ class BatchProcessor(SpanProcessor):
             self._flush_waiters += 1
             try:
                 while not self._done_through(target):
-                    if not any(w.is_alive() for w in self._workers):
+                    if not self._alive():
                         return False
                     remaining = deadline - time.monotonic()
                     if remaining <= 0:
@@ -325,6 +393,11 @@ class BatchProcessor(SpanProcessor):
             finally:
                 self._flush_waiters -= 1
         return True
+
+    def _alive(self) -> bool:
+        if self._pool is not None:
+            return self._pool.alive
+        return any(w.is_alive() for w in self._workers)
 
     def shutdown(self, timeout_millis: int = 30000) -> None:
         if self._shutdown:
@@ -350,6 +423,10 @@ class BatchProcessor(SpanProcessor):
             warn_limited("exporter_shutdown", "Exporter shutdown failed: %s", exc)
         for worker in self._workers:
             worker.join(max(0.0, deadline - time.monotonic()))
+        if self._pool is not None:  # pool threads: wait for this stage's exports in flight
+            with self._progress:
+                while self._inflight and time.monotonic() < deadline:
+                    self._progress.wait(min(0.05, max(0.0, deadline - time.monotonic())))
 
     @property
     def queued(self) -> int:

@@ -4,7 +4,7 @@
     process       one queue of whole traces, one worker: the processor chain once per span (hooks,
                   content switch, redaction, trimming), tail sampling per trace, OTel on_end
                   processors, then route
-    batch         one bounded queue per destination, its own export workers
+    batch         one bounded queue per destination; export threads shared by all (workers.py)
     export        the destination's exporter (OTLP HTTP/gRPC, MLflow server, local file, any
                   OpenTelemetry SpanExporter)
 
@@ -30,6 +30,7 @@ from mlflow_otel.pipeline.export import AnnouncingExporter, BorrowedExporter, Ex
 from mlflow_otel.pipeline.process import Chain, ProcessStage, Routed
 from mlflow_otel.pipeline.route import Route, Router, file_route
 from mlflow_otel.pipeline.tail import TailSampler, load_tail_sampler
+from mlflow_otel.pipeline.workers import ExportPool
 from mlflow_otel.processors import Processor
 from mlflow_otel.processors.content import ContentFilter
 from mlflow_otel.processors.normalization import Normalizer
@@ -145,6 +146,9 @@ class Pipeline:
         extra: Sequence[Any] = (),
     ) -> None:
         self.settings = settings
+        #: Export threads shared by every destination (``workers.py``): bounded however many
+        #: destinations traces are routed to.
+        self.pool = ExportPool(max(4, 2 * settings.max_workers), settings.schedule_delay_s)
         self.router = Router(settings, self._batch_stage, destinations, extra)
         # The process stage's queue holds whole traces (on_end_trace), bounded by count of traces.
         self.process = BatchProcessor(
@@ -194,6 +198,7 @@ class Pipeline:
                 max_workers=self.settings.max_workers,
                 name=description,
                 exporter_accounts=accounts,
+                pool=self.pool,
             )
         )
         return stage[0]
@@ -219,6 +224,7 @@ class Pipeline:
     def restart_after_fork(self) -> None:
         """A post-fork hook ran in a child (uWSGI forks from C): fresh workers, empty queues."""
         self.process.restart_after_fork()
+        self.pool.check_fork()
         for stage in self.router.stages():
             stage.restart_after_fork()
 
@@ -275,6 +281,7 @@ class Pipeline:
                 until = busy_deadline
                 stage.force_flush(_ms_until(busy_deadline))
             stage.shutdown(_ms_until(until))
+        self.pool.stop()
         if exiting:
             for processor in STATE.end_processors:
                 try:

@@ -44,6 +44,25 @@ class Salvaging(Protocol):
     def salvage(self, spans: Sequence[ReadableSpan]) -> int: ...
 
 
+@runtime_checkable
+class Releasing(Protocol):
+    """An exporter that keeps connections open between exports (ours: keep-alive HTTP sessions, a
+    gRPC channel) and can close them: the export pool calls ``close_idle`` when the destination has
+    been idle a while (``pipeline/batch.py``), so sockets do not grow with the number of
+    destinations a process ever used. The next export opens a new connection."""
+
+    def close_idle(self) -> None: ...
+
+
+def close_idle(exporter: object) -> None:
+    """Close ``exporter``'s idle connections if it keeps any; never raises (called by a worker)."""
+    if isinstance(exporter, Releasing):
+        try:
+            exporter.close_idle()
+        except Exception as exc:
+            warn_limited("close_idle", "Closing idle connections of %r failed: %r", exporter, exc)
+
+
 def _busy(exporter: object) -> bool:
     return isinstance(exporter, ExitAware) and exporter.busy()
 
@@ -75,6 +94,9 @@ class AnnouncingExporter(SpanExporter):
 
     def salvage(self, spans: Sequence[ReadableSpan]) -> int:
         return _salvage(self.inner, spans)
+
+    def close_idle(self) -> None:
+        close_idle(self.inner)
 
     def shutdown(self) -> None:
         self.inner.shutdown()
@@ -131,6 +153,9 @@ class LazyExporter(SpanExporter):
 
     def salvage(self, spans: Sequence[ReadableSpan]) -> int:
         return _salvage(self._inner, spans)
+
+    def close_idle(self) -> None:
+        close_idle(self._inner)
 
     def shutdown(self) -> None:
         with self._lock:

@@ -1,0 +1,191 @@
+"""Export threads shared by every destination's batch stage.
+
+A process that routes traces per tenant (``trace_destination=`` one MLflow experiment or OTLP
+endpoint each) may use dozens of destinations. A thread pair per destination (the OTel SDK's
+``BatchSpanProcessor`` model) grows the process with every tenant it ever served, and never shrinks.
+Here one pool per pipeline exports for all of them:
+
+* **Bounded**: at most ``max_threads`` threads (``2 x MLFLOW_ASYNC_TRACE_LOGGING_MAX_WORKERS``, at
+  least 4), whatever the number of destinations. One thread always stays: it keeps the schedule (a
+  partial batch leaves after ``OTEL_BSP_SCHEDULE_DELAY``). The others start when work waits and no
+  thread is free, and end after ``IDLE_S`` without work.
+* **Fair**: a stage with work waits in one line; a thread takes the first, exports **one** batch,
+  and puts it back at the end of the line if it has more. A busy tenant does not starve a quiet one.
+* **Per destination**: each stage keeps its own bounded queue, counters and flush; at most
+  ``max_workers`` threads export for one destination at once, and one while it refuses connections
+  (its retries then hold one thread, not the pool; a thread is started so that another one stays
+  free for the others while the pool is below its bound).
+* **Sockets released**: a destination idle for ``IDLE_S`` has its keep-alive connections closed
+  (``pipeline/export.py``'s ``close_idle``); the next export reconnects.
+* **Fork**: a child gets a fresh pool (threads do not survive ``fork()``); a fork from C is
+  noticed by the stages' process-id check (``batch.py``), which restarts the pool.
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+import threading
+import time
+import weakref
+from typing import Any
+
+#: Seconds without work after which an extra thread ends and a destination's idle connections close.
+IDLE_S = 30.0
+
+
+class ExportPool:
+    """Threads that export for every destination stage (``BatchProcessor(pool=...)``) of a pipeline."""
+
+    def __init__(self, max_threads: int, schedule_delay_s: float, name: str = "mlflow-otel-export") -> None:
+        self.max_threads = max(1, max_threads)
+        self._delay_s = schedule_delay_s
+        self._idle_s = max(IDLE_S, schedule_delay_s)
+        self._name = name
+        self._stages: list[Any] = []
+        self._numbers = 0
+        self._start()
+        if hasattr(os, "register_at_fork"):
+            ref = weakref.WeakMethod(self._start)
+
+            def _after_in_child() -> None:
+                method = ref()
+                if method is not None:
+                    method()
+
+            os.register_at_fork(after_in_child=_after_in_child)
+
+    def _start(self) -> None:
+        self._pid = os.getpid()
+        self._cond = threading.Condition()
+        self._line: collections.deque[Any] = collections.deque()
+        self._threads: set[threading.Thread] = set()
+        self._free = 0  # threads waiting for work
+        self._stopped = False
+        self._next_tick = time.monotonic() + self._delay_s
+        for stage in self._stages:
+            stage.in_line = False
+            stage.exporting = 0
+        self._spawn()
+
+    def _spawn(self) -> None:
+        """One more thread (caller holds the lock, or is the constructor)."""
+        self._numbers += 1
+        thread = threading.Thread(target=self._work, name=f"{self._name}-{self._numbers}", daemon=True)
+        self._threads.add(thread)
+        thread.start()
+
+    # --- used by the stages ------------------------------------------------------------------------
+    def register(self, stage: Any) -> None:
+        with self._cond:
+            if stage not in self._stages:
+                self._stages.append(stage)
+
+    def check_fork(self) -> None:
+        """A stage noticed a fork from C (no at-fork hook ran): start this process's threads."""
+        if self._pid != os.getpid():
+            self._start()
+
+    @property
+    def alive(self) -> bool:
+        return not self._stopped and self._pid == os.getpid() and bool(self._threads)
+
+    @property
+    def threads(self) -> int:
+        return len(self._threads)
+
+    def notify(self, stage: Any) -> None:
+        """``stage`` has work (a full batch, a flush, the schedule, shutdown): put it in line.
+        Called on the app thread when a batch fills: a lock, no system call in the common case."""
+        with self._cond:
+            self._enqueue(stage)
+
+    def _enqueue(self, stage: Any) -> None:
+        if stage.in_line or self._stopped:
+            return
+        stage.in_line = True
+        self._line.append(stage)
+        if self._free == 0 and len(self._threads) < self.max_threads:
+            self._spawn()
+        else:
+            self._cond.notify()
+
+    def stop(self) -> None:
+        """The pipeline shut down: threads end once they finish what they are exporting."""
+        with self._cond:
+            self._stopped = True
+            self._line.clear()
+            self._cond.notify_all()
+
+    # --- threads -----------------------------------------------------------------------------------
+    def _take(self) -> Any:
+        """The first stage in line that may have one more thread (caller holds the lock)."""
+        for _ in range(len(self._line)):
+            stage = self._line.popleft()
+            stage.in_line = False
+            if stage.exporting < stage.concurrency:
+                return stage
+            # It has as many threads as it may: it goes back in line when one of them finishes.
+        return None
+
+    def _tick(self, now: float) -> list[Any]:
+        """The schedule (caller holds the lock): stages holding spans get their partial batch out;
+        returns the stages idle long enough to close their connections."""
+        self._next_tick = now + self._delay_s
+        idle = []
+        for stage in self._stages:
+            if stage.queued:
+                stage.due = True
+                self._enqueue(stage)
+            elif stage.exporting == 0 and stage.connected and now - stage.last_export >= self._idle_s:
+                stage.connected = False
+                idle.append(stage)
+        return idle
+
+    def _work(self) -> None:
+        me = threading.current_thread()
+        free_since = time.monotonic()
+        while True:
+            release: list[Any] = []
+            with self._cond:
+                stage = None
+                while stage is None:
+                    if self._stopped or self._pid != os.getpid():
+                        self._threads.discard(me)
+                        return
+                    now = time.monotonic()
+                    if now >= self._next_tick:
+                        release = self._tick(now)
+                        if release:
+                            break
+                    stage = self._take()
+                    if stage is not None:
+                        break
+                    if len(self._threads) > 1 and now - free_since >= self._idle_s:
+                        self._threads.discard(me)  # an extra thread with nothing to do ends
+                        return
+                    self._free += 1
+                    try:
+                        self._cond.wait(max(0.001, min(self._next_tick, free_since + self._idle_s) - now))
+                    finally:
+                        self._free -= 1
+                if stage is not None:
+                    stage.exporting += 1
+                    if stage.exporting < stage.concurrency and stage.has_work():
+                        self._enqueue(stage)  # a second thread may export its next batch meanwhile
+                    elif self._free == 0 and len(self._threads) < self.max_threads:
+                        # Keep a thread free for the schedule and the other destinations while this
+                        # one may be held by a slow or refusing destination.
+                        self._spawn()
+            for idle in release:
+                idle.close_idle()
+            if stage is None:
+                continue
+            try:
+                stage.export_next()
+            finally:
+                with self._cond:
+                    stage.exporting -= 1
+                    if stage.has_work():
+                        self._enqueue(stage)
+            free_since = time.monotonic()
