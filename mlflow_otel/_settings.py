@@ -56,6 +56,10 @@ MLFLOW_OTEL_TAIL_SAMPLING_CONFIG = "MLFLOW_OTEL_TAIL_SAMPLING_CONFIG"
 MLFLOW_TRACE_SAMPLING_RATIO = "MLFLOW_TRACE_SAMPLING_RATIO"
 OTEL_TRACES_SAMPLER = "OTEL_TRACES_SAMPLER"
 OTEL_TRACES_SAMPLER_ARG = "OTEL_TRACES_SAMPLER_ARG"
+#: Read by the OTel SDK's ``Resource.create``; here only to tell the user's resource attributes
+#: from the SDK's defaults (the MLflow destination leaves the defaults out: ``Settings.resource_keys``).
+OTEL_RESOURCE_ATTRIBUTES = "OTEL_RESOURCE_ATTRIBUTES"
+OTEL_SERVICE_NAME = "OTEL_SERVICE_NAME"
 #: Seconds a batch may spend in retries before it is dropped (MLflow's variable).
 MLFLOW_ASYNC_TRACE_LOGGING_RETRY_TIMEOUT = "MLFLOW_ASYNC_TRACE_LOGGING_RETRY_TIMEOUT"
 #: Parallel export workers per destination (MLflow's variable).
@@ -544,6 +548,22 @@ class Settings:
     async_logging: bool = True
     #: ``MLFLOW_OTEL_FLUSH_TIMEOUT_SECONDS``: the default deadline of a flush.
     flush_timeout_s: float = 5.0
+    #: Resource attribute keys the user set (``OTEL_RESOURCE_ATTRIBUTES``; ``service.name`` with
+    #: ``OTEL_SERVICE_NAME``), as opposed to the OTel SDK's defaults.
+    resource_keys: frozenset[str] = frozenset()
+
+
+def _resource_keys(env: Mapping[str, str]) -> frozenset[str]:
+    """Keys of ``OTEL_RESOURCE_ATTRIBUTES`` (``key=value`` pairs separated by commas, as the OTel
+    SDK's ``OTELResourceDetector`` parses them) and ``service.name`` if ``OTEL_SERVICE_NAME`` is set."""
+    keys = {
+        pair.split("=", 1)[0].strip()
+        for pair in env.get(OTEL_RESOURCE_ATTRIBUTES, "").split(",")
+        if "=" in pair and pair.split("=", 1)[0].strip()
+    }
+    if env.get(OTEL_SERVICE_NAME):
+        keys.add("service.name")
+    return frozenset(keys)
 
 
 _PROPAGATABLE = ("session", "user", "tags")
@@ -654,4 +674,5 @@ def load(env: Optional[Mapping[str, str]] = None) -> Settings:
         propagate=_read(env, MLFLOW_OTEL_PROPAGATE, _parse_propagate, frozenset()),
         async_logging=_read(env, MLFLOW_ENABLE_ASYNC_TRACE_LOGGING, _parse_bool, True),
         flush_timeout_s=_read(env, MLFLOW_OTEL_FLUSH_TIMEOUT_SECONDS, _parse_positive_float, 5.0),
+        resource_keys=_resource_keys(env),
     )

@@ -1,8 +1,8 @@
 """The MLflow UI (3.18) on traces this SDK sent, in a real browser: headless Chromium and its driver
 from Debian's packages, driven by Selenium (no driver download: the network is loopback only).
 
-What a person sees: the traces table with our custom request preview, the session, and the user
-column; the trace's span tree with each span's type; each span's log level as the UI reads it
+What a person sees: the traces table with our custom request preview, the session, the user and
+source columns, the user's tags and none of the OTel SDK's resource defaults; the trace's span tree with each span's type; each span's log level as the UI reads it
 (``mlflow.spanLogLevel``, an int on the wire: the value MLflow 3.18's verbosity filter compares),
 DEBUG for a chain step, INFO for the model call, ERROR for the tool that raised. A screenshot of the
 trace is kept in the test's temp dir.
@@ -10,6 +10,7 @@ trace is kept in the test's temp dir.
 
 from __future__ import annotations
 
+import os
 import time
 import uuid
 
@@ -118,11 +119,24 @@ def test_the_mlflow_ui_shows_our_trace(mlflow_server, browser, monkeypatch, tmp_
     _dismiss_popups(browser)
     table = _text(browser)
     assert "session-ui-7" in table and "Within 30 days." in table
+    # The trace's tags as MLflow's SDK leaves them: the user's only, no resource defaults of the
+    # OTel SDK (MLflow 3.18 files resource attributes as trace tags).
+    assert "environment: production" in table
+    assert "unknown_service" not in table and "service.instance.id" not in table, table
     browser.find_element(By.CSS_SELECTOR, "button[aria-label='Display']").click()
     _click_text(browser, "Columns")
     _click_text(browser, "User")
+    _click_text(browser, "Source")
     browser.find_element(By.TAG_NAME, "body").send_keys(Keys.ESCAPE)
     _wait(browser, lambda d: "ann-ui" in _text(d), 20, "the user column")
+    # The Source column: the entry point's file name, from mlflow.source.name as MLflow sets it.
+    source = os.path.basename(trace.info.trace_metadata["mlflow.source.name"])
+    assert source and trace.info.trace_metadata["mlflow.source.type"] == "LOCAL"
+    headers = [h.text for h in browser.find_elements(By.CSS_SELECTOR, "[role=columnheader]")]
+    rows = [r.text.split("\n") for r in browser.find_elements(By.CSS_SELECTOR, "[role=row]")]
+    row = next(r for r in rows if "customer asks about refunds" in r)
+    cells = dict(zip([h for h in headers if h], row))
+    assert cells.get("Source") == source, (headers, row)
     browser.save_screenshot(str(tmp_path / "mlflow-traces-table.png"))
 
     # The trace: its span tree, every span with its type.

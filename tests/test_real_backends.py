@@ -249,3 +249,30 @@ def test_jaeger_stores_redacted_and_trimmed_spans(jaeger, monkeypatch):
     # span was under the trimming budget when it left.
     assert inputs["document"].endswith(f"of {len('lorem ipsum ' * 450_000)} chars]")
     assert secret not in _json.dumps(tags) and "plain-looking-value" not in _json.dumps(tags)
+
+
+def test_mlflow_trace_tags_hold_the_users_resource_attributes_not_the_sdk_defaults(
+    mlflow_server, monkeypatch
+):
+    # MLflow 3.18 files OTLP resource attributes as trace tags: the OTel SDK's defaults
+    # (unknown_service:python, a random service.instance.id) are left out, what the user set stays.
+    tags = {}
+    for service in (None, "checkout"):
+        experiment = f"res-{uuid.uuid4().hex[:8]}"
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server.uri)
+        monkeypatch.setenv("MLFLOW_EXPERIMENT_NAME", experiment)
+        if service:
+            monkeypatch.setenv("OTEL_SERVICE_NAME", service)
+            monkeypatch.setenv("OTEL_RESOURCE_ATTRIBUTES", "deployment.environment=prod")
+        tracing.reset()
+        with mlflow.start_span("handler"):
+            mlflow.update_current_trace(tags={"team": "search"})
+        assert mlflow.flush_trace_async_logging()
+        (trace,) = mlflow_server.wait_for_traces(experiment, 1)
+        tags[service] = {k: v for k, v in trace["tags"].items() if not k.startswith("mlflow.")}
+    assert tags[None] == {"team": "search"}
+    assert tags["checkout"] == {
+        "team": "search",
+        "service.name": "checkout",
+        "deployment.environment": "prod",
+    }

@@ -50,6 +50,7 @@ import time
 from collections.abc import Sequence
 from typing import Any, Optional
 
+from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
@@ -119,17 +120,76 @@ def _typed_payloads(span: ReadableSpan) -> ReadableSpan:
     )
 
 
+#: Resource attributes the OTel SDK sets by default (``Resource.create``: the spec's
+#: ``unknown_service:<executable>`` service name, a random ``service.instance.id`` per process).
+_SDK_DEFAULT_RESOURCE_KEYS = frozenset({"service.name", "service.instance.id"})
+
+
+def resource_for_mlflow(resource: Resource, user_keys: frozenset[str]) -> Resource:
+    """``resource`` without the SDK's default attributes (unless the user set them).
+
+    MLflow 3.18's server files every OTLP resource attribute but ``telemetry.sdk.*`` as a trace tag
+    (``SqlAlchemyStore.log_spans``): the defaults became every trace's first tags
+    (``service.name: unknown_service:python``, a per-process UUID), ahead of the user's own in the
+    trace list, where MLflow's SDK leaves none. What the user set (``OTEL_SERVICE_NAME``,
+    ``OTEL_RESOURCE_ATTRIBUTES``, any other key of a resource made in code) stays."""
+    attributes = resource.attributes
+    drop = [
+        key
+        for key in _SDK_DEFAULT_RESOURCE_KEYS
+        if key in attributes
+        and key not in user_keys
+        and (key != "service.name" or str(attributes[key]).startswith("unknown_service"))
+    ]
+    if not drop:
+        return resource
+    return Resource({k: v for k, v in attributes.items() if k not in drop}, resource.schema_url)
+
+
 class MlflowOtlpHttpExporter(OtlpHttpExporter):
     """OTLP/HTTP to an MLflow server: JSON-scalar payloads typed as MLflow's SDK sends them
-    (:func:`_typed_payloads`), and MLflow's TLS switch (``MLFLOW_TRACKING_INSECURE_TLS`` turns
+    (:func:`_typed_payloads`), the SDK's default resource attributes left out
+    (:func:`resource_for_mlflow`), and MLflow's TLS switch (``MLFLOW_TRACKING_INSECURE_TLS`` turns
     certificate checks off; the plain OTLP exporter only takes a CA bundle)."""
 
-    def __init__(self, *args: Any, verify: Any = True, **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, verify: Any = True, resource_keys: frozenset[str] = frozenset(), **kwargs: Any
+    ) -> None:
         super().__init__(*args, **kwargs)
         self._verify = verify  # read by OtlpHttpExporter._send
+        self._resource_keys = resource_keys
+        self._resources: dict[int, tuple[Resource, Resource]] = {}  # id(resource) -> (it, for MLflow)
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
-        return super().export([_typed_payloads(span) for span in spans])
+        return super().export([self._for_mlflow(span) for span in spans])
+
+    def _for_mlflow(self, span: ReadableSpan) -> ReadableSpan:
+        span = _typed_payloads(span)
+        resource = span.resource
+        known = self._resources.get(id(resource))
+        if known is None or known[0] is not resource:
+            if len(self._resources) > 64:  # a resource per span would be unusual: stay bounded
+                self._resources.clear()
+            known = self._resources[id(resource)] = (
+                resource,
+                resource_for_mlflow(resource, self._resource_keys),
+            )
+        if known[1] is resource:
+            return span
+        return ReadableSpan(
+            name=span.name,
+            context=span.get_span_context(),
+            parent=span.parent,
+            resource=known[1],
+            attributes=span.attributes,
+            events=span.events,
+            links=span.links,
+            kind=span.kind,
+            status=span.status,
+            start_time=span.start_time,
+            end_time=span.end_time,
+            instrumentation_scope=span.instrumentation_scope,
+        )
 
 
 def _truncate(value: str) -> str:

@@ -126,6 +126,7 @@ def _mlflow_route(
             listener,
             open_spool(settings.spool_dir, key, settings.spool_max_bytes),
             verify=_mlflow_server.tls_verify(auth),
+            resource_keys=settings.resource_keys,
         )
         client = _mlflow_server.RestClient(tracking_uri, auth)
         return MlflowRecordExporter(spans, client, exp_id, settings.retry_timeout_s, RECORD_CONCURRENCY)
