@@ -12,7 +12,9 @@ loopback port, then acts as the gateway and calls it twice:
 Each service exports its own fragment of the trace (to the embedded default sink, or wherever
 ``OTEL_EXPORTER_OTLP_ENDPOINT`` points, e.g. Jaeger); the fragments share the trace id and the
 callee's spans are children of the caller's. With ``MLFLOW_OTEL_PROPAGATE=session,user`` the
-gateway's session and user travel as W3C baggage and the agent's fragment carries them too.
+gateway's session and user travel as W3C baggage and the agent's fragment carries them too. With
+``MLFLOW_TRACKING_URI`` (and ``MLFLOW_EXPERIMENT_NAME``) both send to an MLflow server: one trace
+each, the gateway's record, the agent's tags and metadata merged into it.
 """
 
 # No `from __future__ import annotations`: FastAPI reads the handlers' annotations at run time.
@@ -42,6 +44,11 @@ def serve(port: int) -> None:
 
     @mlflow.trace(span_type=SpanType.AGENT)
     def answer(question: str) -> str:
+        # Trace-level keys set in the callee: on an MLflow server they are merged into the record
+        # the gateway sends (never overwriting the gateway's own keys).
+        mlflow.update_current_trace(
+            tags={"served_by": "agent-service", "tier": "agent"}, metadata={"agent.version": "2"}
+        )
         with mlflow.start_span("retrieve", span_type=SpanType.RETRIEVER) as span:
             span.set_outputs(["doc-1"])
         return f"answer to {question}"
@@ -79,7 +86,9 @@ def gateway(base: str) -> list[str]:
 
     @mlflow.trace(name="gateway_manual", span_type=SpanType.CHAIN)
     def call_manual(question: str) -> str:
-        mlflow.update_current_trace(session_id="session-7", user="ann")
+        mlflow.update_current_trace(
+            session_id="session-7", user="ann", client_request_id="req-manual", tags={"tier": "gateway"}
+        )
         headers = mlflow.tracing.get_tracing_context_headers_for_http_request()
         trace_ids.append(mlflow.get_active_trace_id())
         return httpx.post(f"{base}/manual", json={"question": question}, headers=headers).json()["answer"]

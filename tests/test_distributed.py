@@ -1,6 +1,6 @@
 """One trace across services: MLflow's distributed-tracing calls on W3C trace context, with real
 processes talking HTTP on loopback (``examples/two_services.py``: a gateway and an agent service)
-and Jaeger v2 as the backend, plus the API's own rules in one process."""
+with Jaeger v2 and a real MLflow 3.18 server as backends, plus the API's own rules in one process."""
 
 from __future__ import annotations
 
@@ -105,9 +105,10 @@ def _run_example(jaeger, tmp_path: Path, **env: str) -> tuple[str, str, subproce
     suffix = uuid.uuid4().hex[:8]
     gateway, agent = f"gateway-{suffix}", f"agent-{suffix}"
     full_env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "OTEL_"))}
+    if jaeger is not None:
+        full_env["OTEL_EXPORTER_OTLP_ENDPOINT"] = jaeger.otlp_http
     full_env.update(
         {
-            "OTEL_EXPORTER_OTLP_ENDPOINT": jaeger.otlp_http,
             "OTEL_SERVICE_NAME": gateway,
             "AGENT_SERVICE_NAME": agent,
             "OTEL_BSP_SCHEDULE_DELAY": "100",
@@ -178,3 +179,43 @@ def _spans_of(jaeger, service: str, count: int) -> list[dict]:
             if span["processID"] in mine:
                 out.append({**span, "tagmap": {t["key"]: t["value"] for t in span.get("tags", [])}})
     return out
+
+
+def run_two_services_on_mlflow(mlflow_server, tmp_path: Path) -> tuple[str, list[str]]:
+    """The example with both services sending to ``mlflow_server``; its experiment and trace ids."""
+    experiment = f"two-services-{uuid.uuid4().hex[:8]}"
+    _, _, result = _run_example(
+        None, tmp_path, MLFLOW_TRACKING_URI=mlflow_server.uri, MLFLOW_EXPERIMENT_NAME=experiment
+    )
+    trace_ids = [line.split()[1] for line in result.stdout.splitlines() if line.startswith("trace ")]
+    return experiment, trace_ids
+
+
+@pytest.mark.backend
+def test_two_services_one_trace_on_mlflow_with_the_callees_keys_merged(mlflow_server, tmp_path):
+    # MLflow 3.18 read back with MLflow's own client: one trace per request (no second record),
+    # both services' spans in one tree, the record of the service holding the root (client
+    # request id, previews, state), the callee's tags and metadata merged without overwriting.
+    experiment, trace_ids = run_two_services_on_mlflow(mlflow_server, tmp_path)
+    assert len(trace_ids) == 2
+    traces = {t["trace_id"]: t for t in mlflow_server.wait_for_traces(experiment, 2)}
+    assert sorted(traces) == sorted(trace_ids)
+    for trace_id in trace_ids:
+        trace = traces[trace_id]
+        spans = {s["name"]: s for s in trace["spans"]}
+        by_id = {s["span_id"]: s for s in trace["spans"]}
+        roots = [s for s in trace["spans"] if s["parent_id"] is None]
+        assert len(roots) == 1 and roots[0]["name"].startswith("gateway_")
+        assert all(s["parent_id"] in by_id for s in trace["spans"] if s["parent_id"])  # nothing detached
+        assert by_id[spans["retrieve"]["parent_id"]]["name"] == "answer"
+        assert spans["answer"]["span_type"] == "AGENT" and spans["answer"]["outputs"].startswith("answer to")
+        assert trace["state"] == "OK" and trace["tags"]["mlflow.traceName"] == roots[0]["name"]
+        assert trace["tags"]["served_by"] == "agent-service"  # the callee's tag, merged
+        assert trace["metadata"]["agent.version"] == "2"  # the callee's metadata, merged
+    manual = next(t for t in traces.values() if t["tags"]["mlflow.traceName"] == "gateway_manual")
+    assert manual["client_request_id"] == "req-manual"
+    assert manual["request_preview"] == '{"question": "what is MLflow?"}'
+    assert manual["tags"]["tier"] == "gateway"  # the root's value wins: never overwritten
+    assert manual["metadata"]["mlflow.trace.session"] == "session-7"
+    auto = next(t for t in traces.values() if t["tags"]["mlflow.traceName"] == "gateway_auto")
+    assert auto["tags"]["tier"] == "agent"  # the root set none: the callee's is merged

@@ -688,3 +688,34 @@ def test_an_experiment_the_server_refuses_to_create_says_why(fake_mlflow):
     fake_mlflow.create_experiment_answer = (400, "INVALID_PARAMETER_VALUE", "Invalid experiment name: 'a/b'")
     with pytest.raises(MlflowException, match="Invalid experiment name"):
         _mlflow_server.get_or_create_experiment(fake_mlflow.uri, "a/b")
+
+
+def test_a_callee_without_the_roots_record_adds_its_tags_and_counts_its_metadata(mlflow_server, monkeypatch):
+    # exporters/mlflow_merge.py's fallback: the root's service never sends a record (here: there is
+    # no caller at all, only its traceparent), so after the retry timeout the callee's tags are set
+    # with MLflow's SetTraceTag and its metadata, which MLflow cannot take without a record, is
+    # counted as dropped.
+    experiment = f"callee-{uuid.uuid4().hex[:8]}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server.uri)
+    monkeypatch.setenv("MLFLOW_EXPERIMENT_NAME", experiment)
+    monkeypatch.setenv("MLFLOW_ASYNC_TRACE_LOGGING_RETRY_TIMEOUT", "1.5")
+    monkeypatch.setenv("OTEL_BSP_SCHEDULE_DELAY", "100")
+    tracing.reset()
+    before = tracing.stats()
+    trace_hex = uuid.uuid4().hex
+    headers = {"traceparent": f"00-{trace_hex}-{'1' * 16}-01"}
+    with mlflow.tracing.set_tracing_context_from_http_request_headers(headers), mlflow.start_span("callee"):
+        mlflow.update_current_trace(tags={"served_by": "agent"}, metadata={"agent.version": "2"})
+    assert mlflow.flush_trace_async_logging()
+
+    def merged() -> bool:
+        return tracing.stats().get("mlflow_fragments_merged", 0) > before.get("mlflow_fragments_merged", 0)
+
+    wait_until(merged, 15, "the fragment's merge")
+    (trace,) = mlflow_server.wait_for_traces(experiment, 1)
+    assert trace["trace_id"] == f"tr-{trace_hex}"
+    assert trace["tags"]["served_by"] == "agent" and "agent.version" not in trace["metadata"]
+    dropped = tracing.stats().get("mlflow_merge_metadata_dropped", 0) - before.get(
+        "mlflow_merge_metadata_dropped", 0
+    )
+    assert dropped == 1

@@ -10,8 +10,11 @@ trace is kept in the test's temp dir.
 
 from __future__ import annotations
 
+import json
 import os
 import time
+import urllib.parse
+import urllib.request
 import uuid
 
 import pytest
@@ -198,3 +201,31 @@ def test_the_mlflow_ui_shows_our_trace(mlflow_server, browser, monkeypatch, tmp_
         "call_model": {"int_value": 20},
     }, levels
     assert (tmp_path / "mlflow-trace.png").stat().st_size > 10_000
+
+
+def test_the_mlflow_ui_shows_one_trace_across_two_services(mlflow_server, browser, tmp_path):
+    # examples/two_services.py against MLflow 3.18: the gateway's trace, with the agent service's
+    # spans in its tree and the agent's tag merged into the record (tests/test_distributed.py reads
+    # the same back with MLflow's client).
+    from tests.test_distributed import run_two_services_on_mlflow
+
+    experiment, trace_ids = run_two_services_on_mlflow(mlflow_server, tmp_path)
+    (trace,) = [
+        t for t in mlflow_server.wait_for_traces(experiment, 2) if t["client_request_id"] == "req-manual"
+    ]
+    assert trace["trace_id"] in trace_ids
+    query = urllib.parse.urlencode({"experiment_name": experiment})
+    with urllib.request.urlopen(f"{mlflow_server.uri}/api/2.0/mlflow/experiments/get-by-name?{query}") as r:
+        experiment_id = json.load(r)["experiment"]["experiment_id"]
+    browser.get(f"{mlflow_server.uri}/#/experiments/{experiment_id}/traces")
+    _wait(browser, lambda d: "what is MLflow?" in _text(d), 60, "the traces table")
+    _dismiss_popups(browser)
+    table = _text(browser)
+    # One row per request (the agent never made a second record), the agent's tag among the tags.
+    assert table.count('{"question": "what is MLflow?"}') == 1 and "2 of 2 traces" in table, table
+    assert "served_by: agent-service" in table, table
+    _click_text(browser, '{"question": "what is MLflow?"}')
+    _wait(browser, lambda d: "retrieve" in _text(d) and "answer" in _text(d), 30, "the span tree")
+    tree = _text(browser)
+    assert "gateway_manual" in tree
+    browser.save_screenshot(str(tmp_path / "mlflow-distributed-trace.png"))

@@ -29,7 +29,9 @@ the same, after the OTLP request that carried the trace's root span succeeded:
   ``mlflow_records_failed`` (gave up: the trace keeps what OTLP gave it, with a rate-limited
   warning), ``mlflow_records_skipped`` (spans not all delivered).
 
-A distributed trace's record is sent by the process that holds its root span only. Limits: spans
+A distributed trace's record is sent by the process that holds its root span only; a callee's
+trace-level tags and metadata are merged into it afterwards, never overwriting (``mlflow_merge.py``).
+Limits: spans
 the opt-in spool (``exporters/spool.py``) replays later get no record (their trace keeps what OTLP
 gives it); and "earlier spans still being exported" is known from the moment another worker starts
 exporting them, so a batch taken but not yet handed to the exporter when the root's batch succeeds
@@ -63,9 +65,16 @@ from mlflow_otel._mlflow_server import (
     timestamp_to_json,
 )
 from mlflow_otel._telemetry import COUNTERS
+from mlflow_otel.exporters.mlflow_merge import FragmentMerger
 from mlflow_otel.exporters.otlp import OtlpHttpExporter
 from mlflow_otel.pipeline.export import ExitAware, Salvaging, close_idle
-from mlflow_otel.records.from_spans import MAX_METADATA_CHARS, preview, span_from_otel, trace_info_for
+from mlflow_otel.records.from_spans import (
+    MAX_METADATA_CHARS,
+    format_trace_id,
+    preview,
+    span_from_otel,
+    trace_info_for,
+)
 from mlflow_otel.records.model import Span, TraceInfo
 from mlflow_otel.spans.types import SpanStatus, SpanStatusCode
 
@@ -75,6 +84,9 @@ START_TRACE_V3 = "/api/3.0/mlflow/traces"
 RETRYABLE = frozenset({408, 429, 500, 502, 503, 504})
 INITIAL_BACKOFF_S = 0.5
 MAX_BACKOFF_S = 10.0
+_TRACE_KEY_PREFIXES = (conv.TRACE_TAG_PREFIX, conv.TRACE_METADATA_PREFIX)
+#: At shutdown, seconds the last merge attempts of callee fragments may take (``mlflow_merge.py``).
+MERGE_CLOSE_S = 2.0
 #: Traces remembered between batches (partially failed traces, token usage of earlier batches).
 MAX_REMEMBERED = 10_000
 
@@ -322,12 +334,15 @@ class MlflowRecordExporter(SpanExporter):
         self._stop = threading.Event()
         self._exiting = False
         self._exit_deadline = float("inf")
+        #: Callee fragments' tags and metadata, merged into the root service's record.
+        self._merger = FragmentMerger(client, retry_timeout_s, record_body)
 
     # --- SpanExporter ------------------------------------------------------------------------------
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         roots: dict[int, ReadableSpan] = {}
         others: dict[int, int] = {}
         usage: dict[int, list[Any]] = {}
+        fragments: list[ReadableSpan] = []
         for span in spans:
             trace_id = span.get_span_context().trace_id
             if span.parent is None:
@@ -335,6 +350,12 @@ class MlflowRecordExporter(SpanExporter):
                 continue
             others[trace_id] = others.get(trace_id, 0) + 1
             attributes = span.attributes or {}
+            if any(key.startswith(_TRACE_KEY_PREFIXES) for key in attributes):
+                # Trace-level keys below the trace's root: a callee's part of a trace whose root
+                # is in another service (our first span sits under the caller's span, or under
+                # an HTTP instrumentation's server span): merged into that service's record
+                # (mlflow_merge.py), unless the root is in this batch (then it is a local trace).
+                fragments.append(span)
             if conv.CHAT_TOKEN_USAGE in attributes:
                 usage.setdefault(trace_id, []).append(attributes[conv.CHAT_TOKEN_USAGE])
         with self._lock:
@@ -347,7 +368,26 @@ class MlflowRecordExporter(SpanExporter):
             due = self._settle(roots, others, usage, result is SpanExportResult.SUCCESS)
         if due:
             self._send_all(due)
+        if fragments and result is SpanExportResult.SUCCESS:
+            self._merge_later(fragments, roots)
         return result
+
+    def _merge_later(self, spans: list[ReadableSpan], roots: dict[int, ReadableSpan]) -> None:
+        """The trace-level tags and metadata set below a trace's root, per trace, for the record
+        the root's service sends (traces whose root is in this batch have theirs already)."""
+        keys: dict[int, tuple[dict[str, str], dict[str, str]]] = {}
+        for span in spans:
+            trace_id = span.get_span_context().trace_id
+            if trace_id in roots:
+                continue
+            tags, metadata = keys.setdefault(trace_id, ({}, {}))
+            for key, value in (span.attributes or {}).items():
+                if key.startswith(conv.TRACE_TAG_PREFIX):
+                    tags.setdefault(key[len(conv.TRACE_TAG_PREFIX) :], str(value))
+                elif key.startswith(conv.TRACE_METADATA_PREFIX):
+                    metadata.setdefault(key[len(conv.TRACE_METADATA_PREFIX) :], str(value))
+        for trace_id, (tags, metadata) in keys.items():
+            self._merger.add(format_trace_id(trace_id), tags, metadata)
 
     def _settle(
         self, roots: dict[int, ReadableSpan], others: dict[int, int], usage: dict[int, list[Any]], ok: bool
@@ -540,6 +580,7 @@ class MlflowRecordExporter(SpanExporter):
     def shutdown(self) -> None:
         self._stop.set()
         self.inner.shutdown()
+        self._merger.close(min(self._exit_deadline, time.monotonic() + MERGE_CLOSE_S))
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
         return self.inner.force_flush(timeout_millis)

@@ -1,0 +1,184 @@
+"""A callee's trace-level tags and metadata, merged into the record of a trace another service holds.
+
+In a distributed trace (``tracing.set_tracing_context_from_http_request_headers``) a callee exports
+only its fragment: the spans under its local root, whose parent lives in the caller. The trace's
+record (``StartTraceV3``: previews, ``client_request_id``, state, duration) belongs to the service
+holding the trace's root (``mlflow_record.py``). What the callee set with ``update_current_trace``
+(tags, metadata) would otherwise stay on its fragment's root span: MLflow 3.18's server makes trace
+tags only of the trace root's ``mlflow.traceTag.*`` attributes (``SqlAlchemyStore.log_spans``), and
+MLflow's own SDK sends a record only for a trace whose root is local (``MlflowV3SpanExporter``
+skips a span with a parent), so with MLflow itself a callee's tags and metadata are lost.
+
+Here, once the callee's spans are delivered, its keys are merged into the record, **never
+overwriting** a key the record has and **never creating** a record:
+
+1. Read the record (``GET /api/3.0/mlflow/traces/{id}``, MLflow's ``GetTraceInfoV3``).
+2. While it does not exist or is not final (``mlflow.trace.infoFinalized``: the root's service has
+   not sent its record yet; the callee usually ends first), wait and read again (0.5 s, doubling,
+   up to ``wait_s``) on one thread of this destination, started with the first fragment: never
+   an export thread.
+3. Final: upsert it as read, plus the callee's keys it lacks (``StartTraceV3`` merges tags and
+   metadata; every other field is sent back as read, so nothing of the root's changes). Once a
+   record is final its service does not write it again, so the read and the write do not race
+   with it.
+4. Never final by then (the root's service sends no record, e.g. plain OTLP), or the process
+   exits first (``close``: one last read each, within the exit deadline): the tags alone, with
+   MLflow's ``SetTraceTag`` (there is no call that adds metadata without rewriting the record);
+   the metadata is counted as ``mlflow_merge_metadata_dropped`` with a rate-limited warning.
+
+Counted in ``tracing.stats()``: ``mlflow_fragments_merged``, ``mlflow_merge_failed``.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+from mlflow_otel._log import warn_limited
+from mlflow_otel._mlflow_server import RESOURCE_DOES_NOT_EXIST, MlflowServerError, RestClient
+from mlflow_otel._telemetry import COUNTERS
+from mlflow_otel.records.model import TraceInfo
+from mlflow_otel.records.rest import trace_info_from_json
+
+#: Key MLflow sets once ``StartTraceV3`` wrote the record (``TraceMetadataKey.TRACE_INFO_FINALIZED``).
+FINALIZED = "mlflow.trace.infoFinalized"
+FIRST_WAIT_S = 0.5
+MAX_WAIT_S = 8.0
+
+
+@dataclass(order=True)
+class _Job:
+    due: float
+    order: int
+    trace_id: str = field(compare=False)
+    tags: dict[str, str] = field(compare=False)
+    metadata: dict[str, str] = field(compare=False)
+    deadline: float = field(compare=False)
+    wait: float = field(compare=False, default=FIRST_WAIT_S)
+
+
+class FragmentMerger:
+    """Merges callee fragments' tags and metadata into their traces' records (module docstring)."""
+
+    def __init__(self, client: RestClient, wait_s: float, record_body: Any) -> None:
+        self._client = client
+        self._wait_s = wait_s
+        self._record_body = record_body  # mlflow_record.record_body (no import cycle)
+        self._cond = threading.Condition()
+        self._jobs: list[_Job] = []
+        self._order = itertools.count()
+        self._thread_pid: Optional[int] = None
+        self._closed = False
+
+    def add(self, trace_id: str, tags: dict[str, str], metadata: dict[str, str]) -> None:
+        """A delivered fragment's keys (called on an export thread: returns at once)."""
+        now = time.monotonic()
+        job = _Job(now, next(self._order), trace_id, tags, metadata, now + self._wait_s)
+        with self._cond:
+            if self._closed:
+                return
+            heapq.heappush(self._jobs, job)
+            if self._thread_pid != os.getpid():  # first fragment, or a forked child: a thread
+                self._thread_pid = os.getpid()
+                threading.Thread(target=self._run, name="mlflow-otel-merge", daemon=True).start()
+            self._cond.notify()
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._closed and (not self._jobs or self._jobs[0].due > time.monotonic()):
+                    timeout = self._jobs[0].due - time.monotonic() if self._jobs else None
+                    self._cond.wait(timeout)
+                if self._closed:
+                    return
+                job = heapq.heappop(self._jobs)
+            self._attempt(job, final=False)
+
+    def close(self, deadline: float) -> None:
+        """Shutdown: each fragment still waiting gets one last attempt, within ``deadline``."""
+        with self._cond:
+            self._closed = True
+            jobs, self._jobs = sorted(self._jobs), []
+            self._cond.notify_all()
+        for i, job in enumerate(jobs):
+            if time.monotonic() >= deadline:
+                COUNTERS.add("mlflow_merge_failed", len(jobs) - i)
+                warn_limited(
+                    "mlflow_merge",
+                    "%d trace fragments' tags were not merged: the exit deadline",
+                    len(jobs) - i,
+                )
+                return
+            self._attempt(job, final=True)
+
+    def _retry(self, job: _Job) -> bool:
+        """Wait and read again, if the job's time allows; True if it was put back."""
+        now = time.monotonic()
+        if now + job.wait > job.deadline:
+            return False
+        job.due, job.wait = now + job.wait, min(job.wait * 2, MAX_WAIT_S)
+        with self._cond:
+            if self._closed:
+                return False
+            heapq.heappush(self._jobs, job)
+            self._cond.notify()
+        return True
+
+    def _attempt(self, job: _Job, final: bool) -> None:
+        try:
+            info = self._read(job.trace_id)
+            finalized = info is not None and info.trace_metadata.get(FINALIZED) == "true"
+            if not finalized and not final and self._retry(job):
+                return
+            if info is None:
+                raise MlflowServerError(f"trace {job.trace_id} not found", RESOURCE_DOES_NOT_EXIST)
+            tags = {k: v for k, v in job.tags.items() if k not in info.tags}
+            metadata = {k: v for k, v in job.metadata.items() if k not in info.trace_metadata}
+            if finalized and (tags or metadata):
+                info.tags.update(tags)
+                info.trace_metadata.update(metadata)
+                self._client.call(
+                    "POST", "/api/3.0/mlflow/traces", self._record_body(info, _experiment(info))
+                )
+            elif tags or metadata:
+                for key, value in tags.items():
+                    self._client.call(
+                        "PATCH", f"/api/2.0/mlflow/traces/{job.trace_id}/tags", {"key": key, "value": value}
+                    )
+                if metadata:
+                    COUNTERS.add("mlflow_merge_metadata_dropped", len(metadata))
+                    warn_limited(
+                        "mlflow_merge_metadata",
+                        "Trace %s has no final record from the service holding its root: this "
+                        "service's tags were added, its metadata %s could not be",
+                        job.trace_id,
+                        sorted(metadata),
+                    )
+            COUNTERS.add("mlflow_fragments_merged")
+        except MlflowServerError as exc:
+            if not final and exc.error_code != "INVALID_PARAMETER_VALUE" and self._retry(job):
+                return
+            COUNTERS.add("mlflow_merge_failed")
+            warn_limited("mlflow_merge", "Could not merge a trace fragment's tags and metadata: %s", exc)
+        except Exception as exc:  # never into the thread's loop
+            COUNTERS.add("mlflow_merge_failed")
+            warn_limited("mlflow_merge", "Could not merge a trace fragment's tags and metadata: %r", exc)
+
+    def _read(self, trace_id: str) -> Optional[TraceInfo]:
+        try:
+            data = self._client.call("GET", f"/api/3.0/mlflow/traces/{trace_id}")
+        except MlflowServerError as exc:
+            if exc.error_code == RESOURCE_DOES_NOT_EXIST or exc.status == 404:
+                return None
+            raise
+        return trace_info_from_json((data.get("trace") or {}).get("trace_info") or {})
+
+
+def _experiment(info: TraceInfo) -> str:
+    location = info.trace_location if isinstance(info.trace_location, dict) else {}
+    return str((location.get("mlflow_experiment") or {}).get("experiment_id") or "0")
