@@ -13,10 +13,11 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Optional, TextIO
 
+from mlflow_otel import semconv as conv
 from mlflow_otel._state import settings
 from mlflow_otel.exporters.otlp_json import decode_any_value
 from mlflow_otel.records import html as trace_html
@@ -107,6 +108,27 @@ def _short(value: Any, limit: int = 100) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+def _usage(span: ShownSpan) -> Optional[dict[str, Any]]:
+    """The span's ``mlflow.chat.tokenUsage`` (MLflow's ``input_tokens`` / ``output_tokens`` /
+    ``total_tokens``), None if absent or unreadable."""
+    value = span.attributes.get(conv.CHAT_TOKEN_USAGE)
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            return None
+    return value if isinstance(value, dict) else None
+
+
+def _tokens(usage: dict[str, Any]) -> str:
+    total = usage.get("total_tokens")
+    if total is None:
+        total = sum(
+            v for k, v in usage.items() if k in ("input_tokens", "output_tokens") and isinstance(v, int)
+        )
+    return f"{total} tokens ({usage.get('input_tokens', '?')} in, {usage.get('output_tokens', '?')} out)"
+
+
 def _line(span: ShownSpan, verbose: bool) -> str:
     span_type = span.attributes.get("mlflow.spanType")
     parts = [span.name]
@@ -114,6 +136,9 @@ def _line(span: ShownSpan, verbose: bool) -> str:
         parts.append(f"[{span_type}]")
     parts.append(f"{span.duration_ms:.1f} ms")
     parts.append(span.status + (f" ({span.message})" if span.message else ""))
+    usage = _usage(span)
+    if usage is not None:
+        parts.append(_tokens(usage))
     text = "  ".join(parts)
     if verbose:
         for key, label in (("mlflow.spanInputs", "in"), ("mlflow.spanOutputs", "out")):
@@ -129,6 +154,12 @@ def _print_tree(span: ShownSpan, prefix: str, last: bool, verbose: bool, out: Te
     child_prefix = prefix + ("" if top else ("   " if last else "│  "))
     for i, child in enumerate(span.children):
         _print_tree(child, child_prefix, i == len(span.children) - 1, verbose, out, False)
+
+
+def _walk(spans: Sequence[ShownSpan]) -> Iterator[ShownSpan]:
+    for span in spans:
+        yield span
+        yield from _walk(span.children)
 
 
 def render(
@@ -152,6 +183,14 @@ def render(
             header += f"  service={service}"
         if tags:
             header += "  tags=" + ",".join(f"{k}={v}" for k, v in tags.items())
+        usages = [u for u in map(_usage, _walk(roots)) if u is not None]
+        if usages:  # usage is on the spans that made the calls, once (normalization demotes wrappers)
+            header += "  " + _tokens(
+                {
+                    k: sum(int(u.get(k) or 0) for u in usages)
+                    for k in ("input_tokens", "output_tokens", "total_tokens")
+                }
+            )
         out.write(header + "\n")
         for root in roots:
             _print_tree(root, "  ", True, verbose, out, True)
