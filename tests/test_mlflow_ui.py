@@ -221,9 +221,16 @@ def test_the_mlflow_ui_shows_one_trace_across_two_services(mlflow_server, browse
     _wait(browser, lambda d: "what is MLflow?" in _text(d), 60, "the traces table")
     _dismiss_popups(browser)
     table = _text(browser)
-    # One row per request (the agent never made a second record), the agent's tag among the tags.
+    # One row per request (the agent never made a second record).
     assert table.count('{"question": "what is MLflow?"}') == 1 and "2 of 2 traces" in table, table
-    assert "served_by: agent-service" in table, table
+    # The record as the page loads it (its own ajax API): the gateway's tag kept, the agent's merged.
+    loaded = browser.execute_async_script(
+        "const done = arguments[arguments.length - 1];"
+        "fetch('ajax-api/3.0/mlflow/traces/get?trace_id=' + arguments[0]).then(r => r.json())"
+        ".then(j => done(j.trace.trace_info.tags)).catch(e => done(String(e)));",
+        trace["trace_id"],
+    )
+    assert loaded["tier"] == "gateway" and loaded["served_by"] == "agent-service", loaded
     _click_text(browser, '{"question": "what is MLflow?"}')
     _wait(browser, lambda d: "retrieve" in _text(d) and "answer" in _text(d), 30, "the span tree")
     tree = _text(browser)

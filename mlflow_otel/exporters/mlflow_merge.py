@@ -74,6 +74,7 @@ class FragmentMerger:
         self._order = itertools.count()
         self._thread_pid: Optional[int] = None
         self._closed = False
+        self._attempting = False  # the thread is reading or writing a record now
 
     def add(self, trace_id: str, tags: dict[str, str], metadata: dict[str, str]) -> None:
         """A delivered fragment's keys (called on an export thread: returns at once)."""
@@ -97,14 +98,22 @@ class FragmentMerger:
                 if self._closed:
                     return
                 job = heapq.heappop(self._jobs)
-            self._attempt(job, final=False)
+                self._attempting = True
+            try:
+                self._attempt(job, final=False)
+            finally:
+                with self._cond:
+                    self._attempting = False
+                    self._cond.notify_all()
 
     def close(self, deadline: float) -> None:
         """Shutdown: each fragment still waiting gets one last attempt, within ``deadline``."""
         with self._cond:
             self._closed = True
-            jobs, self._jobs = sorted(self._jobs), []
             self._cond.notify_all()
+            while self._attempting and time.monotonic() < deadline:  # its job ends (no retry now)
+                self._cond.wait(deadline - time.monotonic())
+            jobs, self._jobs = sorted(self._jobs), []
         for i, job in enumerate(jobs):
             if time.monotonic() >= deadline:
                 COUNTERS.add("mlflow_merge_failed", len(jobs) - i)
