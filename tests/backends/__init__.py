@@ -360,6 +360,8 @@ service:
 #: MLflow 3.18 (the newest release) and 3.17.2 (the previous one), each in its own venv.
 MLFLOW_VENV = CACHE / "mlflow-venv"
 MLFLOW317_VENV = CACHE / "mlflow317-venv"
+#: CrewAI and its instrumentor, in a venv of their own (tests/backends/install.sh says why).
+CREWAI_VENV = CACHE / "crewai-venv"
 
 
 class MlflowServer:

@@ -6,6 +6,8 @@
 #   mlflow317-venv  MLflow 3.17.2, the previous release, for the tests that run on both
 #   mlflow-tracing-venv  mlflow-tracing 3.17.2, MLflow's production SDK (signatures, benchmarks)
 #   rotel-venv      rotel, a Rust OTLP collector from PyPI
+#   crewai-venv     CrewAI and its OpenInference instrumentor (their pins on openai and mcp conflict
+#                   with the project's test extra; tests/test_autolog_crewai.py runs there)
 #   chromium        headless Chromium and its driver from Debian's packages (the MLflow UI and the
 #                   trace page are checked in a real browser)
 # The installs are independent, so they run side by side (the Go builds take most of the time on a
@@ -135,6 +137,22 @@ install_rotel() {
   fi
 }
 
+# --- CrewAI (own venv: crewai 1.15 pins openai 2.x and mcp 1.x, openai-agents needs mcp 2.x) -------
+CREWAI_VERSION=1.15.30
+CREWAI_INSTRUMENTOR_VERSION=1.1.21
+install_crewai() {
+  local venv="$CACHE/crewai-venv"
+  if [ "$(cat "$venv/.crewai-version" 2>/dev/null)" != "$CREWAI_VERSION/$CREWAI_INSTRUMENTOR_VERSION" ]; then
+    echo "== installing CrewAI $CREWAI_VERSION into $venv" >&2
+    rm -rf "$venv"
+    "$PYTHON" -m venv "$venv"
+    "$venv/bin/python" -m pip install --quiet --upgrade pip >&2
+    "$venv/bin/python" -m pip install --quiet "crewai==$CREWAI_VERSION" \
+      "openinference-instrumentation-crewai==$CREWAI_INSTRUMENTOR_VERSION" >&2
+    echo "$CREWAI_VERSION/$CREWAI_INSTRUMENTOR_VERSION" > "$venv/.crewai-version"
+  fi
+}
+
 # --- Chromium (Debian's packages; the package index's own browser downloads are unreachable) -----
 install_chromium() {
   if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then
@@ -159,6 +177,7 @@ run install_mlflow "$CACHE/mlflow-venv" "$MLFLOW_VERSION"
 run install_mlflow "$CACHE/mlflow317-venv" "$MLFLOW_PREVIOUS"
 run install_mlflow_tracing
 run install_rotel
+run install_crewai
 run install_chromium
 failed=0
 for i in "${!pids[@]}"; do
