@@ -74,3 +74,33 @@ def typed(spans: list[ReceivedSpan]) -> dict[str, str]:
 
 def total_tokens(spans: list[ReceivedSpan]) -> int:
     return sum(u["total_tokens"] for u in (usage(s) for s in spans) if u)
+
+
+def claude_chat(client: Any) -> Any:
+    """A LangChain chat model (``ClaudeChat``) that calls the Anthropic ``client``: a framework span
+    over a provider span, both reporting the same usage (the framework's is demoted)."""
+    from langchain_core.language_models import BaseChatModel
+    from langchain_core.messages import AIMessage
+    from langchain_core.outputs import ChatGeneration, ChatResult
+
+    class ClaudeChat(BaseChatModel):
+        @property
+        def _llm_type(self) -> str:
+            return "claude-chat"
+
+        def _generate(self, messages, stop=None, run_manager=None, **kwargs):  # type: ignore[no-untyped-def]
+            reply = client.messages.create(
+                model="claude-test",
+                max_tokens=64,
+                messages=[{"role": "user", "content": m.content} for m in messages],
+            )
+            u = reply.usage
+            usage = {
+                "input_tokens": u.input_tokens,
+                "output_tokens": u.output_tokens,
+                "total_tokens": u.input_tokens + u.output_tokens,
+            }
+            message = AIMessage(content=reply.content[0].text, usage_metadata=usage)
+            return ChatResult(generations=[ChatGeneration(message=message)])
+
+    return ClaudeChat()

@@ -19,7 +19,15 @@ from typing import Any
 import pytest
 
 import mlflow_otel as mlflow
-from tests.autolog_checks import attr, autologged_fixture, check_tree, total_tokens, typed, usage  # noqa: F401 (fixture)
+from tests.autolog_checks import (  # noqa: F401 (fixture)
+    attr,
+    autologged_fixture,
+    check_tree,
+    claude_chat,
+    total_tokens,
+    typed,
+    usage,
+)
 from tests.openai_server import OpenAiServer
 from tests.provider_fakes import ProviderFake
 
@@ -86,37 +94,11 @@ def test_langchain_chat_model_over_anthropic_counts_tokens_once(fake, otlp_http,
     """A LangChain chat model that calls the Anthropic client: both instrumentors report usage; the
     LangChain span is demoted so the trace's total is the provider's alone."""
     import anthropic
-    from langchain_core.language_models import BaseChatModel
-    from langchain_core.messages import AIMessage
-    from langchain_core.outputs import ChatGeneration, ChatResult
 
     client = anthropic.Anthropic(base_url=fake.base_url, api_key="test", max_retries=0)
-
-    class ClaudeChat(BaseChatModel):
-        @property
-        def _llm_type(self) -> str:
-            return "claude-chat"
-
-        def _generate(self, messages, stop=None, run_manager=None, **kwargs):
-            reply = client.messages.create(
-                model="claude-test",
-                max_tokens=64,
-                messages=[{"role": "user", "content": m.content} for m in messages],
-            )
-            u = reply.usage
-            message = AIMessage(
-                content=reply.content[0].text,
-                usage_metadata={
-                    "input_tokens": u.input_tokens,
-                    "output_tokens": u.output_tokens,
-                    "total_tokens": u.input_tokens + u.output_tokens,
-                },
-            )
-            return ChatResult(generations=[ChatGeneration(message=message)])
-
     autologged("anthropic")
     autologged("langchain")
-    assert ClaudeChat().invoke("what is otel").content == "Echo: what is otel"
+    assert claude_chat(client).invoke("what is otel").content == "Echo: what is otel"
 
     spans = otlp_http(2)
     check_tree(spans)

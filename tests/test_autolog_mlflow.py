@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 import mlflow_otel as mlflow
-from tests.autolog_checks import autologged_fixture  # noqa: F401 (fixture)
+from tests.autolog_checks import autologged_fixture, claude_chat  # noqa: F401 (fixture)
 from tests.backends import wait_until
 from tests.provider_fakes import ProviderFake
 
@@ -78,9 +78,6 @@ def wait_for(server: Any, experiment: str, count: int) -> list[dict[str, Any]]:
 def test_autologged_libraries_on_an_mlflow_server(mlflow_server, fake, autologged):
     import anthropic
     import dspy
-    from langchain_core.language_models import BaseChatModel
-    from langchain_core.messages import AIMessage
-    from langchain_core.outputs import ChatGeneration, ChatResult
 
     experiment = f"autolog-{uuid.uuid4().hex[:8]}"
     mlflow.set_tracking_uri(mlflow_server.uri)
@@ -95,25 +92,9 @@ def test_autologged_libraries_on_an_mlflow_server(mlflow_server, fake, autologge
     )
 
     # 2. LangChain over the same client (the LangChain span is demoted: tokens count once).
-    class ClaudeChat(BaseChatModel):
-        @property
-        def _llm_type(self) -> str:
-            return "claude-chat"
-
-        def _generate(self, messages, stop=None, run_manager=None, **kwargs):
-            reply = client.messages.create(
-                model="claude-test",
-                max_tokens=64,
-                messages=[{"role": "user", "content": messages[-1].content}],
-            )
-            u = reply.usage
-            usage = {"input_tokens": u.input_tokens, "output_tokens": u.output_tokens}
-            usage["total_tokens"] = u.input_tokens + u.output_tokens
-            message = AIMessage(content=reply.content[0].text, usage_metadata=usage)
-            return ChatResult(generations=[ChatGeneration(message=message)])
 
     with mlflow.tracing.context(session_id="s-42", tags={"app": "lc"}):
-        ClaudeChat().invoke("hello langchain")
+        claude_chat(client).invoke("hello langchain")
 
     # 3. DSPy over LiteLLM.
     fake.answers.append("[[ ## answer ## ]]\n4\n\n[[ ## completed ## ]]")

@@ -19,7 +19,7 @@ import pytest
 import mlflow_otel as mlflow
 from mlflow_otel import cli, tracing
 from mlflow_otel.destinations import FileDestination, OtlpDestination
-from tests.autolog_checks import autologged_fixture  # noqa: F401 (fixture)
+from tests.autolog_checks import autologged_fixture, claude_chat  # noqa: F401 (fixture)
 from tests.backends import wait_until
 from tests.provider_fakes import ProviderFake
 
@@ -37,9 +37,6 @@ def fake() -> Iterator[ProviderFake]:
 def _run_four_libraries(fake: ProviderFake, autologged: Any) -> None:
     import anthropic
     import dspy
-    from langchain_core.language_models import BaseChatModel
-    from langchain_core.messages import AIMessage
-    from langchain_core.outputs import ChatGeneration, ChatResult
     from llama_index.core import Document, VectorStoreIndex
     from llama_index.core.embeddings import MockEmbedding
     from llama_index.core.llms import MockLLM
@@ -51,24 +48,7 @@ def _run_four_libraries(fake: ProviderFake, autologged: Any) -> None:
         model="claude-test", max_tokens=64, messages=[{"role": "user", "content": "what is otel"}]
     )
 
-    class ClaudeChat(BaseChatModel):
-        @property
-        def _llm_type(self) -> str:
-            return "claude-chat"
-
-        def _generate(self, messages, stop=None, run_manager=None, **kwargs):
-            reply = client.messages.create(
-                model="claude-test",
-                max_tokens=64,
-                messages=[{"role": "user", "content": messages[-1].content}],
-            )
-            u = reply.usage
-            usage = {"input_tokens": u.input_tokens, "output_tokens": u.output_tokens}
-            usage["total_tokens"] = u.input_tokens + u.output_tokens
-            message = AIMessage(content=reply.content[0].text, usage_metadata=usage)
-            return ChatResult(generations=[ChatGeneration(message=message)])
-
-    ClaudeChat().invoke("hello langchain")
+    claude_chat(client).invoke("hello langchain")
 
     index = VectorStoreIndex.from_documents(
         [Document(text="OpenTelemetry is a standard for traces.")], embed_model=MockEmbedding(embed_dim=8)

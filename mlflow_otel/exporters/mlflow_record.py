@@ -116,12 +116,17 @@ def _typed_payloads(span: ReadableSpan) -> ReadableSpan:
             typed[key] = decoded
     if typed is None:
         return span
+    return _copy(span, typed, span.resource)
+
+
+def _copy(span: ReadableSpan, attributes: Any, resource: Any) -> ReadableSpan:
+    """``span`` with other attributes or another resource (what the MLflow destination sends)."""
     return ReadableSpan(
         name=span.name,
         context=span.get_span_context(),
         parent=span.parent,
-        resource=span.resource,
-        attributes=typed,
+        resource=resource,
+        attributes=attributes,
         events=span.events,
         links=span.links,
         kind=span.kind,
@@ -188,20 +193,7 @@ class MlflowOtlpHttpExporter(OtlpHttpExporter):
             )
         if known[1] is resource:
             return span
-        return ReadableSpan(
-            name=span.name,
-            context=span.get_span_context(),
-            parent=span.parent,
-            resource=known[1],
-            attributes=span.attributes,
-            events=span.events,
-            links=span.links,
-            kind=span.kind,
-            status=span.status,
-            start_time=span.start_time,
-            end_time=span.end_time,
-            instrumentation_scope=span.instrumentation_scope,
-        )
+        return _copy(span, span.attributes, known[1])
 
 
 def _truncate(value: str) -> str:
