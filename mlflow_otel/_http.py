@@ -31,9 +31,9 @@ class Sessions:
     @contextmanager
     def lend(self) -> Iterator[Any]:
         """A session for one request (or a retry loop): this thread's alone until it is given back."""
+        if self._pid != os.getpid():  # forked: the parent's sockets and lock are not this process's
+            self._lock, self._free, self._pid = threading.Lock(), [], os.getpid()
         with self._lock:
-            if self._pid != os.getpid():  # forked: the parent's sockets are not this process's
-                self._free, self._pid = [], os.getpid()
             session = self._free.pop() if self._free else None
         if session is None:
             import requests  # installed with opentelemetry-exporter-otlp-proto-http

@@ -157,6 +157,106 @@ def test_batch_stage_exports_a_partial_batch_when_told():
         stage.shutdown(1000)
 
 
+# --- the export pool every destination shares (pipeline/workers.py) ---------------------------------
+class GatedExporter(SpanExporter):
+    """Exports when its gate opens; counts how many of its exports run at once."""
+
+    def __init__(self, gate: threading.Event) -> None:
+        self.gate = gate
+        self.exported = 0
+        self.running = 0
+        self.most_at_once = 0
+        self._lock = threading.Lock()
+
+    def export(self, spans):
+        with self._lock:
+            self.running += 1
+            self.most_at_once = max(self.most_at_once, self.running)
+        self.gate.wait(10)
+        with self._lock:
+            self.running -= 1
+            self.exported += len(spans)
+        return SpanExportResult.SUCCESS
+
+    def shutdown(self):
+        self.gate.set()
+
+
+def _pooled(pool, exporter, name: str) -> BatchProcessor:
+    return BatchProcessor(
+        exporter, max_queue_size=1000, max_export_batch_size=2, schedule_delay_s=60, max_workers=2,
+        name=name, pool=pool,
+    )  # fmt: skip
+
+
+def test_a_busy_destination_never_takes_the_pools_last_thread():
+    # Two threads in all. A destination whose exports hang (a slow collector) may use two threads,
+    # but the last one is kept for a destination that has none: the quiet one still exports.
+    from mlflow_otel.pipeline.workers import ExportPool
+
+    pool = ExportPool(max_threads=2, schedule_delay_s=60)
+    stuck, free = GatedExporter(threading.Event()), GatedExporter(threading.Event())
+    free.gate.set()
+    busy_stage, quiet_stage = _pooled(pool, stuck, "busy"), _pooled(pool, free, "quiet")
+    try:
+        busy_stage.on_end_many([_span(f"b{i}") for i in range(20)])  # ten full batches
+        time.sleep(0.3)
+        quiet_stage.on_end_many([_span("q1"), _span("q2")])  # one full batch
+        deadline = time.monotonic() + 5
+        while free.exported < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert free.exported == 2, "the quiet destination waited for the busy one"
+        assert stuck.most_at_once == 1 and pool.threads <= 2
+        stuck.gate.set()
+        assert busy_stage.force_flush(5000) and stuck.exported == 20
+    finally:
+        stuck.gate.set()
+        busy_stage.shutdown(1000)
+        quiet_stage.shutdown(1000)
+        pool.stop()
+
+
+def test_the_pools_last_idle_thread_sleeps_until_the_schedule(monkeypatch):
+    # Past IDLE_S without work, an extra thread ends; the last one keeps the schedule and sleeps
+    # until it is due (it used to wake every millisecond once idle).
+    from mlflow_otel.pipeline import workers
+
+    monkeypatch.setattr(workers, "IDLE_S", 0.05)
+    waits = []
+    original = threading.Condition
+
+    class CountingCondition(original):  # type: ignore[misc, valid-type]
+        def wait(self, timeout=None):
+            waits.append(timeout)
+            return super().wait(timeout)
+
+    monkeypatch.setattr(threading, "Condition", CountingCondition)
+    pool = workers.ExportPool(max_threads=4, schedule_delay_s=0.5)
+    monkeypatch.setattr(threading, "Condition", original)
+    try:
+        time.sleep(0.3)
+        waits.clear()
+        time.sleep(1.0)
+        assert pool.threads == 1
+        assert len(waits) <= 10, f"{len(waits)} wake-ups in 1 s (the schedule: every 0.5 s)"
+    finally:
+        pool.stop()
+
+
+def test_a_stopped_pool_starts_no_thread_in_a_forked_child():
+    import os
+
+    from mlflow_otel.pipeline.workers import ExportPool
+
+    pool = ExportPool(max_threads=2, schedule_delay_s=60)
+    pool.stop()
+    pid = os.fork()
+    if pid == 0:  # the child: exit code 0 when the stopped pool stayed stopped
+        os._exit(0 if pool.threads == 0 and not pool.alive else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.WEXITSTATUS(status) == 0
+
+
 # --- extension points, end to end -------------------------------------------------------------------
 def test_hook_runs_once_per_span_with_two_destinations(otlp_http, tmp_path):
     calls: list[str] = []

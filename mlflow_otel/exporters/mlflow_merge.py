@@ -36,6 +36,7 @@ import itertools
 import os
 import threading
 import time
+import weakref
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
@@ -49,6 +50,8 @@ from mlflow_otel.records.rest import trace_info_from_json
 FINALIZED = "mlflow.trace.infoFinalized"
 FIRST_WAIT_S = 0.5
 MAX_WAIT_S = 8.0
+#: Fragments waiting for their record at most (per destination); beyond, counted as not merged.
+MAX_WAITING = 10_000
 
 
 @dataclass(order=True)
@@ -69,11 +72,25 @@ class FragmentMerger:
         self._client = client
         self._wait_s = wait_s
         self._record_body = record_body  # mlflow_record.record_body (no import cycle)
+        self._order = itertools.count()
+        self._closed = False
+        self._reset()
+        if hasattr(os, "register_at_fork"):
+            ref = weakref.WeakMethod(self._reset)
+
+            def _after_in_child() -> None:
+                method = ref()
+                if method is not None:
+                    method()
+
+            os.register_at_fork(after_in_child=_after_in_child)
+
+    def _reset(self) -> None:
+        """Fresh state (at construction, and in a forked child: the parent's fragments are the
+        parent's to merge, and its lock may have been held at the fork)."""
         self._cond = threading.Condition()
         self._jobs: list[_Job] = []
-        self._order = itertools.count()
         self._thread_pid: Optional[int] = None
-        self._closed = False
         self._attempting = False  # the thread is reading or writing a record now
 
     def add(self, trace_id: str, tags: dict[str, str], metadata: dict[str, str]) -> None:
@@ -81,7 +98,13 @@ class FragmentMerger:
         now = time.monotonic()
         job = _Job(now, next(self._order), trace_id, tags, metadata, now + self._wait_s)
         with self._cond:
-            if self._closed:
+            if self._closed or len(self._jobs) >= MAX_WAITING:
+                COUNTERS.add("mlflow_merge_failed")
+                warn_limited(
+                    "mlflow_merge",
+                    "A trace fragment's tags and metadata were not merged: %s",
+                    "the destination shut down" if self._closed else f"{MAX_WAITING} fragments already wait",
+                )
                 return
             heapq.heappush(self._jobs, job)
             if self._thread_pid != os.getpid():  # first fragment, or a forked child: a thread
@@ -100,7 +123,7 @@ class FragmentMerger:
                 job = heapq.heappop(self._jobs)
                 self._attempting = True
             try:
-                self._attempt(job, final=False)
+                self._attempt(job, None)
             finally:
                 with self._cond:
                     self._attempting = False
@@ -123,7 +146,7 @@ class FragmentMerger:
                     len(jobs) - i,
                 )
                 return
-            self._attempt(job, final=True)
+            self._attempt(job, deadline)
 
     def _retry(self, job: _Job) -> bool:
         """Wait and read again, if the job's time allows; True if it was put back."""
@@ -138,9 +161,16 @@ class FragmentMerger:
             self._cond.notify()
         return True
 
-    def _attempt(self, job: _Job, final: bool) -> None:
+    def _attempt(self, job: _Job, deadline: Optional[float]) -> None:
+        """One read (and the write it calls for). ``deadline``: the last attempt, at shutdown; no
+        request outlives it."""
+        final = deadline is not None
+
+        def timeout() -> Optional[float]:
+            return None if deadline is None else max(0.001, deadline - time.monotonic())
+
         try:
-            info = self._read(job.trace_id)
+            info = self._read(job.trace_id, timeout())
             finalized = info is not None and info.trace_metadata.get(FINALIZED) == "true"
             if not finalized and not final and self._retry(job):
                 return
@@ -148,17 +178,16 @@ class FragmentMerger:
                 raise MlflowServerError(f"trace {job.trace_id} not found", RESOURCE_DOES_NOT_EXIST)
             tags = {k: v for k, v in job.tags.items() if k not in info.tags}
             metadata = {k: v for k, v in job.metadata.items() if k not in info.trace_metadata}
-            if finalized and (tags or metadata):
+            experiment = _experiment(info)
+            if finalized and experiment is not None and (tags or metadata):
                 info.tags.update(tags)
                 info.trace_metadata.update(metadata)
-                self._client.call(
-                    "POST", "/api/3.0/mlflow/traces", self._record_body(info, _experiment(info))
-                )
+                body = self._record_body(info, experiment)
+                self._client.call("POST", "/api/3.0/mlflow/traces", body, timeout_s=timeout())
             elif tags or metadata:
                 for key, value in tags.items():
-                    self._client.call(
-                        "PATCH", f"/api/2.0/mlflow/traces/{job.trace_id}/tags", {"key": key, "value": value}
-                    )
+                    path = f"/api/2.0/mlflow/traces/{job.trace_id}/tags"
+                    self._client.call("PATCH", path, {"key": key, "value": value}, timeout_s=timeout())
                 if metadata:
                     COUNTERS.add("mlflow_merge_metadata_dropped", len(metadata))
                     warn_limited(
@@ -178,9 +207,9 @@ class FragmentMerger:
             COUNTERS.add("mlflow_merge_failed")
             warn_limited("mlflow_merge", "Could not merge a trace fragment's tags and metadata: %r", exc)
 
-    def _read(self, trace_id: str) -> Optional[TraceInfo]:
+    def _read(self, trace_id: str, timeout_s: Optional[float]) -> Optional[TraceInfo]:
         try:
-            data = self._client.call("GET", f"/api/3.0/mlflow/traces/{trace_id}")
+            data = self._client.call("GET", f"/api/3.0/mlflow/traces/{trace_id}", timeout_s=timeout_s)
         except MlflowServerError as exc:
             if exc.error_code == RESOURCE_DOES_NOT_EXIST or exc.status == 404:
                 return None
@@ -188,6 +217,9 @@ class FragmentMerger:
         return trace_info_from_json((data.get("trace") or {}).get("trace_info") or {})
 
 
-def _experiment(info: TraceInfo) -> str:
+def _experiment(info: TraceInfo) -> Optional[str]:
+    """The record's experiment, None if it lives elsewhere (then only tags are merged: a record
+    upserted without its location would move)."""
     location = info.trace_location if isinstance(info.trace_location, dict) else {}
-    return str((location.get("mlflow_experiment") or {}).get("experiment_id") or "0")
+    experiment_id = (location.get("mlflow_experiment") or {}).get("experiment_id")
+    return str(experiment_id) if experiment_id else None

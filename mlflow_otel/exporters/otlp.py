@@ -552,9 +552,10 @@ class OtlpGrpcExporter(OtlpExporter):
                 self._close_channel()
 
     def _close_channel(self) -> None:
-        if self._channel is not None:
+        if self._channel is not None and self._pid == os.getpid():
             self._channel.close()
-            self._channel = self._stub = None
+        # A channel made before a fork belongs to the parent (gRPC forbids using it here): dropped.
+        self._channel = self._stub = None
 
     def shutdown(self) -> None:
         super().shutdown()

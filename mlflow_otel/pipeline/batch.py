@@ -276,8 +276,10 @@ class BatchProcessor(SpanProcessor):
         )
 
     def export_next(self) -> None:
-        """Export one batch (a pool thread; ``workers.py``)."""
-        if not self.has_work():
+        """Export one batch (a pool thread; ``workers.py``). After a fork from C the stage may not
+        have noticed yet: it restarts first, so a pool thread never takes from the parent's queue
+        state."""
+        if self._forked() or not self.has_work():
             return
         batch_id, batch = self._take()
         if not self._queue:

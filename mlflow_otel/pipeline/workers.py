@@ -14,7 +14,9 @@ Here one pool per pipeline exports for all of them:
 * **Per destination**: each stage keeps its own bounded queue, counters and flush; at most
   ``max_workers`` threads export for one destination at once, and one while it refuses connections
   (its retries then hold one thread, not the pool; a thread is started so that another one stays
-  free for the others while the pool is below its bound).
+  free for the others while the pool is below its bound). The last thread is kept for a
+  destination that has none: never a second thread for a busy destination, and never to a
+  refusing one while refusing destinations hold all the others.
 * **Sockets released**: a destination idle for ``IDLE_S`` has its keep-alive connections closed
   (``pipeline/export.py``'s ``close_idle``); the next export reconnects.
 * **Fork**: a child gets a fresh pool (threads do not survive ``fork()``); a fork from C is
@@ -30,8 +32,12 @@ import time
 import weakref
 from typing import Any
 
+from mlflow_otel._log import warn_limited
+
 #: Seconds without work after which an extra thread ends and a destination's idle connections close.
 IDLE_S = 30.0
+#: Held while a pool restarts in a process it noticed was forked from C.
+_RESTART_LOCK = threading.Lock()
 
 
 class ExportPool:
@@ -44,6 +50,7 @@ class ExportPool:
         self._name = name
         self._stages: list[Any] = []
         self._numbers = 0
+        self._stopped = False
         self._start()
         if hasattr(os, "register_at_fork"):
             ref = weakref.WeakMethod(self._start)
@@ -56,24 +63,31 @@ class ExportPool:
             os.register_at_fork(after_in_child=_after_in_child)
 
     def _start(self) -> None:
+        """Fresh state and the schedule's thread: at construction and in a forked child (a stopped
+        pool stays stopped there: a pipeline replaced before the fork starts nothing)."""
         self._pid = os.getpid()
         self._cond = threading.Condition()
         self._line: collections.deque[Any] = collections.deque()
         self._threads: set[threading.Thread] = set()
         self._free = 0  # threads waiting for work
-        self._stopped = False
         self._next_tick = time.monotonic() + self._delay_s
         for stage in self._stages:
             stage.in_line = False
             stage.exporting = 0
-        self._spawn()
+        if not self._stopped:
+            self._spawn()
 
     def _spawn(self) -> None:
-        """One more thread (caller holds the lock, or is the constructor)."""
+        """One more thread (caller holds the lock, or is the constructor). A thread that cannot be
+        started (the process is out of threads) is one warning; the threads there keep working."""
         self._numbers += 1
         thread = threading.Thread(target=self._work, name=f"{self._name}-{self._numbers}", daemon=True)
+        try:
+            thread.start()
+        except RuntimeError as exc:
+            warn_limited("export_pool_spawn", "Could not start an export thread: %s", exc)
+            return
         self._threads.add(thread)
-        thread.start()
 
     # --- used by the stages ------------------------------------------------------------------------
     def register(self, stage: Any) -> None:
@@ -84,7 +98,9 @@ class ExportPool:
     def check_fork(self) -> None:
         """A stage noticed a fork from C (no at-fork hook ran): start this process's threads."""
         if self._pid != os.getpid():
-            self._start()
+            with _RESTART_LOCK:  # several stages may notice at once
+                if self._pid != os.getpid():
+                    self._start()
 
     @property
     def alive(self) -> bool:
@@ -119,14 +135,27 @@ class ExportPool:
 
     # --- threads -----------------------------------------------------------------------------------
     def _take(self) -> Any:
-        """The first stage in line that may have one more thread (caller holds the lock)."""
+        """The first stage in line that may have one more thread (caller holds the lock).
+
+        The last thread the pool has or may start is kept for a destination that has none: it never
+        goes to a destination already exporting, nor to one that refuses connections while such
+        destinations hold all the others (their retries last up to the retry timeout)."""
+        last = self._free == 0 and len(self._threads) >= self.max_threads
         for _ in range(len(self._line)):
             stage = self._line.popleft()
             stage.in_line = False
-            if stage.exporting < stage.concurrency:
-                return stage
-            # It has as many threads as it may: it goes back in line when one of them finishes.
+            # Not taken now: it goes back in line when one of its exports finishes, or at the
+            # next tick of the schedule.
+            if stage.exporting >= stage.concurrency or (last and stage.exporting):
+                continue
+            if last and not stage.reachable and self._refusing() >= self.max_threads - 1:
+                continue
+            return stage
         return None
+
+    def _refusing(self) -> int:
+        """Threads exporting for destinations that refuse connections (caller holds the lock)."""
+        return sum(stage.exporting for stage in self._stages if not stage.reachable)
 
     def _tick(self, now: float) -> list[Any]:
         """The schedule (caller holds the lock): stages holding spans get their partial batch out;
@@ -144,6 +173,13 @@ class ExportPool:
 
     def _work(self) -> None:
         me = threading.current_thread()
+        try:
+            self._serve()
+        finally:
+            with self._cond:
+                self._threads.discard(me)
+
+    def _serve(self) -> None:
         free_since = time.monotonic()
         while True:
             release: list[Any] = []
@@ -151,7 +187,6 @@ class ExportPool:
                 stage = None
                 while stage is None:
                     if self._stopped or self._pid != os.getpid():
-                        self._threads.discard(me)
                         return
                     now = time.monotonic()
                     if now >= self._next_tick:
@@ -161,9 +196,10 @@ class ExportPool:
                     stage = self._take()
                     if stage is not None:
                         break
-                    if len(self._threads) > 1 and now - free_since >= self._idle_s:
-                        self._threads.discard(me)  # an extra thread with nothing to do ends
-                        return
+                    if now - free_since >= self._idle_s:
+                        if self._free > 0:
+                            return  # idle, and another thread is free to keep the schedule: end
+                        free_since = now  # the one free thread stays (it keeps the schedule)
                     self._free += 1
                     try:
                         self._cond.wait(max(0.001, min(self._next_tick, free_since + self._idle_s) - now))
@@ -183,6 +219,8 @@ class ExportPool:
                 continue
             try:
                 stage.export_next()
+            except Exception as exc:  # never the end of a pool thread
+                warn_limited("export_pool", "Export for %s failed unexpectedly: %r", stage.name, exc)
             finally:
                 with self._cond:
                     stage.exporting -= 1
