@@ -36,10 +36,10 @@ import itertools
 import os
 import threading
 import time
-import weakref
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
+from mlflow_otel._fork import restart_in_child
 from mlflow_otel._log import warn_limited
 from mlflow_otel._mlflow_server import RESOURCE_DOES_NOT_EXIST, MlflowServerError, RestClient
 from mlflow_otel._telemetry import COUNTERS
@@ -75,15 +75,7 @@ class FragmentMerger:
         self._order = itertools.count()
         self._closed = False
         self._reset()
-        if hasattr(os, "register_at_fork"):
-            ref = weakref.WeakMethod(self._reset)
-
-            def _after_in_child() -> None:
-                method = ref()
-                if method is not None:
-                    method()
-
-            os.register_at_fork(after_in_child=_after_in_child)
+        restart_in_child(self._reset)
 
     def _reset(self) -> None:
         """Fresh state (at construction, and in a forked child: the parent's fragments are the

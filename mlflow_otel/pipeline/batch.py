@@ -31,7 +31,6 @@ import itertools
 import os
 import threading
 import time
-import weakref
 from collections.abc import Sequence
 from typing import Any, Optional
 
@@ -40,6 +39,7 @@ from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY, Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
+from mlflow_otel._fork import restart_in_child
 from mlflow_otel._log import warn_limited
 from mlflow_otel._telemetry import COUNTERS
 from mlflow_otel.pipeline.export import Salvaging, close_idle
@@ -110,15 +110,7 @@ class BatchProcessor(SpanProcessor):
         self._max_workers = max(1, max_workers)
         self._shutdown = False
         self._start(clear=False)
-        if hasattr(os, "register_at_fork"):
-            ref = weakref.WeakMethod(self._start)
-
-            def _after_in_child() -> None:
-                method = ref()
-                if method is not None:
-                    method(clear=True)
-
-            os.register_at_fork(after_in_child=_after_in_child)
+        restart_in_child(self._start, True)
 
     def _start(self, clear: bool) -> None:
         self._pid = os.getpid()

@@ -29,9 +29,9 @@ import collections
 import os
 import threading
 import time
-import weakref
 from typing import Any
 
+from mlflow_otel._fork import restart_in_child
 from mlflow_otel._log import warn_limited
 
 #: Seconds without work after which an extra thread ends and a destination's idle connections close.
@@ -52,15 +52,7 @@ class ExportPool:
         self._numbers = 0
         self._stopped = False
         self._start()
-        if hasattr(os, "register_at_fork"):
-            ref = weakref.WeakMethod(self._start)
-
-            def _after_in_child() -> None:
-                method = ref()
-                if method is not None:
-                    method()
-
-            os.register_at_fork(after_in_child=_after_in_child)
+        restart_in_child(self._start)
 
     def _start(self) -> None:
         """Fresh state and the schedule's thread: at construction and in a forked child (a stopped
