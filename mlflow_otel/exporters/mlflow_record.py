@@ -96,11 +96,11 @@ _PAYLOAD_KEYS = (conv.SPAN_INPUTS, conv.SPAN_OUTPUTS)
 _SCALAR_START = frozenset("-0123456789tfn")
 
 
-def _typed_payloads(span: ReadableSpan) -> ReadableSpan:
-    """``span`` with inputs / outputs that are JSON numbers, booleans or null sent as OTLP scalars,
-    as MLflow's SDK sends them: an MLflow server stores a string attribute as a string, so ``2``
-    written as the JSON text ``"2"`` would read back as ``"2"`` in MLflow's client and UI. Other
-    spans (objects, arrays, strings: the server reads their JSON) are returned as they are."""
+def _typed_payloads(span: ReadableSpan) -> Optional[dict[str, Any]]:
+    """``span``'s attributes with inputs / outputs that are JSON numbers, booleans or null as OTLP
+    scalars, as MLflow's SDK sends them: an MLflow server stores a string attribute as a string, so
+    ``2`` written as the JSON text ``"2"`` would read back as ``"2"`` in MLflow's client and UI.
+    None when there is none (objects, arrays, strings: the server reads their JSON)."""
     attributes = span.attributes or {}
     typed: Optional[dict[str, Any]] = None
     for key in _PAYLOAD_KEYS:
@@ -114,9 +114,7 @@ def _typed_payloads(span: ReadableSpan) -> ReadableSpan:
         if decoded is None or isinstance(decoded, (bool, int, float)):
             typed = dict(attributes) if typed is None else typed
             typed[key] = decoded
-    if typed is None:
-        return span
-    return _copy(span, typed, span.resource)
+    return typed
 
 
 def _copy(span: ReadableSpan, attributes: Any, resource: Any) -> ReadableSpan:
@@ -181,7 +179,9 @@ class MlflowOtlpHttpExporter(OtlpHttpExporter):
         return super().export([self._for_mlflow(span) for span in spans])
 
     def _for_mlflow(self, span: ReadableSpan) -> ReadableSpan:
-        span = _typed_payloads(span)
+        """``span`` as sent to MLflow: typed payloads, the resource without the SDK's defaults
+        (one copy at most)."""
+        typed = _typed_payloads(span)
         resource = span.resource
         known = self._resources.get(id(resource))
         if known is None or known[0] is not resource:
@@ -191,9 +191,9 @@ class MlflowOtlpHttpExporter(OtlpHttpExporter):
                 resource,
                 resource_for_mlflow(resource, self._resource_keys),
             )
-        if known[1] is resource:
+        if typed is None and known[1] is resource:
             return span
-        return _copy(span, span.attributes, known[1])
+        return _copy(span, span.attributes if typed is None else typed, known[1])
 
 
 def _truncate(value: str) -> str:
