@@ -104,7 +104,8 @@ class ExportPool:
 
     def notify(self, stage: Any) -> None:
         """``stage`` has work (a full batch, a flush, the schedule, shutdown): put it in line.
-        Called on the app thread when a batch fills: a lock, no system call in the common case."""
+        Called by the process worker as it hands traces over, by flushes and shutdown; never on the
+        app thread (destination queues are fed by the process stage)."""
         with self._cond:
             self._enqueue(stage)
 
