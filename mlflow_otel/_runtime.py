@@ -13,7 +13,6 @@ same sequence runs on SIGTERM when the application has no handler (``pipeline/ex
 
 from __future__ import annotations
 
-import atexit
 import json
 import os
 import threading
@@ -24,13 +23,14 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import SpanLimits, TracerProvider
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
+from mlflow_otel import _fork
 from mlflow_otel._log import ensure_visible, logger, warn_limited
 from mlflow_otel._settings import Settings
 from mlflow_otel._state import STATE
 from mlflow_otel._telemetry import COUNTERS
 from mlflow_otel.pipeline.assembly import TimeoutWatcher, end_open_traces, run_on_start
 from mlflow_otel.pipeline.build import Pipeline
-from mlflow_otel.pipeline.exit import announce, install_sigterm
+from mlflow_otel.pipeline.exit import announce, die_of_sigterm, install_sigterm
 from mlflow_otel.semconv import SCOPE_NAME
 from mlflow_otel.spans import registry
 from mlflow_otel.spans.sampling import sampler_for
@@ -91,6 +91,10 @@ class _Runtime:
             else None
         )
         self._stats_stop = threading.Event()
+        #: The exit sequence: the thread running it, when it ended, a SIGTERM it must re-raise.
+        self.exit_thread: Optional[threading.Thread] = None
+        self.exit_done = threading.Event()
+        self.sigterm_pending = False
         if self.stats_path:
             threading.Thread(target=self._stats_loop, name="mlflow-otel-stats", daemon=True).start()
 
@@ -123,12 +127,16 @@ class _Runtime:
         self.write_stats()
         return ok
 
-    def shutdown(self, timeout_s: float, exiting: bool = False) -> None:
+    def shutdown(self, timeout_s: float, exiting: bool = False) -> dict[str, int]:
+        """Stop the pipeline (``Pipeline.shutdown``); returns the spans cut per destination."""
         if self.watcher is not None:
             self.watcher.stop()
         self._stats_stop.set()
-        self.pipeline.shutdown(timeout_s, exiting, self.settings.exit_busy_timeout_s if exiting else 0.0)
+        cut = self.pipeline.shutdown(
+            timeout_s, exiting, self.settings.exit_busy_timeout_s if exiting else 0.0
+        )
         self.write_stats()
+        return cut
 
 
 def _join_global_provider(pipeline: Pipeline) -> Optional[Any]:
@@ -160,6 +168,10 @@ def _init() -> _Runtime:
             ensure_visible()
             settings = STATE.settings()
             _current[0] = _Runtime(settings)
+            # Process hooks, once a pipeline exists to flush: interpreter exit, multiprocessing
+            # children's exit path, uWSGI's post-fork hook.
+            _fork.at_exit(_at_exit)
+            _fork.hook_uwsgi()
             if settings.handle_sigterm:  # the app may have reset SIGTERM since import (a worker)
                 _install_sigterm()
         return _current[0]  # type: ignore[return-value]
@@ -207,14 +219,41 @@ def reset() -> None:
 
 
 def _exit_sequence() -> None:
-    """End open traces, flush within the exit budgets, report what could not be delivered."""
+    """End open traces, flush within the exit budgets, report what could not be delivered.
+
+    Runs once per running pipeline: a ``spawn`` child reaches it from multiprocessing's exit path
+    and ``atexit``, and a SIGTERM may arrive while it runs (a ``Pool`` is terminated as its workers
+    flush). A second caller on another thread waits for the first; SIGTERM on the thread running
+    it lets it finish, then the process dies of SIGTERM (``pipeline/exit.py``)."""
     rt = _current[0]
     if rt is None:
         return
-    before = COUNTERS.snapshot()
-    end_open_traces()
-    rt.shutdown(rt.settings.exit_timeout_s, exiting=True)
-    announce(before, COUNTERS.snapshot(), rt.settings.spool_dir)
+    with _lock:
+        first = rt.exit_thread is None
+        if first:
+            rt.exit_thread = threading.current_thread()
+    if not first:
+        if rt.exit_thread is not threading.current_thread():
+            rt.exit_done.wait(_exit_budget() + 1.0)
+        return
+    try:
+        before = COUNTERS.snapshot()
+        end_open_traces()
+        cut = rt.shutdown(rt.settings.exit_timeout_s, exiting=True)
+        announce(before, COUNTERS.snapshot(), rt.settings.spool_dir, cut)
+    finally:
+        rt.exit_done.set()
+        if rt.sigterm_pending:
+            die_of_sigterm()
+
+
+def _exit_running_here() -> bool:
+    """SIGTERM arrived on the thread that runs the exit sequence: it finishes, then re-raises."""
+    rt = _current[0]
+    if rt is None or rt.exit_thread is not threading.current_thread() or rt.exit_done.is_set():
+        return False
+    rt.sigterm_pending = True
+    return True
 
 
 def _at_exit() -> None:
@@ -233,7 +272,7 @@ def _exit_budget() -> float:
 
 def _install_sigterm() -> None:
     try:
-        install_sigterm(_exit_sequence, lambda: flush(), _exit_budget)
+        install_sigterm(_exit_sequence, lambda: flush(), _exit_budget, _exit_running_here)
     except Exception as exc:  # pragma: no cover - a signal handler is never worth an import failure
         warn_limited("sigterm", "Could not install the SIGTERM handler: %r", exc)
 
@@ -243,29 +282,6 @@ def _after_fork_in_child() -> None:
     COUNTERS.reset()
 
 
-def _after_uwsgi_fork() -> None:
-    """uWSGI forks its workers from C, so ``os.register_at_fork`` hooks do not run there (unless
-    ``--py-call-osafterfork``); its post-fork hook does: the worker starts with fresh stages."""
-    rt = _current[0]
-    if rt is not None:
-        _after_fork_in_child()
-        rt.pipeline.restart_after_fork()
-
-
-def _hook_uwsgi() -> None:
-    """Under uWSGI (its ``uwsgi`` module exists only in its embedded interpreter), join the
-    post-fork hooks of ``uwsgidecorators.postfork``, which chains every registered hook."""
-    try:
-        import uwsgi  # type: ignore[import-not-found]  # noqa: F401
-        from uwsgidecorators import postfork  # type: ignore[import-not-found]
-    except ImportError:
-        return
-    postfork(_after_uwsgi_fork)
-
-
-atexit.register(_at_exit)
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)
-_hook_uwsgi()
+_fork.in_child(_after_fork_in_child)
 if STATE.settings().handle_sigterm:
     _install_sigterm()

@@ -39,7 +39,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
-from mlflow_otel._fork import restart_in_child
+from mlflow_otel import _fork
 from mlflow_otel._log import warn_limited
 from mlflow_otel._mlflow_server import RESOURCE_DOES_NOT_EXIST, MlflowServerError, RestClient
 from mlflow_otel._telemetry import COUNTERS
@@ -75,7 +75,7 @@ class FragmentMerger:
         self._order = itertools.count()
         self._closed = False
         self._reset()
-        restart_in_child(self._reset)
+        _fork.in_child(self._reset)
 
     def _reset(self) -> None:
         """Fresh state (at construction, and in a forked child: the parent's fragments are the

@@ -12,14 +12,13 @@ the guarantees docs/architecture.md ("Batch") states:
 * ``force_flush`` waits until every span queued before the call has been exported or dropped, or the
   deadline passes: whichever comes first, even while an export is stuck in retries.
 * ``shutdown`` flushes within its deadline, then stops the exporter (interrupting retry backoff).
-* After ``os.fork()`` the child starts fresh workers and an empty queue (the parent's spans are the
-  parent's to export), so gunicorn / multiprocessing children export their own spans. A fork from C
-  (uWSGI, ``ctypes.CDLL(None).fork()``) runs no Python at-fork hook: the stage notices the changed
-  process id on its next use and starts fresh workers then. On the app thread the id is compared only
-  at every 16th queue length and when a batch is due (``os.getpid`` is a system call: about 250 ns
-  here), so the request path pays for it once per 16 traces at most, and a child whose inherited
-  queue was not empty notices within 16 traces. Under uWSGI, ``_runtime.py`` also registers a
-  post-fork hook, which restarts every stage at once (``restart_after_fork``).
+* After a fork the child starts fresh workers and an empty queue (the parent's spans are the
+  parent's to export), so gunicorn / multiprocessing children export their own spans, and none twice.
+  A fork from C (uWSGI, ``ctypes.CDLL(None).fork()``) runs no Python at-fork hook: the stage notices
+  the changed process id on its next use (``_fork.check``) and every stage restarts then. On the app
+  thread the id is compared only at every 16th queue length and when a batch is due (``os.getpid``
+  is a system call: about 250 ns here), so the request path pays for it once per 16 traces at most.
+  Under uWSGI its post-fork hook restarts every stage at once.
 * At shutdown, spans the deadline left in the queue go to the exporter's ``salvage`` (the on-disk
   spool) when it has one, else they are counted as ``dropped.shutdown``.
 """
@@ -28,7 +27,6 @@ from __future__ import annotations
 
 import collections
 import itertools
-import os
 import threading
 import time
 from collections.abc import Sequence
@@ -39,14 +37,11 @@ from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY, Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
-from mlflow_otel._fork import restart_in_child
+from mlflow_otel import _fork
 from mlflow_otel._log import warn_limited
 from mlflow_otel._telemetry import COUNTERS
 from mlflow_otel.pipeline.export import Salvaging, close_idle
 from mlflow_otel.pipeline.workers import ExportPool
-
-#: Held while a stage restarts its workers in a process it noticed was forked from C.
-_FORK_LOCK = threading.Lock()
 
 
 def span_count(item: Any) -> int:
@@ -81,8 +76,14 @@ class BatchProcessor(SpanProcessor):
         count_exports: bool = True,
         exporter_accounts: bool = False,
         pool: Optional[ExportPool] = None,
+        local: bool = False,
     ) -> None:
         self.exporter = exporter
+        #: A sink on this machine (the local file and store): at exit it is drained whole, not cut
+        #: at the exit deadline (``drain``), since its speed depends on nothing remote.
+        self.local = local
+        #: Spans ``shutdown`` could neither export nor salvage (the exit report names the stage).
+        self.cut_at_shutdown = 0
         #: The shared export threads (destination stages, ``workers.py``); None: this stage's own
         #: ``max_workers`` threads (the process stage).
         self._pool = pool
@@ -109,23 +110,24 @@ class BatchProcessor(SpanProcessor):
         self._delay_s = schedule_delay_s
         self._max_workers = max(1, max_workers)
         self._shutdown = False
-        self._start(clear=False)
-        restart_in_child(self._start, True)
+        self._start()
+        _fork.in_child(self._start)
 
-    def _start(self, clear: bool) -> None:
-        self._pid = os.getpid()
+    def _start(self) -> None:
+        """Fresh state and workers: at construction, and in a forked child (``_fork.py``), where the
+        queue starts empty: what the parent had queued is the parent's to send (a child forked from
+        C that exported it too delivered every such span twice)."""
         # The queue holds the spans themselves: a span's place in line is its number. Spans leave only
         # from the left, under the take lock, so the n-th span taken is the n-th span queued; counting
         # what was taken numbers every span without storing a number per span (memory: a queue full
         # of small spans is most of what a dead collector costs).
-        self._queue: collections.deque[ReadableSpan] = (
-            collections.deque() if clear or not hasattr(self, "_queue") else self._queue
-        )
+        self._queue: collections.deque[ReadableSpan] = collections.deque()
         self._taken = 0  # spans that left the queue (exported, being exported, or dropped)
         self._take_lock = threading.Lock()
         self._progress = threading.Condition()
         self._inflight: dict[int, int] = {}  # batch id -> number of the first span in it
         self._batch_ids = itertools.count()
+        self._finished = 0  # batches whose export ended (``drain`` watches it for progress)
         self._wake = threading.Event()
         self._flush_waiters = 0
         if self._pool is not None:
@@ -140,27 +142,11 @@ class BatchProcessor(SpanProcessor):
         for worker in self._workers:
             worker.start()
 
-    def _forked(self) -> bool:
-        """True (once the workers are restarted) if this is a child forked since the workers
-        started: a fork from C leaves the parent's queue and no threads to drain it. The spans the
-        parent had queued stay in line (exported here too: they cannot be told from the child's)."""
-        pid = os.getpid()
-        if pid == self._pid:
-            return False
-        with _FORK_LOCK:
-            if pid != self._pid:
-                if self._pool is not None:
-                    self._pool.check_fork()
-                self._start(clear=False)
-        return True
-
-    def restart_after_fork(self) -> None:
-        """In a child just forked (a post-fork hook, e.g. uWSGI's): fresh workers, empty queue."""
-        if self._pid != os.getpid():
-            with _FORK_LOCK:
-                if self._pool is not None:
-                    self._pool.check_fork()
-                self._start(clear=True)
+    @staticmethod
+    def _forked() -> bool:
+        """True if this is a child forked from C since the stages last started (no at-fork hook
+        ran): every stage has now restarted with an empty queue (``_fork.check``)."""
+        return _fork.check()
 
     # --- app thread --------------------------------------------------------------------------------
     def on_start(self, span: Span, parent_context: Optional[Context] = None) -> None:
@@ -285,6 +271,7 @@ class BatchProcessor(SpanProcessor):
             self.last_export = time.monotonic()
             with self._progress:
                 del self._inflight[batch_id]
+                self._finished += 1
                 self._progress.notify_all()
 
     def close_idle(self) -> None:
@@ -306,6 +293,7 @@ class BatchProcessor(SpanProcessor):
                 self._export(batch)
                 with self._progress:
                     del self._inflight[batch_id]
+                    self._finished += 1
                     self._progress.notify_all()
             if self._shutdown and not self._queue:
                 return
@@ -388,6 +376,19 @@ class BatchProcessor(SpanProcessor):
                 self._flush_waiters -= 1
         return True
 
+    def drain(self, stall_timeout_millis: int) -> bool:
+        """Wait until every span queued before this call has been exported or dropped, for as long
+        as exports keep finishing: gives up only after ``stall_timeout_millis`` without any progress
+        (a disk that hangs, a destination that stopped answering). At exit a local sink is drained
+        this way: its pace is the machine's, and cutting it at a fixed deadline lost queued spans
+        that a second more would have written (docs/architecture.md, "Exit")."""
+        while True:
+            progress = (self._taken, self._finished)
+            if self.force_flush(stall_timeout_millis):
+                return True
+            if (self._taken, self._finished) == progress or not self._alive():
+                return False
+
     def _alive(self) -> bool:
         if self._pool is not None:
             return self._pool.alive
@@ -409,6 +410,7 @@ class BatchProcessor(SpanProcessor):
                 except Exception as exc:
                     warn_limited("salvage", "Could not keep %d queued spans: %r", total, exc)
             if total > saved:
+                self.cut_at_shutdown += total - saved
                 COUNTERS.add("dropped.shutdown", total - saved)
         self._wake.set()
         try:

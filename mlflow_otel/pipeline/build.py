@@ -180,25 +180,23 @@ class Pipeline:
             if stage:
                 stage[0].set_reachable(reachable)
 
-        accounts = route.accounts
         try:
             exporter = route.build(reachability)
-            description = route.description
         except ExporterUnavailable as exc:
             fallback = file_route(self.settings.traces_file)
             logger.warning("%s; traces go to %s instead.", exc, fallback.description)
-            exporter, description = fallback.build(reachability), fallback.description
-            accounts = fallback.accounts
+            exporter, route = fallback.build(reachability), fallback
         stage.append(
             BatchProcessor(
-                AnnouncingExporter(exporter, description),
+                AnnouncingExporter(exporter, route.description),
                 max_queue_size=self.settings.max_queue_size,
                 max_export_batch_size=self.settings.max_export_batch_size,
                 schedule_delay_s=self.settings.schedule_delay_s,
                 max_workers=self.settings.max_workers,
-                name=description,
-                exporter_accounts=accounts,
+                name=route.description,
+                exporter_accounts=route.accounts,
                 pool=self.pool,
+                local=route.local,
             )
         )
         return stage[0]
@@ -221,13 +219,6 @@ class Pipeline:
         return out
 
     # --- control -----------------------------------------------------------------------------------
-    def restart_after_fork(self) -> None:
-        """A post-fork hook ran in a child (uWSGI forks from C): fresh workers, empty queues."""
-        self.process.restart_after_fork()
-        self.pool.check_fork()
-        for stage in self.router.stages():
-            stage.restart_after_fork()
-
     def flush(self, timeout_s: float, wait_unreachable: bool = False) -> bool:
         """Every span finished before the call is exported (or dropped and counted) by the deadline:
         the process stage first (it feeds the others), then each destination, then the user's OTel
@@ -253,9 +244,16 @@ class Pipeline:
                 warn_limited("processor_flush", "Span processor %r failed to flush: %r", processor, exc)
         return ok
 
-    def shutdown(self, timeout_s: float, exiting: bool = False, busy_timeout_s: float = 0.0) -> None:
-        """Flush within ``timeout_s``, then stop every stage. ``exiting``: the interpreter is going
-        away (exporters stop retrying refused connections; user exporters are shut down too), and a
+    def shutdown(
+        self, timeout_s: float, exiting: bool = False, busy_timeout_s: float = 0.0
+    ) -> dict[str, int]:
+        """Flush within ``timeout_s``, then stop every stage; returns the spans cut per destination.
+
+        ``exiting``: the interpreter is going away. Local work is finished whole, whatever the
+        deadline: the processor chain and the local sinks (the file and store) are drained for as
+        long as they make progress, since their pace is this machine's and a user expects to find
+        every trace of a job in the local file. The deadline bounds only remote destinations:
+        exporters stop retrying refused connections (user exporters are shut down too), and a
         destination that answers but is busy (``ExitAware.busy``: 429/503 with ``Retry-After``, a
         slow answer) may use up to ``busy_timeout_s`` in all; one that refuses connections, none of it."""
         self.head.active = False
@@ -267,13 +265,17 @@ class Pipeline:
             # Exporters end their retries a little before the last deadline, so what they give up
             # is spooled or counted before the interpreter goes.
             exporter_deadline = max(deadline, busy_deadline - EXIT_MARGIN_S)
+            stall_ms = int(max(timeout_s, EXIT_STALL_S) * 1000)
+            _begin_exit(stages, exporter_deadline)
+            self.process.drain(stall_ms)
+            # Draining the chain may have opened destinations: they hear of the exit too.
+            opened = [stage for stage in self.router.stages() if stage not in stages]
+            _begin_exit(opened, exporter_deadline)
+            stages += opened
             for stage in stages:
-                if isinstance(stage.exporter, ExitAware):
-                    stage.exporter.begin_exit(exporter_deadline)
-                inner = stage.exporter.inner
-                if isinstance(inner, BorrowedExporter):
-                    inner.final = True
-        self.flush(timeout_s)
+                if stage.local:
+                    stage.drain(stall_ms)
+        self.flush(max(0.0, deadline - time.monotonic()))
         self.process.shutdown(_ms_until(deadline))
         for stage in stages:
             until = deadline
@@ -290,14 +292,26 @@ class Pipeline:
                     warn_limited(
                         "processor_shutdown", "Span processor %r failed to shut down: %r", processor, exc
                     )
+        return {stage.name: stage.cut_at_shutdown for stage in stages if stage.cut_at_shutdown}
 
 
 #: At exit, exporters stop retrying this long before the last deadline (spool writes, counting).
 EXIT_MARGIN_S = 0.3
+#: At exit, local work (the chain, the local sinks) is given up after this long without progress.
+EXIT_STALL_S = 2.0
 
 
 def _ms_until(deadline: float) -> int:
     return int(max(0.0, deadline - time.monotonic()) * 1000)
+
+
+def _begin_exit(stages: Sequence[BatchProcessor], deadline: float) -> None:
+    for stage in stages:
+        if isinstance(stage.exporter, ExitAware):
+            stage.exporter.begin_exit(deadline)
+        inner = stage.exporter.inner
+        if isinstance(inner, BorrowedExporter):
+            inner.final = True
 
 
 def _is_busy(exporter: Any) -> bool:

@@ -40,16 +40,33 @@ def dropped_since(before: dict[str, int], after: dict[str, int]) -> dict[str, in
     return out
 
 
-def announce(before: dict[str, int], after: dict[str, int], spool_dir: Optional[str]) -> None:
-    """One line saying what exit could not deliver (WARNING), or what it spooled (INFO)."""
+def announce(
+    before: dict[str, int],
+    after: dict[str, int],
+    spool_dir: Optional[str],
+    cut: Optional[dict[str, int]] = None,
+) -> None:
+    """One line saying what exit could not deliver (WARNING), with the destinations whose queue the
+    exit deadline cut, or what it spooled (INFO)."""
     drops = dropped_since(before, after)
     spooled = after.get("spans_spooled", 0) - before.get("spans_spooled", 0)
     kept = f"; {spooled} spans spooled to {spool_dir} for the next run" if spooled else ""
+    where = "".join(f"; {n} left queued for {name}" for name, n in sorted((cut or {}).items()))
+    records = sum(
+        after.get(k, 0) - before.get(k, 0) for k in ("mlflow_records_failed", "mlflow_records_dropped")
+    )
+    if records > 0:
+        logger.warning(
+            "At exit, %d MLflow trace records were not sent (their traces lack client_request_id, "
+            "custom previews and metadata on the server). See tracing.stats().",
+            records,
+        )
     if drops:
         logger.warning(
-            "At exit, %d spans were not delivered (%s)%s. See tracing.stats() / `mlflow-otel stats`.",
+            "At exit, %d spans were not delivered (%s)%s%s. See tracing.stats() / `mlflow-otel stats`.",
             sum(drops.values()),
             ", ".join(f"{reason}: {n}" for reason, n in sorted(drops.items())),
+            where,
             kept,
         )
     elif spooled:
@@ -57,13 +74,19 @@ def announce(before: dict[str, int], after: dict[str, int], spool_dir: Optional[
 
 
 def install_sigterm(
-    exit_now: Callable[[], None], flush_soon: Callable[[], None], budget_s: Callable[[], float]
+    exit_now: Callable[[], None],
+    flush_soon: Callable[[], None],
+    budget_s: Callable[[], float],
+    exiting_here: Callable[[], bool] = lambda: False,
 ) -> bool:
     """Handle SIGTERM as the module docstring says; True if a handler of ours is in place.
 
     ``exit_now`` runs the exit sequence (bounded by ``budget_s()`` seconds); ``flush_soon`` flushes
-    what has finished so far (used when chaining an application's handler). Only the main thread
-    can install signal handlers: elsewhere this does nothing.
+    what has finished so far (used when chaining an application's handler); ``exiting_here()`` is
+    True when the signal interrupted the exit sequence itself (``atexit``, or a multiprocessing
+    child's exit path, as ``Pool.terminate`` signals its workers): the handler then returns, and
+    the sequence re-raises SIGTERM once it ends. Only the main thread can install signal handlers:
+    elsewhere this does nothing.
     """
     if threading.current_thread() is not threading.main_thread():
         return False
@@ -74,7 +97,7 @@ def install_sigterm(
     if getattr(current, MARK, False):
         return True
     if current == signal.SIG_DFL:
-        handler = _terminating(exit_now, budget_s)
+        handler = _terminating(exit_now, budget_s, exiting_here)
     elif callable(current):
         handler = _chained(current, flush_soon)
     else:  # SIG_IGN, or a handler installed from C: the application's choice
@@ -86,18 +109,27 @@ def install_sigterm(
     return True
 
 
-def _terminating(exit_now: Callable[[], None], budget_s: Callable[[], float]) -> Callable[[int, Any], None]:
+def _terminating(
+    exit_now: Callable[[], None], budget_s: Callable[[], float], exiting_here: Callable[[], bool]
+) -> Callable[[int, Any], None]:
     def on_sigterm(signum: int, frame: Any) -> None:
+        if exiting_here():
+            return
         worker = threading.Thread(target=_quietly(exit_now), name="mlflow-otel-sigterm", daemon=True)
         worker.start()
         worker.join(budget_s() + 1.0)
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        signal.raise_signal(signal.SIGTERM) if hasattr(signal, "raise_signal") else os.kill(
-            os.getpid(), signum
-        )
+        die_of_sigterm()
 
     setattr(on_sigterm, MARK, True)
     return on_sigterm
+
+
+def die_of_sigterm() -> None:
+    """End the process as SIGTERM's default action would: its supervisor sees the same status."""
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.raise_signal(signal.SIGTERM) if hasattr(signal, "raise_signal") else os.kill(
+        os.getpid(), signal.SIGTERM
+    )
 
 
 def _chained(

@@ -55,6 +55,8 @@ class Route:
     #: The exporter counts what became of each span itself (delivered, dropped by reason): ours
     #: over OTLP do; for the others the batch stage counts by the export's result.
     accounts: bool = False
+    #: A sink on this machine: drained whole at exit rather than cut at the exit deadline.
+    local: bool = False
 
 
 _USERINFO = re.compile(r"://[^/@\s]*@")
@@ -96,6 +98,7 @@ def file_route(path: str, settings: Optional[Settings] = None) -> Route:
         description=f"the local file {exporter_path} (view them with `mlflow-otel show`)",
         build=lambda listener: FileAndStoreExporter(exporter_path, experiment_id, store_max_bytes=store_max),
         reads=("file", exporter_path),
+        local=True,
     )
 
 

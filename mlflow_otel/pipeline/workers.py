@@ -31,7 +31,7 @@ import threading
 import time
 from typing import Any
 
-from mlflow_otel._fork import restart_in_child
+from mlflow_otel import _fork
 from mlflow_otel._log import warn_limited
 
 #: Seconds without work after which an extra thread ends and a destination's idle connections close.
@@ -52,7 +52,7 @@ class ExportPool:
         self._numbers = 0
         self._stopped = False
         self._start()
-        restart_in_child(self._start)
+        _fork.in_child(self._start)
 
     def _start(self) -> None:
         """Fresh state and the schedule's thread: at construction and in a forked child (a stopped

@@ -9,7 +9,8 @@ our own pipeline and our builders only set well-typed values, so this tracer bui
 * the span *is* an OTel span: it implements ``opentelemetry.trace.Span`` (so it lives in OTel's
   context and other instrumentations nest under it) and the SDK's ``ReadableSpan`` (so every
   exporter, ours or the OTel project's, encodes it unchanged);
-* ids come from ``random.getrandbits`` like the SDK's ``RandomIdGenerator`` (re-seeded after fork);
+* ids come from ``random.getrandbits`` like the SDK's ``RandomIdGenerator`` (re-seeded after any
+  fork, a fork from C included: a child must not repeat its parent's ids);
 * sampling is decided by the one sampler (``sampling.py``), through its fast path;
 * the user's OpenTelemetry ``SpanProcessor.on_start`` hooks run here, as the SDK runs them (a tuple
   check when there are none);
@@ -35,6 +36,7 @@ from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode,
 from opentelemetry.trace.span import INVALID_SPAN_CONTEXT, NonRecordingSpan
 from opentelemetry.util.types import Attributes
 
+from mlflow_otel import _fork
 from mlflow_otel._state import STATE
 from mlflow_otel.spans.sampling import RATIO_OVERRIDE_KEY, TraceRatioSampler
 
@@ -43,6 +45,7 @@ _NOT_SAMPLED = TraceFlags(TraceFlags.DEFAULT)
 _UNSET = Status(StatusCode.UNSET)
 _get_current_span = trace_api.get_current_span
 _getrandbits = random.getrandbits
+_fork.in_child(random.seed)  # Python's own at-fork re-seed does not run after a fork from C
 
 
 class RecordingSpan(ReadableSpan, trace_api.Span):
@@ -194,6 +197,10 @@ class LeanTracer:
             trace_state = parent.trace_state
             parent_ctx: Optional[SpanContext] = parent
         else:
+            # A new trace is where a child forked from C (no at-fork hook ran) first shows: its
+            # stages restart and its ids are re-seeded before anything of it is queued (one
+            # ``os.getpid`` per trace).
+            _fork.check()
             trace_id = _getrandbits(128) or 1
             sampled = self._sample_root(trace_id, override)
             trace_state = None

@@ -1,0 +1,214 @@
+"""Nothing lost where users start: the embedded default at exit, multiprocessing children, forks from C.
+
+Each scenario runs a real application process and reads what reached the local file and store (or the
+in-test OTLP receiver), with the SDK's own counters (``MLFLOW_OTEL_STATS_FILE``): ended = delivered
++ dropped, and what the sink holds matches.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+
+from mlflow_otel.pipeline.batch import BatchProcessor
+from mlflow_otel.records.local import LocalStore
+from mlflow_otel.records.otlp_file import read_spans
+from tests.conftest import ROOT
+
+
+def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "OTEL_"))}
+    env.update(
+        PYTHONPATH=str(ROOT),
+        MLFLOW_OTEL_STATS_FILE=str(tmp_path / "stats.json"),
+        MLFLOW_OTEL_TRACES_FILE=str(tmp_path / "traces.jsonl"),
+    )
+    env.update(extra)
+    return env
+
+
+def _run(code: str, env: dict[str, str], tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    script = tmp_path / "app.py"
+    script.write_text(code)
+    return subprocess.run(
+        [sys.executable, str(script), *args],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def _file_spans(tmp_path: Path) -> list:
+    with open(tmp_path / "traces.jsonl", encoding="utf-8") as fh:
+        return read_spans(fh)
+
+
+EVALUATION = """
+import sys
+import mlflow_otel as mlflow
+
+@mlflow.trace
+def retrieve(q):
+    return [{"page_content": "doc " + q, "metadata": {"k": 1}}]
+
+@mlflow.trace(span_type="LLM")
+def llm(q, docs):
+    return "answer to " + q
+
+@mlflow.trace
+def pipeline(q):
+    return llm(q, retrieve(q))
+
+for i in range(int(sys.argv[1])):
+    pipeline(f"question {i}")
+print("app ok", flush=True)
+"""
+
+
+def test_a_batch_script_that_simply_ends_leaves_every_trace_in_the_file_and_the_store(tmp_path):
+    """10,000 traces of 3 spans and no flush: the exit deadline (2 s) bounds remote sinks only; what
+    is queued for the local file and store is written whole (it was cut: 12,800 of 30,000 spans)."""
+    env = _env(tmp_path)
+    done = _run(EVALUATION, env, tmp_path, "10000")
+    assert done.returncode == 0 and "app ok" in done.stdout, done.stderr
+    assert "not delivered" not in done.stderr, done.stderr
+    spans = _file_spans(tmp_path)
+    assert len(spans) == 30000
+    assert len({s.span_id for s in spans}) == 30000
+    assert LocalStore(str(tmp_path / "traces.db")).count() == 10000
+    stats = json.loads((tmp_path / "stats.json").read_text())["counters"]
+    assert stats["spans_ended"] == stats["spans_delivered"] == 30000
+    assert not [k for k in stats if k.startswith("dropped.")], stats
+
+
+CHILDREN = """
+import multiprocessing as mp, sys
+import mlflow_otel as mlflow
+
+@mlflow.trace
+def work(i):
+    with mlflow.start_span("inner"):
+        return i * 2
+
+def child(n):
+    for i in range(n):
+        work(i)
+
+if __name__ == "__main__":
+    method = sys.argv[1]
+    if method == "pool":
+        with mp.get_context("fork").Pool(2) as pool:  # __exit__ terminates the workers (SIGTERM)
+            assert sum(pool.map(work, range(100))) == 9900
+    else:
+        process = mp.get_context(method).Process(target=child, args=(100,))
+        process.start()
+        process.join()
+        assert process.exitcode == 0, process.exitcode
+    print("app ok", flush=True)
+"""
+
+
+@pytest.mark.parametrize("method", ["fork", "forkserver", "spawn", "pool"])
+def test_multiprocessing_children_deliver_every_span(tmp_path, method):
+    """fork and forkserver children end with ``os._exit`` (no atexit): they flush through
+    multiprocessing's own exit path; Pool workers are terminated while they flush (SIGTERM waits
+    for the flush). Before: fork 0 of 200 spans, forkserver 0, Pool 50-100."""
+    env = _env(tmp_path)
+    env.pop("MLFLOW_OTEL_STATS_FILE")  # one file per process would keep only the last writer's
+    done = _run(CHILDREN, env, tmp_path, method)
+    assert done.returncode == 0 and "app ok" in done.stdout, done.stderr
+    spans = _file_spans(tmp_path)
+    assert sorted(s.name for s in spans) == ["inner"] * 100 + ["work"] * 100
+    assert len({s.span_id for s in spans}) == 200
+
+
+C_FORK = """
+import ctypes, os, sys
+import mlflow_otel as mlflow
+
+for i in range(5):
+    with mlflow.start_span(f"queued-in-parent-{i}"):
+        pass
+# Nothing has left yet (a 60 s schedule): the child inherits the parent's queued spans.
+pid = ctypes.CDLL(None).fork()  # no Python at-fork hook runs: as uWSGI forks its workers
+if pid == 0:
+    with mlflow.start_span("in-child"):
+        pass
+    ok = mlflow.flush_trace_async_logging(timeout_s=10)
+    os._exit(0 if ok else 3)
+_, status = os.waitpid(pid, 0)
+with mlflow.start_span("parent-after-fork"):  # the child must not have drawn the same ids
+    pass
+print("app ok", flush=True)
+sys.exit(os.waitstatus_to_exitcode(status))
+"""
+
+
+def test_a_child_forked_from_c_sends_none_of_its_parents_queued_spans(receiver, tmp_path):
+    """The parent's queued spans are the parent's to send: the child drops them (every such span
+    arrived twice before), and draws ids of its own (Python re-seeds ``random`` only after
+    ``os.fork``)."""
+    receiver.clear()
+    env = _env(tmp_path, OTEL_EXPORTER_OTLP_ENDPOINT=receiver.http_endpoint, OTEL_BSP_SCHEDULE_DELAY="60000")
+    done = _run(C_FORK, env, tmp_path)
+    assert done.returncode == 0 and "app ok" in done.stdout, done.stderr
+    receiver.wait_for_spans(7, timeout=10)
+    time.sleep(0.5)  # a duplicate would arrive with the child's flush, before the parent's exit
+    spans = receiver.spans()
+    names = sorted(s.name for s in spans)
+    assert names == ["in-child", "parent-after-fork"] + [f"queued-in-parent-{i}" for i in range(5)]
+    assert len({s.trace_id for s in spans}) == 7
+
+
+# --- fast: the drain at exit -------------------------------------------------------------------------
+class _SlowExporter(SpanExporter):
+    """Takes ``delay_s`` per batch; ``stuck`` makes the next export hang until released."""
+
+    def __init__(self, delay_s: float) -> None:
+        self.delay_s = delay_s
+        self.exported = 0
+        self.stuck = False
+        self.release = threading.Event()
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        if self.stuck:
+            self.release.wait(10)
+        time.sleep(self.delay_s)
+        self.exported += len(spans)
+        return SpanExportResult.SUCCESS
+
+
+def test_drain_waits_as_long_as_exports_finish():
+    """A local sink slower than the stall window in total is still drained whole."""
+    exporter = _SlowExporter(0.02)
+    stage = BatchProcessor(exporter, max_queue_size=10_000, max_export_batch_size=10, schedule_delay_s=60)
+    for _ in range(200):  # 20 batches of 20 ms: 0.4 s, four times the stall window
+        stage.on_end(object())  # type: ignore[arg-type]
+    assert stage.drain(stall_timeout_millis=100)
+    assert exporter.exported == 200
+    stage.shutdown(1000)
+
+
+def test_drain_gives_up_after_the_stall_window_without_progress():
+    exporter = _SlowExporter(0.0)
+    exporter.stuck = True
+    stage = BatchProcessor(exporter, max_queue_size=100, max_export_batch_size=10, schedule_delay_s=60)
+    for _ in range(30):
+        stage.on_end(object())  # type: ignore[arg-type]
+    start = time.monotonic()
+    assert not stage.drain(stall_timeout_millis=200)
+    assert time.monotonic() - start < 2
+    exporter.release.set()
+    stage.shutdown(2000)
