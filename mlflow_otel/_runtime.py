@@ -24,6 +24,7 @@ from opentelemetry.sdk.trace import SpanLimits, TracerProvider
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
 from mlflow_otel import _fork
+from mlflow_otel._files import write_replace
 from mlflow_otel._log import ensure_visible, logger, warn_limited
 from mlflow_otel._settings import Settings
 from mlflow_otel._state import STATE
@@ -115,10 +116,7 @@ class _Runtime:
                 "destinations": self.pipeline.destinations,
                 "counters": COUNTERS.snapshot(),
             }
-            tmp = f"{self.stats_path}.{os.getpid()}.tmp"
-            with open(tmp, "w", encoding="utf-8") as fh:
-                json.dump(data, fh, indent=1, sort_keys=True)
-            os.replace(tmp, self.stats_path)
+            write_replace(self.stats_path, json.dumps(data, indent=1, sort_keys=True).encode("utf-8"))
         except OSError as exc:
             warn_limited("stats", "Could not write %s: %s", self.stats_path, exc)
 

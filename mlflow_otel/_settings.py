@@ -12,6 +12,7 @@ as the OpenTelemetry SDK does for its own variables.
 from __future__ import annotations
 
 import difflib
+import getpass
 import logging
 import os
 import tempfile
@@ -403,15 +404,19 @@ def _resolve_otlp(env: Mapping[str, str]) -> Optional[OtlpSettings]:
 
 
 def default_traces_file() -> str:
-    """The embedded sink's file: ``./mlflow-otel-traces.jsonl``, or the temp dir when cwd is read-only.
+    """The embedded sink's file: ``./mlflow-otel-traces.jsonl``, or a private folder of this user's
+    in the temporary directory when cwd is read-only.
 
     Serverless runtimes often mount the code directory read-only, so we fall back to the system
-    temporary directory there rather than failing to record anything.
+    temporary directory there rather than failing to record anything; a folder per user (0700,
+    ``_files.py``), since a fixed name in a shared directory would let other users read the
+    traces, or plant the file first.
     """
     cwd = os.getcwd()
     if os.access(cwd, os.W_OK):
         return os.path.join(cwd, DEFAULT_TRACES_FILE)
-    return os.path.join(tempfile.gettempdir(), DEFAULT_TRACES_FILE)
+    user = str(os.getuid()) if hasattr(os, "getuid") else getpass.getuser()
+    return os.path.join(tempfile.gettempdir(), f"mlflow-otel-{user}", DEFAULT_TRACES_FILE)
 
 
 @dataclass(frozen=True)

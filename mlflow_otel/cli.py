@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, Optional, TextIO
 
 from mlflow_otel import semconv as conv
+from mlflow_otel._files import write_replace
 from mlflow_otel._state import settings
 from mlflow_otel.exporters.otlp_json import decode_any_value
 from mlflow_otel.records import html as trace_html
@@ -228,8 +229,7 @@ def _write_html(path: str, out_path: str, trace_id: Optional[str], last: int) ->
         return 1
     document = trace_html.page(traces)
     try:
-        with open(out_path, "w", encoding="utf-8") as fh:
-            fh.write(document)
+        write_replace(out_path, document.encode("utf-8"))  # the page holds the traces: 0600
     except OSError as exc:
         sys.stderr.write(f"Could not write {out_path}: {exc}\n")
         return 1

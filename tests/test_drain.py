@@ -11,6 +11,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Sequence
@@ -212,3 +213,61 @@ def test_drain_gives_up_after_the_stall_window_without_progress():
     assert time.monotonic() - start < 2
     exporter.release.set()
     stage.shutdown(2000)
+
+
+# --- files: private, never continuing a torn line -----------------------------------------------------
+def test_every_file_holding_traces_is_private_whatever_the_umask(tmp_path):
+    """The file, the store with its -wal and -shm, the stats file: 0600 under a umask of 0 (they
+    were 0644 under the usual 022); a folder the SDK makes is 0700."""
+    env = _env(tmp_path, MLFLOW_OTEL_TRACES_FILE=str(tmp_path / "made" / "here" / "traces.jsonl"))
+    code = "import os\nos.umask(0)\n" + EVALUATION
+    done = _run(code, env, tmp_path, "10")
+    assert done.returncode == 0 and "app ok" in done.stdout, done.stderr
+    made = tmp_path / "made"
+    files = [made / "here" / n for n in ("traces.jsonl", "traces.db")] + [tmp_path / "stats.json"]
+    files += list((made / "here").glob("traces.db-*"))  # gone if the last connection checkpointed
+    modes = {f.name: oct(f.stat().st_mode & 0o777) for f in files}
+    assert set(modes.values()) == {"0o600"}, modes
+    assert oct(made.stat().st_mode & 0o777) == oct((made / "here").stat().st_mode & 0o777) == "0o700"
+
+
+def test_a_torn_last_line_costs_only_itself(tmp_path):
+    """A process killed mid-write (or a full disk) leaves a line without its end: the next batch
+    starts on a fresh line, so it stays readable (it was glued to the torn line before)."""
+    path = tmp_path / "traces.jsonl"
+    path.write_text(
+        '{"resourceSpans":[{"resource":{"attributes":[]},"scopeSpans":[{"scope":{"name":"x"},"spa'
+    )
+    done = _run(EVALUATION, _env(tmp_path), tmp_path, "5")
+    assert done.returncode == 0 and "app ok" in done.stdout, done.stderr
+    assert len(_file_spans(tmp_path)) == 15
+
+
+def test_a_read_only_working_directory_falls_back_to_a_private_folder_of_the_user(monkeypatch):
+    from mlflow_otel._settings import default_traces_file
+
+    monkeypatch.setattr(os, "access", lambda path, mode: False)  # as root, no folder is read-only
+    path = default_traces_file()
+    assert os.path.dirname(path) == os.path.join(tempfile.gettempdir(), f"mlflow-otel-{os.getuid()}")
+
+
+def test_a_folder_in_a_shared_directory_is_used_only_if_it_is_ours_and_closed(tmp_path):
+    """Another user could make the fallback folder first, open to all, and read every trace."""
+    from mlflow_otel._files import private_dir
+
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o1777)  # like /tmp
+    private_dir(str(shared / "mine"))
+    assert oct((shared / "mine").stat().st_mode & 0o777) == "0o700"
+    planted = shared / "planted"
+    planted.mkdir()
+    planted.chmod(0o777)
+    with pytest.raises(PermissionError):
+        private_dir(str(planted))
+    if os.getuid() == 0:  # CI runs as root: a folder of another user's can be made
+        other = shared / "other"
+        other.mkdir(0o700)
+        os.chown(other, 65534, 65534)  # nobody's
+        with pytest.raises(PermissionError):
+            private_dir(str(other))

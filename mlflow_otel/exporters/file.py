@@ -4,11 +4,15 @@ With no endpoint configured, traces still go somewhere a user can look at (``mlf
 the format of the OTel Collector's ``file`` exporter (one ``ExportTraceServiceRequest`` per line), so
 the same file can later be shipped with the Collector's ``otlpjsonfile`` receiver. The file is
 rotated once it passes ``max_bytes`` (one previous generation is kept as ``<file>.1``).
+
+A batch is one ``write`` of one line to a descriptor opened for appending, so writers in several
+processes never interleave within a line. A line torn by a full disk or a killed process is not
+continued: the next batch starts on a fresh line, so only the torn line is lost to readers. The
+file is private (0600, ``_files.py``).
 """
 
 from __future__ import annotations
 
-import json
 import os
 import threading
 from collections.abc import Sequence
@@ -16,8 +20,9 @@ from collections.abc import Sequence
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
+from mlflow_otel._files import open_append
 from mlflow_otel._log import warn_limited
-from mlflow_otel.exporters.otlp_json import encode_request
+from mlflow_otel.exporters.otlp_json import request_line, span_texts
 
 DEFAULT_MAX_BYTES = 100 * 1024 * 1024
 
@@ -32,25 +37,32 @@ class OtlpJsonFileExporter(SpanExporter):
         self._shutdown = False
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        if not spans:
+            return SpanExportResult.SUCCESS if not self._shutdown else SpanExportResult.FAILURE
+        return self.write(request_line(spans, span_texts(spans)))
+
+    def write(self, line: str) -> SpanExportResult:
+        """Append one request line (``otlp_json.request_line``); never raises."""
         if self._shutdown:
             return SpanExportResult.FAILURE
-        if not spans:
-            return SpanExportResult.SUCCESS
         try:
-            line = json.dumps(encode_request(spans), ensure_ascii=False, separators=(",", ":")) + "\n"
-            data = line.encode("utf-8")
+            data = line.encode("utf-8") + b"\n"
             with self._lock:
-                directory = os.path.dirname(self.path)
-                if directory:
-                    os.makedirs(directory, exist_ok=True)
+                fd = open_append(self.path)
                 try:
-                    size = os.path.getsize(self.path)
-                except OSError:
-                    size = 0
-                if size and size + len(data) > self._max_bytes:
-                    os.replace(self.path, self.path + ".1")
-                with open(self.path, "ab") as fh:
-                    fh.write(data)
+                    size = os.fstat(fd).st_size
+                    if size and size + len(data) > self._max_bytes:
+                        os.replace(self.path, self.path + ".1")
+                        os.close(fd)
+                        fd = open_append(self.path)
+                        size = 0
+                    if size and os.pread(fd, 1, size - 1) != b"\n":
+                        data = b"\n" + data  # the last line was torn: never continue it
+                    written = os.write(fd, data)
+                finally:
+                    os.close(fd)
+            if written != len(data):
+                raise OSError(f"wrote {written} of {len(data)} bytes (is the disk full?)")
             return SpanExportResult.SUCCESS
         except Exception as exc:
             warn_limited("file_export", "Could not write traces to %s: %s", self.path, exc)

@@ -9,6 +9,7 @@ receiver reads, so a file we write can be replayed into any collector.
 from __future__ import annotations
 
 import base64
+import json
 from collections.abc import Sequence
 from typing import Any
 
@@ -93,6 +94,37 @@ def _span(span: ReadableSpan) -> dict[str, Any]:
         if dropped:
             out[f"dropped{name.capitalize()}Count"] = dropped
     return out
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def span_texts(spans: Sequence[ReadableSpan]) -> list[str]:
+    """Each span as its OTLP/JSON text: encoded once, then joined into a request line
+    (``request_line``) and, by the local store, into each trace's record."""
+    return [_dumps(_span(span)) for span in spans]
+
+
+def request_line(spans: Sequence[ReadableSpan], texts: Sequence[str]) -> str:
+    """One ``ExportTraceServiceRequest`` in OTLP/JSON, on one line, from ``span_texts(spans)``:
+    spans grouped by resource and scope, as ``encode_request``, without encoding a span again."""
+    by_resource: dict[int, tuple[Any, dict[Any, list[str]]]] = {}
+    for span, text in zip(spans, texts):
+        resource = span.resource
+        entry = by_resource.setdefault(id(resource), (resource, {}))
+        scope = span.instrumentation_scope
+        key = (scope.name, scope.version or "") if scope is not None else ("", "")
+        entry[1].setdefault(key, []).append(text)
+    parts = []
+    for resource, scopes in by_resource.values():
+        attributes = _dumps(key_values(resource.attributes if resource else {}))
+        scope_parts = []
+        for (name, version), items in scopes.items():
+            scope = _dumps({"name": name, **({"version": version} if version else {})})
+            scope_parts.append(f'{{"scope":{scope},"spans":[{",".join(items)}]}}')
+        parts.append(f'{{"resource":{{"attributes":{attributes}}},"scopeSpans":[{",".join(scope_parts)}]}}')
+    return f'{{"resourceSpans":[{",".join(parts)}]}}'
 
 
 def encode_request(spans: Sequence[ReadableSpan]) -> dict[str, Any]:

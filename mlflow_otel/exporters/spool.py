@@ -42,6 +42,7 @@ import time
 from collections.abc import Iterator
 from typing import Callable, Optional
 
+from mlflow_otel._files import FILE_MODE, private_dir
 from mlflow_otel._log import logger, warn_limited
 from mlflow_otel._telemetry import COUNTERS
 
@@ -94,12 +95,14 @@ class Spool:
         tmp = os.path.join(self.dir, f".{name}.tmp")
         try:
             with _WRITE_LOCK:  # room made and used by one writer of this process at a time
-                os.makedirs(self.dir, exist_ok=True)
+                private_dir(self.dir)
                 self._make_room(len(body))
-                with open(tmp, "wb") as fh:
+                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
+                with open(fd, "wb") as fh:
+                    os.fchmod(fd, FILE_MODE)  # private whatever the umask
                     fh.write(body)
                     fh.flush()
-                    os.fsync(fh.fileno())
+                    os.fsync(fd)
                 os.replace(tmp, os.path.join(self.dir, name))
         except OSError as exc:
             COUNTERS.add("dropped.spool_unwritable", spans)

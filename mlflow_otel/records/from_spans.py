@@ -24,7 +24,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 
 from mlflow_otel import semconv as conv
 from mlflow_otel.records.model import Span, Trace, TraceData, TraceInfo, TraceState
-from mlflow_otel.spans.types import Link, SpanEvent, SpanStatus, SpanStatusCode
+from mlflow_otel.spans.types import Link, SpanEvent, SpanStatus, SpanStatusCode, decode_attribute
 
 #: MLflow's preview length on open-source servers (``TRACE_REQUEST_RESPONSE_PREVIEW_MAX_LENGTH_OSS``).
 PREVIEW_MAX_CHARS = 1000
@@ -125,17 +125,7 @@ def preview(payload_json: Optional[str], role: str) -> Optional[str]:
 
 
 def _token_usage(spans: Sequence[Span]) -> Optional[dict[str, int]]:
-    totals = dict.fromkeys(_TOKEN_KEYS, 0)
-    found = False
-    for span in spans:
-        usage = span.get_attribute(conv.CHAT_TOKEN_USAGE)
-        if isinstance(usage, Mapping):
-            found = True
-            for key in _TOKEN_KEYS:
-                value = usage.get(key)
-                if isinstance(value, (int, float)):
-                    totals[key] += int(value)
-    return totals if found else None
+    return token_usage_of([span.raw_attributes.get(conv.CHAT_TOKEN_USAGE) for span in spans])
 
 
 def trace_info_for(
@@ -145,6 +135,30 @@ def trace_info_for(
     root = root_of(spans)
     if root is None:
         return None
+    return record_for(root, _token_usage(spans), trace_location)
+
+
+def token_usage_of(raw_values: Sequence[Any]) -> Optional[dict[str, int]]:
+    """The trace's token usage from its spans' ``mlflow.chat.tokenUsage`` values as on the wire
+    (JSON text or a mapping), as ``trace_info_for`` sums them."""
+    totals = dict.fromkeys(_TOKEN_KEYS, 0)
+    found = False
+    for raw in raw_values:
+        usage = decode_attribute(conv.CHAT_TOKEN_USAGE, raw)
+        if isinstance(usage, Mapping):
+            found = True
+            for key in _TOKEN_KEYS:
+                value = usage.get(key)
+                if isinstance(value, (int, float)):
+                    totals[key] += int(value)
+    return totals if found else None
+
+
+def record_for(
+    root: Span, usage: Optional[dict[str, int]], trace_location: Optional[dict[str, Any]] = None
+) -> TraceInfo:
+    """A trace's record from its root span and its summed token usage: all the record needs, so a
+    writer converts only the root of each trace (the local store, the MLflow destination)."""
     raw = root.raw_attributes
     metadata: dict[str, str] = {"mlflow.trace_schema.version": "3"}
     tags: dict[str, str] = {conv.TRACE_NAME: root.name}
@@ -158,7 +172,6 @@ def trace_info_for(
         metadata.setdefault("mlflow.traceInputs", _truncate(str(inputs), MAX_METADATA_CHARS))
     if outputs is not None:
         metadata.setdefault("mlflow.traceOutputs", _truncate(str(outputs), MAX_METADATA_CHARS))
-    usage = _token_usage(spans)
     if usage is not None:
         metadata.setdefault("mlflow.trace.tokenUsage", json.dumps(usage))
     state_override = raw.get(conv.TRACE_STATE)

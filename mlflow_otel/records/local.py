@@ -35,15 +35,23 @@ import sqlite3
 import threading
 import uuid
 import zlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Optional
 
 from mlflow_otel import semconv as conv
+from mlflow_otel._files import create_private
 from mlflow_otel.exceptions import MlflowException
 from mlflow_otel.records import filters as flt
 from mlflow_otel.records.assessment import Assessment
-from mlflow_otel.records.from_spans import span_from_otel, trace_info_for
+from mlflow_otel.records.from_spans import (
+    format_trace_id,
+    record_for,
+    span_from_otel,
+    token_usage_of,
+    trace_info_for,
+)
 from mlflow_otel.records.model import Span, Trace, TraceData, TraceInfo, TraceState
+from mlflow_otel.records.otlp_file import span_from_json
 
 #: The default cap of the store (``MLFLOW_OTEL_TRACE_STORE_MAX_BYTES``): about 190,000 small traces.
 DEFAULT_MAX_BYTES = 512 * 1024 * 1024
@@ -117,9 +125,7 @@ class _Db:
         conn = getattr(self._local, "conn", None)
         if conn is not None and getattr(self._local, "pid", None) == os.getpid():
             return conn
-        directory = os.path.dirname(self.path)
-        if directory:
-            os.makedirs(directory, exist_ok=True)
+        create_private(self.path)  # SQLite gives its -wal and -shm files the database's mode
         conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000.0, isolation_level=None)
         conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         conn.execute("PRAGMA case_sensitive_like = ON")  # LIKE is case-sensitive in MLflow; ILIKE is not
@@ -137,20 +143,52 @@ class _Db:
         return os.path.exists(self.path)
 
 
-def _pack(spans: Sequence[Span]) -> bytes:
-    data = json.dumps([s.to_dict() for s in spans], ensure_ascii=False, separators=(",", ":"), default=str)
-    return zlib.compress(data.encode("utf-8"), 1)
+#: A trace's spans are compressed from this size on (below it zlib costs more time than it saves).
+COMPRESS_FROM_BYTES = 4096
+
+
+def _pack(span_jsons: Sequence[str]) -> bytes:
+    """A trace's spans as stored: their OTLP/JSON texts as one JSON list, compressed if large."""
+    data = ("[" + ",".join(span_jsons) + "]").encode("utf-8")
+    return zlib.compress(data, 1) if len(data) >= COMPRESS_FROM_BYTES else data
+
+
+def _json_list(blob: bytes) -> list[Any]:
+    """A stored list of spans: JSON text (``[``), or zlib-compressed JSON text."""
+    return json.loads((blob if blob[:1] == b"[" else zlib.decompress(blob)).decode("utf-8"))
+
+
+def _span_of(data: Mapping[str, Any]) -> Span:
+    """A stored span: OTLP/JSON (``spanId``), or ``Span.to_dict`` as stores before 0.2 wrote it."""
+    return span_from_json(data) if "spanId" in data else Span.from_dict(data)
 
 
 def _unpack(blob: bytes) -> list[Span]:
-    return [Span.from_dict(d) for d in json.loads(zlib.decompress(blob).decode("utf-8"))]
+    """A trace's stored spans in MLflow's order: by start time, the root first."""
+    spans = [_span_of(d) for d in _json_list(blob)]
+    spans.sort(key=lambda s: (s.start_time_ns, s.parent_id is not None))
+    return spans
+
+
+def _root_of(spans: Sequence[Any]) -> Any:
+    """The root of a batch's spans of one trace, as ``from_spans.root_of`` finds it (the span
+    without a parent, else the first whose parent is elsewhere), without converting the others."""
+    parentless = [s for s in spans if s.parent is None]
+    if not parentless:
+        ids = {s.get_span_context().span_id for s in spans}
+        parentless = [s for s in spans if s.parent.span_id not in ids]
+    return min(parentless, key=lambda s: s.start_time or 0) if parentless else None
 
 
 class LocalTraceWriter:
     """Files finished spans in the store (called on the export thread by ``exporters/local_store.py``).
 
-    One lock per process orders this process's writes; SQLite's own lock orders processes (a
-    pre-fork server's workers share one store)."""
+    A batch is one transaction, whatever the number of traces in it; a trace seen for the first
+    time costs the conversion of its root only (its record: ``from_spans.record_for``) and its
+    spans are stored as the OTLP/JSON text the file already encoded. A trace some of whose spans
+    are stored already (a batch boundary, a span that ended after its root) is merged: its record
+    is recomputed from all its spans. One lock per process orders this process's writes; SQLite's
+    own lock orders processes (a pre-fork server's workers share one store)."""
 
     def __init__(
         self, path: str, experiment_id: Optional[str] = None, max_bytes: int = DEFAULT_MAX_BYTES
@@ -161,27 +199,29 @@ class LocalTraceWriter:
         self.max_bytes = max_bytes
         self._lock = threading.Lock()
 
-    def write(self, otel_spans: Sequence[Any]) -> int:
-        """Store the spans of a batch (traces merged with what is stored); returns traces written."""
-        by_trace: dict[str, list[Span]] = {}
-        for otel_span in otel_spans:
-            span = span_from_otel(otel_span)
-            by_trace.setdefault(span.trace_id, []).append(span)
+    def write(self, otel_spans: Sequence[Any], span_jsons: Sequence[str]) -> int:
+        """Store a batch's spans, each with its OTLP/JSON text (``otlp_json.span_texts``); returns
+        the traces written."""
+        by_trace: dict[str, list[int]] = {}
+        for i, span in enumerate(otel_spans):
+            by_trace.setdefault(format_trace_id(span.get_span_context().trace_id), []).append(i)
         if not by_trace:
             return 0
+        rows = _Rows()
         with self._lock:
             conn = self._db.connect()
             conn.execute("BEGIN IMMEDIATE")
             try:
                 stored = self._stored(conn, list(by_trace))
                 added = 0
-                for trace_id, spans in by_trace.items():
+                for trace_id, members in by_trace.items():
+                    texts = [span_jsons[i] for i in members]
                     previous = stored.get(trace_id)
-                    if previous is not None:
-                        merged = {s.span_id: s for s in _unpack(previous[0])}
-                        merged.update((s.span_id, s) for s in spans)
-                        spans = list(merged.values())
-                    added += self._put(conn, trace_id, spans, previous)
+                    if previous is None:
+                        added += self._fresh(rows, trace_id, [otel_spans[i] for i in members], texts)
+                    else:
+                        added += self._merged(rows, trace_id, texts, previous)
+                rows.insert(conn)
                 total = self._add_bytes(conn, added)
                 if total > self.max_bytes:
                     self._trim(conn, int(self.max_bytes * 0.9))
@@ -190,6 +230,47 @@ class LocalTraceWriter:
                 conn.execute("ROLLBACK")
                 raise
         return len(by_trace)
+
+    def _fresh(self, rows: _Rows, trace_id: str, spans: list[Any], texts: list[str]) -> int:
+        """A trace not stored yet: its record from its root alone."""
+        root = _root_of(spans)
+        if root is None:
+            return 0
+        usage = token_usage_of(
+            [s.attributes[conv.CHAT_TOKEN_USAGE] for s in spans if conv.CHAT_TOKEN_USAGE in s.attributes]
+        )
+        info = record_for(span_from_otel(root), usage)
+        blob = _pack(texts)
+        ends = [s.end_time for s in spans if s.end_time is not None]
+        index = [
+            (
+                trace_id,
+                format(s.get_span_context().span_id, "016x"),
+                s.name,
+                s.attributes.get(conv.SPAN_TYPE),  # plain text, as ``Span.span_type`` reads it
+                s.status.status_code.name,  # OTel's names are MLflow's (``SpanStatusCode``)
+            )
+            for s in spans
+        ]
+        return rows.add(trace_id, self.experiment_id, info, blob, len(spans), ends, index, replace=False)
+
+    def _merged(self, rows: _Rows, trace_id: str, texts: list[str], previous: tuple[bytes, int, str]) -> int:
+        """A trace some of whose spans are stored: merged by span id, its record recomputed."""
+        merged: dict[str, Any] = {}
+        for data in _json_list(previous[0]):
+            merged[data.get("spanId") or data.get("span_id")] = data
+        for text in texts:
+            data = json.loads(text)
+            merged[data.get("spanId")] = data
+        spans = [_span_of(d) for d in merged.values()]
+        info = trace_info_for(spans)
+        if info is None:
+            return 0
+        blob = _pack([json.dumps(d, ensure_ascii=False, separators=(",", ":")) for d in merged.values()])
+        ends = [s.end_time_ns for s in spans if s.end_time_ns is not None]
+        index = [(trace_id, s.span_id, s.name, s.span_type, s.status.status_code.value) for s in spans]
+        size = rows.add(trace_id, previous[2], info, blob, len(spans), ends, index, replace=True)
+        return size - previous[1]
 
     @staticmethod
     def _stored(conn: sqlite3.Connection, trace_ids: list[str]) -> dict[str, tuple[bytes, int, str]]:
@@ -202,54 +283,6 @@ class LocalTraceWriter:
             ):
                 out[trace_id] = (blob, size, experiment_id)
         return out
-
-    def _put(
-        self,
-        conn: sqlite3.Connection,
-        trace_id: str,
-        spans: list[Span],
-        previous: Optional[tuple[bytes, int, str]],
-    ) -> int:
-        spans.sort(key=lambda s: (s.start_time_ns, s.parent_id is not None))
-        info = trace_info_for(spans)
-        if info is None:
-            return 0
-        blob = _pack(spans)
-        size = _disk_estimate(blob, info, len(spans))
-        ends = [s.end_time_ns for s in spans if s.end_time_ns is not None]
-        experiment_id = previous[2] if previous is not None else self.experiment_id
-        conn.execute(
-            "INSERT OR REPLACE INTO traces VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
-            (
-                trace_id,
-                experiment_id,
-                info.request_time,
-                info.execution_duration,
-                max(ends) // 1_000_000 if ends else None,
-                info.state.value,
-                info.tags.get(conv.TRACE_NAME),
-                info.client_request_id,
-                info.request_preview,
-                info.response_preview,
-                len(spans),
-                size,
-                blob,
-            ),
-        )
-        if previous is not None:
-            conn.execute("DELETE FROM metadata WHERE trace_id = ?", (trace_id,))
-            conn.execute("DELETE FROM span_index WHERE trace_id = ?", (trace_id,))
-        conn.executemany(
-            "INSERT OR REPLACE INTO tags VALUES (?,?,?)", [(trace_id, k, v) for k, v in info.tags.items()]
-        )
-        conn.executemany(
-            "INSERT INTO metadata VALUES (?,?,?)", [(trace_id, k, v) for k, v in info.trace_metadata.items()]
-        )
-        conn.executemany(
-            "INSERT OR REPLACE INTO span_index VALUES (?,?,?,?,?)",
-            [(trace_id, s.span_id, s.name, s.span_type, s.status.status_code.value) for s in spans],
-        )
-        return size - (previous[1] if previous is not None else 0)
 
     @staticmethod
     def _add_bytes(conn: sqlite3.Connection, amount: int) -> int:
@@ -278,6 +311,64 @@ def _disk_estimate(blob: bytes, info: TraceInfo, span_count: int) -> int:
     pairs = sum(len(k) + len(v or "") for k, v in (*info.tags.items(), *info.trace_metadata.items()))
     previews = len(info.request_preview or "") + len(info.response_preview or "")
     return len(blob) + 2 * pairs + previews + 150 * span_count + 600
+
+
+class _Rows:
+    """The rows of one batch, inserted with one statement per table (``executemany``)."""
+
+    def __init__(self) -> None:
+        self.traces: list[tuple[Any, ...]] = []
+        self.tags: list[tuple[str, str, str]] = []
+        self.metadata: list[tuple[str, str, str]] = []
+        self.index: list[tuple[Any, ...]] = []
+        self.replaced: list[str] = []
+
+    def add(
+        self,
+        trace_id: str,
+        experiment_id: str,
+        info: TraceInfo,
+        blob: bytes,
+        span_count: int,
+        ends: list[int],
+        index: list[tuple[Any, ...]],
+        replace: bool,
+    ) -> int:
+        """Queue one trace's rows; returns what it costs on disk."""
+        size = _disk_estimate(blob, info, span_count)
+        self.traces.append(
+            (
+                trace_id,
+                experiment_id,
+                info.request_time,
+                info.execution_duration,
+                max(ends) // 1_000_000 if ends else None,
+                info.state.value,
+                info.tags.get(conv.TRACE_NAME),
+                info.client_request_id,
+                info.request_preview,
+                info.response_preview,
+                span_count,
+                size,
+                blob,
+            )
+        )
+        self.tags.extend((trace_id, k, v) for k, v in info.tags.items())
+        self.metadata.extend((trace_id, k, v) for k, v in info.trace_metadata.items())
+        self.index.extend(index)
+        if replace:
+            self.replaced.append(trace_id)
+        return size
+
+    def insert(self, conn: sqlite3.Connection) -> None:
+        if self.replaced:  # a merged trace's metadata and span index are written whole again
+            ids = [(trace_id,) for trace_id in self.replaced]
+            conn.executemany("DELETE FROM metadata WHERE trace_id = ?", ids)
+            conn.executemany("DELETE FROM span_index WHERE trace_id = ?", ids)
+        conn.executemany("INSERT OR REPLACE INTO traces VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)", self.traces)
+        conn.executemany("INSERT OR REPLACE INTO tags VALUES (?,?,?)", self.tags)
+        conn.executemany("INSERT OR REPLACE INTO metadata VALUES (?,?,?)", self.metadata)
+        conn.executemany("INSERT OR REPLACE INTO span_index VALUES (?,?,?,?,?)", self.index)
 
 
 def _delete(conn: sqlite3.Connection, trace_ids: Sequence[str]) -> int:
