@@ -41,6 +41,7 @@ is not waited for (a window of microseconds against the root's network round tri
 from __future__ import annotations
 
 import collections
+import contextlib
 import getpass
 import json
 import os
@@ -72,11 +73,11 @@ from mlflow_otel.records.from_spans import (
     MAX_METADATA_CHARS,
     format_trace_id,
     preview,
+    record_for,
     span_from_otel,
-    trace_info_for,
+    token_usage_of,
 )
 from mlflow_otel.records.model import Span, TraceInfo
-from mlflow_otel.spans.types import SpanStatus, SpanStatusCode
 
 #: ``POST`` here upserts a trace's record (MLflow's ``StartTraceV3``).
 START_TRACE_V3 = "/api/3.0/mlflow/traces"
@@ -275,6 +276,10 @@ def environment_metadata() -> dict[str, str]:
     return {"mlflow.user": user, "mlflow.source.name": source, "mlflow.source.type": "LOCAL"}
 
 
+#: At shutdown, how long records already being sent may take to settle (sent or failed, counted).
+IN_FLIGHT_SETTLE_S = 1.0
+
+
 class _Batch:
     """Counts the records of one batch until every one is settled."""
 
@@ -323,6 +328,7 @@ class MlflowRecordExporter(SpanExporter):
         self._environment = environment_metadata()
         self._jobs: queue.Queue[tuple[TraceInfo, _Batch]] = queue.Queue()
         self._helpers_pid: Optional[int] = None
+        self._sending = 0  # records being sent now (``busy``)
         self._stop = threading.Event()
         self._exiting = False
         self._exit_deadline = float("inf")
@@ -441,23 +447,7 @@ class MlflowRecordExporter(SpanExporter):
     @staticmethod
     def _record(root: ReadableSpan, usage: list[Any]) -> TraceInfo:
         root_span = span_from_otel(root)
-        spans: list[Span] = [root_span]
-        for i, raw in enumerate(usage):
-            spans.append(
-                Span(
-                    trace_id=root_span.trace_id,
-                    span_id=f"usage{i}",
-                    parent_id=root_span.span_id,
-                    name="",
-                    start_time_ns=root_span.start_time_ns,
-                    end_time_ns=root_span.end_time_ns,
-                    status=SpanStatus(SpanStatusCode.UNSET, ""),
-                    attributes={conv.CHAT_TOKEN_USAGE: raw},
-                )
-            )
-        info = trace_info_for(spans)
-        if info is None:  # pragma: no cover - the root is among the spans
-            raise ValueError("no root span")
+        info = record_for(root_span, token_usage_of(usage))
         _as_mlflow_writes(root_span, info)
         return info
 
@@ -466,10 +456,6 @@ class MlflowRecordExporter(SpanExporter):
         """Send a batch's records, ``concurrency`` at a time: the export thread and persistent
         helper threads (each with its own keep-alive connection) take them from one queue; returns
         when every record of this batch is settled."""
-        if len(records) == 1 or self._concurrency == 1:
-            for info in records:
-                self._send(info)
-            return
         self._ensure_helpers()
         batch = _Batch(len(records))
         for info in records:
@@ -482,9 +468,13 @@ class MlflowRecordExporter(SpanExporter):
             self._run(info, owner)
 
     def _run(self, info: TraceInfo, batch: _Batch) -> None:
+        with self._lock:
+            self._sending += 1
         try:
             self._send(info)
         finally:
+            with self._lock:
+                self._sending -= 1
             batch.settle()
 
     def _ensure_helpers(self) -> None:
@@ -506,7 +496,23 @@ class MlflowRecordExporter(SpanExporter):
                 continue
             self._run(info, batch)
 
+    def _dropped(self, count: int, trace_id: str) -> None:
+        """Records whose turn came too late (the process is going): counted and said, never lost
+        silently with the process."""
+        COUNTERS.add("mlflow_records_dropped", count)
+        warn_limited(
+            "mlflow_record_dropped",
+            "The record of trace %s (and %d more) was not sent to %s before exit (the trace keeps what "
+            "OTLP delivered: no client_request_id, custom previews or metadata).",
+            trace_id,
+            count - 1,
+            self.client.tracking_uri,
+        )
+
     def _send(self, info: TraceInfo) -> bool:
+        if self._stop.is_set() or (self._exiting and time.monotonic() >= self._exit_deadline):
+            self._dropped(1, info.trace_id)
+            return False
         body = record_body(info, self.experiment_id)
         deadline = time.monotonic() + self._retry_timeout_s
         attempt = 0
@@ -559,7 +565,8 @@ class MlflowRecordExporter(SpanExporter):
             self.inner.begin_exit(deadline)
 
     def busy(self) -> bool:
-        return isinstance(self.inner, ExitAware) and self.inner.busy()
+        """Busy while records are being sent (the server answers: exit gives them the busy budget)."""
+        return self._sending > 0 or (isinstance(self.inner, ExitAware) and self.inner.busy())
 
     def salvage(self, spans: Sequence[ReadableSpan]) -> int:
         return self.inner.salvage(spans) if isinstance(self.inner, Salvaging) else 0
@@ -570,7 +577,28 @@ class MlflowRecordExporter(SpanExporter):
         self.client.close_idle()
 
     def shutdown(self) -> None:
-        self._stop.set()
+        self._stop.set()  # a record whose turn comes now is counted as dropped, not sent
+        # Count what waits now, before the exit report is written: those records' threads may not
+        # run again before the process ends.
+        unsent: list[tuple[TraceInfo, _Batch]] = []
+        with contextlib.suppress(queue.Empty):
+            while True:
+                unsent.append(self._jobs.get_nowait())
+        with self._lock:
+            deferred = [root for root, _ in self._deferred.values()]
+            self._deferred.clear()
+        for _, batch in unsent:
+            batch.settle()
+        if unsent or deferred:
+            first = (
+                unsent[0][0].trace_id if unsent else format_trace_id(deferred[0].get_span_context().trace_id)
+            )
+            self._dropped(len(unsent) + len(deferred), first)
+        # Records in flight end by the exit deadline (their requests' timeouts are bounded by it):
+        # wait for their outcome, so the counts the exit report reads add up.
+        settle_by = time.monotonic() + IN_FLIGHT_SETTLE_S
+        while self._sending and time.monotonic() < settle_by:
+            time.sleep(0.005)
         self.inner.shutdown()
         self._merger.close(min(self._exit_deadline, time.monotonic() + MERGE_CLOSE_S))
 

@@ -34,11 +34,12 @@ from mlflow_otel.pipeline.export import BorrowedExporter, LazyExporter
 #: OTLP/HTTP receiver bodies over 20 MiB; keep a margin for framing and headers.
 GRPC_MAX_REQUEST_BYTES = 4 * 1024 * 1024 - 64 * 1024
 HTTP_MAX_REQUEST_BYTES = 20 * 1024 * 1024 - 64 * 1024
-#: Trace records (``StartTraceV3``) of one batch sent at once by an export worker to an MLflow server.
-#: One: on MLflow 3.18 with SQLite the server's write is the cost and parallel records gained nothing
-#: (bench/mlflow_destination.py: 23 traces/s with 4, 25 with 1); the destination's export workers
-#: (``MLFLOW_ASYNC_TRACE_LOGGING_MAX_WORKERS``, 2) already send two batches' records side by side.
-RECORD_CONCURRENCY = 1
+#: Trace records (``StartTraceV3``) of one batch sent at once by an export worker to an MLflow server
+#: (MLflow's SDK sends its records from a pool too). A record is one small request the server writes
+#: in a few milliseconds: one at a time, the round trips and this process's own threads set the
+#: pace (about 40 records/s while the application runs, so a 300-trace job lost most records at
+#: exit); four at once keep the server busy instead (bench/README.md, "MLflow destination").
+RECORD_CONCURRENCY = 4
 
 
 @dataclass(frozen=True)
