@@ -79,7 +79,7 @@ def test_get_trace_of_the_last_active_trace_works_at_once_without_a_flush():
     info = trace.info
     assert info.trace_id == mlflow.get_last_active_trace_id()
     assert info.state == "OK" and info.client_request_id == "req-7"
-    assert info.request_preview == '{"message":"hello","i":7,"env":"prod","fail":false}'
+    assert info.request_preview == '{"message": "hello", "i": 7, "env": "prod", "fail": false}'
     assert info.response_preview == '"re: hello"'
     assert info.tags["environment"] == "prod" and info.tags["flagged"] == "False"
     assert info.tags["mlflow.traceName"] == "handle"
