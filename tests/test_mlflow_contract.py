@@ -443,16 +443,27 @@ def test_update_current_trace_takes_every_318_parameter(mlflow_traces):
     assert info.state is TraceState.ERROR
 
 
-def test_update_current_trace_never_raises_on_what_mlflow_rejects(mlflow_traces, caplog):
-    @mlflow.trace
-    def handler():
-        mlflow.update_current_trace(state="DONE", request_preview={"not": "a string"})
-        return 1
+def test_update_current_trace_raises_on_programming_errors_only_inside_a_trace(mlflow_traces, caplog):
+    """MLflow's order: with no recording trace (tracing disabled, sampled out) the call returns
+    quietly; inside one, an invalid state or a non-string preview raises MLflow's error."""
+    mlflow.update_current_trace(state="DONE", request_preview={"not": "a string"})  # no trace: ignored
+    mlflow.tracing.disable()
+    try:
 
-    assert handler() == 1
-    info = only_trace(mlflow_traces).info
-    assert info.state is TraceState.OK
-    assert "State must be either 'OK' or 'ERROR'" in caplog.text
+        @mlflow.trace
+        def disabled():
+            mlflow.update_current_trace(state="DONE")
+            return 1
+
+        assert disabled() == 1
+    finally:
+        mlflow.tracing.enable()
+    with mlflow.start_span("s"):
+        with pytest.raises(MlflowException, match="The `request_preview` parameter must be a string"):
+            mlflow.update_current_trace(request_preview={"not": "a string"})
+        with pytest.raises(MlflowException, match="but got 'DONE'"):
+            mlflow.update_current_trace(state="DONE")
+    assert only_trace(mlflow_traces).info.state is TraceState.OK
 
 
 def test_set_and_delete_trace_tag_on_an_open_trace(mlflow_traces):
@@ -634,3 +645,11 @@ def test_add_trace_without_a_current_span_starts_a_remote_trace_root(mlflow_trac
     merged = only_trace(mlflow_traces)
     names = [s.name for s in merged.data.spans]
     assert names == ["Remote Trace <remote_root>", "remote_root"]
+
+
+def test_record_exception_rejects_what_is_neither_exception_nor_string(mlflow_traces):
+    """MLflow's development-time error; the span itself is left as it was."""
+    with mlflow.start_span("s") as span:
+        with pytest.raises(MlflowException, match="must be an Exception instance or a string"):
+            span.record_exception(123)
+    assert only_trace(mlflow_traces).data.spans[0].status.status_code == "OK"
