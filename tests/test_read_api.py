@@ -336,6 +336,40 @@ def test_feedback_and_expectations_on_the_local_store(six_traces):
         mlflow.log_feedback(trace_id, "faithfulness", 1.0)  # keyword-only, as in MLflow
 
 
+def test_feedback_logged_inside_the_traced_function_is_filed_with_the_trace():
+    """MLflow attaches assessments to a trace that is still open; they are there once it ends.
+    ``trace_id=None`` (no trace: tracing disabled, sampled out) returns without storing."""
+
+    @mlflow.trace
+    def answer(q: str) -> str:
+        trace_id = mlflow.get_active_trace_id()
+        logged = mlflow.log_feedback(trace_id=trace_id, name="quick", value=1.0)
+        assert logged.trace_id == trace_id and logged.assessment_id.startswith("a-")
+        with mlflow.start_span("step") as span:
+            mlflow.log_expectation(trace_id=trace_id, name="gold", value="42", span_id=span.span_id)
+        return "42"
+
+    answer("q")
+    trace = mlflow.get_trace(mlflow.get_last_active_trace_id())
+    stored = {a.name: a for a in trace.info.assessments}
+    assert stored["quick"].value == 1.0 and stored["gold"].value == "42"
+    assert stored["gold"].span_id == trace.search_spans(name="step")[0].span_id
+    orphan = Feedback(name="x", value=1)
+    assert mlflow.log_assessment(None, orphan) is orphan
+
+
+def test_update_assessment_merges_metadata(six_traces):
+    """MLflow's update: the new metadata keys win, the others stay."""
+    trace_id = six_traces[0]
+    logged = mlflow.log_feedback(trace_id=trace_id, name="f", value=1, metadata={"model": "m", "k": "old"})
+    mlflow.update_assessment(
+        trace_id=trace_id,
+        assessment_id=logged.assessment_id,
+        assessment=Feedback(name="f", value=0, metadata={"k": "new"}),
+    )
+    assert mlflow.get_assessment(trace_id, logged.assessment_id).metadata == {"model": "m", "k": "new"}
+
+
 # --- layout: merged batches, the cap, processes, readers that never block export --------------------
 def test_a_trace_split_across_export_batches_is_merged(monkeypatch):
     monkeypatch.setenv("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "2")

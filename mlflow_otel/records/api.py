@@ -21,6 +21,7 @@ from typing import Any, Optional, Union
 from mlflow_otel._log import logger
 from mlflow_otel._serialize import loads_or_raw
 from mlflow_otel.exceptions import MlflowException
+from mlflow_otel.records import pending
 from mlflow_otel.records.assessment import (
     DEFAULT_FEEDBACK_NAME,
     Assessment,
@@ -29,6 +30,7 @@ from mlflow_otel.records.assessment import (
     Expectation,
     Feedback,
 )
+from mlflow_otel.records.from_spans import format_trace_id
 from mlflow_otel.records.model import Trace
 
 __all__ = [
@@ -273,9 +275,22 @@ def traces_to_dataframe(traces: Sequence[Trace], extract_fields: Optional[Sequen
 
 
 # --- assessments -----------------------------------------------------------------------------------
-def log_assessment(trace_id: str, assessment: Assessment) -> Assessment:
-    """Attach ``assessment`` (a ``Feedback`` or ``Expectation``) to the finished trace ``trace_id``
-    (a trace still in the export pipeline is waited for once)."""
+def log_assessment(trace_id: Optional[str], assessment: Assessment) -> Assessment:
+    """Attach ``assessment`` (a ``Feedback`` or ``Expectation``) to the trace ``trace_id``.
+
+    As MLflow: a trace still open in this process gets it with its record (``records/pending.py``);
+    ``trace_id=None`` (``get_active_trace_id()`` with tracing disabled or the trace sampled out)
+    returns the assessment without storing it, so a traced function's feedback call never fails on
+    that. A finished trace still in the export pipeline is waited for once."""
+    from mlflow_otel.spans import registry
+    from mlflow_otel.spans.live import parse_trace_id
+
+    if trace_id is None:
+        logger.debug("log_assessment(trace_id=None): no trace (tracing disabled?); not stored.")
+        return assessment
+    state = registry.open_trace(parse_trace_id(trace_id))
+    if state is not None and not state.closed:
+        return pending.hold(format_trace_id(state.trace_id), assessment)
     store = current_store()
     try:
         return store.log_assessment(trace_id, assessment)

@@ -41,6 +41,7 @@ from typing import Any, Optional
 from mlflow_otel import semconv as conv
 from mlflow_otel.exceptions import MlflowException
 from mlflow_otel.records import filters as flt
+from mlflow_otel.records import pending
 from mlflow_otel.records.assessment import Assessment
 from mlflow_otel.records.from_spans import span_from_otel, trace_info_for
 from mlflow_otel.records.model import Span, Trace, TraceData, TraceInfo, TraceState
@@ -182,6 +183,11 @@ class LocalTraceWriter:
                         merged.update((s.span_id, s) for s in spans)
                         spans = list(merged.values())
                     added += self._put(conn, trace_id, spans, previous)
+                    for assessment in pending.take(trace_id):  # logged while the trace was open
+                        conn.execute(
+                            "INSERT OR REPLACE INTO assessments VALUES (?,?,?)",
+                            (assessment.assessment_id, trace_id, json.dumps(assessment.to_dictionary())),
+                        )
                 total = self._add_bytes(conn, added)
                 if total > self.max_bytes:
                     self._trim(conn, int(self.max_bytes * 0.9))
@@ -373,6 +379,8 @@ def _order_sql(keys: list[flt.OrderKey], params: list[Any]) -> str:
         direction = "ASC" if key.ascending else "DESC"
         if key.kind == flt.ATTRIBUTE and key.key in _ORDER_COLUMNS:
             parts.append(f"{_ORDER_COLUMNS[key.key]} {direction}")
+            if key.key == "timestamp_ms":  # traces started in the same ms: in the order they were filed
+                parts.append(f"t.rowid {direction}")
         elif key.kind in (flt.TAG, flt.METADATA):
             table = "tags" if key.kind == flt.TAG else "metadata"
             if key.kind == flt.TAG and key.key == conv.TRACE_NAME:
@@ -385,7 +393,7 @@ def _order_sql(keys: list[flt.OrderKey], params: list[Any]) -> str:
                 f"The local trace store cannot order by {key.key!r}."
             )
     if not any(k.kind == flt.ATTRIBUTE and k.key == "timestamp_ms" for k in keys):
-        parts.append("t.request_time DESC")
+        parts.append("t.request_time DESC, t.rowid DESC")
     parts.append("t.trace_id ASC")
     return ", ".join(parts)
 
@@ -633,13 +641,16 @@ class LocalStore:
             )
 
     def update_assessment(self, trace_id: str, assessment_id: str, assessment: Assessment) -> Assessment:
-        """Replace name, value, rationale and metadata of a stored assessment (MLflow's update)."""
+        """Replace name, value and rationale of a stored assessment; metadata is merged, the new
+        keys winning (MLflow's update)."""
         old = self.get_assessment(trace_id, assessment_id)
         data = old.to_dictionary()
         new = assessment.to_dictionary()
-        for key in ("assessment_name", "expectation", "feedback", "rationale", "metadata"):
+        for key in ("assessment_name", "expectation", "feedback", "rationale"):
             if key in new:
                 data[key] = new[key]
+        if "metadata" in new:
+            data["metadata"] = {**(data.get("metadata") or {}), **new["metadata"]}
         if "expectation" in new:
             data.pop("feedback", None)
         elif "feedback" in new:
