@@ -302,6 +302,18 @@ def test_tags_on_finished_traces(six_traces):
         mlflow.set_trace_tag("tr-" + "f" * 32, "k", "v")
 
 
+def test_request_id_is_still_accepted_for_trace_id(six_traces):
+    """MLflow 2's keyword, as MLflow 3.18 takes it: a FutureWarning, then the same call."""
+    trace_id = six_traces[0]
+    with pytest.warns(FutureWarning, match="'request_id' is deprecated"):
+        mlflow.set_trace_tag(request_id=trace_id, key="legacy", value="yes")
+    with pytest.warns(FutureWarning):
+        assert mlflow.get_trace(request_id=trace_id).info.tags["legacy"] == "yes"
+    with pytest.warns(FutureWarning):
+        mlflow.delete_trace_tag(request_id=trace_id, key="legacy")
+    assert "legacy" not in mlflow.get_trace(trace_id).info.tags
+
+
 def test_feedback_and_expectations_on_the_local_store(six_traces):
     trace_id = six_traces[1]
     feedback = mlflow.log_feedback(

@@ -14,9 +14,10 @@ explicit flush; reading never slows export (it only hurries it).
 
 from __future__ import annotations
 
+import functools
 import warnings
 from collections.abc import Sequence
-from typing import Any, Optional, Union
+from typing import Any, Callable, Optional, Union
 
 from mlflow_otel._log import logger
 from mlflow_otel._serialize import loads_or_raw
@@ -95,6 +96,27 @@ def fetch_trace(store: Any, trace_id: str, flush: bool = False) -> Optional[Trac
     return trace
 
 
+def _takes_request_id(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Accept MLflow 2's ``request_id=`` for ``trace_id=`` with a ``FutureWarning``, as MLflow's
+    deprecated-parameter decorator does; the visible signature stays the function's own."""
+
+    @functools.wraps(func)
+    def accepting(*args: Any, **kwargs: Any) -> Any:
+        if "request_id" in kwargs:
+            if "trace_id" in kwargs:
+                raise ValueError("Give either 'trace_id' or the deprecated 'request_id', not both.")
+            warnings.warn(
+                "Parameter 'request_id' is deprecated. Please use 'trace_id' instead.",
+                FutureWarning,
+                stacklevel=2,
+            )
+            kwargs["trace_id"] = kwargs.pop("request_id")
+        return func(*args, **kwargs)
+
+    return accepting
+
+
+@_takes_request_id
 def get_trace(trace_id: str, silent: bool = False, flush: bool = False) -> Optional[Trace]:
     """The trace ``trace_id`` (``tr-<32 hex>``) from the store, or None (with a warning unless
     ``silent``) when it holds no such trace."""
@@ -301,6 +323,7 @@ def log_assessment(trace_id: Optional[str], assessment: Assessment) -> Assessmen
     return store.log_assessment(trace_id, assessment)
 
 
+@_takes_request_id
 def set_trace_tag(trace_id: str, key: str, value: Any) -> None:
     """Tag a trace: one still open in this process carries the tag on its root span; a finished one
     is tagged in the store (MLflow's ``set_trace_tag``)."""
@@ -320,6 +343,7 @@ def set_trace_tag(trace_id: str, key: str, value: Any) -> None:
         store.set_trace_tag(trace_id, str(key), str(value))
 
 
+@_takes_request_id
 def delete_trace_tag(trace_id: str, key: str) -> None:
     """Remove a tag from a trace (open in this process, or finished in the store)."""
     from mlflow_otel.spans import fluent, registry
