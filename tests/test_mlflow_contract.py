@@ -653,3 +653,26 @@ def test_record_exception_rejects_what_is_neither_exception_nor_string(mlflow_tr
         with pytest.raises(MlflowException, match="must be an Exception instance or a string"):
             span.record_exception(123)
     assert only_trace(mlflow_traces).data.spans[0].status.status_code == "OK"
+
+
+def test_intermediate_outputs_recorded_or_gathered_from_the_spans(mlflow_traces):
+    """MLflow's deprecated ``TraceData.intermediate_outputs``: what ``log_trace`` recorded, else
+    the other spans' outputs by name (a repeated name numbered in span order)."""
+    mlflow.log_trace(name="logged", request={"q": 1}, intermediate_outputs={"docs": ["d1"]})
+
+    @mlflow.trace
+    def step(i):
+        return i * 10
+
+    @mlflow.trace
+    def pipeline():
+        step(1)
+        step(2)
+        return "done"
+
+    pipeline()
+    logged, gathered = sorted(mlflow_traces.wait(2), key=lambda t: t.info.tags["mlflow.traceName"])
+    with pytest.warns(FutureWarning, match="search_spans"):
+        assert logged.data.intermediate_outputs == {"docs": ["d1"]}
+    with pytest.warns(FutureWarning):
+        assert gathered.data.intermediate_outputs == {"step_1": 10, "step_2": 20}

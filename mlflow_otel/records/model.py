@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import re
+import warnings
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
@@ -263,6 +265,32 @@ class TraceData:
     def response(self) -> Optional[str]:
         root = self._root()
         return root.raw_attributes.get(conv.SPAN_OUTPUTS) if root else None
+
+    @property
+    def intermediate_outputs(self) -> Optional[dict[str, Any]]:
+        """What ``log_trace(intermediate_outputs=...)`` recorded on the root; else the outputs of the
+        other spans by name (``name_1``, ``name_2`` for a repeated name, in span order). MLflow 3.6
+        deprecated it for ``trace.search_spans(name=...)``, with this ``FutureWarning``."""
+        warnings.warn(
+            "``intermediate_outputs`` is deprecated since 3.6.0. Use ``trace.search_spans(name=...)``.",
+            FutureWarning,
+            stacklevel=2,
+        )
+        root = self._root()
+        recorded = root.get_attribute(conv.INTERMEDIATE_OUTPUTS) if root else None
+        if recorded:
+            return recorded
+        if len(self.spans) < 2:
+            return None
+        counts = Counter(span.name for span in self.spans)
+        seen: Counter[str] = Counter()
+        result: dict[str, Any] = {}
+        for span in self.spans:
+            seen[span.name] += 1
+            key = f"{span.name}_{seen[span.name]}" if counts[span.name] > 1 else span.name
+            if span.parent_id and span.outputs is not None:
+                result[key] = span.outputs
+        return result
 
     def to_dict(self) -> dict[str, Any]:
         return {"spans": [span.to_dict() for span in self.spans]}

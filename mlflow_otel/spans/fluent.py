@@ -972,7 +972,7 @@ def log_trace(
     3.6); returns its id."""
     attrs = dict(attributes or {})
     if intermediate_outputs:
-        attrs["mlflow.trace.intermediate_outputs"] = intermediate_outputs
+        attrs[conv.INTERMEDIATE_OUTPUTS] = intermediate_outputs
     span = start_span_no_context(
         name,
         inputs=request,
