@@ -676,3 +676,53 @@ def test_intermediate_outputs_recorded_or_gathered_from_the_spans(mlflow_traces)
         assert logged.data.intermediate_outputs == {"docs": ["d1"]}
     with pytest.warns(FutureWarning):
         assert gathered.data.intermediate_outputs == {"step_1": 10, "step_2": 20}
+
+
+def test_trace_from_dict_reads_mlflow_2s_shape():
+    """What an older MLflow serving endpoint returns (schema v2): ``request_id``, ``timestamp_ms``,
+    spans with ``context`` and ``0x`` hex ids; ``add_trace`` takes it too."""
+    v2 = {
+        "info": {
+            "request_id": "abc",
+            "experiment_id": "0",
+            "timestamp_ms": 5,
+            "status": "OK",
+            "tags": {"t": "v"},
+        },
+        "data": {
+            "spans": [
+                {
+                    "name": "remote",
+                    "context": {"span_id": "0x01", "trace_id": "0x0a"},
+                    "parent_id": None,
+                    "start_time": 10,
+                    "end_time": 20,
+                    "status_code": "OK",
+                    "status_message": "",
+                    "attributes": {"mlflow.spanInputs": '{"x": 1}'},
+                    "events": [],
+                },
+                {
+                    "name": "child",
+                    "context": {"span_id": "0x02", "trace_id": "0x0a"},
+                    "parent_id": "0x01",
+                    "start_time": 11,
+                    "end_time": 19,
+                    "status_code": "OK",
+                    "status_message": "",
+                    "attributes": {},
+                    "events": [],
+                },
+            ]
+        },
+    }
+    trace = Trace.from_dict(v2)
+    assert (trace.info.trace_id, trace.info.request_time, trace.info.state, trace.info.tags) == (
+        "abc",
+        5,
+        TraceState.OK,
+        {"t": "v"},
+    )
+    root, child = trace.data.spans
+    assert root.span_id == "0000000000000001" and child.parent_id is root.span_id
+    assert trace.data.request == '{"x": 1}' and child.start_time_ns == 11
