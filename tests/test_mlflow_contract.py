@@ -726,3 +726,22 @@ def test_trace_from_dict_reads_mlflow_2s_shape():
     root, child = trace.data.spans
     assert root.span_id == "0000000000000001" and child.parent_id is root.span_id
     assert trace.data.request == '{"x": 1}' and child.start_time_ns == 11
+
+
+def test_environment_variables_are_mlflows_objects(monkeypatch):
+    """``mlflow.environment_variables``' tracing variables: name, default, ``get()`` of the current
+    environment (an invalid value gives the default), ``is_set()``."""
+    from mlflow_otel.environment_variables import MLFLOW_TRACE_SAMPLING_RATIO, MLFLOW_TRACKING_INSECURE_TLS
+
+    monkeypatch.delenv("MLFLOW_TRACE_SAMPLING_RATIO", raising=False)
+    assert (MLFLOW_TRACE_SAMPLING_RATIO.name, MLFLOW_TRACE_SAMPLING_RATIO.get()) == (
+        "MLFLOW_TRACE_SAMPLING_RATIO",
+        1.0,
+    )
+    assert not MLFLOW_TRACE_SAMPLING_RATIO.is_set()
+    monkeypatch.setenv("MLFLOW_TRACE_SAMPLING_RATIO", "0.25")
+    assert MLFLOW_TRACE_SAMPLING_RATIO.get() == 0.25 and MLFLOW_TRACE_SAMPLING_RATIO.is_set()
+    monkeypatch.setenv("MLFLOW_TRACKING_INSECURE_TLS", "TRUE")
+    assert MLFLOW_TRACKING_INSECURE_TLS.get() is True
+    monkeypatch.setenv("MLFLOW_TRACKING_INSECURE_TLS", "maybe")
+    assert MLFLOW_TRACKING_INSECURE_TLS.get() is False
