@@ -745,3 +745,11 @@ def test_environment_variables_are_mlflows_objects(monkeypatch):
     assert MLFLOW_TRACKING_INSECURE_TLS.get() is True
     monkeypatch.setenv("MLFLOW_TRACKING_INSECURE_TLS", "maybe")
     assert MLFLOW_TRACKING_INSECURE_TLS.get() is False
+
+
+def test_live_span_exposes_the_otel_span_under_mlflows_name():
+    """``LiveSpan._span``: the OTel span underneath, which code written for MLflow reads
+    (MLflow's test_distributed reads its span context)."""
+    with mlflow.start_span("s") as span:
+        assert mlflow.get_current_active_span()._span is span.otel_span
+        assert span._span.get_span_context().is_valid

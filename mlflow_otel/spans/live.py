@@ -92,6 +92,9 @@ class LiveSpan(SpanReads):
         """The OpenTelemetry span underneath (what goes in OTel's context)."""
         return self._otel
 
+    #: MLflow's name of the OTel span underneath (``LiveSpan._span``), which code written for MLflow reads.
+    _span = otel_span
+
     @property
     def trace_state(self) -> Optional[TraceState]:
         """The registry's record of this span's trace; None for a sampled-out span."""
