@@ -3,7 +3,7 @@
 Switch by changing the import: ``import mlflow_otel as mlflow``.
 """
 
-from mlflow_otel import config, destinations, entities, exceptions, openai, tracing
+from mlflow_otel import config, destinations, entities, environment_variables, exceptions, openai, tracing
 from mlflow_otel._tracking import get_tracking_uri, set_experiment, set_tracking_uri
 from mlflow_otel.client import MlflowClient
 from mlflow_otel.entities import SpanType
@@ -51,6 +51,7 @@ __all__ = [
     "delete_trace_tag",
     "destinations",
     "entities",
+    "environment_variables",
     "exceptions",
     "flush_trace_async_logging",
     "get_active_trace_id",

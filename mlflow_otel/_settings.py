@@ -222,6 +222,17 @@ def _read(env: Mapping[str, str], name: str, parse: Callable[[str], T], default:
         return default
 
 
+def variable_value(name: str, kind: Callable[[str], T], default: T) -> T:
+    """The environment variable ``name`` as ``kind`` (``bool``: MLflow's "true"/"false"), else
+    ``default`` when unset, empty or invalid (then a warning names it); what
+    ``environment_variables``' objects answer: the environment is read here only."""
+    return _read(os.environ, name, _parse_bool if kind is bool else kind, default)  # type: ignore[arg-type]
+
+
+def variable_is_set(name: str) -> bool:
+    return name in os.environ
+
+
 def _first(env: Mapping[str, str], *names: str) -> tuple[Optional[str], Optional[str]]:
     """The first of ``names`` that is set to a non-empty value, with its name."""
     for name in names:

@@ -13,6 +13,7 @@ LOG_LEVEL = "mlflow.spanLogLevel"  # an int (MLflow 3.18's SpanLogLevel), the UI
 SPAN_DESCRIPTION = "mlflow.spanDescription"
 SPAN_INPUTS = "mlflow.spanInputs"  # JSON, encoded exactly once
 SPAN_OUTPUTS = "mlflow.spanOutputs"  # JSON, encoded exactly once
+INTERMEDIATE_OUTPUTS = "mlflow.trace.intermediate_outputs"  # log_trace(intermediate_outputs=), on the root
 FUNCTION_NAME = "mlflow.spanFunctionName"
 TRACE_REQUEST_ID = "mlflow.traceRequestId"
 CHAT_TOKEN_USAGE = "mlflow.chat.tokenUsage"
@@ -89,7 +90,7 @@ GEN_AI_CONTENT_EVENTS = frozenset(
 OPENLLMETRY_CONTENT_KEYS = frozenset({"traceloop.entity.input", "traceloop.entity.output"})
 OPENLLMETRY_CONTENT_PREFIXES = ("llm.request.functions.",)
 #: Content no mapping reads (kept as recorded unless content capture is off).
-UNMAPPED_CONTENT_KEYS = frozenset({"tool.parameters", "mlflow.trace.intermediate_outputs"})
+UNMAPPED_CONTENT_KEYS = frozenset({"tool.parameters", INTERMEDIATE_OUTPUTS})
 UNMAPPED_CONTENT_PREFIXES = ("reranker.", "embedding.embeddings.", "embedding.text")
 
 #: Instrumentation scope of every span this SDK builds.

@@ -195,7 +195,7 @@ def test_embedded_default_writes_otlp_json_and_cli_shows_tree(tmp_path, capsys):
     assert lines[0].startswith("trace tr-" + root["traceId"]) and "environment=quickstart" in lines[0]
     assert any(line.startswith("  answer  [AGENT]") and line.endswith("OK") for line in lines)
     assert any("└─ format_prompt  [PARSER]" in line for line in lines)
-    assert 'in: {"question":"What is OpenTelemetry?"}' in out
+    assert 'in: {"question": "What is OpenTelemetry?"}' in out
 
 
 def test_cli_module_entry_point_and_missing_file(tmp_path):

@@ -413,7 +413,7 @@ def test_ci_suite_exports_to_jaeger_through_the_gateway_overlay(jaeger, tmp_path
     # fixture kept its trace in the process.
     assert sorted(s["operationName"] for s in spans) == ["answer", "handle"]
     handle = next(s["tagmap"] for s in spans if s["operationName"] == "handle")
-    assert handle["mlflow.spanInputs"] == '{"question":"exported"}'
+    assert handle["mlflow.spanInputs"] == '{"question": "exported"}'  # MLflow's JSON text
     assert handle["mlflow.traceTag.suite"] == "ci" and handle["mlflow.spanType"] == "CHAIN"
     assert all(s["tagmap"]["deployment.environment.name"] == "ci" for s in spans)  # via the gateway
 

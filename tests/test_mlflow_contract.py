@@ -443,16 +443,27 @@ def test_update_current_trace_takes_every_318_parameter(mlflow_traces):
     assert info.state is TraceState.ERROR
 
 
-def test_update_current_trace_never_raises_on_what_mlflow_rejects(mlflow_traces, caplog):
-    @mlflow.trace
-    def handler():
-        mlflow.update_current_trace(state="DONE", request_preview={"not": "a string"})
-        return 1
+def test_update_current_trace_raises_on_programming_errors_only_inside_a_trace(mlflow_traces, caplog):
+    """MLflow's order: with no recording trace (tracing disabled, sampled out) the call returns
+    quietly; inside one, an invalid state or a non-string preview raises MLflow's error."""
+    mlflow.update_current_trace(state="DONE", request_preview={"not": "a string"})  # no trace: ignored
+    mlflow.tracing.disable()
+    try:
 
-    assert handler() == 1
-    info = only_trace(mlflow_traces).info
-    assert info.state is TraceState.OK
-    assert "State must be either 'OK' or 'ERROR'" in caplog.text
+        @mlflow.trace
+        def disabled():
+            mlflow.update_current_trace(state="DONE")
+            return 1
+
+        assert disabled() == 1
+    finally:
+        mlflow.tracing.enable()
+    with mlflow.start_span("s"):
+        with pytest.raises(MlflowException, match="The `request_preview` parameter must be a string"):
+            mlflow.update_current_trace(request_preview={"not": "a string"})
+        with pytest.raises(MlflowException, match="but got 'DONE'"):
+            mlflow.update_current_trace(state="DONE")
+    assert only_trace(mlflow_traces).info.state is TraceState.OK
 
 
 def test_set_and_delete_trace_tag_on_an_open_trace(mlflow_traces):
@@ -634,3 +645,111 @@ def test_add_trace_without_a_current_span_starts_a_remote_trace_root(mlflow_trac
     merged = only_trace(mlflow_traces)
     names = [s.name for s in merged.data.spans]
     assert names == ["Remote Trace <remote_root>", "remote_root"]
+
+
+def test_record_exception_rejects_what_is_neither_exception_nor_string(mlflow_traces):
+    """MLflow's development-time error; the span itself is left as it was."""
+    with mlflow.start_span("s") as span:
+        with pytest.raises(MlflowException, match="must be an Exception instance or a string"):
+            span.record_exception(123)
+    assert only_trace(mlflow_traces).data.spans[0].status.status_code == "OK"
+
+
+def test_intermediate_outputs_recorded_or_gathered_from_the_spans(mlflow_traces):
+    """MLflow's deprecated ``TraceData.intermediate_outputs``: what ``log_trace`` recorded, else
+    the other spans' outputs by name (a repeated name numbered in span order)."""
+    mlflow.log_trace(name="logged", request={"q": 1}, intermediate_outputs={"docs": ["d1"]})
+
+    @mlflow.trace
+    def step(i):
+        return i * 10
+
+    @mlflow.trace
+    def pipeline():
+        step(1)
+        step(2)
+        return "done"
+
+    pipeline()
+    logged, gathered = sorted(mlflow_traces.wait(2), key=lambda t: t.info.tags["mlflow.traceName"])
+    with pytest.warns(FutureWarning, match="search_spans"):
+        assert logged.data.intermediate_outputs == {"docs": ["d1"]}
+    with pytest.warns(FutureWarning):
+        assert gathered.data.intermediate_outputs == {"step_1": 10, "step_2": 20}
+
+
+def test_trace_from_dict_reads_mlflow_2s_shape():
+    """What an older MLflow serving endpoint returns (schema v2): ``request_id``, ``timestamp_ms``,
+    spans with ``context`` and ``0x`` hex ids; ``add_trace`` takes it too."""
+    v2 = {
+        "info": {
+            "request_id": "abc",
+            "experiment_id": "0",
+            "timestamp_ms": 5,
+            "status": "OK",
+            "tags": {"t": "v"},
+        },
+        "data": {
+            "spans": [
+                {
+                    "name": "remote",
+                    "context": {"span_id": "0x01", "trace_id": "0x0a"},
+                    "parent_id": None,
+                    "start_time": 10,
+                    "end_time": 20,
+                    "status_code": "OK",
+                    "status_message": "",
+                    "attributes": {"mlflow.spanInputs": '{"x": 1}'},
+                    "events": [],
+                },
+                {
+                    "name": "child",
+                    "context": {"span_id": "0x02", "trace_id": "0x0a"},
+                    "parent_id": "0x01",
+                    "start_time": 11,
+                    "end_time": 19,
+                    "status_code": "OK",
+                    "status_message": "",
+                    "attributes": {},
+                    "events": [],
+                },
+            ]
+        },
+    }
+    trace = Trace.from_dict(v2)
+    assert (trace.info.trace_id, trace.info.request_time, trace.info.state, trace.info.tags) == (
+        "abc",
+        5,
+        TraceState.OK,
+        {"t": "v"},
+    )
+    root, child = trace.data.spans
+    assert root.span_id == "0000000000000001" and child.parent_id is root.span_id
+    assert trace.data.request == '{"x": 1}' and child.start_time_ns == 11
+
+
+def test_environment_variables_are_mlflows_objects(monkeypatch):
+    """``mlflow.environment_variables``' tracing variables: name, default, ``get()`` of the current
+    environment (an invalid value gives the default), ``is_set()``."""
+    from mlflow_otel.environment_variables import MLFLOW_TRACE_SAMPLING_RATIO, MLFLOW_TRACKING_INSECURE_TLS
+
+    monkeypatch.delenv("MLFLOW_TRACE_SAMPLING_RATIO", raising=False)
+    assert (MLFLOW_TRACE_SAMPLING_RATIO.name, MLFLOW_TRACE_SAMPLING_RATIO.get()) == (
+        "MLFLOW_TRACE_SAMPLING_RATIO",
+        1.0,
+    )
+    assert not MLFLOW_TRACE_SAMPLING_RATIO.is_set()
+    monkeypatch.setenv("MLFLOW_TRACE_SAMPLING_RATIO", "0.25")
+    assert MLFLOW_TRACE_SAMPLING_RATIO.get() == 0.25 and MLFLOW_TRACE_SAMPLING_RATIO.is_set()
+    monkeypatch.setenv("MLFLOW_TRACKING_INSECURE_TLS", "TRUE")
+    assert MLFLOW_TRACKING_INSECURE_TLS.get() is True
+    monkeypatch.setenv("MLFLOW_TRACKING_INSECURE_TLS", "maybe")
+    assert MLFLOW_TRACKING_INSECURE_TLS.get() is False
+
+
+def test_live_span_exposes_the_otel_span_under_mlflows_name():
+    """``LiveSpan._span``: the OTel span underneath, which code written for MLflow reads
+    (MLflow's test_distributed reads its span context)."""
+    with mlflow.start_span("s") as span:
+        assert mlflow.get_current_active_span()._span is span.otel_span
+        assert span._span.get_span_context().is_valid

@@ -131,8 +131,8 @@ def test_code_block_inside_decorated_chat_loop(otlp):
     start_session()
     spans = otlp(3)
     names = sorted(s.name for s in spans)
-    assert names == ["User_1", "User_2", "start_session"]
-    first = next(s for s in spans if s.name == "User_1")
+    assert names == ["User", "User", "start_session"]  # MLflow 3.18 keeps same-named spans' names
+    first = min((s for s in spans if s.name == "User"), key=lambda s: s.start_ns)
     assert decoded(first, "mlflow.spanInputs") == [
         {"role": "system", "content": "You are a friendly chat bot"}
     ]
@@ -219,7 +219,7 @@ def test_multithreading_with_as_completed(otlp):
     assert len(main(["What is the capital of France?", "What is the capital of Germany?"])) == 2
     spans = otlp(3)
     root = next(s for s in spans if s.name == "main")
-    assert sorted(s.name for s in spans if s.parent_id == root.span_id) == ["worker_1", "worker_2"]
+    assert sorted(s.name for s in spans if s.parent_id == root.span_id) == ["worker", "worker"]
 
 
 def test_async_pipeline(otlp):
@@ -236,4 +236,4 @@ def test_async_pipeline(otlp):
     spans = otlp(4)
     root = next(s for s in spans if s.name == "async_pipeline")
     children = sorted(s.name for s in spans if s.parent_id == root.span_id)
-    assert children == ["async_operation_1", "async_operation_2", "async_operation_3"]
+    assert children == ["async_operation"] * 3

@@ -80,7 +80,7 @@ def test_get_trace_of_the_last_active_trace_works_at_once_without_a_flush():
     info = trace.info
     assert info.trace_id == mlflow.get_last_active_trace_id()
     assert info.state == "OK" and info.client_request_id == "req-7"
-    assert info.request_preview == '{"message":"hello","i":7,"env":"prod","fail":false}'
+    assert info.request_preview == '{"message": "hello", "i": 7, "env": "prod", "fail": false}'
     assert info.response_preview == '"re: hello"'
     assert info.tags["environment"] == "prod" and info.tags["flagged"] == "False"
     assert info.tags["mlflow.traceName"] == "handle"
@@ -303,6 +303,18 @@ def test_tags_on_finished_traces(six_traces):
         mlflow.set_trace_tag("tr-" + "f" * 32, "k", "v")
 
 
+def test_request_id_is_still_accepted_for_trace_id(six_traces):
+    """MLflow 2's keyword, as MLflow 3.18 takes it: a FutureWarning, then the same call."""
+    trace_id = six_traces[0]
+    with pytest.warns(FutureWarning, match="'request_id' is deprecated"):
+        mlflow.set_trace_tag(request_id=trace_id, key="legacy", value="yes")
+    with pytest.warns(FutureWarning):
+        assert mlflow.get_trace(request_id=trace_id).info.tags["legacy"] == "yes"
+    with pytest.warns(FutureWarning):
+        mlflow.delete_trace_tag(request_id=trace_id, key="legacy")
+    assert "legacy" not in mlflow.get_trace(trace_id).info.tags
+
+
 def test_feedback_and_expectations_on_the_local_store(six_traces):
     trace_id = six_traces[1]
     feedback = mlflow.log_feedback(
@@ -335,6 +347,40 @@ def test_feedback_and_expectations_on_the_local_store(six_traces):
         mlflow.log_feedback(trace_id="tr-" + "e" * 32, name="x", value=1)
     with pytest.raises(TypeError):
         mlflow.log_feedback(trace_id, "faithfulness", 1.0)  # keyword-only, as in MLflow
+
+
+def test_feedback_logged_inside_the_traced_function_is_filed_with_the_trace():
+    """MLflow attaches assessments to a trace that is still open; they are there once it ends.
+    ``trace_id=None`` (no trace: tracing disabled, sampled out) returns without storing."""
+
+    @mlflow.trace
+    def answer(q: str) -> str:
+        trace_id = mlflow.get_active_trace_id()
+        logged = mlflow.log_feedback(trace_id=trace_id, name="quick", value=1.0)
+        assert logged.trace_id == trace_id and logged.assessment_id.startswith("a-")
+        with mlflow.start_span("step") as span:
+            mlflow.log_expectation(trace_id=trace_id, name="gold", value="42", span_id=span.span_id)
+        return "42"
+
+    answer("q")
+    trace = mlflow.get_trace(mlflow.get_last_active_trace_id())
+    stored = {a.name: a for a in trace.info.assessments}
+    assert stored["quick"].value == 1.0 and stored["gold"].value == "42"
+    assert stored["gold"].span_id == trace.search_spans(name="step")[0].span_id
+    orphan = Feedback(name="x", value=1)
+    assert mlflow.log_assessment(None, orphan) is orphan
+
+
+def test_update_assessment_merges_metadata(six_traces):
+    """MLflow's update: the new metadata keys win, the others stay."""
+    trace_id = six_traces[0]
+    logged = mlflow.log_feedback(trace_id=trace_id, name="f", value=1, metadata={"model": "m", "k": "old"})
+    mlflow.update_assessment(
+        trace_id=trace_id,
+        assessment_id=logged.assessment_id,
+        assessment=Feedback(name="f", value=0, metadata={"k": "new"}),
+    )
+    assert mlflow.get_assessment(trace_id, logged.assessment_id).metadata == {"model": "m", "k": "new"}
 
 
 # --- layout: merged batches, the cap, processes, readers that never block export --------------------

@@ -152,3 +152,14 @@ def test_dumps_with_cycles_never_raises(value):
     holder = {"v": value, "c": container}
     holder["me"] = holder
     json.loads(dumps(holder))
+
+
+def test_dumps_writes_mlflows_text():
+    """MLflow's ``json.dumps`` text (default separators, not ASCII-escaped) on both paths: the C
+    encoder's fast path and the budgeted walk (a value too large for the fast path)."""
+    small = {"x": 2, "y": [1, "é", None, True], "z": {"a": 1.5}}
+    assert dumps(small) == json.dumps(small, ensure_ascii=False)
+    walked = {f"k{i}": [i, {"v": "w"}] for i in range(300)}  # over the fast path's node count
+    assert dumps(walked) == json.dumps(walked, ensure_ascii=False)
+    flat = {f"k{i}": i for i in range(5000)}  # the walk's bulk chunks
+    assert dumps(flat) == json.dumps(flat, ensure_ascii=False)

@@ -69,6 +69,7 @@ from mlflow_otel._telemetry import COUNTERS
 from mlflow_otel.exporters.mlflow_merge import FragmentMerger
 from mlflow_otel.exporters.otlp import OtlpHttpExporter
 from mlflow_otel.pipeline.export import ExitAware, Salvaging, close_idle
+from mlflow_otel.records import pending
 from mlflow_otel.records.from_spans import (
     MAX_METADATA_CHARS,
     format_trace_id,
@@ -262,6 +263,8 @@ def record_body(info: TraceInfo, experiment_id: str) -> dict[str, Any]:
         trace_info["request_preview"] = info.request_preview
     if info.response_preview is not None:
         trace_info["response_preview"] = info.response_preview
+    if info.assessments:  # MLflow's SDK sends those logged on the open trace with its record
+        trace_info["assessments"] = [a.to_dictionary() for a in info.assessments]
     return {"trace": {"trace_info": trace_info}}
 
 
@@ -438,6 +441,7 @@ class MlflowRecordExporter(SpanExporter):
             info = self._record(root, usage)
             for key, value in self._environment.items():
                 info.trace_metadata.setdefault(key, value)
+            info.assessments = pending.take(info.trace_id)  # logged while the trace was open
             return info
         except Exception as exc:  # a record is never worth the batch
             warn_limited("mlflow_record_build", "Could not build the MLflow record of a trace: %r", exc)

@@ -77,5 +77,5 @@ def _adopt(span: Any) -> None:
         return
     span.set_attribute(conv.TRACE_REQUEST_ID, state.request_id_json)
     name = span.name
-    live = LiveSpan(span, state, SpanType.UNKNOWN, name, state.register(name))
+    live = LiveSpan(span, state, SpanType.UNKNOWN, name)
     registry.track(live, span_context.span_id, state)

@@ -30,15 +30,8 @@ from mlflow_otel._state import STATE
 from mlflow_otel._telemetry import COUNTERS
 from mlflow_otel.integrations import adopt
 from mlflow_otel.spans import registry
-from mlflow_otel.spans.live import LiveSpan
 from mlflow_otel.spans.registry import TraceState
 from mlflow_otel.spans.types import SpanStatus, SpanStatusCode
-
-
-def _dedup_name(readable: ReadableSpan, live: Optional[LiveSpan], state: TraceState) -> None:
-    if live is not None and state.names.get(live.base_name, 1) > 1 and readable.name == live.base_name:
-        readable._name = f"{live.base_name}_{live.ordinal}"
-
 
 #: The next stage: takes a finished trace (or a lone span) and where it goes; never blocks.
 Submit = Callable[[Sequence[ReadableSpan], Optional[tuple[Any, ...]]], None]
@@ -94,8 +87,6 @@ class TraceAssembler(SpanProcessor):
             if state.root is live:
                 finished = registry.close(state)
                 finished.append((span, live))
-                for readable, member in finished:
-                    _dedup_name(readable, member, state)
                 self._submit([readable for readable, _ in finished], state.destinations)
                 if self._trace_done is not None:
                     self._trace_done()
@@ -105,7 +96,6 @@ class TraceAssembler(SpanProcessor):
                     state.finished.append((span, live))
                     return
             # Ended after its local root: forward it on its own.
-            _dedup_name(span, live, state)
             self._submit((span,), state.destinations)
         except Exception as exc:  # never into user code
             COUNTERS.add("dropped.assembly_error")

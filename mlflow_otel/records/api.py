@@ -14,13 +14,15 @@ explicit flush; reading never slows export (it only hurries it).
 
 from __future__ import annotations
 
+import functools
 import warnings
 from collections.abc import Sequence
-from typing import Any, Optional, Union
+from typing import Any, Callable, Optional, Union
 
 from mlflow_otel._log import logger
 from mlflow_otel._serialize import loads_or_raw
 from mlflow_otel.exceptions import MlflowException
+from mlflow_otel.records import pending
 from mlflow_otel.records.assessment import (
     DEFAULT_FEEDBACK_NAME,
     Assessment,
@@ -29,6 +31,7 @@ from mlflow_otel.records.assessment import (
     Expectation,
     Feedback,
 )
+from mlflow_otel.records.from_spans import format_trace_id
 from mlflow_otel.records.model import Trace
 
 __all__ = [
@@ -93,6 +96,27 @@ def fetch_trace(store: Any, trace_id: str, flush: bool = False) -> Optional[Trac
     return trace
 
 
+def _takes_request_id(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Accept MLflow 2's ``request_id=`` for ``trace_id=`` with a ``FutureWarning``, as MLflow's
+    deprecated-parameter decorator does; the visible signature stays the function's own."""
+
+    @functools.wraps(func)
+    def accepting(*args: Any, **kwargs: Any) -> Any:
+        if "request_id" in kwargs:
+            if "trace_id" in kwargs:
+                raise ValueError("Give either 'trace_id' or the deprecated 'request_id', not both.")
+            warnings.warn(
+                "Parameter 'request_id' is deprecated. Please use 'trace_id' instead.",
+                FutureWarning,
+                stacklevel=2,
+            )
+            kwargs["trace_id"] = kwargs.pop("request_id")
+        return func(*args, **kwargs)
+
+    return accepting
+
+
+@_takes_request_id
 def get_trace(trace_id: str, silent: bool = False, flush: bool = False) -> Optional[Trace]:
     """The trace ``trace_id`` (``tr-<32 hex>``) from the store, or None (with a warning unless
     ``silent``) when it holds no such trace."""
@@ -273,9 +297,22 @@ def traces_to_dataframe(traces: Sequence[Trace], extract_fields: Optional[Sequen
 
 
 # --- assessments -----------------------------------------------------------------------------------
-def log_assessment(trace_id: str, assessment: Assessment) -> Assessment:
-    """Attach ``assessment`` (a ``Feedback`` or ``Expectation``) to the finished trace ``trace_id``
-    (a trace still in the export pipeline is waited for once)."""
+def log_assessment(trace_id: Optional[str], assessment: Assessment) -> Assessment:
+    """Attach ``assessment`` (a ``Feedback`` or ``Expectation``) to the trace ``trace_id``.
+
+    As MLflow: a trace still open in this process gets it with its record (``records/pending.py``);
+    ``trace_id=None`` (``get_active_trace_id()`` with tracing disabled or the trace sampled out)
+    returns the assessment without storing it, so a traced function's feedback call never fails on
+    that. A finished trace still in the export pipeline is waited for once."""
+    from mlflow_otel.spans import registry
+    from mlflow_otel.spans.live import parse_trace_id
+
+    if trace_id is None:
+        logger.debug("log_assessment(trace_id=None): no trace (tracing disabled?); not stored.")
+        return assessment
+    state = registry.open_trace(parse_trace_id(trace_id))
+    if state is not None and not state.closed:
+        return pending.hold(format_trace_id(state.trace_id), assessment)
     store = current_store()
     try:
         return store.log_assessment(trace_id, assessment)
@@ -286,6 +323,7 @@ def log_assessment(trace_id: str, assessment: Assessment) -> Assessment:
     return store.log_assessment(trace_id, assessment)
 
 
+@_takes_request_id
 def set_trace_tag(trace_id: str, key: str, value: Any) -> None:
     """Tag a trace: one still open in this process carries the tag on its root span; a finished one
     is tagged in the store (MLflow's ``set_trace_tag``)."""
@@ -305,6 +343,7 @@ def set_trace_tag(trace_id: str, key: str, value: Any) -> None:
         store.set_trace_tag(trace_id, str(key), str(value))
 
 
+@_takes_request_id
 def delete_trace_tag(trace_id: str, key: str) -> None:
     """Remove a tag from a trace (open in this process, or finished in the store)."""
     from mlflow_otel.spans import fluent, registry

@@ -9,8 +9,8 @@ has (``TraceInfo``) that OTel spans do not carry as such.
   last user / assistant message when the payload is a chat request or response, else the JSON),
   cut to 1,000 characters with ``...``.
 * metadata: ``mlflow.traceMetadata.<k>`` root attributes, MLflow's ``mlflow.traceInputs`` /
-  ``mlflow.traceOutputs`` (the root's payloads, cut like previews), the trace schema version and the
-  token usage summed over spans that report it (``mlflow.trace.tokenUsage``).
+  ``mlflow.traceOutputs`` (the root's payloads, cut like previews; "" without one), the trace
+  schema version and the token usage summed over spans that report it (``mlflow.trace.tokenUsage``).
 * tags: ``mlflow.traceTag.<k>`` root attributes and ``mlflow.traceName`` (the root span's name).
 """
 
@@ -168,10 +168,9 @@ def record_for(
         elif key.startswith(conv.TRACE_TAG_PREFIX):
             tags[key[len(conv.TRACE_TAG_PREFIX) :]] = str(value)
     inputs, outputs = raw.get(conv.SPAN_INPUTS), raw.get(conv.SPAN_OUTPUTS)
-    if inputs is not None:
-        metadata.setdefault("mlflow.traceInputs", _truncate(str(inputs), MAX_METADATA_CHARS))
-    if outputs is not None:
-        metadata.setdefault("mlflow.traceOutputs", _truncate(str(outputs), MAX_METADATA_CHARS))
+    for key, payload in (("mlflow.traceInputs", inputs), ("mlflow.traceOutputs", outputs)):
+        # MLflow writes "" for a missing payload (a function that raised has no outputs)
+        metadata.setdefault(key, "" if payload is None else _truncate(str(payload), MAX_METADATA_CHARS))
     if usage is not None:
         metadata.setdefault("mlflow.trace.tokenUsage", json.dumps(usage))
     state_override = raw.get(conv.TRACE_STATE)

@@ -42,6 +42,7 @@ from mlflow_otel import semconv as conv
 from mlflow_otel._files import create_private
 from mlflow_otel.exceptions import MlflowException
 from mlflow_otel.records import filters as flt
+from mlflow_otel.records import pending
 from mlflow_otel.records.assessment import Assessment
 from mlflow_otel.records.from_spans import (
     format_trace_id,
@@ -221,6 +222,9 @@ class LocalTraceWriter:
                         added += self._fresh(rows, trace_id, [otel_spans[i] for i in members], texts)
                     else:
                         added += self._merged(rows, trace_id, texts, previous)
+                    for assessment in pending.take(trace_id):  # logged while the trace was open
+                        data = json.dumps(assessment.to_dictionary())
+                        rows.assessments.append((assessment.assessment_id, trace_id, data))
                 rows.insert(conn)
                 total = self._add_bytes(conn, added)
                 if total > self.max_bytes:
@@ -321,6 +325,7 @@ class _Rows:
         self.tags: list[tuple[str, str, str]] = []
         self.metadata: list[tuple[str, str, str]] = []
         self.index: list[tuple[Any, ...]] = []
+        self.assessments: list[tuple[str, str, str]] = []
         self.replaced: list[str] = []
 
     def add(
@@ -369,6 +374,8 @@ class _Rows:
         conn.executemany("INSERT OR REPLACE INTO tags VALUES (?,?,?)", self.tags)
         conn.executemany("INSERT OR REPLACE INTO metadata VALUES (?,?,?)", self.metadata)
         conn.executemany("INSERT OR REPLACE INTO span_index VALUES (?,?,?,?,?)", self.index)
+        if self.assessments:
+            conn.executemany("INSERT OR REPLACE INTO assessments VALUES (?,?,?)", self.assessments)
 
 
 def _delete(conn: sqlite3.Connection, trace_ids: Sequence[str]) -> int:
@@ -464,6 +471,8 @@ def _order_sql(keys: list[flt.OrderKey], params: list[Any]) -> str:
         direction = "ASC" if key.ascending else "DESC"
         if key.kind == flt.ATTRIBUTE and key.key in _ORDER_COLUMNS:
             parts.append(f"{_ORDER_COLUMNS[key.key]} {direction}")
+            if key.key == "timestamp_ms":  # traces started in the same ms: in the order they were filed
+                parts.append(f"t.rowid {direction}")
         elif key.kind in (flt.TAG, flt.METADATA):
             table = "tags" if key.kind == flt.TAG else "metadata"
             if key.kind == flt.TAG and key.key == conv.TRACE_NAME:
@@ -476,7 +485,7 @@ def _order_sql(keys: list[flt.OrderKey], params: list[Any]) -> str:
                 f"The local trace store cannot order by {key.key!r}."
             )
     if not any(k.kind == flt.ATTRIBUTE and k.key == "timestamp_ms" for k in keys):
-        parts.append("t.request_time DESC")
+        parts.append("t.request_time DESC, t.rowid DESC")
     parts.append("t.trace_id ASC")
     return ", ".join(parts)
 
@@ -724,13 +733,16 @@ class LocalStore:
             )
 
     def update_assessment(self, trace_id: str, assessment_id: str, assessment: Assessment) -> Assessment:
-        """Replace name, value, rationale and metadata of a stored assessment (MLflow's update)."""
+        """Replace name, value and rationale of a stored assessment; metadata is merged, the new
+        keys winning (MLflow's update)."""
         old = self.get_assessment(trace_id, assessment_id)
         data = old.to_dictionary()
         new = assessment.to_dictionary()
-        for key in ("assessment_name", "expectation", "feedback", "rationale", "metadata"):
+        for key in ("assessment_name", "expectation", "feedback", "rationale"):
             if key in new:
                 data[key] = new[key]
+        if "metadata" in new:
+            data["metadata"] = {**(data.get("metadata") or {}), **new["metadata"]}
         if "expectation" in new:
             data.pop("feedback", None)
         elif "feedback" in new:

@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import json
 import re
+import sys
+import warnings
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
@@ -84,8 +87,10 @@ class Span(SpanReads):
         links: Sequence[Link] = (),
     ) -> None:
         self.trace_id = trace_id
-        self.span_id = span_id
-        self.parent_id = parent_id
+        # Interned: one string object per id, as MLflow's cached id encoding gives (its tests
+        # compare a child's parent_id to its parent's span_id with ``is``).
+        self.span_id = sys.intern(span_id)
+        self.parent_id = sys.intern(parent_id) if parent_id is not None else None
         self.name = name
         self.start_time_ns = start_time_ns
         self.end_time_ns = end_time_ns
@@ -95,6 +100,11 @@ class Span(SpanReads):
         self.links = list(links)
 
     request_id = property(lambda self: self.trace_id)  # MLflow 2's name
+
+    @property
+    def _trace_id(self) -> str:
+        """The OTel trace id in hex (MLflow's ``Span._trace_id``, which MLflow's own tests read)."""
+        return self.trace_id[3:] if self.trace_id.startswith("tr-") else self.trace_id
 
     def get_attribute(self, key: str) -> Any:
         return _decoded(key, self._attributes.get(key))
@@ -136,6 +146,8 @@ class Span(SpanReads):
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Span:
+        if "context" in data:  # MLflow 2's span (schema v2 traces, older serving endpoints)
+            return cls._from_v2_dict(data)
         status = data.get("status") or {}
         return cls(
             trace_id=data["trace_id"],
@@ -153,6 +165,32 @@ class Span(SpanReads):
                 for e in data.get("events") or ()
             ],
             links=[Link.from_dict(link) for link in data.get("links") or ()],
+        )
+
+    @classmethod
+    def _from_v2_dict(cls, data: Mapping[str, Any]) -> Span:
+        """MLflow 2's shape: ``context`` with ``0x``-prefixed hex ids, ``start_time`` /
+        ``end_time`` in ns, ``status_code`` / ``status_message``."""
+
+        def hex_id(value: Any, width: int) -> Optional[str]:
+            return format(int(str(value), 16), f"0{width}x") if value else None
+
+        context = data["context"]
+        return cls(
+            trace_id="tr-" + (hex_id(context["trace_id"], 32) or ""),
+            span_id=hex_id(context["span_id"], 16) or "",
+            parent_id=hex_id(data.get("parent_id"), 16),
+            name=data["name"],
+            start_time_ns=int(data["start_time"]),
+            end_time_ns=None if data.get("end_time") is None else int(data["end_time"]),
+            status=SpanStatus(
+                SpanStatusCode(data.get("status_code") or "UNSET"), data.get("status_message") or ""
+            ),
+            attributes=data.get("attributes") or {},
+            events=[
+                SpanEvent(e["name"], e["timestamp"], e.get("attributes") or {})
+                for e in data.get("events") or ()
+            ],
         )
 
     def __repr__(self) -> str:
@@ -228,6 +266,25 @@ class TraceInfo:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> TraceInfo:
+        if "trace_id" not in data and "request_id" in data:  # MLflow 2's TraceInfo (schema v2)
+            experiment_id = data.get("experiment_id")
+            return cls(
+                trace_id=data["request_id"],
+                trace_location=(
+                    {"type": "MLFLOW_EXPERIMENT", "mlflow_experiment": {"experiment_id": experiment_id}}
+                    if experiment_id is not None
+                    else None
+                ),
+                request_time=int(data["timestamp_ms"]),
+                state=TraceState(
+                    data.get("status")
+                    if data.get("status") in ("OK", "ERROR", "IN_PROGRESS")
+                    else "STATE_UNSPECIFIED"
+                ),
+                execution_duration=data.get("execution_time_ms"),
+                trace_metadata=dict(data.get("request_metadata") or {}),
+                tags=dict(data.get("tags") or {}),
+            )
         return cls(
             trace_id=data["trace_id"],
             trace_location=data.get("trace_location"),
@@ -263,6 +320,32 @@ class TraceData:
     def response(self) -> Optional[str]:
         root = self._root()
         return root.raw_attributes.get(conv.SPAN_OUTPUTS) if root else None
+
+    @property
+    def intermediate_outputs(self) -> Optional[dict[str, Any]]:
+        """What ``log_trace(intermediate_outputs=...)`` recorded on the root; else the outputs of the
+        other spans by name (``name_1``, ``name_2`` for a repeated name, in span order). MLflow 3.6
+        deprecated it for ``trace.search_spans(name=...)``, with this ``FutureWarning``."""
+        warnings.warn(
+            "``intermediate_outputs`` is deprecated since 3.6.0. Use ``trace.search_spans(name=...)``.",
+            FutureWarning,
+            stacklevel=2,
+        )
+        root = self._root()
+        recorded = root.get_attribute(conv.INTERMEDIATE_OUTPUTS) if root else None
+        if recorded:
+            return recorded
+        if len(self.spans) < 2:
+            return None
+        counts = Counter(span.name for span in self.spans)
+        seen: Counter[str] = Counter()
+        result: dict[str, Any] = {}
+        for span in self.spans:
+            seen[span.name] += 1
+            key = f"{span.name}_{seen[span.name]}" if counts[span.name] > 1 else span.name
+            if span.parent_id and span.outputs is not None:
+                result[key] = span.outputs
+        return result
 
     def to_dict(self) -> dict[str, Any]:
         return {"spans": [span.to_dict() for span in self.spans]}

@@ -237,7 +237,7 @@ def start_live_span(
                 incoming = baggage_attributes(parent)
                 if incoming:
                     otel_span.set_attributes(incoming)
-    live = LiveSpan(otel_span, state, span_type, name, state.register(name), json_keys)
+    live = LiveSpan(otel_span, state, span_type, name, json_keys)
     registry.track(live, span_ctx.span_id, state)
     return live
 
@@ -888,40 +888,40 @@ def update_current_trace(
     trace's local root span, so every backend sees it and an MLflow server files it in the trace's
     record. The root span stays the span it was: only attributes are added.
 
-    Where MLflow raises (a ``state`` other than OK/ERROR, a preview that is not a string) this logs
-    a warning and ignores that argument: the call sits in request handlers.
+    Inside a recording trace, a ``state`` other than OK/ERROR and a preview that is not a string
+    raise ``MlflowException`` with MLflow's message, as MLflow does: they are programming errors a
+    first traced run shows, not data a request brings; anything else is logged, never raised.
     """
     try:
         live = get_current_active_span()
         trace_state = live.trace_state if live is not None else None
         root = trace_state.root if trace_state is not None else None
-        if root is None or not root.otel_span.is_recording():
-            warn_limited("update_trace", "update_current_trace() was called with no active trace; ignored.")
-            return
+    except Exception as exc:
+        warn_limited("update_trace", "update_current_trace() failed: %s", exc)
+        return
+    if root is None or not root.otel_span.is_recording():  # MLflow's order: no trace, no checks
+        warn_limited("update_trace", "update_current_trace() was called with no active trace; ignored.")
+        return
+    if state is not None and str(getattr(state, "value", state)).upper() not in _SETTABLE_STATES:
+        raise MlflowException.invalid_parameter_value(
+            f"State must be either 'OK' or 'ERROR', but got '{getattr(state, 'value', state)}'."
+        )
+    for preview, what in ((request_preview, "request_preview"), (response_preview, "response_preview")):
+        if preview is not None and not isinstance(preview, str):
+            raise MlflowException.invalid_parameter_value(f"The `{what}` parameter must be a string.")
+    try:
         meta = dict(metadata or {})
         if model_id is not None:
             meta[conv.MODEL_ID] = model_id
         attrs: dict[str, Any] = trace_level_attributes(tags, meta, session_id, user)
         if client_request_id is not None:
             attrs[conv.CLIENT_REQUEST_ID] = _text(client_request_id)
-        for key, preview, what in (
-            (conv.REQUEST_PREVIEW, request_preview, "request_preview"),
-            (conv.RESPONSE_PREVIEW, response_preview, "response_preview"),
-        ):
-            if preview is None:
-                continue
-            if isinstance(preview, str):
-                attrs[key] = preview
-            else:
-                warn_limited(f"update_trace:{what}", "The `%s` parameter must be a string; ignored.", what)
+        if request_preview is not None:
+            attrs[conv.REQUEST_PREVIEW] = request_preview
+        if response_preview is not None:
+            attrs[conv.RESPONSE_PREVIEW] = response_preview
         if state is not None:
-            name = str(getattr(state, "value", state)).upper()
-            if name in _SETTABLE_STATES:
-                attrs[conv.TRACE_STATE] = name
-            else:
-                warn_limited(
-                    "update_trace:state", "State must be either 'OK' or 'ERROR', but got %r; ignored.", state
-                )
+            attrs[conv.TRACE_STATE] = str(getattr(state, "value", state)).upper()
         root.otel_span.set_attributes(attrs)
     except Exception as exc:
         warn_limited("update_trace", "update_current_trace() failed: %s", exc)
@@ -972,7 +972,7 @@ def log_trace(
     3.6); returns its id."""
     attrs = dict(attributes or {})
     if intermediate_outputs:
-        attrs["mlflow.trace.intermediate_outputs"] = intermediate_outputs
+        attrs[conv.INTERMEDIATE_OUTPUTS] = intermediate_outputs
     span = start_span_no_context(
         name,
         inputs=request,

@@ -69,7 +69,7 @@ def parse_span_id(value: Union[str, int, None]) -> Optional[int]:
 class LiveSpan(SpanReads):
     """A span that is still being recorded, with MLflow's ``LiveSpan`` methods and properties."""
 
-    __slots__ = ("__weakref__", "_base_name", "_json_keys", "_ordinal", "_otel", "_span_type", "_state")
+    __slots__ = ("__weakref__", "_base_name", "_json_keys", "_otel", "_span_type", "_state")
 
     def __init__(
         self,
@@ -77,14 +77,12 @@ class LiveSpan(SpanReads):
         state: Optional[TraceState],
         span_type: str,
         name: str,
-        ordinal: int = 1,
         json_keys: Optional[set[str]] = None,
     ) -> None:
         self._otel = otel_span
         self._state = state
         self._span_type = span_type
         self._base_name = name
-        self._ordinal = ordinal
         #: Keys of attributes the user gave as objects (stored as JSON, read back decoded).
         self._json_keys = json_keys
 
@@ -94,6 +92,9 @@ class LiveSpan(SpanReads):
         """The OpenTelemetry span underneath (what goes in OTel's context)."""
         return self._otel
 
+    #: MLflow's name of the OTel span underneath (``LiveSpan._span``), which code written for MLflow reads.
+    _span = otel_span
+
     @property
     def trace_state(self) -> Optional[TraceState]:
         """The registry's record of this span's trace; None for a sampled-out span."""
@@ -102,11 +103,6 @@ class LiveSpan(SpanReads):
     @property
     def base_name(self) -> str:
         return self._base_name
-
-    @property
-    def ordinal(self) -> int:
-        """1 for the first span of this name in its trace, 2 for the second, ... (name suffixes)."""
-        return self._ordinal
 
     # --- identity ------------------------------------------------------------------------------
     @property
@@ -272,7 +268,15 @@ class LiveSpan(SpanReads):
             warn_limited("add_event", "Could not add span event %r: %s", getattr(event, "name", "?"), exc)
 
     def record_exception(self, exception: Union[BaseException, str]) -> None:
-        """Status ERROR with MLflow's ``Type: message`` description, plus an ``exception`` event."""
+        """Status ERROR with MLflow's ``Type: message`` description, plus an ``exception`` event.
+        Anything but an exception or a string raises ``MlflowException`` (MLflow's check, a
+        programming error; also on a sampled-out span, so it shows whatever the sampling)."""
+        if not isinstance(exception, (BaseException, str)):
+            from mlflow_otel.exceptions import MlflowException
+
+            raise MlflowException.invalid_parameter_value(
+                "The `exception` parameter must be an Exception instance or a string."
+            )
         if not self._otel.is_recording():
             return
         exc = exception if isinstance(exception, BaseException) else Exception(str(exception))

@@ -20,7 +20,8 @@ from mlflow_otel.spans.live import LiveSpan
 
 
 class TraceState:
-    """What we know of one open trace: its local root, name counts, and spans finished so far."""
+    """What we know of one open trace: its local root and the spans finished so far. Span names are
+    kept as given, same-named spans included (MLflow 3.18 stores them so)."""
 
     __slots__ = (
         "closed",
@@ -28,7 +29,6 @@ class TraceState:
         "finished",
         "lock",
         "members",
-        "names",
         "request_id_json",
         "root",
         "start_ns",
@@ -39,7 +39,6 @@ class TraceState:
         self.trace_id = trace_id
         self.request_id_json = '"tr-' + format(trace_id, "032x") + '"'
         self.root: Optional[LiveSpan] = None
-        self.names: dict[str, int] = {}
         #: Spans ended so far, with their live span (None: another instrumentation's span).
         self.finished: list[tuple[ReadableSpan, Optional[LiveSpan]]] = []
         self.start_ns = time.time_ns()
@@ -49,13 +48,6 @@ class TraceState:
         self.members: dict[int, LiveSpan] = {}
         #: Where this trace goes; None means the pipeline's default destinations.
         self.destinations: Optional[tuple[Any, ...]] = None
-
-    def register(self, name: str) -> int:
-        """Count one more span called ``name``; its ordinal is its suffix if the name repeats."""
-        with self.lock:
-            ordinal = self.names.get(name, 0) + 1
-            self.names[name] = ordinal
-            return ordinal
 
 
 #: Open traces by OTel trace id, and our open spans by OTel span id.

@@ -24,11 +24,14 @@ from __future__ import annotations
 
 import random
 from collections.abc import Sequence
-from time import time_ns
 from typing import Any, Callable, Optional
 
 from opentelemetry import trace as trace_api
 from opentelemetry.context import Context
+
+# The clock is the OTel SDK's (``opentelemetry.sdk.trace.time_ns``, looked up per call as the SDK's
+# tracer does), so code that mocks OTel's clock sees the same times on our spans.
+from opentelemetry.sdk import trace as _otel_sdk_trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import Event, ReadableSpan
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
@@ -95,7 +98,9 @@ class RecordingSpan(ReadableSpan, trace_api.Span):
         if self._end_time is None:
             if self._events.__class__ is tuple:
                 self._events = []
-            self._events.append(Event(name, dict(attributes) if attributes else {}, timestamp or time_ns()))
+            self._events.append(
+                Event(name, dict(attributes) if attributes else {}, timestamp or _otel_sdk_trace.time_ns())
+            )
 
     def add_link(self, context: SpanContext, attributes: Attributes = None) -> None:
         if self._end_time is None and context is not None and context.is_valid:
@@ -149,7 +154,7 @@ class RecordingSpan(ReadableSpan, trace_api.Span):
     def end(self, end_time: Optional[int] = None) -> None:
         if self._end_time is not None:
             return
-        self._end_time = end_time if end_time is not None else time_ns()
+        self._end_time = end_time if end_time is not None else _otel_sdk_trace.time_ns()
         self._on_end(self)
 
     def __repr__(self) -> str:
@@ -219,7 +224,7 @@ class LeanTracer:
             span_context,
             parent_ctx,
             attrs,
-            start_time if start_time is not None else time_ns(),
+            start_time if start_time is not None else _otel_sdk_trace.time_ns(),
             self._resource,
             self._scope,
             self._on_end,

@@ -194,7 +194,7 @@ class Redactor:
         if not changed:
             return text
         masked.extend(changed)
-        return json.dumps(result, ensure_ascii=False, separators=(",", ":"))
+        return json.dumps(result, ensure_ascii=False)  # MLflow's text, as capture writes it
 
     def _walk(self, node: Any, path: str, changed: list[str], depth: int = 0) -> Any:
         if isinstance(node, dict):

@@ -1,0 +1,47 @@
+"""Assessments logged on a trace that is still open in this process.
+
+MLflow attaches them to its in-memory trace and sends them with the trace's record
+(``StartTraceV3``), so ``log_feedback`` inside a traced function works before the trace exists in
+any store. Here they wait in this table, keyed by trace id, until the trace's record is written:
+by the local store (``records/local.py``) or the MLflow destination (``exporters/mlflow_record.py``,
+in the ``StartTraceV3`` body, as MLflow's SDK sends them). The table is bounded: a trace that never
+reaches a store (dropped, sent only to an OTLP backend) leaves its entry to be evicted.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections import OrderedDict
+
+from mlflow_otel.records.assessment import Assessment
+
+#: Traces whose assessments wait at most (the oldest are forgotten first).
+MAX_TRACES = 10_000
+
+_held: OrderedDict[str, list[Assessment]] = OrderedDict()
+_lock = threading.Lock()
+
+
+def hold(trace_id: str, assessment: Assessment) -> Assessment:
+    """Keep ``assessment`` for the open trace ``trace_id`` (``tr-<32 hex>``), with the id and
+    validity a store would give it, so the caller gets back what the store will hold."""
+    assessment.trace_id = trace_id
+    if assessment.assessment_id is None:
+        assessment.assessment_id = "a-" + uuid.uuid4().hex
+    if assessment.valid is None:
+        assessment.valid = True
+    with _lock:
+        _held.setdefault(trace_id, []).append(assessment)
+        _held.move_to_end(trace_id)
+        while len(_held) > MAX_TRACES:
+            _held.popitem(last=False)
+    return assessment
+
+
+def take(trace_id: str) -> list[Assessment]:
+    """The assessments held for ``trace_id``, handed over once (to whoever writes its record)."""
+    if not _held:  # the common case, without the lock
+        return []
+    with _lock:
+        return _held.pop(trace_id, [])
