@@ -41,22 +41,22 @@ is not waited for (a window of microseconds against the root's network round tri
 from __future__ import annotations
 
 import collections
-import contextlib
+import functools
 import getpass
 import json
-import os
 import queue
 import random
 import sys
 import threading
 import time
 from collections.abc import Sequence
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
+from mlflow_otel import _fork
 from mlflow_otel import semconv as conv
 from mlflow_otel._log import warn_limited
 from mlflow_otel._mlflow_server import (
@@ -283,19 +283,81 @@ def environment_metadata() -> dict[str, str]:
 IN_FLIGHT_SETTLE_S = 1.0
 
 
-class _Batch:
-    """Counts the records of one batch until every one is settled."""
+class _Job:
+    """One record to send: run once by a sender, or cancelled before it starts (at shutdown)."""
 
-    def __init__(self, count: int) -> None:
-        self._left = count
+    __slots__ = ("_lock", "_state", "done", "run")
+
+    def __init__(self, run: Callable[[], None]) -> None:
+        self.run = run
+        self.done = threading.Event()
+        self._state = "waiting"
         self._lock = threading.Lock()
 
-    def settle(self) -> None:
+    def claim(self, state: str) -> bool:
+        """Move a waiting job to ``running`` or ``cancelled``; False if it was no longer waiting."""
         with self._lock:
-            self._left -= 1
+            if self._state != "waiting":
+                return False
+            self._state = state
+        if state == "cancelled":
+            self.done.set()
+        return True
 
-    def done(self) -> bool:
-        return self._left <= 0
+
+class _Senders:
+    """Up to ``threads`` daemon threads sending records for every MLflow destination of the process,
+    started as work arrives. (A ``ThreadPoolExecutor`` refuses work once the interpreter begins to
+    exit, which is when a job's last records go.)"""
+
+    def __init__(self, threads: int) -> None:
+        self._max = threads
+        self._jobs: queue.SimpleQueue[_Job] = queue.SimpleQueue()
+        self._threads = 0
+        self._lock = threading.Lock()
+
+    def submit(self, run: Callable[[], None]) -> _Job:
+        job = _Job(run)
+        self._jobs.put(job)
+        with self._lock:
+            if self._threads < self._max:
+                self._threads += 1
+                threading.Thread(target=self._work, name="mlflow-otel-record", daemon=True).start()
+        return job
+
+    def _work(self) -> None:
+        while True:
+            job = self._jobs.get()
+            if job.claim("running"):
+                try:
+                    job.run()
+                except Exception as exc:  # never end a sender
+                    warn_limited("mlflow_record_sender", "Sending a trace record failed: %r", exc)
+                finally:
+                    job.done.set()
+
+
+_SENDERS: list[Optional[_Senders]] = [None]
+_SENDERS_LOCK = threading.Lock()
+
+
+def _senders(threads: int) -> _Senders:
+    """The record senders every MLflow destination of the process shares (made at the first batch
+    with several records; made again in a forked child, whose inherited senders have no threads)."""
+    with _SENDERS_LOCK:
+        senders = _SENDERS[0]
+        if senders is None:
+            senders = _SENDERS[0] = _Senders(threads)
+        return senders
+
+
+def _forget_senders() -> None:
+    global _SENDERS_LOCK
+    _SENDERS_LOCK = threading.Lock()
+    _SENDERS[0] = None
+
+
+_fork.in_child(_forget_senders)
 
 
 def _bounded_put(table: collections.OrderedDict, key: Any, value: Any) -> None:
@@ -322,6 +384,7 @@ class MlflowRecordExporter(SpanExporter):
         self.experiment_id = experiment_id
         self._retry_timeout_s = retry_timeout_s
         self._concurrency = max(1, concurrency)
+        self._waiting: set[_Job] = set()  # this destination's records queued on the senders
         self._lock = threading.Lock()
         self._pending: dict[int, int] = {}  # trace id -> its non-root spans being exported now
         self._spoiled: collections.OrderedDict[int, bool] = collections.OrderedDict()
@@ -329,8 +392,6 @@ class MlflowRecordExporter(SpanExporter):
         #: Roots delivered while other spans of their trace are in flight: built once those settle.
         self._deferred: dict[int, tuple[ReadableSpan, list[Any]]] = {}
         self._environment = environment_metadata()
-        self._jobs: queue.Queue[tuple[TraceInfo, _Batch]] = queue.Queue()
-        self._helpers_pid: Optional[int] = None
         self._sending = 0  # records being sent now (``busy``)
         self._stop = threading.Event()
         self._exiting = False
@@ -457,21 +518,24 @@ class MlflowRecordExporter(SpanExporter):
 
     # --- sending -----------------------------------------------------------------------------------
     def _send_all(self, records: list[TraceInfo]) -> None:
-        """Send a batch's records, ``concurrency`` at a time: the export thread and persistent
-        helper threads (each with its own keep-alive connection) take them from one queue; returns
-        when every record of this batch is settled."""
-        self._ensure_helpers()
-        batch = _Batch(len(records))
+        """Send a batch's records, ``concurrency`` at a time: the export thread sends one and the
+        senders every MLflow destination shares (``_senders``: threads do not grow with the number
+        of experiments a process sends to) the others; returns when each is settled."""
+        queued: list[_Job] = []
+        if len(records) > 1 and self._concurrency > 1:
+            senders = _senders(self._concurrency - 1)
+            queued = [senders.submit(functools.partial(self._run, info)) for info in records[1:]]
+            with self._lock:
+                self._waiting.update(queued)
+            records = records[:1]
         for info in records:
-            self._jobs.put((info, batch))
-        while not batch.done():
-            try:
-                info, owner = self._jobs.get(timeout=0.05)
-            except queue.Empty:
-                continue
-            self._run(info, owner)
+            self._run(info)
+        for job in queued:
+            job.done.wait()  # sent, failed, or cancelled at shutdown (counted there)
+        with self._lock:
+            self._waiting.difference_update(queued)
 
-    def _run(self, info: TraceInfo, batch: _Batch) -> None:
+    def _run(self, info: TraceInfo) -> None:
         with self._lock:
             self._sending += 1
         try:
@@ -479,43 +543,23 @@ class MlflowRecordExporter(SpanExporter):
         finally:
             with self._lock:
                 self._sending -= 1
-            batch.settle()
 
-    def _ensure_helpers(self) -> None:
-        pid = os.getpid()
-        with self._lock:
-            if self._helpers_pid == pid:
-                return
-            self._helpers_pid = pid  # after a fork the parent's helpers are gone: start new ones
-            self._jobs = queue.Queue()
-            for i in range(self._concurrency - 1):
-                threading.Thread(target=self._help, name=f"mlflow-otel-record-{i}", daemon=True).start()
-
-    def _help(self) -> None:
-        jobs = self._jobs
-        while not self._stop.is_set():
-            try:
-                info, batch = jobs.get(timeout=1.0)
-            except queue.Empty:
-                continue
-            self._run(info, batch)
-
-    def _dropped(self, count: int, trace_id: str) -> None:
+    def _dropped(self, count: int, what: str) -> None:
         """Records whose turn came too late (the process is going): counted and said, never lost
         silently with the process."""
         COUNTERS.add("mlflow_records_dropped", count)
         warn_limited(
             "mlflow_record_dropped",
-            "The record of trace %s (and %d more) was not sent to %s before exit (the trace keeps what "
-            "OTLP delivered: no client_request_id, custom previews or metadata).",
-            trace_id,
-            count - 1,
+            "%d trace records%s were not sent to %s before exit (those traces keep what OTLP "
+            "delivered: no client_request_id, custom previews or metadata).",
+            count,
+            what,
             self.client.tracking_uri,
         )
 
     def _send(self, info: TraceInfo) -> bool:
         if self._stop.is_set() or (self._exiting and time.monotonic() >= self._exit_deadline):
-            self._dropped(1, info.trace_id)
+            self._dropped(1, f" (trace {info.trace_id})")
             return False
         body = record_body(info, self.experiment_id)
         deadline = time.monotonic() + self._retry_timeout_s
@@ -584,20 +628,12 @@ class MlflowRecordExporter(SpanExporter):
         self._stop.set()  # a record whose turn comes now is counted as dropped, not sent
         # Count what waits now, before the exit report is written: those records' threads may not
         # run again before the process ends.
-        unsent: list[tuple[TraceInfo, _Batch]] = []
-        with contextlib.suppress(queue.Empty):
-            while True:
-                unsent.append(self._jobs.get_nowait())
         with self._lock:
-            deferred = [root for root, _ in self._deferred.values()]
+            unsent = sum(job.claim("cancelled") for job in self._waiting)
+            deferred = len(self._deferred)  # roots waiting for their children's batches
             self._deferred.clear()
-        for _, batch in unsent:
-            batch.settle()
-        if unsent or deferred:
-            first = (
-                unsent[0][0].trace_id if unsent else format_trace_id(deferred[0].get_span_context().trace_id)
-            )
-            self._dropped(len(unsent) + len(deferred), first)
+        if unsent + deferred:
+            self._dropped(unsent + deferred, "")
         # Records in flight end by the exit deadline (their requests' timeouts are bounded by it):
         # wait for their outcome, so the counts the exit report reads add up.
         settle_by = time.monotonic() + IN_FLIGHT_SETTLE_S
