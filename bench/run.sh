@@ -17,6 +17,8 @@ case "${1:-}" in
   # The read API over 100,000 traces beside MLflow's local store; the MLflow destination beside
   # mlflow-tracing on one MLflow 3.18 server. Both need the MLflow venv of tests/backends/install.sh.
   read) shift; bash tests/backends/install.sh >/dev/null; exec .venv/bin/python bench/read_store.py "$@" ;;
+  # Each local sink's drain rate beside the request path's fill rate.
+  sinks) shift; exec .venv/bin/python bench/sinks.py "$@" ;;
   mlflow-destination) shift; bash tests/backends/install.sh >/dev/null; exec .venv/bin/python bench/mlflow_destination.py "$@" ;;
 esac
 .venv/bin/python bench/run.py --mlflow-python "$MLT/bin/python" "$@"
