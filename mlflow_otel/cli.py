@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Optional, TextIO
+from typing import Any, BinaryIO, Optional, TextIO
 
 from mlflow_otel import semconv as conv
 from mlflow_otel._files import write_replace
@@ -46,47 +47,106 @@ class ShownSpan:
         return max(0, self.end_ns - self.start_ns) / 1e6
 
 
-def read_spans(lines: Iterable[str]) -> list[ShownSpan]:
-    """Parse OTLP JSON lines; malformed lines are skipped (a file may end mid-write)."""
+class Unreadable:
+    """Lines skipped because they could not be used (torn, or JSON of another shape)."""
+
+    def __init__(self) -> None:
+        self.lines = 0
+
+
+def _attributes(items: Any) -> dict[str, Any]:
+    return {kv["key"]: decode_any_value(kv.get("value") or {}) for kv in items or () if "key" in kv}
+
+
+def _line_spans(line: str) -> list[ShownSpan]:
+    """The spans of one OTLP JSON line; raises ValueError (and the like) if it cannot be used."""
+    request = json.loads(line)
+    spans = []
+    for rs in request.get("resourceSpans") or ():
+        resource = _attributes((rs.get("resource") or {}).get("attributes"))
+        service = str(resource.get("service.name", ""))
+        for ss in rs.get("scopeSpans") or ():
+            for s in ss.get("spans") or ():
+                status = s.get("status") or {}
+                spans.append(
+                    ShownSpan(
+                        trace_id=str(s.get("traceId", "")),
+                        span_id=str(s.get("spanId", "")),
+                        parent_id=str(s["parentSpanId"]) if s.get("parentSpanId") else None,
+                        name=str(s.get("name", "")),
+                        start_ns=int(s.get("startTimeUnixNano", 0)),
+                        end_ns=int(s.get("endTimeUnixNano", 0)),
+                        status=_STATUS.get(int(status.get("code", 0)), "UNSET"),
+                        message=str(status.get("message", "")),
+                        attributes=_attributes(s.get("attributes")),
+                        service=service,
+                    )
+                )
+    return spans
+
+
+def read_spans(lines: Iterable[str], unreadable: Optional[Unreadable] = None) -> list[ShownSpan]:
+    """Parse OTLP JSON lines; a line that cannot be used (a file may end mid-write; another tool's
+    JSON) is skipped and counted in ``unreadable``."""
     spans: list[ShownSpan] = []
     for line in lines:
         line = line.strip()
         if not line:
             continue
         try:
-            request = json.loads(line)
-        except ValueError:
-            continue
-        for rs in request.get("resourceSpans", []):
-            resource = {
-                kv["key"]: decode_any_value(kv["value"])
-                for kv in rs.get("resource", {}).get("attributes", [])
-            }
-            service = str(resource.get("service.name", ""))
-            for ss in rs.get("scopeSpans", []):
-                for s in ss.get("spans", []):
-                    status = s.get("status", {})
-                    spans.append(
-                        ShownSpan(
-                            trace_id=s.get("traceId", ""),
-                            span_id=s.get("spanId", ""),
-                            parent_id=s.get("parentSpanId") or None,
-                            name=s.get("name", ""),
-                            start_ns=int(s.get("startTimeUnixNano", 0)),
-                            end_ns=int(s.get("endTimeUnixNano", 0)),
-                            status=_STATUS.get(int(status.get("code", 0)), "UNSET"),
-                            message=status.get("message", ""),
-                            attributes={
-                                kv["key"]: decode_any_value(kv["value"]) for kv in s.get("attributes", [])
-                            },
-                            service=service,
-                        )
-                    )
+            spans.extend(_line_spans(line))
+        except (ValueError, TypeError, AttributeError, KeyError):
+            if unreadable is not None:
+                unreadable.lines += 1
     return spans
 
 
+def _lines_from_end(fh: BinaryIO, chunk: int = 1 << 16) -> Iterator[str]:
+    """The file's lines, last first, read in chunks from the end (a big file is not read whole)."""
+    fh.seek(0, os.SEEK_END)
+    position, rest = fh.tell(), b""
+    while position > 0:
+        step = min(chunk, position)
+        position -= step
+        fh.seek(position)
+        data = fh.read(step) + rest
+        lines = data.split(b"\n")
+        rest = lines.pop(0)  # may continue in the previous chunk
+        for line in reversed(lines):
+            if line.strip():
+                yield line.decode("utf-8", errors="replace")
+    if rest.strip():
+        yield rest.decode("utf-8", errors="replace")
+
+
+#: After the latest traces' roots are found, lines read further back for their earlier spans.
+_LOOK_BACK_LINES = 8
+
+
+def latest_spans(fh: BinaryIO, traces: int, unreadable: Optional[Unreadable] = None) -> list[ShownSpan]:
+    """The spans of the latest ``traces`` traces (those written last), reading from the end of the
+    file: a trace's spans are written in its root's batch or an earlier one, so the search goes a
+    few lines past the last trace it needs."""
+    chosen: list[str] = []
+    spans: list[ShownSpan] = []
+    quiet = 0
+    for line in _lines_from_end(fh):
+        found = read_spans([line], unreadable)
+        if len(chosen) >= traces:
+            found = [s for s in found if s.trace_id in chosen]
+            quiet = 0 if found else quiet + 1
+            if quiet > _LOOK_BACK_LINES:
+                break
+        for span in reversed(found):
+            if span.trace_id not in chosen and len(chosen) < traces:
+                chosen.append(span.trace_id)
+        spans.extend(found)
+    return [s for s in spans if s.trace_id in chosen]
+
+
 def build_trees(spans: Sequence[ShownSpan]) -> list[tuple[str, list[ShownSpan]]]:
-    """Group spans by trace; return (trace id, root spans) in order of the traces' start."""
+    """Group spans by trace; return (trace id, root spans) in order of the traces' start. A span
+    whose parent chain loops (a broken or hostile file) is shown as a root: the tree stays a tree."""
     traces: dict[str, dict[str, ShownSpan]] = {}
     for span in spans:
         traces.setdefault(span.trace_id, {})[span.span_id] = span
@@ -95,13 +155,36 @@ def build_trees(spans: Sequence[ShownSpan]) -> list[tuple[str, list[ShownSpan]]]
         roots = []
         for span in by_id.values():
             parent = by_id.get(span.parent_id) if span.parent_id else None
+            if parent is not None and _loops(span, by_id):
+                parent = None
             (parent.children if parent is not None else roots).append(span)
         for span in by_id.values():
             span.children.sort(key=lambda c: c.start_ns)
         roots.sort(key=lambda r: r.start_ns)
         result.append((trace_id, roots))
-    result.sort(key=lambda item: min(r.start_ns for r in item[1]))
+    result.sort(key=lambda item: min((r.start_ns for r in item[1]), default=0))
     return result
+
+
+def _loops(span: ShownSpan, by_id: dict[str, ShownSpan]) -> bool:
+    """True if following ``span``'s parents comes back to it."""
+    seen: set[str] = set()
+    current = by_id.get(span.parent_id) if span.parent_id else None
+    while current is not None and current.span_id not in seen:
+        if current is span:
+            return True
+        seen.add(current.span_id)
+        current = by_id.get(current.parent_id) if current.parent_id else None
+    return False  # reached a root, a parent outside the file, or a loop elsewhere
+
+
+_CONTROL = {c: f"\\x{c:02x}" for c in [*range(0x20), *range(0x7F, 0xA0)]}
+
+
+def clean(text: str) -> str:
+    """Text from a trace as the terminal may print it: control characters (escape sequences, line
+    breaks) escaped, so traced input can neither move the cursor nor fake lines of output."""
+    return text.translate(_CONTROL)
 
 
 def _short(value: Any, limit: int = 100) -> str:
@@ -132,11 +215,11 @@ def _tokens(usage: dict[str, Any]) -> str:
 
 def _line(span: ShownSpan, verbose: bool) -> str:
     span_type = span.attributes.get("mlflow.spanType")
-    parts = [span.name]
+    parts = [clean(span.name)]
     if span_type:
-        parts.append(f"[{span_type}]")
+        parts.append(f"[{clean(str(span_type))}]")
     parts.append(f"{span.duration_ms:.1f} ms")
-    parts.append(span.status + (f" ({span.message})" if span.message else ""))
+    parts.append(span.status + (f" ({clean(span.message)})" if span.message else ""))
     usage = _usage(span)
     if usage is not None:
         parts.append(_tokens(usage))
@@ -144,7 +227,7 @@ def _line(span: ShownSpan, verbose: bool) -> str:
     if verbose:
         for key, label in (("mlflow.spanInputs", "in"), ("mlflow.spanOutputs", "out")):
             if key in span.attributes:
-                text += f"\n      {label}: {_short(span.attributes[key])}"
+                text += f"\n      {label}: {clean(_short(span.attributes[key]))}"
     return text
 
 
@@ -179,11 +262,11 @@ def render(
             if k.startswith("mlflow.traceTag.")
         }
         service = roots[0].service if roots else ""
-        header = f"trace tr-{tid}"
+        header = f"trace tr-{clean(tid)}"
         if service:
-            header += f"  service={service}"
+            header += f"  service={clean(service)}"
         if tags:
-            header += "  tags=" + ",".join(f"{k}={v}" for k, v in tags.items())
+            header += "  tags=" + clean(",".join(f"{k}={v}" for k, v in tags.items()))
         usages = [u for u in map(_usage, _walk(roots)) if u is not None]
         if usages:  # usage is on the spans that made the calls, once (normalization demotes wrappers)
             header += "  " + _tokens(
@@ -274,13 +357,20 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if args.trace_id and args.limit is not None:
             parser.error("--trace-id and --last are alternatives")
         return _write_html(path, args.html, args.trace_id, 1 if args.limit is None else args.limit)
+    limit = 5 if args.limit is None else args.limit
+    unreadable = Unreadable()
     try:
-        with open(path, encoding="utf-8") as fh:
-            spans = read_spans(fh)
+        with open(path, "rb") as fh:
+            if limit > 0 and not args.trace_id:
+                spans = latest_spans(fh, limit, unreadable)
+            else:
+                spans = read_spans((line.decode("utf-8", errors="replace") for line in fh), unreadable)
     except FileNotFoundError:
         sys.stderr.write(f"No traces file at {path}: run a traced program first, or pass --file.\n")
         return 1
-    shown = render(spans, 5 if args.limit is None else args.limit, args.trace_id, args.verbose, sys.stdout)
+    if unreadable.lines:
+        sys.stderr.write(f"Skipped {unreadable.lines} line(s) of {path} that are not OTLP JSON traces.\n")
+    shown = render(spans, limit, args.trace_id, args.verbose, sys.stdout)
     if shown == 0:
         sys.stderr.write(f"No traces in {path}.\n")
         return 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import time
 
@@ -254,3 +255,55 @@ def test_partial_success_counts_every_span_once_and_says_why(receiver, monkeypat
     assert stats["spans_started"] == stats["spans_delivered"] + stats["dropped.rejected"]
     assert "spans_export_failed" not in stats
     assert "attribute value too long" in caplog.text
+
+
+def test_cli_show_survives_a_broken_or_hostile_file(tmp_path, capsys):
+    """Lines of another shape are skipped and counted; a span that is its own parent and a parent
+    cycle are shown as roots (the view crashed or recursed forever); control characters from traced
+    input are escaped, never written to the terminal."""
+    spans = [
+        {"traceId": "aa" * 16, "spanId": "01" * 8, "parentSpanId": "01" * 8, "name": "self\x1b[31mred\nfake",
+         "startTimeUnixNano": "5", "endTimeUnixNano": "9"},
+        {"traceId": "bb" * 16, "spanId": "02" * 8, "parentSpanId": "03" * 8, "name": "a",
+         "startTimeUnixNano": "5", "endTimeUnixNano": "9"},
+        {"traceId": "bb" * 16, "spanId": "03" * 8, "parentSpanId": "02" * 8, "name": "b",
+         "startTimeUnixNano": "6", "endTimeUnixNano": "9"},
+    ]  # fmt: skip
+    request = {"resourceSpans": [{"resource": {}, "scopeSpans": [{"scope": {"name": "x"}, "spans": spans}]}]}
+    lines = [json.dumps([1, 2]), json.dumps({"resourceSpans": 5}), '{"torn', json.dumps(request)]
+    path = tmp_path / "t.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    for args in (["--limit", "5"], ["--limit", "0"], ["--trace-id", "bb" * 16]):
+        assert cli.main(["show", "--file", str(path), *args]) == 0
+        out, err = capsys.readouterr()
+        assert ("\x1b" not in out and "self\\x1b[31mred\\x0afake" in out) or "--trace-id" in args
+        assert "  a  " in out and "  b  " in out
+        assert "Skipped 3 line(s)" in err
+
+
+def test_cli_show_reads_the_latest_traces_from_the_end(tmp_path, capsys):
+    """The latest traces only: the file is read from its end, not parsed whole."""
+    from mlflow_otel.cli import latest_spans
+
+    path = tmp_path / "t.jsonl"
+    with open(path, "w") as fh:
+        for i in range(2000):
+            span = {"traceId": f"{i:032x}", "spanId": f"{i:016x}", "name": f"t{i}",
+                    "startTimeUnixNano": str(i), "endTimeUnixNano": str(i + 1)}  # fmt: skip
+            fh.write(json.dumps({"resourceSpans": [{"scopeSpans": [{"spans": [span]}]}]}) + "\n")
+
+    class Counting(io.BufferedReader):
+        read_bytes = 0
+
+        def read(self, size: int = -1) -> bytes:
+            data = super().read(size)
+            Counting.read_bytes += len(data)
+            return data
+
+    with Counting(io.FileIO(path)) as fh:
+        spans = latest_spans(fh, 3)
+    assert Counting.read_bytes < path.stat().st_size / 4  # stopped well before the start
+    assert sorted(s.name for s in spans) == ["t1997", "t1998", "t1999"]
+    assert cli.main(["show", "--file", str(path), "--limit", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "t1999" in out and "t1998" in out and "t1997" not in out
