@@ -8,6 +8,7 @@ interval saying how many were suppressed.
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from typing import Any
@@ -20,6 +21,16 @@ WARN_INTERVAL_S = 60.0
 _lock = threading.Lock()
 _last: dict[str, float] = {}
 _suppressed: dict[str, int] = {}
+
+
+_USERINFO = re.compile(r"(://)[^/@\s]*@")
+_QUERY_VALUE = re.compile(r"([?&][^=&#\s]+=)[^&#\s]*")
+
+
+def masked_url(url: str) -> str:
+    """An endpoint or tracking URI as it may be printed or stored: ``user:password@`` and every
+    query-string value left out (``?api_key=...`` is how some gateways take their key)."""
+    return _QUERY_VALUE.sub(r"\1REDACTED", _USERINFO.sub(r"\1", url))
 
 
 def warn_limited(kind: str, message: str, *args: Any) -> None:

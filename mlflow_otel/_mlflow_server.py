@@ -27,6 +27,7 @@ import urllib.parse
 from typing import Any, Optional
 
 from mlflow_otel._http import Sessions
+from mlflow_otel._log import masked_url
 from mlflow_otel._settings import TrackingAuth
 from mlflow_otel.exceptions import MlflowException
 
@@ -155,6 +156,7 @@ class RestClient:
         self, tracking_uri: str, auth: Optional[TrackingAuth] = None, timeout_s: float = DEFAULT_TIMEOUT_S
     ):
         self.tracking_uri = tracking_uri.rstrip("/")
+        self.shown_uri = masked_url(self.tracking_uri)  # as messages may show it
         self.auth = auth if auth is not None else TrackingAuth()
         self.timeout_s = timeout_s
         self._headers = {
@@ -195,15 +197,15 @@ class RestClient:
                 )
         except requests.exceptions.SSLError as exc:
             raise MlflowServerError(
-                f"TLS error talking to the MLflow server at {self.tracking_uri} ({what}): {exc}. Set "
+                f"TLS error talking to the MLflow server at {self.shown_uri} ({what}): {exc}. Set "
                 "MLFLOW_TRACKING_SERVER_CERT_PATH to its CA bundle, or MLFLOW_TRACKING_INSECURE_TLS=true "
                 "to skip the check.",
                 TEMPORARILY_UNAVAILABLE,
             ) from None
         except requests.exceptions.RequestException as exc:
             raise MlflowServerError(
-                f"Cannot reach the MLflow server at {self.tracking_uri} ({what}): "
-                f"{type(exc).__name__}: {exc}",
+                f"Cannot reach the MLflow server at {self.shown_uri} ({what}): "
+                + masked_url(f"{type(exc).__name__}: {exc}"),
                 TEMPORARILY_UNAVAILABLE,
             ) from None
         status = response.status_code
@@ -213,7 +215,7 @@ class RestClient:
             if 200 <= status < 300:  # a web server, but not MLflow's REST API
                 content_type = response.headers.get("Content-Type", "?")
                 raise MlflowServerError(
-                    f"{self.tracking_uri} answered {what} with {content_type}, not MLflow's JSON: it "
+                    f"{self.shown_uri} answered {what} with {content_type}, not MLflow's JSON: it "
                     "is not an MLflow tracking server (check set_tracking_uri / MLFLOW_TRACKING_URI)",
                     "INVALID_STATE",
                 ) from None
@@ -229,7 +231,7 @@ class RestClient:
             message = str(data.get("message") or "")
             code = str(data.get("error_code") or code)
         message = message or text.strip()[:500] or f"HTTP {status}"
-        where = f"the MLflow server at {self.tracking_uri} ({what})"
+        where = f"the MLflow server at {self.shown_uri} ({what})"
         if status == 401:
             return MlflowServerError(
                 f"{where} asked for credentials (HTTP 401): {message}. Set MLFLOW_TRACKING_USERNAME and "
@@ -288,6 +290,7 @@ def get_or_create_experiment(
     """The id of experiment ``name``, created if it does not exist (as ``mlflow.set_experiment``)."""
     client = client_for(tracking_uri, auth)
     client.timeout_s = timeout
+    shown = client.shown_uri
     for _ in range(2):  # a concurrent creator may win the race: look up again
         try:
             found = client.get_experiment_by_name(name)
@@ -295,7 +298,7 @@ def get_or_create_experiment(
                 return found.experiment_id
         except MlflowServerError as exc:
             raise MlflowServerError(
-                f"{tracking_uri}: looking up experiment {name!r} failed: {exc.message}",
+                f"{shown}: looking up experiment {name!r} failed: {exc.message}",
                 exc.error_code,
                 exc.status,
             ) from None
@@ -306,13 +309,13 @@ def get_or_create_experiment(
             # from older servers); any other refusal (an invalid name) keeps the server's message.
             if exc.error_code != "RESOURCE_ALREADY_EXISTS" and exc.status != 409:
                 raise MlflowServerError(
-                    f"{tracking_uri}: creating experiment {name!r} failed: {exc.message}",
+                    f"{shown}: creating experiment {name!r} failed: {exc.message}",
                     exc.error_code,
                     exc.status,
                 ) from None
         except (KeyError, ValueError) as exc:
-            raise MlflowServerError(f"{tracking_uri}: creating experiment {name!r} failed: {exc}") from None
-    raise MlflowServerError(f"{tracking_uri}: could not get or create experiment {name!r}")
+            raise MlflowServerError(f"{shown}: creating experiment {name!r} failed: {exc}") from None
+    raise MlflowServerError(f"{shown}: could not get or create experiment {name!r}")
 
 
 # --- protobuf JSON values (google.protobuf.Timestamp / Duration as MLflow's handlers write them) ----

@@ -15,6 +15,7 @@ import difflib
 import getpass
 import logging
 import os
+import re
 import tempfile
 import urllib.parse
 from collections.abc import Mapping
@@ -257,10 +258,33 @@ def parse_headers(raw: str, variable: str = OTEL_EXPORTER_OTLP_HEADERS) -> dict[
         key, sep, value = item.partition("=")
         key = urllib.parse.unquote(key.strip()).strip().lower()
         if not sep or not key:
-            _logger.warning("Skipping malformed header %r in %s (expected key=value).", item, variable)
+            _logger.warning("Skipping malformed header %r in %s (expected key=value).", key, variable)
             continue
-        headers[key] = urllib.parse.unquote(value.strip())
+        value = urllib.parse.unquote(value.strip())
+        if not valid_header(key, value):
+            # No HTTP client would send it (every request would fail, and be retried until the
+            # deadline): one error now, naming the header but not its value (a credential).
+            if (variable, key) in _reported:
+                continue
+            _reported.add((variable, key))
+            _logger.error(
+                "Skipping header %r in %s: a header name or value cannot hold control characters "
+                "(CR, LF, ...).",
+                key,
+                variable,
+            )
+            continue
+        headers[key] = value
     return headers
+
+
+_HEADER_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+
+
+def valid_header(key: str, value: str) -> bool:
+    """A header HTTP/1.1 and gRPC metadata can carry: no control characters (RFC 9110 field
+    values allow HTAB, not CR or LF), a token for a name."""
+    return not _HEADER_CONTROL.search(key + value) and " " not in key and ":" not in key
 
 
 def _parse_protocol(raw: str) -> str:

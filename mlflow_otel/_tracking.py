@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any, Optional
 
 from mlflow_otel import _mlflow_server, _runtime
-from mlflow_otel._log import logger, warn_limited
+from mlflow_otel._log import logger, masked_url, warn_limited
 from mlflow_otel._settings import check_tracking_uri
 from mlflow_otel._state import STATE
 
@@ -59,7 +59,7 @@ def set_experiment(
     if not uri:
         settings = STATE.settings()
         where = (
-            f"the OTLP endpoint {settings.otlp.endpoint}"
+            f"the OTLP endpoint {masked_url(settings.otlp.endpoint)}"
             if settings.otlp is not None
             else f"the local file {settings.traces_file}"
         )

@@ -271,3 +271,35 @@ def test_a_folder_in_a_shared_directory_is_used_only_if_it_is_ours_and_closed(tm
         os.chown(other, 65534, 65534)  # nobody's
         with pytest.raises(PermissionError):
             private_dir(str(other))
+
+
+# --- secrets in endpoints and headers ----------------------------------------------------------------
+def test_credentials_in_an_endpoints_query_string_are_never_printed_or_stored(tmp_path):
+    """``?api_key=`` (a gateway's key) and ``user:password@``: masked in the INFO line, the exit
+    report, the warnings about the endpoint and the stats file."""
+    endpoint = "http://alice:s3cr3t@127.0.0.1:9/v1/traces?api_key=TOPSECRET&team=a"  # port 9: refused
+    env = _env(tmp_path, OTEL_EXPORTER_OTLP_TRACES_ENDPOINT=endpoint, MLFLOW_OTEL_EXIT_TIMEOUT_SECONDS="0.5")
+    done = _run(EVALUATION, env, tmp_path, "3")
+    assert done.returncode == 0 and "app ok" in done.stdout, done.stderr
+    stats = (tmp_path / "stats.json").read_text()
+    assert "127.0.0.1:9/v1/traces?api_key=REDACTED&team=REDACTED" in stats
+    for text in (done.stderr, stats):
+        assert "TOPSECRET" not in text and "s3cr3t" not in text and "alice" not in text
+
+
+def test_a_header_with_a_line_break_is_one_configuration_error(tmp_path, receiver):
+    """Every request would fail in the HTTP client and be retried until the deadline: the header
+    is left out with one error naming it (not its value), and the spans go."""
+    receiver.clear()
+    env = _env(
+        tmp_path,
+        OTEL_EXPORTER_OTLP_ENDPOINT=receiver.http_endpoint,
+        OTEL_EXPORTER_OTLP_HEADERS="x-tenant=acme,authorization=Bearer%20abc%0D%0AX-Evil:%201",
+    )
+    done = _run(EVALUATION, env, tmp_path, "2")
+    assert done.returncode == 0 and "app ok" in done.stdout, done.stderr
+    assert done.stderr.count("Skipping header 'authorization'") == 1 and "abc" not in done.stderr
+    spans = receiver.wait_for_spans(6, timeout=10)
+    assert spans[0].headers.get("x-tenant") == "acme" and "authorization" not in spans[0].headers
+    stats = json.loads((tmp_path / "stats.json").read_text())["counters"]
+    assert stats.get("retries", 0) == 0 and stats["spans_delivered"] == 6

@@ -554,7 +554,7 @@ class MlflowRecordExporter(SpanExporter):
             "delivered: no client_request_id, custom previews or metadata).",
             count,
             what,
-            self.client.tracking_uri,
+            self.client.shown_uri,
         )
 
     def _send(self, info: TraceInfo) -> bool:
@@ -590,7 +590,7 @@ class MlflowRecordExporter(SpanExporter):
                     "Could not send the record of trace %s to %s (the trace keeps what OTLP delivered: no "
                     "client_request_id, custom previews or metadata): %s",
                     info.trace_id,
-                    self.client.tracking_uri,
+                    self.client.shown_uri,
                     error.message,
                 )
                 return False

@@ -37,8 +37,8 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from mlflow_otel._http import Sessions
-from mlflow_otel._log import logger, warn_limited
-from mlflow_otel._settings import PROTOCOL_GRPC, OtlpSettings
+from mlflow_otel._log import logger, masked_url, warn_limited
+from mlflow_otel._settings import PROTOCOL_GRPC, OtlpSettings, valid_header
 from mlflow_otel._telemetry import COUNTERS
 from mlflow_otel.exporters.otlp_proto import encode_request
 from mlflow_otel.exporters.spool import REPLAY_FILES_PER_EXPORT, SendResult, Spool
@@ -105,8 +105,9 @@ class OtlpExporter(SpanExporter):
         spool: Optional[Spool] = None,
     ) -> None:
         self.endpoint = otlp.endpoint
+        self.shown = masked_url(otlp.endpoint)  # as logs may show it
         self.compression = otlp.compression
-        self._headers = dict(otlp.headers)
+        self._headers = {k: v for k, v in otlp.headers.items() if _usable_header(k, v)}
         self._timeout_s = otlp.timeout_s
         self._gzip = otlp.compression == "gzip"
         self._max_bytes = max_request_bytes
@@ -147,7 +148,7 @@ class OtlpExporter(SpanExporter):
             delivered = self._export_part(list(spans))
         except Exception as exc:  # encoding bugs, transport surprises: never into the worker
             COUNTERS.add("dropped.export_error", len(spans))
-            warn_limited("otlp_error", "OTLP export to %s failed unexpectedly: %r", self.endpoint, exc)
+            warn_limited("otlp_error", "OTLP export to %s failed unexpectedly: %r", self.shown, exc)
             return SpanExportResult.FAILURE
         finally:
             with self._inflight_lock:
@@ -200,7 +201,7 @@ class OtlpExporter(SpanExporter):
             if outcome.rejected:
                 COUNTERS.add("dropped.rejected", outcome.rejected)
                 warn_limited(
-                    "rejected", "%s rejected %d spans: %s", self.endpoint, outcome.rejected, outcome.why
+                    "rejected", "%s rejected %d spans: %s", self.shown, outcome.rejected, outcome.why
                 )
             return delivered
         if outcome.kind == _Outcome.TOO_LARGE:  # the receiver's limit is below ours: halve
@@ -218,12 +219,12 @@ class OtlpExporter(SpanExporter):
             self._spool.write(body, len(spans))  # spooled, or counted by the spool
             return 0
         COUNTERS.add(f"dropped.{reason}", len(spans))
-        warn_limited(f"otlp_{reason}", "Dropped %d spans for %s: %s", len(spans), self.endpoint, outcome.why)
+        warn_limited(f"otlp_{reason}", "Dropped %d spans for %s: %s", len(spans), self.shown, outcome.why)
         return 0
 
     def _too_large(self, why: str) -> None:
         COUNTERS.add("dropped.too_large", 1)
-        warn_limited("too_large", "Dropped a span too large to export to %s (%s).", self.endpoint, why)
+        warn_limited("too_large", "Dropped a span too large to export to %s (%s).", self.shown, why)
 
     def _bodies(self, spans: list[ReadableSpan]) -> Iterator[tuple[bytes, list[ReadableSpan]]]:
         """Encoded requests of ``spans`` with the spans of each, every one within the request
@@ -272,7 +273,7 @@ class OtlpExporter(SpanExporter):
                     )
                 return outcome
             COUNTERS.add("retries")
-            logger.debug("Retrying %d spans to %s in %.2f s: %s", count, self.endpoint, delay, outcome.why)
+            logger.debug("Retrying %d spans to %s in %.2f s: %s", count, self.shown, delay, outcome.why)
             waiter = self._stop if self._exiting else self._interrupt
             if waiter.wait(delay):
                 if self._stop.is_set():
@@ -315,7 +316,7 @@ class OtlpExporter(SpanExporter):
         try:
             spool.replay(send, self._stop.is_set, REPLAY_FILES_PER_EXPORT)
         except Exception as exc:  # never into the export worker
-            warn_limited("spool_replay", "Replaying the spool for %s failed: %r", self.endpoint, exc)
+            warn_limited("spool_replay", "Replaying the spool for %s failed: %r", self.shown, exc)
 
     def _note_reachable(self, reachable: bool) -> None:
         if reachable != self._reachable:
@@ -397,12 +398,13 @@ class OtlpHttpExporter(OtlpExporter):
         except self._requests.exceptions.ConnectionError as exc:  # refused, reset, DNS
             if "BadStatusLine" in str(exc):  # an answer, but not HTTP/1.1: an HTTP/2 (gRPC) server
                 return _mismatch(
-                    f"{exc!r:.120}: the endpoint does not speak OTLP/HTTP; it looks like an OTLP/gRPC "
-                    "port (4317): set OTEL_EXPORTER_OTLP_PROTOCOL=grpc, or use the HTTP port (4318)"
+                    f"{masked_url(repr(exc)):.120}: the endpoint does not speak OTLP/HTTP; it looks like an "
+                    "OTLP/gRPC port (4317): set OTEL_EXPORTER_OTLP_PROTOCOL=grpc, or use the HTTP port (4318)"
                 )
-            return _Outcome(_Outcome.RETRY, why=f"{type(exc).__name__}: {exc}", unreachable=True)
+            # requests' messages quote the URL: its query string may hold a key
+            return _Outcome(_Outcome.RETRY, why=masked_url(f"{type(exc).__name__}: {exc}"), unreachable=True)
         except self._requests.exceptions.RequestException as exc:  # timeouts and the like
-            return _Outcome(_Outcome.RETRY, why=f"{type(exc).__name__}: {exc}")
+            return _Outcome(_Outcome.RETRY, why=masked_url(f"{type(exc).__name__}: {exc}"))
         status = response.status_code
         if 200 <= status < 300:
             content_type = response.headers.get("Content-Type", "").split(";")[0].strip().lower()
@@ -411,7 +413,7 @@ class OtlpHttpExporter(OtlpExporter):
                     _Outcome.FAIL,
                     why=(
                         f"HTTP {status} with Content-Type {content_type}, not an OTLP answer: "
-                        f"{self.endpoint} is not an OTLP receiver (for an MLflow server, set the tracking "
+                        f"{self.shown} is not an OTLP receiver (for an MLflow server, set the tracking "
                         "URI instead of OTEL_EXPORTER_OTLP_ENDPOINT)"
                     ),
                 )
@@ -613,6 +615,18 @@ def _retry_info_delay(err: Any) -> Optional[float]:
     except Exception:
         return None
     return None
+
+
+def _usable_header(key: str, value: str) -> bool:
+    """Headers given in code (``OtlpDestination(headers=...)``) are checked as the environment's
+    are (``_settings.parse_headers``): one with control characters is one error here, not a
+    failure of every request retried until the deadline."""
+    if valid_header(key, value):
+        return True
+    logger.error(
+        "Skipping header %r: a header name or value cannot hold control characters (CR, LF, ...).", key
+    )
+    return False
 
 
 def build_otlp_exporter(

@@ -9,7 +9,6 @@ one batch stage per key and hands processed spans to the right ones.
 
 from __future__ import annotations
 
-import re
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -19,7 +18,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter
 
 from mlflow_otel import _mlflow_server
-from mlflow_otel._log import warn_limited
+from mlflow_otel._log import masked_url, warn_limited
 from mlflow_otel._settings import PROTOCOL_GRPC, PROTOCOL_HTTP, OtlpSettings, Settings
 from mlflow_otel._state import STATE
 from mlflow_otel.destinations import Destination, FileDestination, MlflowExperimentLocation, OtlpDestination
@@ -60,14 +59,6 @@ class Route:
     local: bool = False
 
 
-_USERINFO = re.compile(r"://[^/@\s]*@")
-
-
-def without_userinfo(url: str) -> str:
-    """A URL as it may be logged: ``user:password@`` left out."""
-    return _USERINFO.sub("://", url)
-
-
 def _otlp_route(otlp: OtlpSettings, settings: Settings, label: str = "") -> Route:
     limit = settings.max_request_bytes or (
         GRPC_MAX_REQUEST_BYTES if otlp.protocol == PROTOCOL_GRPC else HTTP_MAX_REQUEST_BYTES
@@ -77,7 +68,7 @@ def _otlp_route(otlp: OtlpSettings, settings: Settings, label: str = "") -> Rout
     key = f"otlp|{otlp.protocol}|{otlp.endpoint}|{headers_key}"
     return Route(
         key=key,
-        description=f"{label}{name} {without_userinfo(otlp.endpoint)}",
+        description=f"{label}{name} {masked_url(otlp.endpoint)}",
         accounts=True,
         build=lambda listener: build_otlp_exporter(
             otlp,
@@ -110,6 +101,7 @@ def _mlflow_route(
     MLflow's credentials and TLS settings; an experiment given by name is resolved on the export
     thread."""
     endpoint = _mlflow_server.traces_endpoint(tracking_uri)
+    shown = masked_url(tracking_uri)
     auth = settings.tracking_auth
     key = f"mlflow|{tracking_uri}|{experiment_id}|{name}"
 
@@ -141,11 +133,10 @@ def _mlflow_route(
     return Route(
         key=key,
         description=(
-            f"the MLflow server {without_userinfo(tracking_uri)} ({which}, OTLP/HTTP "
-            f"{without_userinfo(endpoint)})"
+            f"the MLflow server {masked_url(tracking_uri)} ({which}, OTLP/HTTP {masked_url(endpoint)})"
         ),
         accounts=True,
-        build=lambda listener: LazyExporter(lambda: build(listener), f"MLflow server {tracking_uri}"),
+        build=lambda listener: LazyExporter(lambda: build(listener), f"MLflow server {shown}"),
         reads=("mlflow", tracking_uri, experiment_id, name),
     )
 

@@ -190,7 +190,7 @@ class RestStore:
         self._experiment_name = experiment_name
 
     def describe(self) -> str:
-        return f"the MLflow server at {self.tracking_uri}"
+        return f"the MLflow server at {self.client.shown_uri}"
 
     def default_experiment_ids(self) -> list[str]:
         """MLflow's default search location: the experiment set (by id, else by name), else 0."""
@@ -200,7 +200,7 @@ class RestStore:
             found = self.client.get_experiment_by_name(self._experiment_name)
             if found is None:
                 raise MlflowException(
-                    f"Experiment {self._experiment_name!r} does not exist on {self.tracking_uri}.",
+                    f"Experiment {self._experiment_name!r} does not exist on {self.client.shown_uri}.",
                     error_code=RESOURCE_DOES_NOT_EXIST,
                 )
             return [found.experiment_id]
@@ -258,7 +258,7 @@ class RestStore:
         for experiment_id in ids:
             if self.client.get_experiment(experiment_id) is None:
                 raise MlflowException(
-                    f"Experiment with ID '{experiment_id}' does not exist on {self.tracking_uri}.",
+                    f"Experiment with ID '{experiment_id}' does not exist on {self.client.shown_uri}.",
                     error_code=RESOURCE_DOES_NOT_EXIST,
                 )
 
