@@ -303,3 +303,49 @@ def test_a_header_with_a_line_break_is_one_configuration_error(tmp_path, receive
     assert spans[0].headers.get("x-tenant") == "acme" and "authorization" not in spans[0].headers
     stats = json.loads((tmp_path / "stats.json").read_text())["counters"]
     assert stats.get("retries", 0) == 0 and stats["spans_delivered"] == 6
+
+
+# --- a damaged store -----------------------------------------------------------------------------------
+def test_a_damaged_store_raises_mlflows_error_and_is_rebuilt_from_the_file(tmp_path, monkeypatch):
+    """A store SQLite cannot read (a disk fault, another tool) raised a raw sqlite3 error from every
+    read, for ever: now one MlflowException saying what happened, and the next read works."""
+    from mlflow_otel.exceptions import MlflowException
+
+    done = _run(EVALUATION, _env(tmp_path), tmp_path, "20")
+    assert done.returncode == 0, done.stderr
+    store = tmp_path / "traces.db"
+    for extra in tmp_path.glob("traces.db-*"):
+        extra.unlink()
+    store.write_bytes(b"this is not a database" * 100)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MLFLOW_OTEL_TRACES_FILE", str(tmp_path / "traces.jsonl"))
+    for name in [n for n in os.environ if n.startswith("MLFLOW_TRACKING") or n.startswith("OTEL_EXPORTER")]:
+        monkeypatch.delenv(name)
+    import mlflow_otel as mlflow
+
+    mlflow.tracing.reset()
+    try:
+        with pytest.raises(MlflowException, match=r"rebuilt from .*traces.jsonl \(20 traces\)"):
+            mlflow.search_traces(return_type="list")
+        traces = mlflow.search_traces(return_type="list")
+        assert len(traces) == 20 and {len(t.data.spans) for t in traces} == {3}
+        assert list(tmp_path.glob("traces.db.damaged-*"))
+    finally:
+        mlflow.tracing.reset()
+
+
+def test_a_row_the_store_cannot_use_is_skipped_and_counted(tmp_path):
+    import sqlite3
+
+    from mlflow_otel import tracing
+
+    done = _run(EVALUATION, _env(tmp_path), tmp_path, "3")
+    assert done.returncode == 0, done.stderr
+    store = LocalStore(str(tmp_path / "traces.db"))
+    first = store.search_traces(None, None, None, None)[0][0].info.trace_id
+    with sqlite3.connect(tmp_path / "traces.db") as conn:
+        conn.execute("UPDATE traces SET spans = ? WHERE trace_id = ?", (b"\x78garbage", first))
+    before = tracing.stats().get("local_store_unreadable_rows", 0)
+    traces, _ = LocalStore(str(tmp_path / "traces.db")).search_traces(None, None, None, None)
+    assert len(traces) == 2 and first not in {t.info.trace_id for t in traces}
+    assert tracing.stats()["local_store_unreadable_rows"] == before + 1

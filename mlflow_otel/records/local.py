@@ -28,18 +28,22 @@ is merged: its record is recomputed from all its spans (``records/from_spans.py`
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import re
 import sqlite3
 import threading
+import time
 import uuid
 import zlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Optional
 
 from mlflow_otel import semconv as conv
 from mlflow_otel._files import create_private
+from mlflow_otel._log import warn_limited
+from mlflow_otel._telemetry import COUNTERS
 from mlflow_otel.exceptions import MlflowException
 from mlflow_otel.records import filters as flt
 from mlflow_otel.records import pending
@@ -52,7 +56,7 @@ from mlflow_otel.records.from_spans import (
     trace_info_for,
 )
 from mlflow_otel.records.model import Span, Trace, TraceData, TraceInfo, TraceState
-from mlflow_otel.records.otlp_file import span_from_json
+from mlflow_otel.records.otlp_file import generations, span_from_json
 
 #: The default cap of the store (``MLFLOW_OTEL_TRACE_STORE_MAX_BYTES``): about 190,000 small traces.
 DEFAULT_MAX_BYTES = 512 * 1024 * 1024
@@ -109,6 +113,13 @@ def store_path(traces_file: str) -> str:
     return (root if ext == ".jsonl" else root + ext) + ".db"
 
 
+def _inode(path: str) -> Optional[int]:
+    try:
+        return os.stat(path).st_ino
+    except OSError:
+        return None
+
+
 def _regexp(pattern: str, value: Any) -> bool:
     return value is not None and re.search(pattern, str(value)) is not None
 
@@ -119,12 +130,12 @@ class _Db:
     def __init__(self, path: str) -> None:
         self.path = os.path.abspath(path)
         self._local = threading.local()
-        self._schema_ready = False
+        self._schema_inode: Optional[int] = None  # the file the schema was made in
         self._schema_lock = threading.Lock()
 
     def connect(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
-        if conn is not None and getattr(self._local, "pid", None) == os.getpid():
+        if conn is not None and getattr(self._local, "pid", None) == os.getpid() and self._same_file():
             return conn
         create_private(self.path)  # SQLite gives its -wal and -shm files the database's mode
         conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000.0, isolation_level=None)
@@ -132,13 +143,25 @@ class _Db:
         conn.execute("PRAGMA case_sensitive_like = ON")  # LIKE is case-sensitive in MLflow; ILIKE is not
         conn.create_function("REGEXP", 2, _regexp, deterministic=True)
         with self._schema_lock:
-            if not self._schema_ready:
+            if self._schema_inode != _inode(self.path):  # first, or a rebuilt file
                 conn.execute("PRAGMA journal_mode = WAL")
                 conn.executescript(_SCHEMA)
-                self._schema_ready = True
+                self._schema_inode = _inode(self.path)
         conn.execute("PRAGMA synchronous = NORMAL")
-        self._local.conn, self._local.pid = conn, os.getpid()
+        self._local.conn, self._local.pid, self._local.inode = conn, os.getpid(), _inode(self.path)
         return conn
+
+    def _same_file(self) -> bool:
+        """False once the file was replaced (a rebuild moved the damaged one aside)."""
+        return getattr(self._local, "inode", None) == _inode(self.path)
+
+    def forget(self) -> None:
+        """Drop this thread's connection: the next ``connect`` opens the file as it is then."""
+        conn = getattr(self._local, "conn", None)
+        self._local.conn = None
+        if conn is not None:
+            with contextlib.suppress(sqlite3.Error):
+                conn.close()
 
     def exists(self) -> bool:
         return os.path.exists(self.path)
@@ -206,20 +229,42 @@ class LocalTraceWriter:
         by_trace: dict[str, list[int]] = {}
         for i, span in enumerate(otel_spans):
             by_trace.setdefault(format_trace_id(span.get_span_context().trace_id), []).append(i)
-        if not by_trace:
+        return self._write(
+            {
+                trace_id: ([span_jsons[i] for i in members], [otel_spans[i] for i in members])
+                for trace_id, members in by_trace.items()
+            }
+        )
+
+    def write_json(self, spans: Sequence[Mapping[str, Any]]) -> int:
+        """Store spans given as OTLP/JSON objects (one line of the traces file: the rebuild)."""
+        by_trace: dict[str, list[str]] = {}
+        for data in spans:
+            trace_id = "tr-" + str(data.get("traceId", "")).lower()
+            by_trace.setdefault(trace_id, []).append(
+                json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+            )
+        return self._write({trace_id: (texts, None) for trace_id, texts in by_trace.items()})
+
+    def _write(self, traces: dict[str, tuple[list[str], Optional[list[Any]]]]) -> int:
+        """One transaction: each trace's span texts, with its OTel spans when the pipeline has them."""
+        if not traces:
             return 0
         rows = _Rows()
         with self._lock:
             conn = self._db.connect()
-            conn.execute("BEGIN IMMEDIATE")
             try:
-                stored = self._stored(conn, list(by_trace))
+                conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.DatabaseError:
+                self._db.forget()  # reconnect next time (the store may have been rebuilt)
+                raise
+            try:
+                stored = self._stored(conn, list(traces))
                 added = 0
-                for trace_id, members in by_trace.items():
-                    texts = [span_jsons[i] for i in members]
+                for trace_id, (texts, otel_spans) in traces.items():
                     previous = stored.get(trace_id)
-                    if previous is None:
-                        added += self._fresh(rows, trace_id, [otel_spans[i] for i in members], texts)
+                    if previous is None and otel_spans is not None:
+                        added += self._fresh(rows, trace_id, otel_spans, texts)
                     else:
                         added += self._merged(rows, trace_id, texts, previous)
                     for assessment in pending.take(trace_id):  # logged while the trace was open
@@ -231,9 +276,11 @@ class LocalTraceWriter:
                     self._trim(conn, int(self.max_bytes * 0.9))
                 conn.execute("COMMIT")
             except BaseException:
-                conn.execute("ROLLBACK")
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
+                self._db.forget()
                 raise
-        return len(by_trace)
+        return len(traces)
 
     def _fresh(self, rows: _Rows, trace_id: str, spans: list[Any], texts: list[str]) -> int:
         """A trace not stored yet: its record from its root alone."""
@@ -258,10 +305,13 @@ class LocalTraceWriter:
         ]
         return rows.add(trace_id, self.experiment_id, info, blob, len(spans), ends, index, replace=False)
 
-    def _merged(self, rows: _Rows, trace_id: str, texts: list[str], previous: tuple[bytes, int, str]) -> int:
-        """A trace some of whose spans are stored: merged by span id, its record recomputed."""
+    def _merged(
+        self, rows: _Rows, trace_id: str, texts: list[str], previous: Optional[tuple[bytes, int, str]]
+    ) -> int:
+        """A trace some of whose spans are stored (or given as JSON only): merged by span id, its
+        record computed from all its spans."""
         merged: dict[str, Any] = {}
-        for data in _json_list(previous[0]):
+        for data in _json_list(previous[0]) if previous is not None else ():
             merged[data.get("spanId") or data.get("span_id")] = data
         for text in texts:
             data = json.loads(text)
@@ -273,6 +323,8 @@ class LocalTraceWriter:
         blob = _pack([json.dumps(d, ensure_ascii=False, separators=(",", ":")) for d in merged.values()])
         ends = [s.end_time_ns for s in spans if s.end_time_ns is not None]
         index = [(trace_id, s.span_id, s.name, s.span_type, s.status.status_code.value) for s in spans]
+        if previous is None:
+            return rows.add(trace_id, self.experiment_id, info, blob, len(spans), ends, index, replace=False)
         size = rows.add(trace_id, previous[2], info, blob, len(spans), ends, index, replace=True)
         return size - previous[1]
 
@@ -519,12 +571,44 @@ class LocalStore:
             return None  # nothing written yet: every read is empty
         return self._db.connect()
 
+    @contextlib.contextmanager
+    def _readable(self) -> Iterator[None]:
+        """A store SQLite cannot read (a damaged file, or not a database) is moved aside and
+        rebuilt from the traces file; the call raises ``MlflowException`` saying so (the next one
+        reads the rebuilt store), never a raw ``sqlite3`` error."""
+        try:
+            yield
+        except sqlite3.DatabaseError as exc:
+            raise self._rebuilt(exc) from None
+
+    def _rebuilt(self, exc: BaseException) -> MlflowException:
+        self._db.forget()
+        aside = f"{self.path}.damaged-{time.strftime('%Y%m%dT%H%M%S')}"
+        try:
+            with _REBUILD_LOCK:
+                for suffix in ("", "-wal", "-shm"):
+                    if os.path.exists(self.path + suffix):
+                        os.replace(self.path + suffix, aside + suffix)
+                done = rebuild(self.path, self.traces_file) if self.traces_file else None
+        except Exception as failed:
+            return MlflowException(
+                f"{self.describe()} cannot be read ({exc}) and could not be rebuilt: {failed!r}.",
+                error_code="INTERNAL_ERROR",
+            )
+        source = f"rebuilt from {self.traces_file} ({done} traces)" if done is not None else "started anew"
+        return MlflowException(
+            f"{self.describe()} could not be read ({exc}): it was moved to {aside} and {source}. "
+            "Call again to read the rebuilt store.",
+            error_code="INTERNAL_ERROR",
+        )
+
     # --- reads -------------------------------------------------------------------------------------
     def get_trace(self, trace_id: str) -> Optional[Trace]:
-        conn = self._conn()
-        if conn is None:
-            return None
-        rows = self._rows(conn, "t.trace_id = ?", [_normal_id(trace_id)], "", 1, 0, True)
+        with self._readable():
+            conn = self._conn()
+            if conn is None:
+                return None
+            rows = self._rows(conn, "t.trace_id = ?", [_normal_id(trace_id)], "", 1, 0, True)
         return rows[0] if rows else None
 
     def search_traces(
@@ -545,12 +629,15 @@ class LocalStore:
             where.append(f"t.experiment_id IN ({','.join('?' * len(ids))})")
             params.extend(ids)
         order = _order_sql(keys, params)
-        conn = self._conn()
-        if conn is None:
-            return [], None
         offset = _offset(page_token)
         limit = max_results if max_results is not None else 1 << 62
-        traces = self._rows(conn, " AND ".join(where) or "1", params, order, limit + 1, offset, include_spans)
+        with self._readable():
+            conn = self._conn()
+            if conn is None:
+                return [], None
+            traces = self._rows(
+                conn, " AND ".join(where) or "1", params, order, limit + 1, offset, include_spans
+            )
         if len(traces) > limit:
             return traces[:limit], _token(offset + limit)
         return traces, None
@@ -577,6 +664,17 @@ class LocalStore:
         tags, metadata, assessments = self._children(conn, ids)
         out = []
         for trace_id, experiment_id, request_time, duration, state, crid, req, resp, spans_blob in rows:
+            try:
+                spans = _unpack(spans_blob) if spans_blob is not None else []
+                state = TraceState(state)
+            except (ValueError, TypeError, KeyError, AttributeError, zlib.error) as exc:
+                # A row this version cannot use (written by another tool, or damaged): skipped,
+                # counted and said, never a failure of the whole read.
+                COUNTERS.add("local_store_unreadable_rows")
+                warn_limited(
+                    "local_store_row", "Skipped trace %s of %s: unreadable (%r).", trace_id, self.path, exc
+                )
+                continue
             info = TraceInfo(
                 trace_id=trace_id,
                 trace_location={
@@ -585,7 +683,7 @@ class LocalStore:
                 },
                 request_time=request_time,
                 execution_duration=duration,
-                state=TraceState(state),
+                state=state,
                 request_preview=req,
                 response_preview=resp,
                 client_request_id=crid,
@@ -593,7 +691,7 @@ class LocalStore:
                 tags=tags.get(trace_id, {}),
                 assessments=assessments.get(trace_id, []),
             )
-            out.append(Trace(info, TraceData(_unpack(spans_blob) if spans_blob is not None else [])))
+            out.append(Trace(info, TraceData(spans)))
         return out
 
     @staticmethod
@@ -779,6 +877,31 @@ class LocalStore:
     def count(self) -> int:
         conn = self._conn()
         return 0 if conn is None else int(conn.execute("SELECT COUNT(*) FROM traces").fetchone()[0])
+
+
+_REBUILD_LOCK = threading.Lock()
+
+
+def rebuild(path: str, traces_file: str) -> int:
+    """A store at ``path`` from the traces file's generations (``otlp_file.generations``); lines it
+    cannot use are skipped. Returns the traces it holds. (The file does not record experiments:
+    every trace is filed under the default experiment.)"""
+    writer = LocalTraceWriter(path)
+    for name in generations(traces_file):
+        with open(name, encoding="utf-8", errors="replace") as fh:
+            for line in fh:
+                try:
+                    request = json.loads(line)
+                    spans = [
+                        span
+                        for rs in request.get("resourceSpans") or ()
+                        for ss in rs.get("scopeSpans") or ()
+                        for span in ss.get("spans") or ()
+                    ]
+                    writer.write_json(spans)
+                except (ValueError, TypeError, AttributeError, KeyError):
+                    continue
+    return LocalStore(path).count()
 
 
 def _normal_id(trace_id: str) -> str:
