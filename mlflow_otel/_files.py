@@ -8,8 +8,15 @@ temporary directory, where another user could have made it first).
 
 from __future__ import annotations
 
+import json
 import os
 import stat
+from typing import Any, Callable
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows: writers are not serialised there
+    fcntl = None  # type: ignore[assignment]
 
 FILE_MODE = 0o600
 DIR_MODE = 0o700
@@ -90,3 +97,26 @@ def write_replace(path: str, data: bytes) -> None:
     finally:
         os.close(fd)
     os.replace(tmp, path)
+
+
+def update_locked(path: str, change: Callable[[dict[str, Any]], dict[str, Any]]) -> None:
+    """Rewrite the JSON object at ``path`` as ``change(current)`` while holding a lock beside it
+    (``<path>.lock``), so writers in several processes never lose each other's part."""
+    private_dir(os.path.dirname(path))
+    fd = os.open(path + ".lock", os.O_RDWR | os.O_CREAT, FILE_MODE)
+    try:
+        if fcntl is not None:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            with open(path, encoding="utf-8") as fh:
+                current = json.load(fh)
+        except (OSError, ValueError):
+            current = {}
+        write_replace(
+            path,
+            json.dumps(change(current if isinstance(current, dict) else {}), indent=1, sort_keys=True).encode(
+                "utf-8"
+            ),
+        )
+    finally:
+        os.close(fd)  # releases the lock

@@ -13,8 +13,8 @@ same sequence runs on SIGTERM when the application has no handler (``pipeline/ex
 
 from __future__ import annotations
 
-import json
 import os
+import secrets
 import threading
 from typing import Any, Callable, Optional
 
@@ -24,7 +24,7 @@ from opentelemetry.sdk.trace import SpanLimits, TracerProvider
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
 from mlflow_otel import _fork
-from mlflow_otel._files import write_replace
+from mlflow_otel._files import update_locked
 from mlflow_otel._log import ensure_visible, logger, warn_limited
 from mlflow_otel._settings import Settings
 from mlflow_otel._state import STATE
@@ -40,6 +40,16 @@ from mlflow_otel.version import VERSION
 
 #: How often the stats file is rewritten while the process runs.
 STATS_INTERVAL_S = 5.0
+#: Processes the stats file keeps apart; older ones are summed into one entry.
+MAX_STATS_PROCESSES = 256
+_process_token: list[tuple[int, str]] = []
+
+
+def _process_key() -> str:
+    """This process in the stats file: its pid and a token (pids are reused)."""
+    if not _process_token or _process_token[0][0] != os.getpid():
+        _process_token[:] = [(os.getpid(), secrets.token_hex(4))]
+    return f"{os.getpid()}-{_process_token[0][1]}"
 
 
 class _Runtime:
@@ -108,15 +118,36 @@ class _Runtime:
                 last = snapshot
 
     def write_stats(self) -> None:
+        """Write this process's counters into the stats file, beside those of every other process
+        writing to it (a pre-fork server's workers, a multiprocessing pool): ``counters`` is their
+        sum, ``processes`` each one's."""
         if not self.stats_path:
             return
-        try:
-            data = {
+        mine = {"pid": os.getpid(), "counters": COUNTERS.snapshot()}
+        destinations = self.pipeline.destinations
+
+        def merge(data: dict[str, Any]) -> dict[str, Any]:
+            processes = data.get("processes")
+            processes = dict(processes) if isinstance(processes, dict) else {}
+            processes[_process_key()] = mine
+            while len(processes) > MAX_STATS_PROCESSES:  # the oldest folded into one entry
+                oldest = next(k for k in processes if k != "earlier")
+                folded = processes.setdefault("earlier", {"pid": None, "counters": {}})["counters"]
+                for name, value in processes.pop(oldest).get("counters", {}).items():
+                    folded[name] = folded.get(name, 0) + value
+            total: dict[str, int] = {}
+            for entry in processes.values():
+                for name, value in (entry.get("counters") or {}).items():
+                    total[name] = total.get(name, 0) + value
+            return {
                 "pid": os.getpid(),
-                "destinations": self.pipeline.destinations,
-                "counters": COUNTERS.snapshot(),
+                "destinations": destinations,
+                "counters": total,
+                "processes": processes,
             }
-            write_replace(self.stats_path, json.dumps(data, indent=1, sort_keys=True).encode("utf-8"))
+
+        try:
+            update_locked(self.stats_path, merge)
         except OSError as exc:
             warn_limited("stats", "Could not write %s: %s", self.stats_path, exc)
 

@@ -289,7 +289,11 @@ def _stats(path: str) -> int:
     except (OSError, ValueError) as exc:
         sys.stderr.write(f"No stats at {path} ({exc}).\n")
         return 1
-    sys.stdout.write(f"pid {data.get('pid')}  destinations: {', '.join(data.get('destinations', []))}\n")
+    processes = len(data.get("processes") or {}) or 1
+    sys.stdout.write(
+        f"{processes} process(es), last pid {data.get('pid')}  destinations: "
+        f"{', '.join(data.get('destinations', []))}\n"
+    )
     for name, value in sorted(data.get("counters", {}).items()):
         sys.stdout.write(f"  {name:32s} {value}\n")
     return 0

@@ -127,12 +127,15 @@ def test_multiprocessing_children_deliver_every_span(tmp_path, method):
     multiprocessing's own exit path; Pool workers are terminated while they flush (SIGTERM waits
     for the flush). Before: fork 0 of 200 spans, forkserver 0, Pool 50-100."""
     env = _env(tmp_path)
-    env.pop("MLFLOW_OTEL_STATS_FILE")  # one file per process would keep only the last writer's
     done = _run(CHILDREN, env, tmp_path, method)
     assert done.returncode == 0 and "app ok" in done.stdout, done.stderr
     spans = _file_spans(tmp_path)
     assert sorted(s.name for s in spans) == ["inner"] * 100 + ["work"] * 100
     assert len({s.span_id for s in spans}) == 200
+    # The stats file adds up every process that wrote to it (it kept the last writer's alone).
+    stats = json.loads((tmp_path / "stats.json").read_text())
+    assert stats["counters"]["spans_ended"] == stats["counters"]["spans_delivered"] == 200
+    assert len(stats["processes"]) >= 1 + (method == "pool")
 
 
 C_FORK = """
