@@ -352,3 +352,28 @@ def test_a_row_the_store_cannot_use_is_skipped_and_counted(tmp_path):
     traces, _ = LocalStore(str(tmp_path / "traces.db")).search_traces(None, None, None, None)
     assert len(traces) == 2 and first not in {t.info.trace_id for t in traces}
     assert tracing.stats()["local_store_unreadable_rows"] == before + 1
+
+
+def test_a_spooled_request_left_claimed_is_in_doubt_not_reported_lost(tmp_path):
+    """A process that ended mid-send left its claim: the request may well have arrived. It is not
+    sent again (at most once) and not counted as a drop: the exit report said 1536 spans were
+    not delivered for a request that had arrived."""
+    from mlflow_otel import tracing
+    from mlflow_otel.exporters import spool as spool_module
+
+    spool = spool_module.Spool(str(tmp_path), "otlp|http|http://127.0.0.1:1/v1/traces|", 10 << 20)
+    assert spool.write(b"request", 7)
+    (name,) = [n for n in os.listdir(spool.dir) if n.endswith(spool_module.SUFFIX)]
+    claimed = os.path.join(spool.dir, f"{name}{spool_module.CLAIM}999999-dead")
+    os.rename(os.path.join(spool.dir, name), claimed)
+    old = time.time() - spool_module.STALE_CLAIM_S - 1
+    os.utime(claimed, (old, old))
+    before = tracing.stats()
+    sent: list[bytes] = []
+    spool.replay(lambda body: sent.append(body) or ("ok", 0), lambda: False, 10)
+    after = tracing.stats()
+    assert sent == [] and os.listdir(spool.dir) == []
+    assert after.get("spool_in_doubt", 0) - before.get("spool_in_doubt", 0) == 7
+    assert {k: v for k, v in after.items() if k.startswith("dropped.")} == {
+        k: v for k, v in before.items() if k.startswith("dropped.")
+    }

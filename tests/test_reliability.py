@@ -115,7 +115,7 @@ def _drops(stats: dict[str, int]) -> int:
 
 
 #: Drops of spans that had been spooled (exporters/spool.py): they are part of ``spans_spooled``.
-SPOOLED_THEN_DROPPED = ("spool_evicted", "spool_in_doubt", "spool_rejected", "spool_unreadable")
+SPOOLED_THEN_DROPPED = ("spool_evicted", "spool_rejected", "spool_unreadable")
 
 
 def _accounted(stats: dict[str, int]) -> int:

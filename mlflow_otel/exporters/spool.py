@@ -15,8 +15,9 @@ was meant for. Several processes may share one directory:
   (``os.replace`` is atomic), so a file under its final name is always whole;
 * **at most once**: a sender claims a file by renaming it (``.sending-<pid>-<token>``); only one
   process can win the rename. Delivered, the file is deleted; refused for a retryable reason, it is
-  renamed back. A claim older than ``STALE_CLAIM_S`` belongs to a process that died mid-send: it
-  may have been delivered, so it is deleted and counted (``dropped.spool_in_doubt``), never resent;
+  renamed back. A claim older than ``STALE_CLAIM_S`` belongs to a process that ended mid-send: it
+  may well have been delivered (the answer was never read), so it is deleted and counted as
+  ``spool_in_doubt``, never resent, and never reported as lost: nobody can know it was;
 * **bounded**: over ``MLFLOW_OTEL_SPOOL_MAX_BYTES`` (the whole directory; processes writing at the
   same instant may overshoot it by those requests) the oldest requests are deleted first, each
   claimed first so exactly one process counts it (``dropped.spool_evicted``).
@@ -24,10 +25,10 @@ was meant for. Several processes may share one directory:
 Counters: ``spans_spooled`` (written), ``spans_replayed`` (delivered from the spool, by whichever
 process wrote them). Spans never written: ``dropped.spool_unwritable`` (the disk refused),
 ``dropped.too_large`` (a request over the cap). Spooled spans lost later: ``dropped.spool_evicted``,
-``dropped.spool_in_doubt``, ``dropped.spool_rejected`` (the destination refused the replay for
-good), ``dropped.spool_unreadable``. Across the processes sharing a directory: spooled = replayed +
-those four + what is still on disk; and each process's produced spans = delivered + spooled + its
-other drops.
+``dropped.spool_rejected`` (the destination refused the replay for good),
+``dropped.spool_unreadable``; neither delivered nor lost for sure: ``spool_in_doubt``. Across the
+processes sharing a directory: spooled = replayed + those four + what is still on disk; and each
+process's produced spans = delivered + spooled + its other drops.
 """
 
 from __future__ import annotations
@@ -243,8 +244,12 @@ class Spool:
                 os.unlink(path)
             except OSError:
                 continue
-            COUNTERS.add("dropped.spool_in_doubt", _spans_in(name))
-            logger.warning("Deleted %s: its sender died mid-send; it is not sent again (at most once).", path)
+            COUNTERS.add("spool_in_doubt", _spans_in(name))
+            logger.info(
+                "Deleted %s: its sender ended mid-send, so it may have been delivered; it is not sent "
+                "again (at most once).",
+                path,
+            )
 
 
 def open_spool(root: Optional[str], identity: str, max_bytes: int) -> Optional[Spool]:
