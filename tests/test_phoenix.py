@@ -265,6 +265,8 @@ def test_phoenix_trace_page_in_chromium(phoenix, monkeypatch, browser, tmp_path)
     for name in ("answer", "support_agent", "lookup_order", *(f"step_{t.lower()}" for t in OTHER_TYPES)):
         assert name in page, name
     browser.find_element(By.XPATH, "//*[normalize-space(text())='search_docs']").click()
-    WebDriverWait(browser, 30).until(lambda d: "Refunds are accepted within 30 days." in text(d), "documents")
+    # The retriever's pane: its documents with id and score (not in any other span's pane).
+    WebDriverWait(browser, 30).until(lambda d: "doc-1" in text(d) and "doc-2" in text(d), "the documents")
+    assert "Shipping takes 5 days." in text(browser)
     browser.save_screenshot(str(tmp_path / "phoenix-retriever.png"))
     print(f"screenshots in {tmp_path}")

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import Any, Optional
+from typing import Any
 
 from mlflow_otel import semconv as conv
 from mlflow_otel._serialize import dumps
@@ -136,7 +136,9 @@ def _messages(span_type: str, inputs: Any, outputs: Any, out: dict[str, Any]) ->
     if kind is None:
         return
     endpoint = Endpoint(kind, "", span_type, None)
-    attrs = openinference_attributes(endpoint, inputs, outputs if isinstance(outputs, Mapping) else None, None, None)
+    attrs = openinference_attributes(
+        endpoint, inputs, outputs if isinstance(outputs, Mapping) else None, None, None
+    )
     out.update(attrs)
 
 
@@ -206,7 +208,11 @@ def outward_attributes(raw: Mapping[str, Any], name: str, semconv: frozenset[str
         if usage is None:
             usage = _decoded(raw.get(conv.CHAT_TOKEN_USAGE))
         if isinstance(usage, Mapping):
-            for key, count in (("input_tokens", "prompt"), ("output_tokens", "completion"), ("total_tokens", "total")):
+            for key, count in (
+                ("input_tokens", "prompt"),
+                ("output_tokens", "completion"),
+                ("total_tokens", "total"),
+            ):
                 if isinstance(usage.get(key), int):
                     add[f"llm.token_count.{count}"] = usage[key]
             if isinstance(usage.get("cache_read_input_tokens"), int):
