@@ -107,6 +107,7 @@ MLFLOW_OTEL_STATS_FILE = "MLFLOW_OTEL_STATS_FILE"
 MLFLOW_OTEL_CAPTURE_CONTENT = "MLFLOW_OTEL_CAPTURE_CONTENT"
 #: Which attribute conventions model-call spans carry, comma-separated: mlflow, gen_ai, openinference.
 MLFLOW_OTEL_SEMCONV = "MLFLOW_OTEL_SEMCONV"
+MLFLOW_OTEL_OTLP_SEMCONV = "MLFLOW_OTEL_OTLP_SEMCONV"
 #: The OTel GenAI instrumentations' switch for chat messages as ``gen_ai.*.messages`` attributes.
 OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
 #: A redaction policy file in the OTel Collector redaction processor's schema (YAML or JSON).
@@ -510,12 +511,22 @@ class GenAiSettings:
 
     semconv: frozenset[str] = frozenset({SEMCONV_MLFLOW, SEMCONV_GEN_AI})
     capture_messages: bool = False
+    #: Conventions of OTLP destinations (the endpoint of ``OTEL_EXPORTER_OTLP_*`` and an
+    #: ``OtlpDestination`` without its own ``semconv``), written per destination on the export
+    #: worker (``pipeline/export.ConventionExporter``); MLflow servers and the local file get
+    #: ``semconv`` only. ``MLFLOW_OTEL_OTLP_SEMCONV``; else ``MLFLOW_OTEL_SEMCONV`` when set (the
+    #: user chose for every destination); else all three, so Phoenix (OpenInference), GenAI
+    #: backends and an MLflow server behind a collector each find what they read.
+    otlp_semconv: frozenset[str] = frozenset(_SEMCONVS)
 
 
 def _load_genai_settings(env: Mapping[str, str]) -> GenAiSettings:
+    semconv = _read(env, MLFLOW_OTEL_SEMCONV, _parse_semconv, GenAiSettings.semconv)
+    otlp_default = semconv if env.get(MLFLOW_OTEL_SEMCONV) else GenAiSettings.otlp_semconv
     return GenAiSettings(
-        semconv=_read(env, MLFLOW_OTEL_SEMCONV, _parse_semconv, GenAiSettings.semconv),
+        semconv=semconv,
         capture_messages=_read(env, OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT, _parse_bool, False),
+        otlp_semconv=_read(env, MLFLOW_OTEL_OTLP_SEMCONV, _parse_semconv, otlp_default),
     )
 
 

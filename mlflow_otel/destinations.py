@@ -12,6 +12,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Optional, Union
 
+#: The conventions a destination can ask for (``MLFLOW_OTEL_SEMCONV``'s names).
+SEMCONVS = ("mlflow", "gen_ai", "openinference")
+
 __all__ = [
     "Destination",
     "FileDestination",
@@ -35,13 +38,26 @@ MlflowExperiment = MlflowExperimentLocation
 
 @dataclass(frozen=True)
 class OtlpDestination:
-    """Any OTLP receiver. ``endpoint`` is the full traces URL for HTTP, ``host:port`` URL for gRPC."""
+    """Any OTLP receiver. ``endpoint`` is the full traces URL for HTTP, ``host:port`` URL for gRPC.
+
+    ``semconv``: the conventions this receiver gets, a subset of ``mlflow``, ``gen_ai``,
+    ``openinference`` (a comma-separated string or a sequence); None: ``MLFLOW_OTEL_OTLP_SEMCONV``'s.
+    Arize Phoenix reads OpenInference only: ``semconv="openinference"`` sends each input and output
+    once, in the keys it renders (README, "Backends").
+    """
 
     endpoint: str
     protocol: str = "http/protobuf"
     headers: tuple[tuple[str, str], ...] = field(default_factory=tuple)
+    semconv: Optional[frozenset[str]] = None
 
     def __post_init__(self) -> None:
+        if self.semconv is not None:
+            names = self.semconv.split(",") if isinstance(self.semconv, str) else self.semconv
+            chosen = frozenset(str(n).strip().lower() for n in names if str(n).strip())
+            if not chosen or chosen - set(SEMCONVS):
+                raise ValueError(f"semconv: expected a subset of {', '.join(SEMCONVS)}, got {self.semconv!r}")
+            object.__setattr__(self, "semconv", chosen)
         # ``headers={"k": "v"}`` (as OTel's exporters take them) kept as sorted pairs: hashable,
         # so the destination can key caches and be compared.
         if isinstance(self.headers, Mapping):

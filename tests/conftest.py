@@ -27,7 +27,7 @@ import pytest
 import mlflow_otel
 from mlflow_otel import _log, _settings, _state, tracing
 from mlflow_otel._telemetry import COUNTERS
-from tests.backends import Jaeger, MlflowServer
+from tests.backends import Jaeger, MlflowServer, Phoenix
 from tests.otlp_receiver import OtlpReceiver, ReceivedSpan
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -66,6 +66,14 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowSe
     """One MLflow server for the session (its first start takes up to a minute); tests use their
     own experiments."""
     backend = _start_or_skip(lambda: MlflowServer(tmp_path_factory.mktemp("mlflow")))
+    yield backend  # type: ignore[misc]
+    backend.stop()  # type: ignore[attr-defined]
+
+
+@pytest.fixture(scope="session")
+def phoenix(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Phoenix]:
+    """One Arize Phoenix server for the session; tests use their own projects."""
+    backend = _start_or_skip(lambda: Phoenix(tmp_path_factory.mktemp("phoenix")))
     yield backend  # type: ignore[misc]
     backend.stop()  # type: ignore[attr-defined]
 

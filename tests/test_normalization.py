@@ -436,3 +436,75 @@ def test_siblings_and_unrelated_spans_keep_usage_and_marks_are_bounded():
     for _ in range(PENDING_LIMIT + 100):  # parents never seen (remote): the marks stay bounded
         run(make({"openinference.span.kind": "LLM", **_usage_attrs(1)}, parent=make({})), normalizer)
     assert len(normalizer._usage_below) <= PENDING_LIMIT
+
+
+# --- conventions per destination (pipeline/export.ConventionExporter) ----------------------------------
+def test_destinations_choose_their_conventions_and_mlflow_servers_get_the_chain_s_only():
+    import pytest
+
+    from mlflow_otel._settings import load
+    from mlflow_otel.destinations import MlflowExperimentLocation, OtlpDestination
+    from mlflow_otel.pipeline.route import default_routes, resolve
+
+    settings = load(
+        {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:1", "MLFLOW_TRACKING_URI": "http://127.0.0.1:2"}
+    )
+    (otlp,) = default_routes(settings)
+    assert otlp.semconv == frozenset({"mlflow", "gen_ai", "openinference"})
+    mlflow_route = resolve(MlflowExperimentLocation("1"), settings)
+    assert mlflow_route is not None and mlflow_route.semconv is None  # exactly what the chain wrote
+    phoenix = resolve(OtlpDestination("http://127.0.0.1:3/v1/traces", semconv="openinference"), settings)
+    assert phoenix is not None and phoenix.semconv == frozenset({"openinference"})
+    explicit = load(
+        {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:1", "MLFLOW_OTEL_SEMCONV": "mlflow,gen_ai"}
+    )
+    assert default_routes(explicit)[0].semconv == frozenset({"mlflow", "gen_ai"})
+    with pytest.raises(ValueError):
+        OtlpDestination("http://x", semconv="phoenix")
+
+
+def test_convention_exporter_writes_openinference_and_sends_content_once():
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from mlflow_otel.pipeline.export import ConventionExporter
+
+    memory = InMemorySpanExporter()
+    exporter = ConventionExporter(memory, "test", frozenset({"openinference"}), keep_mlflow=False)
+    root = make(
+        {
+            "mlflow.spanType": "UNKNOWN",
+            "mlflow.spanInputs": json.dumps({"question": "why?"}),
+            "mlflow.spanOutputs": json.dumps("because"),
+            "mlflow.traceTag.env": "prod",
+            "mlflow.traceTag.mlflow.traceName": "answer",
+            "mlflow.traceMetadata.app_version": "1.4",
+            "mlflow.traceMetadata.mlflow.trace.session": "s-1",
+        }
+    )
+    retriever = make(
+        {
+            "mlflow.spanType": "RETRIEVER",
+            "mlflow.spanInputs": json.dumps({"query": "refunds"}),
+            "mlflow.spanOutputs": json.dumps(
+                [{"page_content": "30 days", "metadata": {"score": 0.9}, "id": "d1"}]
+            ),
+        }
+    )
+    other = make({"http.method": "GET"})
+    exporter.export([root, retriever, other])
+    out_root, out_retriever, out_other = memory.get_finished_spans()
+    attrs = dict(out_root.attributes)
+    assert attrs["openinference.span.kind"] == "CHAIN"
+    assert (attrs["input.value"], attrs["input.mime_type"]) == ("why?", "text/plain")
+    assert (attrs["output.value"], attrs["output.mime_type"]) == ("because", "text/plain")
+    assert json.loads(attrs["metadata"]) == {"app_version": "1.4"} and list(attrs["tag.tags"]) == ["env:prod"]
+    assert attrs["session.id"] == "s-1"
+    assert "mlflow.spanInputs" not in attrs and "mlflow.spanOutputs" not in attrs
+    docs = dict(out_retriever.attributes)
+    assert docs["retrieval.documents.0.document.content"] == "30 days"
+    assert (
+        docs["retrieval.documents.0.document.id"] == "d1"
+        and docs["retrieval.documents.0.document.score"] == 0.9
+    )
+    assert "output.value" not in docs
+    assert out_other is other  # not ours: the same object

@@ -106,8 +106,10 @@ def test_chat_completion_span_nests_and_carries_mlflow_and_genai_attributes(clie
     assert a["gen_ai.response.finish_reasons"] == ["stop"]
     assert a["gen_ai.response.id"] == "chatcmpl-1"
     assert a["server.address"] == "127.0.0.1"
-    # Messages are not repeated in gen_ai.* unless asked (they are already the span's inputs).
-    assert "gen_ai.input.messages" not in a and "input.value" not in a
+    # Messages are not repeated in gen_ai.* unless asked (they are already the span's inputs); an
+    # OTLP endpoint gets OpenInference by default (MLFLOW_OTEL_OTLP_SEMCONV), written on export.
+    assert "gen_ai.input.messages" not in a
+    assert a["openinference.span.kind"] == "LLM" and a["llm.input_messages.0.message.role"] == "system"
 
 
 async def test_async_chat_completion(aclient, otlp_http):

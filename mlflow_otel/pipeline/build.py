@@ -26,7 +26,13 @@ from mlflow_otel._state import BUILTINS, STATE, is_otel_processor
 from mlflow_otel.exporters.otlp import ExporterUnavailable
 from mlflow_otel.pipeline.assembly import TraceAssembler
 from mlflow_otel.pipeline.batch import BatchProcessor
-from mlflow_otel.pipeline.export import AnnouncingExporter, BorrowedExporter, ExitAware, LazyExporter
+from mlflow_otel.pipeline.export import (
+    AnnouncingExporter,
+    BorrowedExporter,
+    ConventionExporter,
+    ExitAware,
+    LazyExporter,
+)
 from mlflow_otel.pipeline.process import Chain, ProcessStage, Routed
 from mlflow_otel.pipeline.route import Route, Router, file_route
 from mlflow_otel.pipeline.tail import TailSampler, load_tail_sampler
@@ -186,9 +192,16 @@ class Pipeline:
             fallback = file_route(self.settings.traces_file)
             logger.warning("%s; traces go to %s instead.", exc, fallback.description)
             exporter, route = fallback.build(reachability), fallback
+        announced = AnnouncingExporter(exporter, route.description)
+        if route.semconv is not None:
+            written = self.settings.genai.semconv
+            add = route.semconv - written
+            keep_mlflow = "mlflow" in route.semconv
+            if add or not keep_mlflow:
+                announced = ConventionExporter(exporter, route.description, add, keep_mlflow)
         stage.append(
             BatchProcessor(
-                AnnouncingExporter(exporter, route.description),
+                announced,
                 max_queue_size=self.settings.max_queue_size,
                 max_export_batch_size=self.settings.max_export_batch_size,
                 schedule_delay_s=self.settings.schedule_delay_s,

@@ -4,7 +4,8 @@ the exit path speaks to exporters.
 Any OpenTelemetry ``SpanExporter`` is a destination; these wrappers only add what the pipeline
 promises around it: one INFO line saying where traces go (``AnnouncingExporter``), a build that
 waits for the export thread (``LazyExporter``, e.g. an experiment lookup over the network), and a
-user's own exporter that the pipeline borrows but does not own (``BorrowedExporter``).
+user's own exporter that the pipeline borrows but does not own (``BorrowedExporter``), and one
+destination's own conventions written on its copy of each span (``ConventionExporter``).
 """
 
 from __future__ import annotations
@@ -103,6 +104,58 @@ class AnnouncingExporter(SpanExporter):
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
         return self.inner.force_flush(timeout_millis)
+
+
+class ConventionExporter(AnnouncingExporter):
+    """Writes one destination's conventions (``OtlpDestination(semconv=...)``,
+    ``MLFLOW_OTEL_OTLP_SEMCONV``) on the spans it exports, on the export worker: the processor chain
+    has run once for every destination, so this is the one place a destination can differ
+    (docs/architecture.md, "Conventions per destination"). ``add`` are the conventions the chain did
+    not already write; without ``mlflow`` in the destination's conventions MLflow's content keys
+    (``mlflow.spanInputs`` / ``mlflow.spanOutputs``) are left out, so a payload travels once.
+    Spans handed to ``salvage`` (the spool) are converted too, so a replay sends the same."""
+
+    def __init__(self, inner: SpanExporter, destination: str, add: frozenset[str], keep_mlflow: bool) -> None:
+        super().__init__(inner, destination)
+        self.add = add
+        self.keep_mlflow = keep_mlflow
+
+    def convert(self, span: ReadableSpan) -> ReadableSpan:
+        from mlflow_otel import semconv as conv
+        from mlflow_otel.processors.base import SpanView
+        from mlflow_otel.processors.normalization.outward import outward_attributes
+
+        raw = span.attributes or {}
+        if conv.SPAN_TYPE not in raw:
+            return span
+        extra = outward_attributes(raw, span.name, self.add) if self.add else {}
+        drop = not self.keep_mlflow and (conv.SPAN_INPUTS in raw or conv.SPAN_OUTPUTS in raw)
+        if not extra and not drop:
+            return span
+        view = SpanView(span)
+        attrs = view.writable_attributes()
+        attrs.update(extra)
+        if drop:
+            attrs.pop(conv.SPAN_INPUTS, None)
+            attrs.pop(conv.SPAN_OUTPUTS, None)
+        return view.result()
+
+    def _converted(self, spans: Sequence[ReadableSpan]) -> list[ReadableSpan]:
+        out = []
+        for span in spans:
+            try:
+                out.append(self.convert(span))
+            except Exception as exc:  # a span the mapping cannot read still goes, as it is
+                COUNTERS.add("processor_errors")
+                warn_limited("conventions", "Writing %s's conventions failed: %r", self.destination, exc)
+                out.append(span)
+        return out
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        return super().export(self._converted(spans))
+
+    def salvage(self, spans: Sequence[ReadableSpan]) -> int:
+        return _salvage(self.inner, self._converted(spans))
 
 
 class LazyExporter(SpanExporter):

@@ -57,16 +57,26 @@ class Route:
     accounts: bool = False
     #: A sink on this machine: drained whole at exit rather than cut at the exit deadline.
     local: bool = False
+    #: This destination's own conventions (OTLP destinations), written on the export worker by
+    #: ``ConventionExporter``; None: exactly what the processor chain wrote (MLflow servers, files,
+    #: a user's exporter).
+    semconv: Optional[frozenset[str]] = None
 
 
-def _otlp_route(otlp: OtlpSettings, settings: Settings, label: str = "") -> Route:
+def _otlp_route(
+    otlp: OtlpSettings, settings: Settings, label: str = "", semconv: Optional[frozenset[str]] = None
+) -> Route:
     limit = settings.max_request_bytes or (
         GRPC_MAX_REQUEST_BYTES if otlp.protocol == PROTOCOL_GRPC else HTTP_MAX_REQUEST_BYTES
     )
     name = "OTLP/gRPC" if otlp.protocol == PROTOCOL_GRPC else "OTLP/HTTP"
     headers_key = ",".join(f"{k}={v}" for k, v in sorted(otlp.headers.items()))
+    chosen = semconv if semconv is not None else settings.genai.otlp_semconv
     key = f"otlp|{otlp.protocol}|{otlp.endpoint}|{headers_key}"
+    if semconv is not None:
+        key += "|" + ",".join(sorted(semconv))
     return Route(
+        semconv=chosen,
         key=key,
         description=f"{label}{name} {masked_url(otlp.endpoint)}",
         accounts=True,
@@ -155,7 +165,7 @@ def resolve(destination: Destination, settings: Settings) -> Optional[Route]:
         return _mlflow_route(settings, uri, str(destination.experiment_id), None)  # type: ignore[arg-type]
     if isinstance(destination, OtlpDestination):
         otlp = OtlpSettings(destination.protocol, destination.endpoint, dict(destination.headers))
-        return _otlp_route(otlp, settings)
+        return _otlp_route(otlp, settings, semconv=destination.semconv)
     if isinstance(destination, FileDestination):
         return file_route(destination.path, settings)
     if isinstance(destination, SpanExporter):

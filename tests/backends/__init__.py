@@ -1,4 +1,4 @@
-"""Real backends for the tests: Jaeger v2, an MLflow tracking server, rotel.
+"""Real backends for the tests: Jaeger v2, an MLflow tracking server, rotel, Arize Phoenix.
 
 Each binds to 127.0.0.1 on free ports, is polled for readiness, and is stopped by PID. They come from
 ``tests/backends/install.sh`` (a cache outside the repository); a backend that is not installed makes
@@ -426,6 +426,74 @@ class MlflowServer:
             return wait_until(enough, timeout, f"{count} traces in MLflow", interval=1.0)
         except TimeoutError:
             return self.read(experiment, **kw)
+
+
+# --- Arize Phoenix -----------------------------------------------------------------------------------
+#: Arize Phoenix 20 (``phoenix serve``), in its own virtualenv (tests/backends/install.sh).
+PHOENIX_VENV = CACHE / "phoenix-venv"
+
+
+class Phoenix:
+    """``phoenix serve`` on free ports with a SQLite database in its own working directory.
+
+    Its OTLP/HTTP receiver is its web port (``/v1/traces``); its gRPC receiver binds every interface
+    whatever ``PHOENIX_HOST`` says, so tests send only to ``127.0.0.1``. What it stored is read back
+    through its GraphQL API (``/graphql``), the one its own UI reads.
+    """
+
+    def __init__(self, workdir: Path, venv: Path = PHOENIX_VENV) -> None:
+        phoenix = venv / "bin" / "phoenix"
+        if not phoenix.exists():
+            raise FileNotFoundError(f"{phoenix} missing: run tests/backends/install.sh")
+        self.port = free_port()
+        self.grpc_port = free_port()
+        self.uri = f"http://127.0.0.1:{self.port}"
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "OTEL_", "PHOENIX_"))}
+        env.update(
+            PHOENIX_HOST="127.0.0.1",
+            PHOENIX_PORT=str(self.port),
+            PHOENIX_GRPC_PORT=str(self.grpc_port),
+            PHOENIX_WORKING_DIR=str(workdir),
+            # No usage reports, no outbound calls: the network here is loopback only.
+            PHOENIX_TELEMETRY_ENABLED="false",
+        )
+        self.process = Process([str(phoenix), "serve"], workdir / "phoenix.log", env=env, cwd=workdir)
+
+    @property
+    def otlp_http(self) -> str:
+        """The full traces URL (OTLP/HTTP, protobuf)."""
+        return f"{self.uri}/v1/traces"
+
+    @property
+    def otlp_grpc(self) -> str:
+        return f"http://127.0.0.1:{self.grpc_port}"
+
+    def start(self) -> Phoenix:
+        def healthy() -> bool:
+            if not self.process.alive():
+                raise RuntimeError("exited")
+            with urllib.request.urlopen(f"{self.uri}/healthz", timeout=2) as r:
+                return r.status == 200
+
+        try:
+            wait_until(healthy, 180, "Phoenix", interval=0.5)
+        except (TimeoutError, RuntimeError):
+            raise RuntimeError(f"Phoenix did not start:\n{self.process.tail()}") from None
+        return self
+
+    def stop(self) -> None:
+        self.process.stop(grace_s=5.0)
+
+    def graphql(self, query: str, **variables: Any) -> Any:
+        body = json.dumps({"query": query, "variables": variables}).encode()
+        request = urllib.request.Request(
+            f"{self.uri}/graphql", data=body, headers={"Content-Type": "application/json"}
+        )
+        with urllib.request.urlopen(request, timeout=30) as response:
+            answer = json.loads(response.read())
+        if answer.get("errors"):
+            raise RuntimeError(f"Phoenix GraphQL errors: {answer['errors']}")
+        return answer["data"]
 
 
 # --- rotel ---------------------------------------------------------------------------------------------

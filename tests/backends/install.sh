@@ -8,6 +8,7 @@
 #   rotel-venv      rotel, a Rust OTLP collector from PyPI
 #   crewai-venv     CrewAI and its OpenInference instrumentor (their pins on openai and mcp conflict
 #                   with the project's test extra; tests/test_autolog_crewai.py runs there)
+#   phoenix-venv    Arize Phoenix 20 (`phoenix serve`), an OpenInference backend, in its own virtualenv
 #   chromium        headless Chromium and its driver from Debian's packages (the MLflow UI and the
 #                   trace page are checked in a real browser)
 # The installs are independent, so they run side by side (the Go builds take most of the time on a
@@ -153,6 +154,22 @@ install_crewai() {
   fi
 }
 
+# --- Arize Phoenix (own venv: its server pins its own OpenTelemetry, SQLAlchemy and GraphQL stack) -----
+# `phoenix serve` keeps its SQLite database under PHOENIX_WORKING_DIR; tests/backends.Phoenix starts it.
+PHOENIX_VERSION='>=20,<21'
+install_phoenix() {
+  local venv="$CACHE/phoenix-venv"
+  if [ ! -x "$venv/bin/phoenix" ] || [ "$(cat "$venv/.phoenix-version" 2>/dev/null)" != "$PHOENIX_VERSION" ]; then
+    echo "== installing arize-phoenix $PHOENIX_VERSION into $venv" >&2
+    rm -rf "$venv"
+    "$PYTHON" -m venv "$venv"
+    "$venv/bin/python" -m pip install --quiet --upgrade pip >&2
+    "$venv/bin/python" -m pip install --quiet "arize-phoenix$PHOENIX_VERSION" >&2
+    "$venv/bin/python" -c "import phoenix" >&2
+    echo "$PHOENIX_VERSION" > "$venv/.phoenix-version"
+  fi
+}
+
 # --- Chromium (Debian's packages; the package index's own browser downloads are unreachable) -----
 install_chromium() {
   if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then
@@ -178,6 +195,7 @@ run install_mlflow "$CACHE/mlflow317-venv" "$MLFLOW_PREVIOUS"
 run install_mlflow_tracing
 run install_rotel
 run install_crewai
+run install_phoenix
 run install_chromium
 failed=0
 for i in "${!pids[@]}"; do

@@ -40,10 +40,14 @@ from mlflow_otel import semconv as conv
 from mlflow_otel._serialize import dumps
 from mlflow_otel._state import STATE
 from mlflow_otel.processors.base import SpanView
+from mlflow_otel.processors.normalization.outward import (
+    GEN_AI_OPERATION,
+    OPENINFERENCE_KIND,
+    OUTWARD_OPERATIONS,
+    outward_attributes,
+)
 from mlflow_otel.spans.types import SpanType
 
-OPENINFERENCE_KIND = "openinference.span.kind"
-GEN_AI_OPERATION = "gen_ai.operation.name"
 TRACELOOP_KIND = "traceloop.span.kind"
 LLM_REQUEST_TYPE = "llm.request.type"
 DEMOTED_FROM = "mlflow_otel.demoted_from"
@@ -84,26 +88,6 @@ OPENLLMETRY_TYPES = {
     "completion": SpanType.LLM,
     "embedding": SpanType.EMBEDDING,
     "rerank": SpanType.RERANKER,
-}
-#: MLflow's span types the other way: GenAI operation names and OpenInference kinds.
-OUTWARD_OPERATIONS = {
-    SpanType.CHAT_MODEL: "chat",
-    SpanType.LLM: "text_completion",
-    SpanType.EMBEDDING: "embeddings",
-    SpanType.TOOL: "execute_tool",
-    SpanType.AGENT: "invoke_agent",
-    SpanType.RETRIEVER: "retrieval",
-}
-OUTWARD_KINDS = {
-    SpanType.CHAT_MODEL: "LLM",
-    SpanType.LLM: "LLM",
-    SpanType.EMBEDDING: "EMBEDDING",
-    SpanType.TOOL: "TOOL",
-    SpanType.AGENT: "AGENT",
-    SpanType.RETRIEVER: "RETRIEVER",
-    SpanType.RERANKER: "RERANKER",
-    SpanType.GUARDRAIL: "GUARDRAIL",
-    SpanType.EVALUATOR: "EVALUATOR",
 }
 #: Instrumentation scopes of provider clients whose inputs are the client's own request shape,
 #: and MLflow's message format for it (what MLflow's own autolog sets: ``mlflow/<flavor>/``).
@@ -242,9 +226,8 @@ class Normalizer:
         raw = span.raw_attributes
         ours = conv.SPAN_TYPE in raw
         if ours:
-            span_type = raw[conv.SPAN_TYPE]
-            if span_type in OUTWARD_KINDS:
-                self._outward(span, raw, span_type)
+            if self.openinference_out or (self.gen_ai_out and raw[conv.SPAN_TYPE] in OUTWARD_OPERATIONS):
+                self._outward(span, raw)
         elif OPENINFERENCE_KIND in raw:
             # One copy into a plain dict (the SDK's attribute mapping is slow to walk), read and
             # written from then on.
@@ -425,45 +408,8 @@ class Normalizer:
         return inputs, outputs
 
     # --- MLflow -> the other conventions (our own spans) -------------------------------------------------
-    def _outward(self, span: SpanView, raw: Mapping[str, Any], span_type: str) -> None:
-        add: dict[str, Any] = {}
-        usage = None
-        if self.gen_ai_out and GEN_AI_OPERATION not in raw and span_type in OUTWARD_OPERATIONS:
-            usage = _json_value(raw.get(conv.CHAT_TOKEN_USAGE))
-            add[GEN_AI_OPERATION] = OUTWARD_OPERATIONS[span_type]
-            if conv.LLM_MODEL in raw:
-                add["gen_ai.request.model"] = raw[conv.LLM_MODEL]
-            if conv.LLM_PROVIDER in raw:
-                add["gen_ai.provider.name"] = raw[conv.LLM_PROVIDER]
-            if span_type == SpanType.TOOL:
-                add["gen_ai.tool.name"] = span.name
-            if isinstance(usage, Mapping):
-                for key, name in (("input_tokens", "input_tokens"), ("output_tokens", "output_tokens")):
-                    if isinstance(usage.get(key), int):
-                        add[f"gen_ai.usage.{name}"] = usage[key]
-        if self.openinference_out and OPENINFERENCE_KIND not in raw:
-            add[OPENINFERENCE_KIND] = OUTWARD_KINDS[span_type]
-            for key, value_key, mime_key in (
-                (conv.SPAN_INPUTS, "input.value", "input.mime_type"),
-                (conv.SPAN_OUTPUTS, "output.value", "output.mime_type"),
-            ):
-                if key in raw:
-                    add[value_key] = raw[key]
-                    add[mime_key] = "application/json"
-            if usage is None:
-                usage = _json_value(raw.get(conv.CHAT_TOKEN_USAGE))
-            if isinstance(usage, Mapping):
-                for key, name in (
-                    ("input_tokens", "prompt"),
-                    ("output_tokens", "completion"),
-                    ("total_tokens", "total"),
-                ):
-                    if isinstance(usage.get(key), int):
-                        add[f"llm.token_count.{name}"] = usage[key]
-            if conv.LLM_MODEL in raw:
-                add["llm.model_name"] = raw[conv.LLM_MODEL]
-            if conv.LLM_PROVIDER in raw:
-                add["llm.provider"] = raw[conv.LLM_PROVIDER]
+    def _outward(self, span: SpanView, raw: Mapping[str, Any]) -> None:
+        add = outward_attributes(raw, span.name, self.semconv)
         if add:
             span.writable_attributes().update(add)
 

@@ -1,0 +1,237 @@
+"""MLflow's span model written in the other conventions: OpenInference (what Arize Phoenix reads)
+and the OTel GenAI semantic conventions.
+
+One function, :func:`outward_attributes`, used in two places, both off the request path:
+
+* the normalization processor (process worker), for every destination, with the conventions of
+  ``MLFLOW_OTEL_SEMCONV`` (the process-wide setting);
+* :class:`mlflow_otel.pipeline.export.ConventionExporter` (export worker), for one destination,
+  with that destination's conventions (``OtlpDestination(semconv=...)``,
+  ``MLFLOW_OTEL_OTLP_SEMCONV``), so Phoenix can get OpenInference while an MLflow server gets
+  exactly MLflow's keys.
+
+What Phoenix reads is OpenInference's span attributes (openinference ``spec/semantic_conventions.md``):
+``openinference.span.kind`` (Phoenix shows ``unknown`` without it), ``input.value`` /
+``output.value`` with ``input.mime_type`` / ``output.mime_type`` (``text/plain`` is shown as text,
+``application/json`` as JSON: a string sent as JSON shows quoted), ``retrieval.documents.<i>.document.*``
+(the documents pane and count), ``llm.*``, ``tool.*``, ``metadata`` (one JSON object), ``tag.tags``
+(a list of strings), ``session.id`` / ``user.id``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from mlflow_otel import semconv as conv
+from mlflow_otel._serialize import dumps
+from mlflow_otel.spans.types import SpanType
+
+OPENINFERENCE_KIND = "openinference.span.kind"
+GEN_AI_OPERATION = "gen_ai.operation.name"
+TEXT = "text/plain"
+JSON_MIME = "application/json"
+
+#: MLflow's span types -> GenAI ``gen_ai.operation.name`` (gen-ai-spans.md); the other types have
+#: no GenAI operation.
+OUTWARD_OPERATIONS = {
+    SpanType.CHAT_MODEL: "chat",
+    SpanType.LLM: "text_completion",
+    SpanType.EMBEDDING: "embeddings",
+    SpanType.TOOL: "execute_tool",
+    SpanType.AGENT: "invoke_agent",
+    SpanType.RETRIEVER: "retrieval",
+}
+#: MLflow's span types -> OpenInference kinds (``OpenInferenceSpanKindValues``). Types OpenInference
+#: has no kind for (CHAIN, PARSER, MEMORY, WORKFLOW, TASK, UNKNOWN, a user's own) are CHAIN, the
+#: kind OpenInference's own ``@tracer.chain`` and framework instrumentors give a generic step, so
+#: Phoenix never shows ``unknown``.
+OUTWARD_KINDS = {
+    SpanType.CHAT_MODEL: "LLM",
+    SpanType.LLM: "LLM",
+    SpanType.EMBEDDING: "EMBEDDING",
+    SpanType.TOOL: "TOOL",
+    SpanType.AGENT: "AGENT",
+    SpanType.RETRIEVER: "RETRIEVER",
+    SpanType.RERANKER: "RERANKER",
+    SpanType.GUARDRAIL: "GUARDRAIL",
+    SpanType.EVALUATOR: "EVALUATOR",
+}
+DEFAULT_KIND = "CHAIN"
+MODEL_TYPES = frozenset({SpanType.LLM, SpanType.CHAT_MODEL})
+#: MLflow's own trace metadata keys (``mlflow.*``) are MLflow's bookkeeping, not the user's metadata.
+_RESERVED = "mlflow."
+
+
+def _decoded(value: Any) -> Any:
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    return value
+
+
+def _payload(encoded: str, decoded: Any) -> tuple[str, str]:
+    """An MLflow JSON payload as OpenInference's value and mime type: a string as ``text/plain``
+    (Phoenix shows ``"42"`` for a JSON string), and a call's one string argument (``{"question":
+    "..."}``) as that text, which is what OpenInference's ``@tracer.chain`` records for a function
+    of one argument; anything else as the JSON it is."""
+    if isinstance(decoded, str):
+        return decoded, TEXT
+    if isinstance(decoded, Mapping) and len(decoded) == 1:
+        (only,) = decoded.values()
+        if isinstance(only, str):
+            return only, TEXT
+    return encoded, JSON_MIME
+
+
+_JSON_TYPES = ((bool, "boolean"), (int, "integer"), (float, "number"), (str, "string"), (list, "array"))
+
+
+def _parameters(arguments: Mapping[str, Any]) -> str:
+    """OpenInference's ``tool.parameters`` ("the parameters definition for invoking the tool", a JSON
+    object of parameter name -> type) from the call's arguments: the function itself is not at hand
+    off the request path, its arguments' names and JSON types are."""
+    definition = {}
+    for name, value in arguments.items():
+        definition[name] = next((t for kind, t in _JSON_TYPES if isinstance(value, kind)), "object")
+    return dumps(definition)
+
+
+def _documents(decoded: Any, out: dict[str, Any]) -> bool:
+    """MLflow's ``Document`` list (``page_content``, ``metadata``, ``id``: what a RETRIEVER returns
+    in MLflow) as ``retrieval.documents.<i>.document.{id,content,score,metadata}``; False if the
+    output is not a document list."""
+    if not isinstance(decoded, list) or not decoded:
+        return False
+    if not all(isinstance(d, Mapping) and "page_content" in d for d in decoded):
+        return False
+    for i, document in enumerate(decoded):
+        base = f"retrieval.documents.{i}.document."
+        out[base + "content"] = str(document.get("page_content") or "")
+        if document.get("id") is not None:
+            out[base + "id"] = str(document["id"])
+        metadata = document.get("metadata")
+        if isinstance(metadata, Mapping) and metadata:
+            score = metadata.get("score")
+            if isinstance(score, (int, float)) and not isinstance(score, bool):
+                out[base + "score"] = float(score)
+            out[base + "metadata"] = dumps(dict(metadata))
+    return True
+
+
+def _messages(span_type: str, inputs: Any, outputs: Any, out: dict[str, Any]) -> None:
+    """``llm.input_messages.*`` / ``llm.output_messages.*`` / ``llm.tools.*`` from an OpenAI-shaped
+    request and response (what MLflow's and our OpenAI autolog record as inputs and outputs)."""
+    from mlflow_otel.integrations.openai.extract import Endpoint
+    from mlflow_otel.integrations.openai.messages import openinference_attributes
+
+    if not isinstance(inputs, Mapping):
+        return
+    kind = "chat" if "messages" in inputs else "responses" if "input" in inputs else None
+    if kind is None and "prompt" in inputs:
+        kind = "completions"
+    if kind is None:
+        return
+    endpoint = Endpoint(kind, "", span_type, None)
+    attrs = openinference_attributes(
+        endpoint, inputs, outputs if isinstance(outputs, Mapping) else None, None, None
+    )
+    out.update(attrs)
+
+
+def trace_level(raw: Mapping[str, Any]) -> dict[str, Any]:
+    """OpenInference's ``metadata`` (a JSON object) and ``tag.tags`` (strings ``key:value``) from the
+    trace's tags and metadata on its root (``mlflow.traceTag.*`` / ``mlflow.traceMetadata.*``, MLflow's
+    own ``mlflow.*`` keys left out), and ``session.id`` / ``user.id`` from MLflow's reserved keys."""
+    metadata: dict[str, Any] = {}
+    tags: list[str] = []
+    add: dict[str, Any] = {}
+    for key, value in raw.items():
+        if key.startswith(conv.TRACE_METADATA_PREFIX):
+            name = key[len(conv.TRACE_METADATA_PREFIX) :]
+            if name == conv.MLFLOW_SESSION_KEY:
+                add.setdefault(conv.SESSION_ID, str(value))
+            elif name == conv.MLFLOW_USER_KEY:
+                add.setdefault(conv.USER_ID, str(value))
+            elif not name.startswith(_RESERVED):
+                metadata[name] = value
+        elif key.startswith(conv.TRACE_TAG_PREFIX):
+            name = key[len(conv.TRACE_TAG_PREFIX) :]
+            if not name.startswith(_RESERVED):
+                tags.append(f"{name}:{value}" if value not in ("", None) else name)
+    if metadata:
+        add["metadata"] = dumps(metadata)
+    if tags:
+        add["tag.tags"] = tuple(sorted(tags))
+    return add
+
+
+def outward_attributes(raw: Mapping[str, Any], name: str, semconv: frozenset[str]) -> dict[str, Any]:
+    """The attributes ``semconv`` (``gen_ai``, ``openinference``) adds to a span in MLflow's model
+    (``raw`` holds ``mlflow.spanType``); keys the span already has are never replaced (our OpenAI
+    integration and third-party instrumentors write their own)."""
+    span_type = raw.get(conv.SPAN_TYPE)
+    if not isinstance(span_type, str):
+        return {}
+    add: dict[str, Any] = {}
+    usage: Any = None
+    if "gen_ai" in semconv and GEN_AI_OPERATION not in raw and span_type in OUTWARD_OPERATIONS:
+        usage = _decoded(raw.get(conv.CHAT_TOKEN_USAGE))
+        add[GEN_AI_OPERATION] = OUTWARD_OPERATIONS[span_type]
+        if conv.LLM_MODEL in raw:
+            add["gen_ai.request.model"] = raw[conv.LLM_MODEL]
+        if conv.LLM_PROVIDER in raw:
+            add["gen_ai.provider.name"] = raw[conv.LLM_PROVIDER]
+        if span_type == SpanType.TOOL:
+            add["gen_ai.tool.name"] = name
+        if isinstance(usage, Mapping):
+            for key in ("input_tokens", "output_tokens"):
+                if isinstance(usage.get(key), int):
+                    add[f"gen_ai.usage.{key}"] = usage[key]
+    if "openinference" in semconv and OPENINFERENCE_KIND not in raw:
+        add[OPENINFERENCE_KIND] = OUTWARD_KINDS.get(span_type, DEFAULT_KIND)
+        inputs = outputs = None
+        if conv.SPAN_INPUTS in raw:
+            inputs = _decoded(raw[conv.SPAN_INPUTS])
+            add["input.value"], add["input.mime_type"] = _payload(raw[conv.SPAN_INPUTS], inputs)
+        if conv.SPAN_OUTPUTS in raw:
+            outputs = _decoded(raw[conv.SPAN_OUTPUTS])
+            if span_type in (SpanType.RETRIEVER, SpanType.RERANKER) and _documents(outputs, add):
+                pass  # the documents are the output (Phoenix's Documents pane); sent once
+            else:
+                add["output.value"], add["output.mime_type"] = _payload(raw[conv.SPAN_OUTPUTS], outputs)
+        if span_type in MODEL_TYPES:
+            _messages(span_type, inputs, outputs, add)
+        if usage is None:
+            usage = _decoded(raw.get(conv.CHAT_TOKEN_USAGE))
+        if isinstance(usage, Mapping):
+            for key, count in (
+                ("input_tokens", "prompt"),
+                ("output_tokens", "completion"),
+                ("total_tokens", "total"),
+            ):
+                if isinstance(usage.get(key), int):
+                    add[f"llm.token_count.{count}"] = usage[key]
+            if isinstance(usage.get("cache_read_input_tokens"), int):
+                add["llm.token_count.prompt_details.cache_read"] = usage["cache_read_input_tokens"]
+        # The model that answered (the response's), as OpenInference instrumentors record it.
+        model = raw.get("gen_ai.response.model") or raw.get(conv.LLM_MODEL)
+        if model:
+            add["llm.model_name"] = str(model)
+        if conv.LLM_PROVIDER in raw:
+            add["llm.provider"] = raw[conv.LLM_PROVIDER]
+        if span_type == SpanType.TOOL:
+            add["tool.name"] = name
+            if conv.SPAN_DESCRIPTION in raw:
+                add["tool.description"] = raw[conv.SPAN_DESCRIPTION]
+            if isinstance(inputs, Mapping):
+                add["tool.parameters"] = _parameters(inputs)
+        for key, value in trace_level(raw).items():
+            if key not in raw:
+                add[key] = value
+    for key in [k for k in add if k in raw]:
+        del add[key]
+    return add
