@@ -57,7 +57,6 @@ DOCUMENTED: dict[tuple[str, str], str] = {
     ("entities.LiveSpan", "-trace_id"): "built by the SDK around an OTel span, never by users",
     ("entities.LiveSpan", "+state"): "built by the SDK around an OTel span, never by users",
     ("entities.LiveSpan", "+name"): "built by the SDK around an OTel span, never by users",
-    ("entities.LiveSpan", "+ordinal"): "built by the SDK around an OTel span, never by users",
     ("entities.LiveSpan", "+json_keys"): "built by the SDK around an OTel span, never by users",
     ("entities.LiveSpan", "span_type: default <required> vs 'UNKNOWN'"): "built by the SDK, never by users",
     ("entities.NoOpSpan", "-otel_span"): "a no-op span needs nothing; any arguments are accepted",
