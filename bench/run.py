@@ -74,7 +74,14 @@ def clean_env() -> dict[str, str]:
 
 
 def run_worker(
-    python: str, impl: str, workload: str, protocol: str, traces: int, payload: int, rx: Receiver
+    python: str,
+    impl: str,
+    workload: str,
+    protocol: str,
+    traces: int,
+    payload: int,
+    rx: Receiver,
+    extra_env: Optional[dict[str, str]] = None,
 ) -> dict[str, Any]:
     dead = free_port()
     cmd = [
@@ -91,7 +98,9 @@ def run_worker(
     ]
     rx.reset()
     start = time.time()
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=clean_env(), timeout=900)
+    proc = subprocess.run(
+        cmd, capture_output=True, text=True, env={**clean_env(), **(extra_env or {})}, timeout=900
+    )
     ended = time.time()
     lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
     if proc.returncode != 0 or not lines:
@@ -143,15 +152,27 @@ def median(results: list[dict[str, Any]], key: str) -> Optional[float]:
 
 # (metric key, label, unit, lower is better, target as ratio to plain OTel or absolute)
 TABLE = [
+    ("request/http", "app_wall_us_mean", "app-thread wall per span, mean", "µs"),
     ("request/http", "app_wall_us_p50", "app-thread wall per span, p50", "µs"),
     ("request/http", "app_wall_us_p99", "app-thread wall per span, p99", "µs"),
-    ("request/http", "app_cpu_us_p50", "app-thread CPU per span, p50", "µs"),
+    ("request/http", "app_cpu_us_mean", "app-thread CPU per span, mean", "µs"),
     ("request/http", "process_cpu_us_per_span", "process CPU per delivered span", "µs"),
     ("request/http", "spans_per_s", "throughput (until all arrived)", "spans/s"),
     ("request/http", "dropped", "spans dropped in the burst", "spans"),
+    ("request/grpc", "app_wall_us_mean", "gRPC: app-thread wall per span, mean", "µs"),
     ("request/grpc", "app_wall_us_p50", "gRPC: app-thread wall per span, p50", "µs"),
+    ("request/grpc", "app_wall_us_p99", "gRPC: app-thread wall per span, p99", "µs"),
     ("request/grpc", "process_cpu_us_per_span", "gRPC: process CPU per delivered span", "µs"),
     ("request/grpc", "dropped", "gRPC: spans dropped", "spans"),
+    ("request-tail/http", "app_wall_us_mean", "tail sampling on: app-thread wall per span, mean", "µs"),
+    (
+        "request-tail/http",
+        "process_cpu_us_per_span",
+        "tail sampling on: process CPU per delivered span",
+        "µs",
+    ),
+    ("request-tail/grpc", "app_wall_us_mean", "tail sampling on, gRPC: app wall per span, mean", "µs"),
+    ("request-tail/grpc", "process_cpu_us_per_span", "tail sampling on, gRPC: process CPU per span", "µs"),
     ("payload10k/http", "app_wall_us_p50", "10 KB input: app-thread wall per span", "µs"),
     ("payload10k/http", "process_cpu_us_per_span", "10 KB input: process CPU per span", "µs"),
     ("payload1m/http", "app_wall_us_p50", "1 MB input: app-thread wall per span", "µs"),
@@ -186,8 +207,11 @@ def targets(med: dict[tuple[str, str, str], Optional[float]]) -> list[tuple[str,
         if a is not None:
             checks.append((label, f"{a:.3g} {unit} (target <= {limit} {unit})", a <= limit))
 
-    ratio_check("app-thread time per span", "request/http", "app_wall_us_p50", 0.5)
-    ratio_check("process CPU per delivered span", "request/http", "process_cpu_us_per_span", 0.45)
+    # The app pays the mean (our own threads taking the GIL, GC pauses), not the p50 (issue 27).
+    for w, proto in (("request/http", ""), ("request/grpc", ", gRPC"), ("request-tail/http", ", tail on"),
+                     ("request-tail/grpc", ", tail on, gRPC")):  # fmt: skip
+        ratio_check(f"app-thread time per span, mean{proto}", w, "app_wall_us_mean", 0.4)
+        ratio_check(f"process CPU per delivered span{proto}", w, "process_cpu_us_per_span", 0.4)
     abs_check("capture of a 54 MB text, per span", "capture_text/-", "capture_ms_per_span", 10, "ms")
     abs_check("capture of a 1M-key dict, per span", "capture_dict/-", "capture_ms_per_span", 10, "ms")
     abs_check("capture of a MagicMock, per span", "capture_mock/-", "capture_ms_per_span", 10, "ms")
@@ -274,7 +298,10 @@ def main() -> int:
         "--reps", type=int, default=None, help="repetitions per workload (default 3; quick 1)"
     )
     parser.add_argument("--impls", default=",".join(IMPLS))
-    parser.add_argument("--workloads", default="request,payload,capture,dead,memory,disabled,cold")
+    parser.add_argument(
+        "--workloads", default="request,request-tail,payload,capture,dead,memory,disabled,cold"
+    )
+    parser.add_argument("--traces", type=int, default=None, help="traces per request workload run")
     parser.add_argument("--mlflow-python", default=None, help="python of the venv with mlflow-tracing")
     parser.add_argument("--out", default=str(RESULTS))
     args = parser.parse_args()
@@ -291,6 +318,9 @@ def main() -> int:
     if "request" in workloads:
         plan += [("request/http", "request", "http", 500 if q else 20_000, 0)]
         plan += [("request/grpc", "request", "grpc", 500 if q else 20_000, 0)]
+    if "request-tail" in workloads:  # tail sampling on in ours (worker.py, BENCH_TAIL)
+        plan += [("request-tail/http", "request", "http", 500 if q else 20_000, 0)]
+        plan += [("request-tail/grpc", "request", "grpc", 500 if q else 20_000, 0)]
     if "payload" in workloads:
         plan += [("payload10k/http", "request", "http", 200 if q else 2_000, 10_000)]
         plan += [("payload1m/http", "request", "http", 5 if q else 50, 1_000_000)]
@@ -305,6 +335,8 @@ def main() -> int:
     if "disabled" in workloads:
         plan += [("disabled/-", "disabled", "http", 10_000 if q else 300_000, 0)]
 
+    if args.traces:
+        plan = [(n, w, p, args.traces if n.startswith("request") else t, b) for n, w, p, t, b in plan]
     rx = Receiver()
     runs: dict[tuple[str, str], list[dict[str, Any]]] = {}
     try:
@@ -314,14 +346,15 @@ def main() -> int:
                 for impl in order:
                     if workload == "disabled" and impl == "otel":
                         continue  # plain OTel has no switch to measure
-                    result = run_worker(py[impl], impl, workload, protocol, traces, payload, rx)
+                    tail = {"BENCH_TAIL": "1"} if name.startswith("request-tail") else None
+                    result = run_worker(py[impl], impl, workload, protocol, traces, payload, rx, tail)
                     if workload == "disabled":
                         result["disabled_overhead_ns"] = (
                             result["disabled_ns_per_call"] - result["plain_ns_per_call"]
                         )
                     runs.setdefault((name, impl), []).append(result)
                     print(f"{name:16s} {LABEL[impl]:15s} rep {rep + 1}: " + ", ".join(
-                        f"{k}={fmt(result[k])}" for k in ("app_wall_us_p50", "process_cpu_us_per_span", "dropped",
+                        f"{k}={fmt(result[k])}" for k in ("app_wall_us_mean", "app_wall_us_p50", "app_wall_us_p99", "process_cpu_us_per_span", "dropped",
                                                           "exit_s", "rss_over_baseline_mb", "disabled_overhead_ns",
                                                           "capture_ms_per_span", "capture_rss_mb")
                         if k in result), flush=True)  # fmt: skip

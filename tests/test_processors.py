@@ -508,3 +508,43 @@ def test_a_list_attribute_counts_toward_the_span_budget(provider_exporter):
     span = _span_with(provider_exporter, chunks=tuple("y" * 10_000 for _ in range(500)))  # 5 MB
     result = run_chain(span, (Trimmer(1024 * 1024, 3 * 1024 * 1024),))
     assert sum(len(x) for x in result.attributes.get("chunks", ())) <= 3 * 1024 * 1024
+
+
+# --- trace-level screens (processors/base.py): a screen that says "nothing to change" is never wrong
+_FRAGMENTS = [
+    "hello", "ok", " ", "key", '"api_key": ', '"password": "x"', "sk-proj-Q7mK2xPz9LwR4tYvB8nC3dFg6hJ1kM5s",
+    "postgres://admin:pw@db:5432/app", "?q=1&token=abc", "4111 1111 1111 1111", "4111111111111111", "1234",
+    "eyJhbGciOiJIUzI1NiJ9", "Bearer abc", "\\", "\u200b", "{", "[", '"', ":", ",", "monkey business",
+]  # fmt: skip
+_values = st.one_of(
+    st.lists(st.sampled_from(_FRAGMENTS), max_size=6).map("".join),
+    st.integers(min_value=-(10**19), max_value=10**19),
+    st.lists(st.sampled_from(_FRAGMENTS), max_size=3).map(tuple),
+    st.booleans(),
+)
+_attrs = st.dictionaries(
+    st.sampled_from(["mlflow.spanInputs", "mlflow.spanOutputs", "note", "db.url", "n"]), _values
+)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(trace=st.lists(_attrs, min_size=1, max_size=3))
+def test_the_default_redaction_screen_never_passes_a_span_it_would_change(provider_exporter, trace):
+    spans = [_span_with(provider_exporter, **attrs) for attrs in trace]
+    redactor = DefaultRedactor()
+    if redactor.screen(spans):
+        for span in spans:
+            assert run_chain(span, (redactor,)) is span  # unchanged: the very same object
+
+
+def test_a_screened_processor_still_runs_on_a_span_an_earlier_hook_changed(provider_exporter):
+    span = _span_with(provider_exporter, note="hello")
+    redactor = DefaultRedactor()
+    assert redactor.screen([span])
+
+    def add_secret(view):
+        view.set_attribute("db.url", "postgres://admin:hunter2@db:5432/app")
+
+    result = run_chain(span, (add_secret, redactor), screened=(redactor,))
+    assert "hunter2" not in result.attributes["db.url"]
+    assert run_chain(span, (redactor,), screened=(redactor,)) is span

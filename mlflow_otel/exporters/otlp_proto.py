@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.trace import SpanKind, StatusCode
 
 _pack_d = struct.Struct("<d").pack
 _pack_q = struct.Struct("<Q").pack
@@ -95,6 +96,10 @@ def _key(key: str) -> bytes:
 
 
 _SMALL = [bytes((i,)) for i in range(128)]
+#: Encoded KeyValue fields of short string values, by (tag, key, text); cleared when full.
+_pair_cache: dict[tuple[bytes, str, str], bytes] = {}
+_PAIR_TEXT = 48
+_PAIR_LIMIT = 4096
 
 
 def key_values(tag: bytes, attributes: Any) -> bytes:
@@ -105,11 +110,20 @@ def key_values(tag: bytes, attributes: Any) -> bytes:
     append = out.append
     small = _SMALL
     cache = _key_cache
+    pairs = _pair_cache
     for k, v in attributes.items():
+        cls = v.__class__
+        if cls is str and len(v) <= _PAIR_TEXT:
+            # Short texts repeat from span to span (span types, function names, "ok"): the whole
+            # field is encoded once per (key, text) and reused.
+            field = pairs.get((tag, k, v))
+            if field is not None:
+                append(field)
+                continue
         kb = cache.get(k)
         if kb is None:
             kb = _key(k)
-        if v.__class__ is str:
+        if cls is str:
             try:
                 vb = v.encode("utf-8")
             except UnicodeEncodeError:
@@ -121,30 +135,76 @@ def key_values(tag: bytes, attributes: Any) -> bytes:
         m = len(av)
         kv = kb + b"\x12" + (small[m] if m < 128 else _varint(m)) + av
         n = len(kv)
-        append(tag + (small[n] if n < 128 else _varint(n)) + kv)
+        field = tag + (small[n] if n < 128 else _varint(n)) + kv
+        append(field)
+        if cls is str and len(v) <= _PAIR_TEXT:
+            if len(pairs) >= _PAIR_LIMIT:
+                pairs.clear()
+            pairs[(tag, k, v)] = field
     return b"".join(out)
 
 
+#: ReadableSpan's properties the encoder reads: a class that overrides none of them (the lean
+#: tracer's spans, the SDK's, a processor's copy) is read from its fields directly, without a
+#: property call, a MappingProxy and isinstance checks per span.
+_READS = ("context", "parent", "name", "kind", "start_time", "end_time", "attributes", "events", "links",
+          "status", "dropped_attributes", "dropped_events", "dropped_links")  # fmt: skip
+_plain_classes: dict[type, bool] = {}
+_KIND = {kind: b"\x30" + bytes((kind.value + 1,)) for kind in SpanKind}  # OTLP SpanKind = API kind + 1
+_CODE = {code: (b"\x18" + bytes((code.value,)) if code.value else b"") for code in StatusCode}
+_FLAGS_LOCAL = b"\x85\x01" + _pack_i(_HAS_IS_REMOTE)
+_FLAGS_REMOTE = b"\x85\x01" + _pack_i(_HAS_IS_REMOTE | _IS_REMOTE)
+
+
+def _plain(cls: type) -> bool:
+    plain = _plain_classes.get(cls)
+    if plain is None:
+        plain = issubclass(cls, ReadableSpan) and all(
+            getattr(cls, name, None) is getattr(ReadableSpan, name) for name in _READS
+        )
+        _plain_classes[cls] = plain
+    return plain
+
+
+def _dropped(container: Any) -> int:
+    return 0 if container.__class__ in (dict, list, tuple) else getattr(container, "dropped", 0) or 0
+
+
 def _span(span: ReadableSpan) -> bytes:
-    ctx = span.context
-    parent = span.parent
-    parts = [
-        b"\x0a\x10" + ctx.trace_id.to_bytes(16, "big"),
-        b"\x12\x08" + ctx.span_id.to_bytes(8, "big"),
-    ]
-    if ctx.trace_state:
-        parts.append(_ld(b"\x1a", _utf8(ctx.trace_state.to_header())))
+    if _plain(span.__class__):
+        attributes = span._attributes
+        events = span._events
+        links = span._links
+        return _encode(
+            span._context, span._parent, span._name, span._kind, span._start_time, span._end_time,
+            attributes, _dropped(attributes) if attributes else 0, events or (),
+            _dropped(events) if events else 0, links or (), _dropped(links) if links else 0, span._status,
+        )  # fmt: skip
+    return _encode(
+        span.context, span.parent, span.name, span.kind, span.start_time, span.end_time, span.attributes,
+        span.dropped_attributes, span.events, span.dropped_events, span.links, span.dropped_links,
+        span.status,
+    )  # fmt: skip
+
+
+def _encode(
+    ctx: Any, parent: Any, name: str, kind: Any, start: Any, end: Any, attributes: Any, dropped_attrs: int,
+    events: Any, dropped_events: int, links: Any, dropped_links: int, status: Any,
+) -> bytes:  # fmt: skip
+    parts = [b"\x0a\x10" + ctx.trace_id.to_bytes(16, "big") + b"\x12\x08" + ctx.span_id.to_bytes(8, "big")]
+    trace_state = ctx.trace_state
+    if trace_state is not None and len(trace_state):
+        parts.append(_ld(b"\x1a", _utf8(trace_state.to_header())))
     if parent is not None:
         parts.append(b"\x22\x08" + parent.span_id.to_bytes(8, "big"))
-    parts.append(_ld(b"\x2a", _utf8(span.name)))
-    parts.append(b"\x30" + bytes((span.kind.value + 1,)))  # OTLP SpanKind = API kind + 1
-    parts.append(b"\x39" + _pack_q(span.start_time or 0))
-    parts.append(b"\x41" + _pack_q(span.end_time or 0))
-    parts.append(key_values(b"\x4a", span.attributes))
-    dropped = span.dropped_attributes
-    if dropped:
-        parts.append(b"\x50" + _varint(dropped))
-    for event in span.events:
+    parts.append(_ld(b"\x2a", _utf8(name)))
+    parts.append(_KIND.get(kind) or b"\x30" + bytes((kind.value + 1,)))
+    parts.append(b"\x39" + _pack_q(start or 0) + b"\x41" + _pack_q(end or 0))
+    if attributes:
+        parts.append(key_values(b"\x4a", attributes))
+    if dropped_attrs:
+        parts.append(b"\x50" + _varint(dropped_attrs))
+    for event in events:
         body = (
             b"\x09"
             + _pack_q(event.timestamp)
@@ -152,10 +212,9 @@ def _span(span: ReadableSpan) -> bytes:
             + key_values(b"\x1a", event.attributes)
         )
         parts.append(_ld(b"\x5a", body))
-    dropped = span.dropped_events
-    if dropped:
-        parts.append(b"\x60" + _varint(dropped))
-    for link in span.links:
+    if dropped_events:
+        parts.append(b"\x60" + _varint(dropped_events))
+    for link in links:
         lctx = link.context
         body = b"\x0a\x10" + lctx.trace_id.to_bytes(16, "big") + b"\x12\x08" + lctx.span_id.to_bytes(8, "big")
         if lctx.trace_state:
@@ -163,18 +222,16 @@ def _span(span: ReadableSpan) -> bytes:
         body += key_values(b"\x22", link.attributes)
         body += b"\x35" + _pack_i(_HAS_IS_REMOTE | (_IS_REMOTE if lctx.is_remote else 0))
         parts.append(_ld(b"\x6a", body))
-    dropped = span.dropped_links
-    if dropped:
-        parts.append(b"\x70" + _varint(dropped))
-    status = span.status
-    status_body = b""
-    if status.description:
-        status_body += _ld(b"\x12", _utf8(status.description))
-    if status.status_code.value:
-        status_body += b"\x18" + bytes((status.status_code.value,))
+    if dropped_links:
+        parts.append(b"\x70" + _varint(dropped_links))
+    description = status.description
+    code = status.status_code
+    code_bytes = _CODE.get(code)
+    if code_bytes is None:
+        code_bytes = b"\x18" + bytes((code.value,)) if code.value else b""
+    status_body = (_ld(b"\x12", _utf8(description)) if description else b"") + code_bytes
     parts.append(_ld(b"\x7a", status_body))
-    flags = _HAS_IS_REMOTE | (_IS_REMOTE if parent is not None and parent.is_remote else 0)
-    parts.append(b"\x85\x01" + _pack_i(flags))
+    parts.append(_FLAGS_REMOTE if parent is not None and parent.is_remote else _FLAGS_LOCAL)
     return b"".join(parts)
 
 

@@ -46,7 +46,7 @@ class Chain:
     """What the stage runs: the hooks and built-ins in order, the tail-sampling decision (if
     configured), then OTel processors' ``on_end``."""
 
-    __slots__ = ("end_processors", "processors", "tail")
+    __slots__ = ("end_processors", "processors", "screens", "tail")
 
     def __init__(
         self,
@@ -55,6 +55,8 @@ class Chain:
         tail: Optional[TailSampler] = None,
     ) -> None:
         self.processors = tuple(processors)
+        #: Processors with a trace-level screen (``processors/base.py``): asked once per trace.
+        self.screens = tuple(p for p in self.processors if callable(getattr(p, "screen", None)))
         self.end_processors = tuple(end_processors)
         self.tail = tail
 
@@ -71,10 +73,29 @@ def _name(processor: Any) -> str:
     return getattr(processor, "__qualname__", None) or type(processor).__name__
 
 
-def run_chain(span: ReadableSpan, processors: Sequence[Processor]) -> Optional[ReadableSpan]:
-    """Run ``span`` through ``processors``; None if one dropped it."""
+def _screened(spans: Sequence[ReadableSpan], screens: Sequence[Any]) -> tuple[Any, ...]:
+    """The processors whose screen says they would change none of ``spans`` (one trace)."""
+    out = []
+    for processor in screens:
+        try:
+            if processor.screen(spans):
+                out.append(processor)
+        except Exception:  # a screen is an optimisation: when it fails, the processor runs
+            pass
+    return tuple(out)
+
+
+def run_chain(
+    span: ReadableSpan, processors: Sequence[Processor], screened: tuple[Any, ...] = ()
+) -> Optional[ReadableSpan]:
+    """Run ``span`` through ``processors``; None if one dropped it. A processor in ``screened`` is
+    skipped while the span is still as it ended (its screen looked at that span)."""
+    if screened and len(screened) == len(processors):
+        return span  # every processor screened the trace out: nothing would change
     view = SpanView(span)
     for processor in processors:
+        if screened and processor in screened and not view.changed:
+            continue
         state = view.checkpoint()
         try:
             processor(view)
@@ -148,11 +169,11 @@ class ProcessStage(SpanExporter):
     def _process(spans: Sequence[ReadableSpan], chain: Chain) -> Sequence[ReadableSpan]:
         """One trace: the chain on each span, then the tail decision on what is left of the trace,
         then OTel ``on_end`` (which so sees only spans that will be exported)."""
-        out: Sequence[ReadableSpan] = (
-            [r for r in (run_chain(s, chain.processors) for s in spans) if r is not None]
-            if chain.processors
-            else spans
-        )
+        processors = chain.processors
+        out: Sequence[ReadableSpan] = spans
+        if processors:
+            screened = _screened(spans, chain.screens) if chain.screens else ()
+            out = [r for r in (run_chain(s, processors, screened) for s in spans) if r is not None]
         if chain.tail is not None:
             out = chain.tail.filter(out)
         if chain.end_processors:

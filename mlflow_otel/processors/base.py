@@ -4,6 +4,11 @@ A processor is a plain callable ``fn(span) -> None`` (MLflow's span-processor co
 and edits the :class:`SpanView` it is given; raising :class:`DropSpan` drops the span on purpose.
 The built-in processors (``content``, ``redaction``, ``trimming``) are written against this same
 contract, so they read like examples of a user's own.
+
+A processor may also have a ``screen(spans) -> bool`` method: given the spans of one trace as they
+ended, True means it would change none of them, so the process stage skips it for each of them
+while no earlier processor has changed the span (``SpanView.changed``). A screen is an
+optimisation only: False (or an exception) runs the processor on every span as usual.
 """
 
 from __future__ import annotations
@@ -60,6 +65,12 @@ class SpanView(SpanReads):
             self._fresh = True
         self._dirty = True
         return self._attrs
+
+    @property
+    def changed(self) -> bool:
+        """Whether a processor has changed the span so far (a screen's verdict on the span as it
+        ended holds only while this is False: ``pipeline/process.py``)."""
+        return self._dirty
 
     @property
     def raw_attributes(self) -> Any:

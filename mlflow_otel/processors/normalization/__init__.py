@@ -33,7 +33,7 @@ and the pipeline head holds an autolog integration's spans with their trace
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Optional
 
 from mlflow_otel import semconv as conv
@@ -235,6 +235,19 @@ class Normalizer:
         elif GEN_AI_OPERATION in raw or TRACELOOP_KIND in raw or LLM_REQUEST_TYPE in raw:
             self._gen_ai(span, span.writable_attributes())
         self._count_usage_once(span, third_party=not ours)
+
+    def screen(self, spans: Sequence[Any]) -> bool:
+        """True when this processor would change none of one trace's spans (``processors/base.py``):
+        each is ours (typed), of a kind that is not mapped outward, without token usage, and no
+        usage is waiting for a parent. Then ``__call__`` would only find nothing to count."""
+        if self._usage_below:
+            return False
+        for span in spans:
+            raw = span.attributes
+            span_type = raw.get(conv.SPAN_TYPE)
+            if span_type is None or span_type in OUTWARD_KINDS or conv.CHAT_TOKEN_USAGE in raw:
+                return False
+        return True
 
     # --- third-party conventions -> MLflow --------------------------------------------------------------
     def _openinference(self, span: SpanView, raw: dict[str, Any]) -> None:

@@ -8,7 +8,7 @@ secret at all; only then do the patterns run. The rules are listed in this direc
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from mlflow_otel import semconv as conv
@@ -201,6 +201,50 @@ class DefaultRedactor(Redactor):
             elif self._dirty_value(key, value):
                 return False
         return True
+
+    def screen(self, spans: Sequence[Any]) -> bool:
+        """True when no span of one trace can hold anything this policy masks (the process stage
+        then skips this processor for them: ``processors/base.py``). The per-span check's string
+        tests run once, on every attribute string of the trace joined: each is a substring test or
+        an unanchored pattern, so whatever one value would show, the joined text shows too (the
+        join can only add false alarms, which run the per-span check as before). Events, status
+        messages and a dirty resource, name or key fall back to the per-span check."""
+        ignored = self._ignored
+        verdicts = self._key_verdicts
+        texts: list[str] = []
+        append = texts.append
+        low, high = _CARD_DIGITS
+        for span in spans:
+            if span.events or span.status.description:
+                return False
+            if not self._clean_resource(span.resource) or self._dirty_name(span.name):
+                return False
+            for key, value in span.attributes.items():
+                if key in ignored:
+                    continue
+                suspicious = verdicts.get(key)
+                if suspicious is None:
+                    suspicious = self._block_key(key) or self._dirty_text(key)
+                    if len(verdicts) < self._CACHE_LIMIT:
+                        verdicts[key] = suspicious
+                if suspicious:
+                    return False
+                kind = value.__class__
+                if kind is str:
+                    append(value)
+                elif kind is int:
+                    if low <= abs(value) < high:
+                        return False
+                elif kind is list or kind is tuple:
+                    for member in value:
+                        if member.__class__ is str:
+                            append(member)
+                        elif member.__class__ is int and low <= abs(member) < high:
+                            return False
+        if not texts:
+            return True
+        joined = "\x00".join(texts)
+        return not ("\\" in joined or _may_hold_secret(joined) or _may_hold_blocked_key(joined))
 
     def _dirty_value(self, key: str, value: Any) -> bool:
         """One attribute value (or one member of a list value) may hold what this policy masks."""

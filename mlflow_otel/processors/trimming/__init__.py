@@ -15,6 +15,7 @@ in the span attribute ``mlflow_otel.trimmed`` (JSON).
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 from opentelemetry.sdk.trace import Event
@@ -111,6 +112,24 @@ class Trimmer:
             and len(value) * 4 > self.max_attribute_bytes
             and _nbytes(value) > self.max_attribute_bytes
         )
+
+    def screen(self, spans: Sequence[Any]) -> bool:
+        """True when every span of one trace is under both budgets (``processors/base.py``): no
+        events, and all their values together, at 4 bytes a character, fit one attribute's budget
+        (which is at most the span's)."""
+        chars = 0
+        for span in spans:
+            if span.events:
+                return False
+            for v in span.attributes.values():
+                kind = v.__class__
+                if kind is str:
+                    chars += len(v)
+                elif kind is tuple or kind is list:
+                    chars += sum(len(x) if x.__class__ is str else 8 for x in v)
+                else:
+                    chars += 8
+        return chars * 4 <= self.max_attribute_bytes
 
     def __call__(self, span: SpanView) -> None:
         raw = span.raw_attributes
