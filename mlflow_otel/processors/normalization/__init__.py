@@ -238,14 +238,17 @@ class Normalizer:
 
     def screen(self, spans: Sequence[Any]) -> bool:
         """True when this processor would change none of one trace's spans (``processors/base.py``):
-        each is ours (typed), of a kind that is not mapped outward, without token usage, and no
-        usage is waiting for a parent. Then ``__call__`` would only find nothing to count."""
-        if self._usage_below:
+        each is ours (typed), not mapped outward (no OpenInference out; no GenAI operation for its
+        type), without token usage, and no usage is waiting for a parent. Then ``__call__`` would
+        only find nothing to count."""
+        if self._usage_below or self.openinference_out:  # OpenInference maps every span of ours
             return False
         for span in spans:
             raw = span.attributes
             span_type = raw.get(conv.SPAN_TYPE)
-            if span_type is None or span_type in OUTWARD_KINDS or conv.CHAT_TOKEN_USAGE in raw:
+            if span_type is None or conv.CHAT_TOKEN_USAGE in raw:
+                return False
+            if self.gen_ai_out and span_type in OUTWARD_OPERATIONS:
                 return False
         return True
 
