@@ -183,16 +183,10 @@ class DefaultRedactor(Redactor):
     def _clean(self, attrs: Mapping[str, Any]) -> bool:
         """True when no value of ``attrs`` can hold anything this policy masks (the common case)."""
         ignored = self._ignored
-        verdicts = self._key_verdicts
         for key, value in attrs.items():
             if key in ignored:
                 continue
-            suspicious = verdicts.get(key)
-            if suspicious is None:  # keys repeat from span to span: decided once
-                suspicious = self._block_key(key) or self._dirty_text(key)
-                if len(verdicts) < self._CACHE_LIMIT:
-                    verdicts[key] = suspicious
-            if suspicious:
+            if self._suspicious_key(key):
                 return False
             kind = value.__class__
             if kind is list or kind is tuple:
@@ -202,6 +196,16 @@ class DefaultRedactor(Redactor):
                 return False
         return True
 
+    def _suspicious_key(self, key: str) -> bool:
+        """A key this policy masks or whose text looks secret; keys repeat from span to span, so
+        each is decided once (a bounded cache)."""
+        suspicious = verdicts.get(key)
+        if suspicious is None:
+            suspicious = self._block_key(key) or self._dirty_text(key)
+            if len(verdicts) < self._CACHE_LIMIT:
+                verdicts[key] = suspicious
+        return suspicious
+
     def screen(self, spans: Sequence[Any]) -> bool:
         """True when no span of one trace can hold anything this policy masks (the process stage
         then skips this processor for them: ``processors/base.py``). The per-span check's string
@@ -210,7 +214,6 @@ class DefaultRedactor(Redactor):
         join can only add false alarms, which run the per-span check as before). Events, status
         messages and a dirty resource, name or key fall back to the per-span check."""
         ignored = self._ignored
-        verdicts = self._key_verdicts
         texts: list[str] = []
         append = texts.append
         low, high = _CARD_DIGITS
@@ -222,12 +225,7 @@ class DefaultRedactor(Redactor):
             for key, value in span.attributes.items():
                 if key in ignored:
                     continue
-                suspicious = verdicts.get(key)
-                if suspicious is None:
-                    suspicious = self._block_key(key) or self._dirty_text(key)
-                    if len(verdicts) < self._CACHE_LIMIT:
-                        verdicts[key] = suspicious
-                if suspicious:
+                if self._suspicious_key(key):
                     return False
                 kind = value.__class__
                 if kind is str:
