@@ -199,6 +199,7 @@ class DefaultRedactor(Redactor):
     def _suspicious_key(self, key: str) -> bool:
         """A key this policy masks or whose text looks secret; keys repeat from span to span, so
         each is decided once (a bounded cache)."""
+        verdicts = self._key_verdicts
         suspicious = verdicts.get(key)
         if suspicious is None:
             suspicious = self._block_key(key) or self._dirty_text(key)
