@@ -12,23 +12,13 @@ GenAI shapes follow the semantic conventions' input/output message schemas
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any, Optional
 
-from mlflow_otel._serialize import dumps
+from mlflow_otel._serialize import dumps, loads_or_raw
 from mlflow_otel.integrations.openai.extract import Endpoint, finish_reasons
 
 Message = dict[str, Any]
-
-
-def _arguments(raw: Any) -> Any:
-    if isinstance(raw, str):
-        try:
-            return json.loads(raw)
-        except ValueError:
-            return raw
-    return raw
 
 
 def _content_parts(content: Any) -> list[dict[str, Any]]:
@@ -75,7 +65,7 @@ def _chat_message(msg: Mapping[str, Any]) -> Message:
                     "type": "tool_call",
                     "id": call.get("id"),
                     "name": fn.get("name"),
-                    "arguments": _arguments(fn.get("arguments")),
+                    "arguments": loads_or_raw(fn.get("arguments")),
                 }
             )
     out: Message = {"role": role, "parts": parts}
@@ -97,7 +87,7 @@ def _responses_item(item: Any) -> Optional[Message]:
             "type": "tool_call",
             "id": item.get("call_id"),
             "name": item.get("name"),
-            "arguments": _arguments(item.get("arguments")),
+            "arguments": loads_or_raw(item.get("arguments")),
         }
         return {"role": "assistant", "parts": [call]}
     if kind == "function_call_output":

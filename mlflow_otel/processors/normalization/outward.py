@@ -20,12 +20,11 @@ What Phoenix reads is OpenInference's span attributes (openinference ``spec/sema
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any
 
 from mlflow_otel import semconv as conv
-from mlflow_otel._serialize import dumps
+from mlflow_otel._serialize import dumps, loads_or_raw
 from mlflow_otel.spans.types import SpanType
 
 OPENINFERENCE_KIND = "openinference.span.kind"
@@ -62,15 +61,6 @@ DEFAULT_KIND = "CHAIN"
 MODEL_TYPES = frozenset({SpanType.LLM, SpanType.CHAT_MODEL})
 #: MLflow's own trace metadata keys (``mlflow.*``) are MLflow's bookkeeping, not the user's metadata.
 _RESERVED = "mlflow."
-
-
-def _decoded(value: Any) -> Any:
-    if isinstance(value, str):
-        try:
-            return json.loads(value)
-        except ValueError:
-            return value
-    return value
 
 
 def _payload(encoded: str, decoded: Any) -> tuple[str, str]:
@@ -179,7 +169,7 @@ def outward_attributes(raw: Mapping[str, Any], name: str, semconv: frozenset[str
     add: dict[str, Any] = {}
     usage: Any = None
     if "gen_ai" in semconv and GEN_AI_OPERATION not in raw and span_type in OUTWARD_OPERATIONS:
-        usage = _decoded(raw.get(conv.CHAT_TOKEN_USAGE))
+        usage = loads_or_raw(raw.get(conv.CHAT_TOKEN_USAGE))
         add[GEN_AI_OPERATION] = OUTWARD_OPERATIONS[span_type]
         if conv.LLM_MODEL in raw:
             add["gen_ai.request.model"] = raw[conv.LLM_MODEL]
@@ -195,10 +185,10 @@ def outward_attributes(raw: Mapping[str, Any], name: str, semconv: frozenset[str
         add[OPENINFERENCE_KIND] = OUTWARD_KINDS.get(span_type, DEFAULT_KIND)
         inputs = outputs = None
         if conv.SPAN_INPUTS in raw:
-            inputs = _decoded(raw[conv.SPAN_INPUTS])
+            inputs = loads_or_raw(raw[conv.SPAN_INPUTS])
             add["input.value"], add["input.mime_type"] = _payload(raw[conv.SPAN_INPUTS], inputs)
         if conv.SPAN_OUTPUTS in raw:
-            outputs = _decoded(raw[conv.SPAN_OUTPUTS])
+            outputs = loads_or_raw(raw[conv.SPAN_OUTPUTS])
             if span_type in (SpanType.RETRIEVER, SpanType.RERANKER) and _documents(outputs, add):
                 pass  # the documents are the output (Phoenix's Documents pane); sent once
             else:
@@ -206,7 +196,7 @@ def outward_attributes(raw: Mapping[str, Any], name: str, semconv: frozenset[str
         if span_type in MODEL_TYPES:
             _messages(span_type, inputs, outputs, add)
         if usage is None:
-            usage = _decoded(raw.get(conv.CHAT_TOKEN_USAGE))
+            usage = loads_or_raw(raw.get(conv.CHAT_TOKEN_USAGE))
         if isinstance(usage, Mapping):
             for key, count in (
                 ("input_tokens", "prompt"),
