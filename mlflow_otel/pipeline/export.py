@@ -17,8 +17,11 @@ from typing import Callable, Optional, Protocol, runtime_checkable
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
+from mlflow_otel import semconv as conv
 from mlflow_otel._log import logger, warn_limited
 from mlflow_otel._telemetry import COUNTERS
+from mlflow_otel.processors.base import SpanView
+from mlflow_otel.processors.normalization.outward import outward_attributes
 
 
 @runtime_checkable
@@ -121,10 +124,6 @@ class ConventionExporter(AnnouncingExporter):
         self.keep_mlflow = keep_mlflow
 
     def convert(self, span: ReadableSpan) -> ReadableSpan:
-        from mlflow_otel import semconv as conv
-        from mlflow_otel.processors.base import SpanView
-        from mlflow_otel.processors.normalization.outward import outward_attributes
-
         raw = span.attributes or {}
         if conv.SPAN_TYPE not in raw:
             return span
