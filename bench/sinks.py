@@ -35,7 +35,7 @@ import mlflow_otel as mlflow  # noqa: E402
 from mlflow_otel.entities import SpanType  # noqa: E402
 from mlflow_otel.exporters.file import OtlpJsonFileExporter  # noqa: E402
 from mlflow_otel.exporters.local_store import FileAndStoreExporter  # noqa: E402
-from mlflow_otel.exporters.otlp_json import span_texts  # noqa: E402
+from mlflow_otel.otlp.json import span_texts  # noqa: E402
 from mlflow_otel.records.local import LocalTraceWriter  # noqa: E402
 
 BATCH = 512

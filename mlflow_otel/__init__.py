@@ -23,8 +23,8 @@ from mlflow_otel.records.api import (
     set_trace_tag,
     update_assessment,
 )
+from mlflow_otel.records.merge import add_trace
 from mlflow_otel.spans.fluent import (
-    add_trace,
     flush_trace_async_logging,
     get_active_trace_id,
     get_current_active_span,

@@ -21,7 +21,7 @@ from typing import Any, BinaryIO, Optional, TextIO
 from mlflow_otel import semconv as conv
 from mlflow_otel._files import write_replace
 from mlflow_otel._state import settings
-from mlflow_otel.exporters.otlp_json import decode_any_value
+from mlflow_otel.otlp.json import decode_any_value
 from mlflow_otel.records import html as trace_html
 from mlflow_otel.records.otlp_file import read_traces, trace_id_hex
 

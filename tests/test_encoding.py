@@ -11,7 +11,7 @@ from opentelemetry.sdk.trace import Event, ReadableSpan
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode, TraceFlags, TraceState
 
-from mlflow_otel.exporters.otlp_proto import encode_request
+from mlflow_otel.otlp.protobuf import encode_request
 
 scalars = st.one_of(
     st.text(max_size=30),

@@ -25,7 +25,7 @@ from mlflow_otel import tracing
 from mlflow_otel._settings import load
 from mlflow_otel.entities import AssessmentSource, AssessmentSourceType, Expectation, Feedback, SpanType
 from mlflow_otel.exceptions import MlflowException
-from mlflow_otel.exporters.otlp_json import span_texts
+from mlflow_otel.otlp.json import span_texts
 from mlflow_otel.pipeline.route import default_routes
 from mlflow_otel.records.local import LocalStore, LocalTraceWriter, store_path
 from tests.conftest import run_python

@@ -22,7 +22,7 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from mlflow_otel._files import open_append
 from mlflow_otel._log import warn_limited
-from mlflow_otel.exporters.otlp_json import request_line, span_texts
+from mlflow_otel.otlp.json import request_line, span_texts
 
 DEFAULT_MAX_BYTES = 100 * 1024 * 1024
 
@@ -42,7 +42,7 @@ class OtlpJsonFileExporter(SpanExporter):
         return self.write(request_line(spans, span_texts(spans)))
 
     def write(self, line: str) -> SpanExportResult:
-        """Append one request line (``otlp_json.request_line``); never raises."""
+        """Append one request line (``otlp/json.py``: ``request_line``); never raises."""
         if self._shutdown:
             return SpanExportResult.FAILURE
         try:

@@ -3,7 +3,8 @@
 The file (``exporters/file.py``) is one ``ExportTraceServiceRequest`` per line, the input of the
 OTel Collector's ``otlpjsonfile`` receiver, with its size cap and rotation. The same spans are filed
 in the SQLite store of ``records/local.py``, which is what ``get_trace`` / ``search_traces`` read
-with no server configured. Each span is encoded to OTLP/JSON once, for both (``otlp_json.span_texts``):
+with no server configured. Each span is encoded to OTLP/JSON once, for both (``span_texts``,
+``otlp/json.py``):
 the file's line is those texts joined, and the store keeps each trace's texts. Both happen on an
 export thread; the store costs the application's threads nothing. At exit this destination is
 drained whole (``Route.local``): its pace is this machine's.
@@ -24,7 +25,7 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from mlflow_otel._log import warn_limited
 from mlflow_otel._telemetry import COUNTERS
 from mlflow_otel.exporters.file import DEFAULT_MAX_BYTES, OtlpJsonFileExporter
-from mlflow_otel.exporters.otlp_json import request_line, span_texts
+from mlflow_otel.otlp.json import request_line, span_texts
 from mlflow_otel.records.local import DEFAULT_MAX_BYTES as STORE_MAX_BYTES
 from mlflow_otel.records.local import LocalTraceWriter, store_path
 

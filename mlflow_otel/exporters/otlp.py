@@ -40,8 +40,8 @@ from mlflow_otel._http import Sessions
 from mlflow_otel._log import logger, masked_url, warn_limited
 from mlflow_otel._settings import PROTOCOL_GRPC, OtlpSettings, valid_header
 from mlflow_otel._telemetry import COUNTERS
-from mlflow_otel.exporters.otlp_proto import encode_request
 from mlflow_otel.exporters.spool import REPLAY_FILES_PER_EXPORT, SendResult, Spool
+from mlflow_otel.otlp.protobuf import encode_request
 
 #: Retry backoff: first delay and cap, in seconds (full jitter below the exponential curve).
 INITIAL_BACKOFF_S = 0.5

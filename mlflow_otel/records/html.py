@@ -31,11 +31,13 @@ import html
 import json
 import secrets
 from collections.abc import Iterator, Mapping, Sequence
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 from mlflow_otel import semconv as conv
-from mlflow_otel.records.model import Span, Trace
 from mlflow_otel.spans.types import SpanStatusCode, SpanType
+
+if TYPE_CHECKING:  # model.py imports this module (``Trace._repr_html_``)
+    from mlflow_otel.records.model import Span, Trace
 
 #: The ``performance.mark`` the page's script sets once the page is rendered and painted.
 RENDERED_MARK = "mlflow-otel-rendered"

@@ -224,7 +224,7 @@ class LocalTraceWriter:
         self._lock = threading.Lock()
 
     def write(self, otel_spans: Sequence[Any], span_jsons: Sequence[str]) -> int:
-        """Store a batch's spans, each with its OTLP/JSON text (``otlp_json.span_texts``); returns
+        """Store a batch's spans, each with its OTLP/JSON text (``otlp/json.py``: ``span_texts``); returns
         the traces written."""
         by_trace: dict[str, list[int]] = {}
         for i, span in enumerate(otel_spans):

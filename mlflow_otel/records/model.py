@@ -21,6 +21,7 @@ from typing import Any, Optional, Union
 from mlflow_otel import semconv as conv
 from mlflow_otel._serialize import loads_or_raw
 from mlflow_otel._state import STATE
+from mlflow_otel.records.html import notebook_html
 from mlflow_otel.spans.types import (
     Link,
     SpanEvent,
@@ -403,8 +404,6 @@ class Trace:
         """Jupyter's rich display: the trace view of ``records/html.py`` (span tree, timeline,
         details) in a sandboxed iframe. ``tracing.disable_notebook_display()`` turns it off (MLflow's
         switch): None makes Jupyter show the plain ``repr``."""
-        from mlflow_otel.records.html import notebook_html  # html.py imports this module
-
         if not STATE.notebook_display:
             return None
         return notebook_html([self])

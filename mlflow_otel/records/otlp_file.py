@@ -21,7 +21,7 @@ import os
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, Optional
 
-from mlflow_otel.exporters.otlp_json import decode_any_value
+from mlflow_otel.otlp.json import decode_any_value
 from mlflow_otel.records.from_spans import trace_from_spans
 from mlflow_otel.records.model import Span, Trace
 from mlflow_otel.spans.types import Link, SpanEvent, SpanStatus, SpanStatusCode

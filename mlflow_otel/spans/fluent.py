@@ -985,70 +985,6 @@ def log_trace(
     return None if isinstance(span, NoOpSpan) else span.trace_id
 
 
-def add_trace(trace: Any, target: Any = None) -> None:
-    """Merge a finished trace (a ``Trace`` or its dict, e.g. returned by a remote service) into the
-    current trace, under ``target`` or the current span; with neither, under a new root named
-    ``Remote Trace <name>`` (MLflow's ``add_trace``). The spans get new ids in this trace and keep
-    their names, types, times, inputs, outputs, attributes, events and status.
-
-    An invalid ``trace`` raises ``MlflowException`` (MLflow's behaviour: a caller's mistake)."""
-    from mlflow_otel.records.model import Trace, TraceState
-
-    if not STATE.enabled:
-        return
-    if isinstance(trace, dict):
-        try:
-            trace = Trace.from_dict(trace)
-        except Exception as exc:
-            raise MlflowException.invalid_parameter_value(
-                f"Failed to load a trace object from the given dictionary: {exc}"
-            ) from exc
-    elif not isinstance(trace, Trace):
-        raise MlflowException.invalid_parameter_value(
-            f"Invalid trace object: {type(trace)}. Please provide a valid MLflow Trace object."
-        )
-    if trace.info.state not in (TraceState.OK, TraceState.ERROR):
-        raise MlflowException.invalid_parameter_value(
-            f"The trace must be ended before adding it to another trace. Current status: {trace.info.state}."
-        )
-    spans = sorted(trace.data.spans, key=lambda s: s.start_time_ns)
-    if not spans:
-        return
-    parent = target if target is not None else get_current_active_span()
-    wrapper = None
-    if parent is None:
-        first = spans[0]
-        wrapper = parent = start_span_no_context(
-            f"Remote Trace <{first.name}>",
-            inputs=first.inputs,
-            start_time_ns=first.start_time_ns - 1,
-        )
-    ids = {span.span_id for span in spans}
-    created: dict[str, Any] = {}
-    for span in spans:
-        attrs = {
-            k: v
-            for k, v in span.raw_attributes.items()
-            if k not in (conv.TRACE_REQUEST_ID, conv.SPAN_INPUTS, conv.SPAN_OUTPUTS, conv.SPAN_TYPE)
-        }
-        copy = start_span_no_context(
-            span.name,
-            span_type=span.span_type or SpanType.UNKNOWN,
-            parent_span=created.get(span.parent_id) if span.parent_id in ids else parent,
-            inputs=span.inputs,
-            attributes=attrs,
-            start_time_ns=span.start_time_ns,
-        )
-        for event in span.events:
-            copy.add_event(event)
-        created[span.span_id] = copy
-    for span in reversed(spans):  # children end before their parents
-        created[span.span_id].end(outputs=span.outputs, status=span.status, end_time_ns=span.end_time_ns)
-    if wrapper is not None:
-        last = spans[0]
-        wrapper.end(outputs=last.outputs, status=trace.info.state.value, end_time_ns=last.end_time_ns)
-
-
 def flush_trace_async_logging(terminate: bool = False, timeout_s: Optional[float] = None) -> bool:
     """Export every finished trace now; returns False if the deadline passed first or any span was
     dropped meanwhile (``tracing.stats()`` counts why: ``dropped.<reason>``).
@@ -1070,7 +1006,6 @@ def flush_trace_async_logging(terminate: bool = False, timeout_s: Optional[float
 
 __all__ = [
     "NoOpSpan",
-    "add_trace",
     "delete_trace_tag",
     "flush_trace_async_logging",
     "get_active_trace_id",
