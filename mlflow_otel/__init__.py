@@ -3,13 +3,10 @@
 Switch by changing the import: ``import mlflow_otel as mlflow``.
 """
 
+# The runtime first: it fills the slot through which spans/ reaches the running tracer.
+from mlflow_otel import _runtime  # isort: skip
 from mlflow_otel import config, destinations, entities, environment_variables, exceptions, openai, tracing
-from mlflow_otel._tracking import get_tracking_uri, set_experiment, set_tracking_uri
-from mlflow_otel.client import MlflowClient
-from mlflow_otel.entities import SpanType
-from mlflow_otel.exceptions import MlflowException
-from mlflow_otel.integrations.registry import autolog
-from mlflow_otel.records.api import (
+from mlflow_otel._read import (
     delete_assessment,
     delete_trace_tag,
     get_assessment,
@@ -23,6 +20,11 @@ from mlflow_otel.records.api import (
     set_trace_tag,
     update_assessment,
 )
+from mlflow_otel._tracking import get_tracking_uri, set_experiment, set_tracking_uri
+from mlflow_otel.client import MlflowClient
+from mlflow_otel.entities import SpanType
+from mlflow_otel.exceptions import MlflowException
+from mlflow_otel.integrations.registry import autolog
 from mlflow_otel.records.merge import add_trace
 from mlflow_otel.spans.fluent import (
     flush_trace_async_logging,
@@ -121,7 +123,6 @@ def __getattr__(name: str) -> object:
 def _join_at_import() -> None:
     """Sharing the application's provider means processing spans we did not start, from the very
     first one: build the pipeline now rather than at our first span."""
-    from mlflow_otel import _runtime
     from mlflow_otel._state import STATE
 
     if STATE.enabled and not STATE.settings().use_default_tracer_provider:

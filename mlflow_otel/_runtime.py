@@ -35,7 +35,7 @@ from mlflow_otel.pipeline.exit import announce, die_of_sigterm, install_sigterm
 from mlflow_otel.semconv import SCOPE_NAME
 from mlflow_otel.spans import registry
 from mlflow_otel.spans.sampling import sampler_for
-from mlflow_otel.spans.tracer import LeanTracer
+from mlflow_otel.spans.tracer import RUNNING, LeanTracer
 from mlflow_otel.version import VERSION
 
 #: How often the stats file is rewritten while the process runs.
@@ -314,3 +314,4 @@ def _after_fork_in_child() -> None:
 _fork.in_child(_after_fork_in_child)
 if STATE.settings().handle_sigterm:
     _install_sigterm()
+RUNNING.tracer, RUNNING.flush, RUNNING.reset = tracer, flush, reset

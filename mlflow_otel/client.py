@@ -18,11 +18,11 @@ from typing import Any, Optional, Union
 from opentelemetry import trace as otel_trace
 from opentelemetry.context import Context
 
+from mlflow_otel import _read as api
 from mlflow_otel._log import warn_limited
 from mlflow_otel._state import STATE
 from mlflow_otel.destinations import MlflowExperimentLocation
 from mlflow_otel.exceptions import MlflowException
-from mlflow_otel.records import api
 from mlflow_otel.records.model import Trace
 from mlflow_otel.semconv import SOURCE_RUN
 from mlflow_otel.spans import registry

@@ -16,7 +16,7 @@ import mlflow_otel as mlflow
 from mlflow_otel import tracing
 from mlflow_otel._settings import load as load_settings
 from mlflow_otel._telemetry import COUNTERS
-from mlflow_otel.integrations.openai import extract as _extract
+from mlflow_otel.processors.normalization import openai_extract as _extract
 from tests.conftest import by_name, decoded
 from tests.openai_server import OpenAiServer
 

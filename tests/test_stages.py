@@ -425,10 +425,23 @@ def _module_name(path: Path) -> str:
     return ".".join(parts)
 
 
+def _type_checking_nodes(tree: ast.Module) -> set[int]:
+    """Nodes under ``if TYPE_CHECKING:``: imports for annotations only, never run."""
+    skipped: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            skipped.update(id(child) for child in ast.walk(node))
+    return skipped
+
+
 def _runtime_imports(tree: ast.Module, module: str, is_package: bool) -> list[tuple[str, list[str]]]:
-    """Module-level imports (not under ``if TYPE_CHECKING``), as (module, names)."""
+    """Every import that runs, function-level ones included (not under ``if TYPE_CHECKING``), as
+    (module, names)."""
+    skipped = _type_checking_nodes(tree)
     out = []
-    for node in tree.body:
+    for node in ast.walk(tree):
+        if id(node) in skipped:
+            continue
         if isinstance(node, ast.Import):
             out.extend((alias.name, []) for alias in node.names)
         elif isinstance(node, ast.ImportFrom):
@@ -449,7 +462,42 @@ def _modules() -> dict[str, tuple[ast.Module, bool]]:
     }
 
 
-def test_no_import_circle():
+#: The floors, in the order data flows (docs/architecture.md, "Floors"): a module imports only from
+#: its own floor or one below. By longest matching path under ``mlflow_otel`` ("" is the package).
+FLOORS: dict[int, tuple[str, ...]] = {
+    0: (
+        *("semconv", "exceptions", "version", "destinations", "otlp", "_log", "_settings"),
+        *("_files", "_serialize", "_http", "_telemetry"),
+    ),
+    1: ("_state", "_fork", "_mlflow_server"),
+    2: ("spans",),
+    3: ("processors",),
+    4: ("records",),
+    5: ("exporters",),
+    6: ("pipeline",),
+    7: ("_runtime",),
+    8: (
+        *("", "_read", "_tracking", "client", "tracing", "entities", "config", "environment_variables"),
+        *("integrations", "openai", "cli", "__main__", "testing", "pytest_plugin"),
+    ),
+}
+
+
+def _floor(module: str) -> int:
+    rel = module.partition(".")[2]
+    best = max(
+        ((len(path), floor) for floor, paths in FLOORS.items() for path in paths if _under(rel, path)),
+        default=(-1, -1),
+    )
+    assert best[1] >= 0, f"{module} is on no floor: add it to FLOORS and docs/architecture.md"
+    return best[1]
+
+
+def _under(rel: str, path: str) -> bool:
+    return path == "" or rel == path or rel.startswith(path + ".")
+
+
+def _import_graph() -> dict[str, set[str]]:
     modules = _modules()
     graph: dict[str, set[str]] = {}
     for name, (tree, is_package) in modules.items():
@@ -460,7 +508,23 @@ def test_no_import_circle():
                     deps.add(candidate)
                     break
         graph[name] = deps
+    return graph
 
+
+def test_every_import_goes_down_a_floor():
+    # Top-level faces (``mlflow_otel/<library>.py``, MLflow's ``mlflow.<flavor>`` paths) sit on the
+    # top floor with the integrations they load.
+    upward = [
+        f"{module} (floor {_floor(module)}) -> {dep} (floor {_floor(dep)})"
+        for module, deps in _import_graph().items()
+        for dep in sorted(deps)
+        if _floor(dep) > _floor(module)
+    ]
+    assert upward == []
+
+
+def test_no_import_circle():
+    graph = _import_graph()
     state: dict[str, int] = {}
     stack: list[str] = []
 
@@ -504,6 +568,7 @@ def test_public_api_is_what_init_exports():
     # extension points (``processors``, ``exporters``, ``semconv``) and internal stages (docstrings
     # say so). Nothing else is public.
     modules = {"client", "spans", "pipeline", "records", "processors", "exporters", "integrations", "semconv"}
+    modules |= {"otlp"}
     modules |= {"cli", "testing", "pytest_plugin"}
     modules |= set(mlflow._AUTOLOG_FLAVORS)  # ``mlflow_otel.<flavor>.autolog()``, loaded at first use
     assert public - modules - {"version"} - set(mlflow.__all__) == set()

@@ -66,9 +66,9 @@ from mlflow_otel._mlflow_server import (
     timestamp_to_json,
 )
 from mlflow_otel._telemetry import COUNTERS
+from mlflow_otel.exporters.base import ExitAware, Salvaging, close_idle
 from mlflow_otel.exporters.mlflow_merge import FragmentMerger
 from mlflow_otel.exporters.otlp import OtlpHttpExporter
-from mlflow_otel.pipeline.export import ExitAware, Salvaging, close_idle
 from mlflow_otel.records import pending
 from mlflow_otel.records.from_spans import (
     MAX_METADATA_CHARS,

@@ -14,7 +14,7 @@ Tracing switched off (``tracing.disable()``, ``tracing.context(enabled=False)``)
 made: the tracer answers as OpenTelemetry's no-op tracer does.
 
 The scope names instrumentors ask tracers for are recorded (``adopt.register_scope``): the
-pipeline head adopts spans of these scopes into traces (``integrations/adopt.py``).
+pipeline head adopts spans of these scopes into traces (``spans/adopt.py``).
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from opentelemetry.util.types import Attributes
 
 from mlflow_otel import _runtime
 from mlflow_otel._state import STATE
-from mlflow_otel.integrations.adopt import register_scope
+from mlflow_otel.spans.adopt import register_scope
 from mlflow_otel.spans.fluent import suppressed
 
 _NO_OP = trace_api.NoOpTracer()

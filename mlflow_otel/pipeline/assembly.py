@@ -6,7 +6,7 @@ MLflow exports a trace when its root span ends, and renames same-named spans of 
 of each trace until its *local root* (the first of our spans in that trace in this process) ends,
 then hands them downstream in one go. Spans that end after their local root (a background thread
 outliving its request) are forwarded as they end; spans of the instrumentors ``autolog()`` binds are
-adopted at their start and held like ours (``integrations/adopt.py``); other instrumentations' spans
+adopted at their start and held like ours (``spans/adopt.py``); other instrumentations' spans
 (joined mode) pass straight through.
 
 The open-trace table also serves the trace timeout (``MLFLOW_TRACE_TIMEOUT_SECONDS``): a watcher
@@ -28,8 +28,7 @@ from opentelemetry.sdk.trace import Span as SdkSpan
 from mlflow_otel._log import logger, warn_limited
 from mlflow_otel._state import STATE
 from mlflow_otel._telemetry import COUNTERS
-from mlflow_otel.integrations import adopt
-from mlflow_otel.spans import registry
+from mlflow_otel.spans import adopt, registry
 from mlflow_otel.spans.registry import TraceState
 from mlflow_otel.spans.types import SpanStatus, SpanStatusCode
 

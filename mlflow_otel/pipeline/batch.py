@@ -40,7 +40,7 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from mlflow_otel import _fork
 from mlflow_otel._log import warn_limited
 from mlflow_otel._telemetry import COUNTERS
-from mlflow_otel.pipeline.export import Salvaging, close_idle
+from mlflow_otel.exporters.base import Salvaging, close_idle
 from mlflow_otel.pipeline.workers import ExportPool
 
 

@@ -23,6 +23,7 @@ from opentelemetry.sdk.trace.export import SpanExporter
 from mlflow_otel._log import logger, warn_limited
 from mlflow_otel._settings import ProcessorSettings, Settings
 from mlflow_otel._state import BUILTINS, STATE, is_otel_processor
+from mlflow_otel.exporters.base import ExitAware, busy
 from mlflow_otel.exporters.otlp import ExporterUnavailable
 from mlflow_otel.pipeline.assembly import TraceAssembler
 from mlflow_otel.pipeline.batch import BatchProcessor
@@ -30,7 +31,6 @@ from mlflow_otel.pipeline.export import (
     AnnouncingExporter,
     BorrowedExporter,
     ConventionExporter,
-    ExitAware,
     LazyExporter,
 )
 from mlflow_otel.pipeline.process import Chain, ProcessStage, Routed
@@ -292,7 +292,7 @@ class Pipeline:
         self.process.shutdown(_ms_until(deadline))
         for stage in stages:
             until = deadline
-            if exiting and not stage.force_flush(0) and _is_busy(stage.exporter):
+            if exiting and not stage.force_flush(0) and busy(stage.exporter):
                 until = busy_deadline
                 stage.force_flush(_ms_until(busy_deadline))
             stage.shutdown(_ms_until(until))
@@ -325,7 +325,3 @@ def _begin_exit(stages: Sequence[BatchProcessor], deadline: float) -> None:
         inner = stage.exporter.inner
         if isinstance(inner, BorrowedExporter):
             inner.final = True
-
-
-def _is_busy(exporter: Any) -> bool:
-    return isinstance(exporter, ExitAware) and exporter.busy()

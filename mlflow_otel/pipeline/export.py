@@ -1,5 +1,5 @@
 """Exporter wrappers the pipeline puts around every destination's exporter, and the small protocol
-the exit path speaks to exporters.
+the exit path speaks to exporters (``exporters/base.py``).
 
 Any OpenTelemetry ``SpanExporter`` is a destination; these wrappers only add what the pipeline
 promises around it: one INFO line saying where traces go (``AnnouncingExporter``), a build that
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
-from typing import Callable, Optional, Protocol, runtime_checkable
+from typing import Callable, Optional
 
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
@@ -20,59 +20,9 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from mlflow_otel import semconv as conv
 from mlflow_otel._log import logger, warn_limited
 from mlflow_otel._telemetry import COUNTERS
+from mlflow_otel.exporters.base import ExitAware, busy, close_idle, salvage
 from mlflow_otel.processors.base import SpanView
 from mlflow_otel.processors.normalization.outward import outward_attributes
-
-
-@runtime_checkable
-class ExitAware(Protocol):
-    """An exporter that behaves differently while the process exits (ours: a refused connection is
-    not retried then, so exit is not held by a dead collector; retries end by ``deadline``, a
-    ``time.monotonic()`` value, and no request outlives it)."""
-
-    def begin_exit(self, deadline: Optional[float] = None) -> None: ...
-
-    def busy(self) -> bool:
-        """True while the destination answers but has not taken everything yet (an export in
-        flight to an endpoint that answers, or a backoff after 429/503): at exit such a
-        destination gets the larger budget, ``MLFLOW_OTEL_EXIT_BUSY_TIMEOUT_SECONDS``."""
-        ...
-
-
-@runtime_checkable
-class Salvaging(Protocol):
-    """An exporter that can keep spans it could not send (ours: the opt-in on-disk spool,
-    ``exporters/spool.py``); returns how many it kept. Called with what a shutdown deadline left
-    in the batch queue."""
-
-    def salvage(self, spans: Sequence[ReadableSpan]) -> int: ...
-
-
-@runtime_checkable
-class Releasing(Protocol):
-    """An exporter that keeps connections open between exports (ours: keep-alive HTTP sessions, a
-    gRPC channel) and can close them: the export pool calls ``close_idle`` when the destination has
-    been idle a while (``pipeline/batch.py``), so sockets do not grow with the number of
-    destinations a process ever used. The next export opens a new connection."""
-
-    def close_idle(self) -> None: ...
-
-
-def close_idle(exporter: object) -> None:
-    """Close ``exporter``'s idle connections if it keeps any; never raises (called by a worker)."""
-    if isinstance(exporter, Releasing):
-        try:
-            exporter.close_idle()
-        except Exception as exc:
-            warn_limited("close_idle", "Closing idle connections of %r failed: %r", exporter, exc)
-
-
-def _busy(exporter: object) -> bool:
-    return isinstance(exporter, ExitAware) and exporter.busy()
-
-
-def _salvage(exporter: object, spans: Sequence[ReadableSpan]) -> int:
-    return exporter.salvage(spans) if isinstance(exporter, Salvaging) else 0
 
 
 class AnnouncingExporter(SpanExporter):
@@ -94,10 +44,10 @@ class AnnouncingExporter(SpanExporter):
             self.inner.begin_exit(deadline)
 
     def busy(self) -> bool:
-        return _busy(self.inner)
+        return busy(self.inner)
 
     def salvage(self, spans: Sequence[ReadableSpan]) -> int:
-        return _salvage(self.inner, spans)
+        return salvage(self.inner, spans)
 
     def close_idle(self) -> None:
         close_idle(self.inner)
@@ -154,7 +104,7 @@ class ConventionExporter(AnnouncingExporter):
         return super().export(self._converted(spans))
 
     def salvage(self, spans: Sequence[ReadableSpan]) -> int:
-        return _salvage(self.inner, self._converted(spans))
+        return salvage(self.inner, self._converted(spans))
 
 
 class LazyExporter(SpanExporter):
@@ -201,10 +151,10 @@ class LazyExporter(SpanExporter):
             inner.begin_exit(deadline)
 
     def busy(self) -> bool:
-        return _busy(self._inner)
+        return busy(self._inner)
 
     def salvage(self, spans: Sequence[ReadableSpan]) -> int:
-        return _salvage(self._inner, spans)
+        return salvage(self._inner, spans)
 
     def close_idle(self) -> None:
         close_idle(self._inner)

@@ -91,15 +91,11 @@ class NoStore:
     delete_assessment = update_assessment = set_trace_tag = delete_trace_tag = _fail
 
 
-def store_for(
-    settings: Settings,
-    tracking_uri: Optional[str] = None,
-    destinations: Optional[Sequence[Any]] = None,
-    extra: Sequence[Any] = (),
-) -> Any:
+def store_for(settings: Settings, tracking_uri: Optional[str], routes: Sequence[Any]) -> Any:
     """The store the read API uses: an http(s) tracking URI's server (given, else the settings'),
-    else the local store of the OTLP/JSON file the traces go to, else :class:`NoStore`.
-    ``destinations`` / ``extra`` are ``tracing.set_destination`` / ``add_destination``'s."""
+    else the local store of the OTLP/JSON file the traces go to, else :class:`NoStore`. ``routes``:
+    the write side's (``pipeline/route.py``'s ``Route``: its ``reads`` and ``description``), which
+    the read facade (``_read.py``, a floor above both) looks up."""
     uri = tracking_uri or settings.tracking_uri
     if uri and is_http_uri(uri):
         from mlflow_otel.records.rest import RestStore
@@ -110,9 +106,6 @@ def store_for(
             f"Tracking URI {tracking_uri!r} is not an http(s) MLflow server; mlflow-otel reads MLflow "
             "servers over REST, or its own local store (no tracking URI)."
         )
-    from mlflow_otel.pipeline.route import default_routes
-
-    routes = default_routes(settings, destinations, extra)
     for route in routes:
         if route.reads is not None and route.reads[0] == "file":
             from mlflow_otel.records.local import LocalStore, store_path

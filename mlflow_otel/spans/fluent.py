@@ -24,7 +24,6 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace as otel_trace
 from opentelemetry.context import Context
 
-from mlflow_otel import _runtime
 from mlflow_otel import semconv as conv
 from mlflow_otel._log import warn_limited
 from mlflow_otel._serialize import dumps, to_attribute_value
@@ -35,7 +34,7 @@ from mlflow_otel.spans import registry
 from mlflow_otel.spans.live import NO_OP_SPAN, LiveSpan, NoOpSpan, parse_trace_id
 from mlflow_otel.spans.propagation import baggage_attributes
 from mlflow_otel.spans.sampling import RATIO_OVERRIDE_KEY
-from mlflow_otel.spans.tracer import LeanTracer
+from mlflow_otel.spans.tracer import RUNNING, LeanTracer
 from mlflow_otel.spans.types import Link, SpanEvent, SpanLogLevel, SpanType, default_log_level
 
 _MISSING = object()
@@ -203,7 +202,7 @@ def start_live_span(
                 json_keys.add(key)
             attrs[str(key)] = encoded
 
-    tracer = _runtime.tracer()
+    tracer = RUNNING.tracer()
     if tracer.__class__ is LeanTracer:
         otel_span = tracer.start_span(
             name,
@@ -996,11 +995,11 @@ def flush_trace_async_logging(terminate: bool = False, timeout_s: Optional[float
     pipeline down (a later span starts a new one).
     """
     before = COUNTERS.dropped()
-    ok = _runtime.flush(timeout_s, wait_unreachable=timeout_s is not None)
+    ok = RUNNING.flush(timeout_s, timeout_s is not None)
     if COUNTERS.dropped() > before:
         ok = False  # spans were dropped meanwhile: tracing.stats() says why (dropped.<reason>)
     if terminate:
-        _runtime.reset()
+        RUNNING.reset()
     return ok
 
 

@@ -51,6 +51,25 @@ _getrandbits = random.getrandbits
 _fork.in_child(random.seed)  # Python's own at-fork re-seed does not run after a fork from C
 
 
+class RunningSlot:
+    """How ``spans/`` reaches the running tracer without importing the runtime, a floor above it
+    (docs/architecture.md, "Floors"): ``_runtime`` fills the three calls when it is imported (the
+    package's ``__init__`` imports it first), and the request path pays one attribute read."""
+
+    def __init__(self) -> None:
+        self.tracer: Callable[[], Any] = _unbound
+        self.flush: Callable[[Optional[float], bool], bool] = _unbound
+        self.reset: Callable[[], None] = _unbound
+
+
+def _unbound(*_: Any) -> Any:
+    raise RuntimeError("mlflow_otel._runtime was not imported: import mlflow_otel first")
+
+
+#: The one slot (filled by ``_runtime``).
+RUNNING = RunningSlot()
+
+
 class RecordingSpan(ReadableSpan, trace_api.Span):
     """A recording span: the OTel ``Span`` API on top of the SDK's ``ReadableSpan`` fields."""
 

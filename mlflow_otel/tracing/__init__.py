@@ -25,7 +25,7 @@ from mlflow_otel.spans.fluent import (
     trace_level_attributes,
 )
 from mlflow_otel.spans.fluent import trace as trace
-from mlflow_otel.spans.propagation import (
+from mlflow_otel.tracing.distributed import (
     get_tracing_context_headers_for_http_request,
     set_tracing_context_from_http_request_headers,
 )

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Optional
 
-from mlflow_otel.integrations.openai.extract import Endpoint
+from mlflow_otel.processors.normalization.openai_extract import Endpoint
 
 
 def _chat(chunks: list[Mapping[str, Any]]) -> dict[str, Any]:

@@ -31,9 +31,9 @@ from mlflow_otel._settings import GenAiSettings
 from mlflow_otel._settings import load as load_settings
 from mlflow_otel._state import STATE
 from mlflow_otel._telemetry import COUNTERS
-from mlflow_otel.integrations.openai import extract as _extract
-from mlflow_otel.integrations.openai import messages as _messages
 from mlflow_otel.integrations.openai.aggregate import aggregate
+from mlflow_otel.processors.normalization import openai_extract as _extract
+from mlflow_otel.processors.normalization import openai_messages as _messages
 from mlflow_otel.spans.fluent import chunk_event, start_live_span
 from mlflow_otel.spans.live import LiveSpan
 

@@ -27,7 +27,7 @@ chat model over an Anthropic call, DSPy's LM over LiteLLM) loses its own usage k
 convention, and an LLM / CHAT_MODEL one becomes CHAIN (``mlflow_otel.demoted_from`` says what it
 was). Descendants reach this processor first: the process stage runs spans in the order they end,
 and the pipeline head holds an autolog integration's spans with their trace
-(``integrations/adopt.py``).
+(``spans/adopt.py``).
 """
 
 from __future__ import annotations

@@ -25,6 +25,8 @@ from typing import Any
 
 from mlflow_otel import semconv as conv
 from mlflow_otel._serialize import dumps, loads_or_raw
+from mlflow_otel.processors.normalization.openai_extract import Endpoint
+from mlflow_otel.processors.normalization.openai_messages import openinference_attributes
 from mlflow_otel.spans.types import SpanType
 
 OPENINFERENCE_KIND = "openinference.span.kind"
@@ -115,9 +117,6 @@ def _documents(decoded: Any, out: dict[str, Any]) -> bool:
 def _messages(span_type: str, inputs: Any, outputs: Any, out: dict[str, Any]) -> None:
     """``llm.input_messages.*`` / ``llm.output_messages.*`` / ``llm.tools.*`` from an OpenAI-shaped
     request and response (what MLflow's and our OpenAI autolog record as inputs and outputs)."""
-    from mlflow_otel.integrations.openai.extract import Endpoint
-    from mlflow_otel.integrations.openai.messages import openinference_attributes
-
     if not isinstance(inputs, Mapping):
         return
     kind = "chat" if "messages" in inputs else "responses" if "input" in inputs else None

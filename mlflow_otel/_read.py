@@ -1,6 +1,7 @@
 """MLflow's read and feedback API: ``get_trace``, ``search_traces``, ``log_feedback``,
 ``log_expectation``, ``log_assessment``, ``get_assessment``, ``override_feedback``,
-``delete_assessment`` (MLflow 3.18's signatures), answered by the store ``records/store.py`` picks:
+``delete_assessment`` (MLflow 3.18's signatures), answered by the store ``records/store.py`` picks
+(the read facade: a floor above the write side, whose routes say where the traces went):
 an MLflow server over REST, or the local store beside the OTLP/JSON file.
 
 Reads are user calls and raise ``MlflowException`` with a clear message (server down, 401/403, an
@@ -19,9 +20,13 @@ import warnings
 from collections.abc import Sequence
 from typing import Any, Callable, Optional, Union
 
+from mlflow_otel import _runtime
 from mlflow_otel._log import logger
+from mlflow_otel._mlflow_server import is_http_uri
 from mlflow_otel._serialize import loads_or_raw
+from mlflow_otel._state import STATE
 from mlflow_otel.exceptions import MlflowException
+from mlflow_otel.pipeline.route import default_routes
 from mlflow_otel.records import pending
 from mlflow_otel.records.assessment import (
     DEFAULT_FEEDBACK_NAME,
@@ -33,6 +38,9 @@ from mlflow_otel.records.assessment import (
 )
 from mlflow_otel.records.from_spans import format_trace_id
 from mlflow_otel.records.model import Trace
+from mlflow_otel.records.store import store_for
+from mlflow_otel.spans import fluent, registry
+from mlflow_otel.spans.live import parse_trace_id
 
 __all__ = [
     "delete_assessment",
@@ -72,16 +80,18 @@ DATAFRAME_COLUMNS = (
 
 def current_store(tracking_uri: Optional[str] = None) -> Any:
     """The store for the settings and destinations in force (``records/store.py``)."""
-    from mlflow_otel._state import STATE
-    from mlflow_otel.records.store import store_for
-
-    return store_for(STATE.settings(), tracking_uri, STATE.destinations, STATE.extra_destinations)
+    settings = STATE.settings()
+    uri = tracking_uri or settings.tracking_uri
+    routes = (
+        []
+        if uri and is_http_uri(uri)
+        else default_routes(settings, STATE.destinations, STATE.extra_destinations)
+    )
+    return store_for(settings, tracking_uri, routes)
 
 
 def settle(timeout_s: float = SETTLE_TIMEOUT_S) -> bool:
     """Wait until every finished trace has left the export pipeline (or the deadline)."""
-    from mlflow_otel import _runtime
-
     return _runtime.flush(timeout_s)
 
 
@@ -304,8 +314,6 @@ def log_assessment(trace_id: Optional[str], assessment: Assessment) -> Assessmen
     ``trace_id=None`` (``get_active_trace_id()`` with tracing disabled or the trace sampled out)
     returns the assessment without storing it, so a traced function's feedback call never fails on
     that. A finished trace still in the export pipeline is waited for once."""
-    from mlflow_otel.spans import registry
-    from mlflow_otel.spans.live import parse_trace_id
 
     if trace_id is None:
         logger.debug("log_assessment(trace_id=None): no trace (tracing disabled?); not stored.")
@@ -327,8 +335,6 @@ def log_assessment(trace_id: Optional[str], assessment: Assessment) -> Assessmen
 def set_trace_tag(trace_id: str, key: str, value: Any) -> None:
     """Tag a trace: one still open in this process carries the tag on its root span; a finished one
     is tagged in the store (MLflow's ``set_trace_tag``)."""
-    from mlflow_otel.spans import fluent, registry
-    from mlflow_otel.spans.live import parse_trace_id
 
     if registry.open_trace(parse_trace_id(trace_id)) is not None:
         fluent.set_trace_tag(trace_id, key, value)
@@ -346,8 +352,6 @@ def set_trace_tag(trace_id: str, key: str, value: Any) -> None:
 @_takes_request_id
 def delete_trace_tag(trace_id: str, key: str) -> None:
     """Remove a tag from a trace (open in this process, or finished in the store)."""
-    from mlflow_otel.spans import fluent, registry
-    from mlflow_otel.spans.live import parse_trace_id
 
     if registry.open_trace(parse_trace_id(trace_id)) is not None:
         fluent.delete_trace_tag(trace_id, key)
@@ -408,7 +412,6 @@ def update_assessment(trace_id: str, assessment_id: str, assessment: Assessment)
 
 def is_tracking_uri_set() -> bool:
     """True when a tracking URI was set (``set_tracking_uri`` or ``MLFLOW_TRACKING_URI``)."""
-    from mlflow_otel._state import STATE
 
     return bool(STATE.settings().tracking_uri)
 

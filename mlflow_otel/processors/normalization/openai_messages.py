@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from typing import Any, Optional
 
 from mlflow_otel._serialize import dumps, loads_or_raw
-from mlflow_otel.integrations.openai.extract import Endpoint, finish_reasons
+from mlflow_otel.processors.normalization.openai_extract import Endpoint, finish_reasons
 
 Message = dict[str, Any]
 
