@@ -147,7 +147,11 @@ class _Db:
                 conn.execute("PRAGMA journal_mode = WAL")
                 conn.executescript(_SCHEMA)
                 self._schema_inode = _inode(self.path)
-        conn.execute("PRAGMA synchronous = NORMAL")
+        # No fsync per commit: an application crash loses nothing (SQLite, "PRAGMA synchronous":
+        # with OFF only an OS crash or power loss can damage the file), and the store is an index of
+        # the OTLP/JSON file beside it, rebuilt from that file when damaged (``rebuild``). Measured
+        # (bench/sinks.py): about 20 % more spans/s than NORMAL.
+        conn.execute("PRAGMA synchronous = OFF")
         self._local.conn, self._local.pid, self._local.inode = conn, os.getpid(), _inode(self.path)
         return conn
 
