@@ -26,6 +26,7 @@ from mlflow_otel._mlflow_server import is_http_uri
 from mlflow_otel._serialize import loads_or_raw
 from mlflow_otel._state import STATE
 from mlflow_otel.exceptions import MlflowException
+from mlflow_otel.otlp.ids import mlflow_trace_id, parse_trace_id
 from mlflow_otel.pipeline.route import default_routes
 from mlflow_otel.records import pending
 from mlflow_otel.records.assessment import (
@@ -36,11 +37,9 @@ from mlflow_otel.records.assessment import (
     Expectation,
     Feedback,
 )
-from mlflow_otel.records.from_spans import format_trace_id
 from mlflow_otel.records.model import Trace
 from mlflow_otel.records.store import store_for
 from mlflow_otel.spans import fluent, registry
-from mlflow_otel.spans.live import parse_trace_id
 
 __all__ = [
     "delete_assessment",
@@ -320,7 +319,7 @@ def log_assessment(trace_id: Optional[str], assessment: Assessment) -> Assessmen
         return assessment
     state = registry.open_trace(parse_trace_id(trace_id))
     if state is not None and not state.closed:
-        return pending.hold(format_trace_id(state.trace_id), assessment)
+        return pending.hold(mlflow_trace_id(state.trace_id), assessment)
     store = current_store()
     try:
         return store.log_assessment(trace_id, assessment)

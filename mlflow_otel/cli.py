@@ -21,9 +21,10 @@ from typing import Any, BinaryIO, Optional, TextIO
 from mlflow_otel import semconv as conv
 from mlflow_otel._files import write_replace
 from mlflow_otel._state import settings
+from mlflow_otel.otlp.ids import bare_hex
 from mlflow_otel.otlp.json import decode_any_value
 from mlflow_otel.records import html as trace_html
-from mlflow_otel.records.otlp_file import read_traces, trace_id_hex
+from mlflow_otel.records.otlp_file import read_traces
 
 _STATUS = {0: "UNSET", 1: "OK", 2: "ERROR"}
 
@@ -307,7 +308,7 @@ def _write_html(path: str, out_path: str, trace_id: Optional[str], last: int) ->
         sys.stderr.write(f"No traces file at {path}: run a traced program first, or pass --file.\n")
         return 1
     if trace_id:
-        traces = [t for t in traces if trace_id_hex(t.trace_id) == trace_id_hex(trace_id)]
+        traces = [t for t in traces if bare_hex(t.trace_id) == bare_hex(trace_id)]
     elif last > 0:
         traces = traces[-last:]
     if not traces:

@@ -23,11 +23,12 @@ from mlflow_otel._log import warn_limited
 from mlflow_otel._state import STATE
 from mlflow_otel.destinations import MlflowExperimentLocation
 from mlflow_otel.exceptions import MlflowException
+from mlflow_otel.otlp.ids import parse_span_id, parse_trace_id
 from mlflow_otel.records.model import Trace
 from mlflow_otel.semconv import SOURCE_RUN
 from mlflow_otel.spans import registry
 from mlflow_otel.spans.fluent import SpanExtras, start_live_span, trace_level_attributes
-from mlflow_otel.spans.live import NO_OP_SPAN, LiveSpan, NoOpSpan, parse_span_id, parse_trace_id
+from mlflow_otel.spans.live import NO_OP_SPAN, LiveSpan, NoOpSpan
 from mlflow_otel.spans.types import Link, SpanStatus, SpanStatusCode, SpanType
 
 __all__ = ["MlflowClient", "PagedList"]

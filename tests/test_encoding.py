@@ -74,3 +74,21 @@ SCOPES = [
 def test_encoding_equals_the_otel_encoders(batch):
     ours = ExportTraceServiceRequest.FromString(encode_request(batch))
     assert ours == encode_spans(batch)
+
+
+def test_ids_in_every_form_they_take():
+    from mlflow_otel.otlp import ids
+
+    tid, sid = 0x0AF7651916CD43DD8448EB211C80319C, 0x00F067AA0BA902B7
+    assert ids.trace_hex(tid) == "0af7651916cd43dd8448eb211c80319c"
+    assert ids.span_hex(sid) == "00f067aa0ba902b7"
+    assert ids.mlflow_trace_id(tid) == "tr-0af7651916cd43dd8448eb211c80319c"
+    assert ids.parse_trace_id(ids.mlflow_trace_id(tid)) == tid == ids.parse_trace_id(ids.trace_hex(tid))
+    assert ids.parse_trace_id("tr-nothex") is None and ids.parse_trace_id(None) is None
+    assert ids.parse_span_id("00f067aa0ba902b7") == sid and ids.parse_span_id("zz") is None
+    assert ids.bare_hex(" TR-0AF7651916CD43DD8448EB211C80319C ".lower()) == ids.trace_hex(tid)
+    # OTLP/JSON's hex, protobuf JSON's base64 (MLflow's REST API), and anything else left as it was.
+    assert ids.decode_wire_id("0AF7651916CD43DD8448EB211C80319C", 32) == ids.trace_hex(tid)
+    assert ids.decode_wire_id("AAAAAAAAAAE=", 16) == "0000000000000001"
+    assert ids.decode_wire_id("AAE=", 16) == "AAE="  # base64 of the wrong width
+    assert ids.decode_wire_id("not an id", 16) == "not an id"

@@ -69,10 +69,10 @@ from mlflow_otel._telemetry import COUNTERS
 from mlflow_otel.exporters.base import ExitAware, Salvaging, close_idle
 from mlflow_otel.exporters.mlflow_merge import FragmentMerger
 from mlflow_otel.exporters.otlp import OtlpHttpExporter
+from mlflow_otel.otlp.ids import mlflow_trace_id
 from mlflow_otel.records import pending
 from mlflow_otel.records.from_spans import (
     MAX_METADATA_CHARS,
-    format_trace_id,
     preview,
     record_for,
     span_from_otel,
@@ -449,7 +449,7 @@ class MlflowRecordExporter(SpanExporter):
                 elif key.startswith(conv.TRACE_METADATA_PREFIX):
                     metadata.setdefault(key[len(conv.TRACE_METADATA_PREFIX) :], str(value))
         for trace_id, (tags, metadata) in keys.items():
-            self._merger.add(format_trace_id(trace_id), tags, metadata)
+            self._merger.add(mlflow_trace_id(trace_id), tags, metadata)
 
     def _settle(
         self, roots: dict[int, ReadableSpan], others: dict[int, int], usage: dict[int, list[Any]], ok: bool

@@ -15,6 +15,8 @@ from typing import Any
 
 from opentelemetry.sdk.trace import ReadableSpan
 
+from mlflow_otel.otlp.ids import span_hex, trace_hex
+
 
 def any_value(value: Any) -> dict[str, Any]:
     if isinstance(value, bool):
@@ -58,8 +60,8 @@ def decode_any_value(value: dict[str, Any]) -> Any:
 def _span(span: ReadableSpan) -> dict[str, Any]:
     ctx = span.get_span_context()
     out: dict[str, Any] = {
-        "traceId": format(ctx.trace_id, "032x"),
-        "spanId": format(ctx.span_id, "016x"),
+        "traceId": trace_hex(ctx.trace_id),
+        "spanId": span_hex(ctx.span_id),
         "name": span.name,
         # OTLP's SpanKind numbers are the API's plus one (0 is SPAN_KIND_UNSPECIFIED).
         "kind": span.kind.value + 1,
@@ -70,7 +72,7 @@ def _span(span: ReadableSpan) -> dict[str, Any]:
         "flags": 0x100 | (0x200 if span.parent is not None and span.parent.is_remote else 0),
     }
     if span.parent is not None:
-        out["parentSpanId"] = format(span.parent.span_id, "016x")
+        out["parentSpanId"] = span_hex(span.parent.span_id)
     if span.status.description:
         out["status"]["message"] = span.status.description
     if ctx.trace_state:
@@ -83,8 +85,8 @@ def _span(span: ReadableSpan) -> dict[str, Any]:
     if span.links:
         out["links"] = [
             {
-                "traceId": format(link.context.trace_id, "032x"),
-                "spanId": format(link.context.span_id, "016x"),
+                "traceId": trace_hex(link.context.trace_id),
+                "spanId": span_hex(link.context.span_id),
                 "attributes": key_values(link.attributes),
             }
             for link in span.links

@@ -21,6 +21,7 @@ from opentelemetry.trace import Status, StatusCode
 
 from mlflow_otel import semconv as conv
 from mlflow_otel._serialize import dumps, loads_or_raw, to_attribute_value
+from mlflow_otel.otlp.ids import mlflow_trace_id, span_hex
 from mlflow_otel.spans.types import SpanReads, SpanStatus, SpanStatusCode
 
 Processor = Callable[["SpanView"], None]
@@ -88,17 +89,17 @@ class SpanView(SpanReads):
 
     @property
     def trace_id(self) -> str:
-        return "tr-" + format(self._span.context.trace_id, "032x")
+        return mlflow_trace_id(self._span.context.trace_id)
 
     request_id = trace_id
 
     @property
     def span_id(self) -> str:
-        return format(self._span.context.span_id, "016x")
+        return span_hex(self._span.context.span_id)
 
     @property
     def parent_id(self) -> Optional[str]:
-        return format(self._span.parent.span_id, "016x") if self._span.parent is not None else None
+        return span_hex(self._span.parent.span_id) if self._span.parent is not None else None
 
     @property
     def start_time_ns(self) -> Optional[int]:

@@ -23,6 +23,7 @@ from typing import Any, Optional
 from opentelemetry.sdk.trace import ReadableSpan
 
 from mlflow_otel import semconv as conv
+from mlflow_otel.otlp.ids import mlflow_trace_id, span_hex
 from mlflow_otel.records.model import Span, Trace, TraceData, TraceInfo, TraceState
 from mlflow_otel.spans.types import Link, SpanEvent, SpanStatus, SpanStatusCode, decode_attribute
 
@@ -33,19 +34,15 @@ MAX_METADATA_CHARS = 250
 _TOKEN_KEYS = ("input_tokens", "output_tokens", "total_tokens")
 
 
-def format_trace_id(trace_id: int) -> str:
-    return "tr-" + format(trace_id, "032x")
-
-
 def span_from_otel(span: ReadableSpan) -> Span:
     """One OTel span (as the pipeline exports it) as MLflow's ``Span``."""
     ctx = span.get_span_context()
     status = span.status
     code = SpanStatusCode.from_otel(status.status_code) if status is not None else SpanStatusCode.UNSET
     return Span(
-        trace_id=format_trace_id(ctx.trace_id),
-        span_id=format(ctx.span_id, "016x"),
-        parent_id=format(span.parent.span_id, "016x") if span.parent is not None else None,
+        trace_id=mlflow_trace_id(ctx.trace_id),
+        span_id=span_hex(ctx.span_id),
+        parent_id=span_hex(span.parent.span_id) if span.parent is not None else None,
         name=span.name,
         start_time_ns=span.start_time or 0,
         end_time_ns=span.end_time,

@@ -45,16 +45,11 @@ from mlflow_otel._files import create_private
 from mlflow_otel._log import warn_limited
 from mlflow_otel._telemetry import COUNTERS
 from mlflow_otel.exceptions import MlflowException
+from mlflow_otel.otlp.ids import mlflow_trace_id, span_hex
 from mlflow_otel.records import filters as flt
 from mlflow_otel.records import pending
 from mlflow_otel.records.assessment import Assessment
-from mlflow_otel.records.from_spans import (
-    format_trace_id,
-    record_for,
-    span_from_otel,
-    token_usage_of,
-    trace_info_for,
-)
+from mlflow_otel.records.from_spans import record_for, span_from_otel, token_usage_of, trace_info_for
 from mlflow_otel.records.model import Span, Trace, TraceData, TraceInfo, TraceState
 from mlflow_otel.records.otlp_file import generations, span_from_json
 
@@ -232,7 +227,7 @@ class LocalTraceWriter:
         the traces written."""
         by_trace: dict[str, list[int]] = {}
         for i, span in enumerate(otel_spans):
-            by_trace.setdefault(format_trace_id(span.get_span_context().trace_id), []).append(i)
+            by_trace.setdefault(mlflow_trace_id(span.get_span_context().trace_id), []).append(i)
         return self._write(
             {
                 trace_id: ([span_jsons[i] for i in members], [otel_spans[i] for i in members])
@@ -300,7 +295,7 @@ class LocalTraceWriter:
         index = [
             (
                 trace_id,
-                format(s.get_span_context().span_id, "016x"),
+                span_hex(s.get_span_context().span_id),
                 s.name,
                 s.attributes.get(conv.SPAN_TYPE),  # plain text, as ``Span.span_type`` reads it
                 s.status.status_code.name,  # OTel's names are MLflow's (``SpanStatusCode``)

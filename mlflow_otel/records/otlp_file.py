@@ -14,13 +14,13 @@ Malformed lines are skipped: a file may end mid-write, and a reader must not fai
 from __future__ import annotations
 
 import base64
-import binascii
 import contextlib
 import json
 import os
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, Optional
 
+from mlflow_otel.otlp.ids import bare_hex, decode_wire_id
 from mlflow_otel.otlp.json import decode_any_value
 from mlflow_otel.records.from_spans import trace_from_spans
 from mlflow_otel.records.model import Span, Trace
@@ -28,29 +28,6 @@ from mlflow_otel.spans.types import Link, SpanEvent, SpanStatus, SpanStatusCode
 
 #: OTLP's ``Status.StatusCode`` numbers (trace/v1/trace.proto).
 _STATUS_CODES = {0: SpanStatusCode.UNSET, 1: SpanStatusCode.OK, 2: SpanStatusCode.ERROR}
-
-
-def _hex_id(value: Any, width: int) -> str:
-    """An id as lower-case hex. OTLP/JSON says hex; a writer that used protobuf's default JSON
-    mapping (base64) is read too."""
-    text = str(value or "")
-    if len(text) == width:
-        try:
-            int(text, 16)
-            return text.lower()
-        except ValueError:
-            pass
-    try:
-        raw = base64.b64decode(text, validate=True)
-    except (binascii.Error, ValueError):
-        return text
-    return raw.hex() if len(raw) * 2 == width else text
-
-
-def trace_id_hex(trace_id: str) -> str:
-    """``tr-<hex>`` or bare hex -> the 32 hex digits on the wire."""
-    text = trace_id.strip()
-    return (text[3:] if text.startswith("tr-") else text).lower()
 
 
 def _attributes(items: Any) -> dict[str, Any]:
@@ -74,9 +51,9 @@ def span_from_json(span: Mapping[str, Any]) -> Span:
     end = _int(span.get("endTimeUnixNano"))
     parent = span.get("parentSpanId")
     return Span(
-        trace_id="tr-" + _hex_id(span.get("traceId"), 32),
-        span_id=_hex_id(span.get("spanId"), 16),
-        parent_id=_hex_id(parent, 16) if parent else None,
+        trace_id="tr-" + decode_wire_id(span.get("traceId"), 32),
+        span_id=decode_wire_id(span.get("spanId"), 16),
+        parent_id=decode_wire_id(parent, 16) if parent else None,
         name=str(span.get("name") or ""),
         start_time_ns=_int(span.get("startTimeUnixNano")),
         end_time_ns=end or None,
@@ -92,8 +69,8 @@ def span_from_json(span: Mapping[str, Any]) -> Span:
         ],
         links=[
             Link(
-                "tr-" + _hex_id(link.get("traceId"), 32),
-                _hex_id(link.get("spanId"), 16),
+                "tr-" + decode_wire_id(link.get("traceId"), 32),
+                decode_wire_id(link.get("spanId"), 16),
                 _attributes(link.get("attributes")) or None,
             )
             for link in span.get("links") or ()
@@ -124,7 +101,7 @@ def _needles(wanted: Iterable[str]) -> list[str]:
 def read_spans(lines: Iterable[str], trace_ids: Optional[Sequence[str]] = None) -> list[Span]:
     """Every span in ``lines`` (only those of ``trace_ids`` when given; a line that does not even
     contain one of those ids is not parsed)."""
-    wanted = {trace_id_hex(t) for t in trace_ids} if trace_ids else None
+    wanted = {bare_hex(t) for t in trace_ids} if trace_ids else None
     needles = _needles(wanted) if wanted is not None else ()
     spans: list[Span] = []
     for line in lines:

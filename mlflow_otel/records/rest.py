@@ -23,7 +23,6 @@ Errors are the user's to see: one ``MlflowException`` with the server's message
 from __future__ import annotations
 
 import base64
-import binascii
 import json
 import urllib.parse
 from collections.abc import Mapping, Sequence
@@ -41,6 +40,7 @@ from mlflow_otel._mlflow_server import (
 )
 from mlflow_otel._settings import Settings
 from mlflow_otel.exceptions import MlflowException
+from mlflow_otel.otlp.ids import decode_wire_id
 from mlflow_otel.records.assessment import Assessment
 from mlflow_otel.records.model import Span, Trace, TraceData, TraceInfo, TraceState
 from mlflow_otel.spans.types import Link, SpanEvent, SpanStatus, SpanStatusCode
@@ -59,18 +59,6 @@ _STATUS = {
 
 
 # --- decoding MLflow's protobuf JSON ---------------------------------------------------------------
-def _hex(value: Any, width: int) -> str:
-    text = str(value or "")
-    if len(text) == width:
-        try:
-            int(text, 16)
-            return text.lower()
-        except ValueError:
-            pass
-    try:
-        return base64.b64decode(text, validate=True).hex()
-    except (binascii.Error, ValueError):
-        return text
 
 
 def any_value(value: Mapping[str, Any]) -> Any:
@@ -117,9 +105,9 @@ def span_from_proto_json(data: Mapping[str, Any]) -> Span:
     parent = data.get("parent_span_id") or data.get("parentSpanId")
     end = data.get("end_time_unix_nano", data.get("endTimeUnixNano"))
     return Span(
-        trace_id="tr-" + _hex(data.get("trace_id", data.get("traceId")), 32),
-        span_id=_hex(data.get("span_id", data.get("spanId")), 16),
-        parent_id=_hex(parent, 16) if parent else None,
+        trace_id="tr-" + decode_wire_id(data.get("trace_id", data.get("traceId")), 32),
+        span_id=decode_wire_id(data.get("span_id", data.get("spanId")), 16),
+        parent_id=decode_wire_id(parent, 16) if parent else None,
         name=str(data.get("name", "")),
         start_time_ns=int(data.get("start_time_unix_nano", data.get("startTimeUnixNano")) or 0),
         end_time_ns=int(end) if end not in (None, "", 0, "0") else None,
@@ -137,8 +125,8 @@ def span_from_proto_json(data: Mapping[str, Any]) -> Span:
         ],
         links=[
             Link(
-                "tr-" + _hex(link.get("trace_id", link.get("traceId")), 32),
-                _hex(link.get("span_id", link.get("spanId")), 16),
+                "tr-" + decode_wire_id(link.get("trace_id", link.get("traceId")), 32),
+                decode_wire_id(link.get("span_id", link.get("spanId")), 16),
                 _attributes(link.get("attributes")) or None,
             )
             for link in data.get("links") or ()

@@ -30,8 +30,9 @@ from mlflow_otel._serialize import dumps, to_attribute_value
 from mlflow_otel._state import STATE
 from mlflow_otel._telemetry import COUNTERS
 from mlflow_otel.exceptions import MlflowException
+from mlflow_otel.otlp.ids import mlflow_trace_id, parse_trace_id
 from mlflow_otel.spans import registry
-from mlflow_otel.spans.live import NO_OP_SPAN, LiveSpan, NoOpSpan, parse_trace_id
+from mlflow_otel.spans.live import NO_OP_SPAN, LiveSpan, NoOpSpan
 from mlflow_otel.spans.propagation import baggage_attributes
 from mlflow_otel.spans.sampling import RATIO_OVERRIDE_KEY
 from mlflow_otel.spans.tracer import RUNNING, LeanTracer
@@ -832,7 +833,7 @@ def get_last_active_trace_id(thread_local: bool = False) -> Optional[str]:
     """The id of the most recent trace whose root span ended in this process, or, with
     ``thread_local=True``, in this thread."""
     last = registry.last_trace_id(thread_local)
-    return None if last is None else "tr-" + format(last, "032x")
+    return None if last is None else mlflow_trace_id(last)
 
 
 def _text(value: Any) -> str:

@@ -18,6 +18,7 @@ from mlflow_otel import semconv as conv
 from mlflow_otel._log import warn_limited
 from mlflow_otel._serialize import dumps, loads_or_raw, to_attribute_value
 from mlflow_otel._state import STATE
+from mlflow_otel.otlp.ids import mlflow_trace_id, span_hex
 from mlflow_otel.spans.types import (
     Link,
     SpanEvent,
@@ -35,35 +36,6 @@ if TYPE_CHECKING:
 
 NO_OP_SPAN_TRACE_ID = "MLFLOW_NO_OP_SPAN_TRACE_ID"
 _OK = Status(StatusCode.OK)  # shared: a Status is immutable
-
-
-def format_trace_id(trace_id: int) -> str:
-    """MLflow's trace id for an OTel trace id: ``tr-`` + 32 lower-case hex digits (MLflow 3)."""
-    return "tr-" + format(trace_id, "032x")
-
-
-def parse_trace_id(value: Union[str, int, None]) -> Optional[int]:
-    """Accept ``tr-<hex>``, bare hex, or an int; None when it is none of these."""
-    if isinstance(value, int):
-        return value
-    if not isinstance(value, str):
-        return None
-    text = value[3:] if value.startswith("tr-") else value
-    try:
-        return int(text, 16)
-    except ValueError:
-        return None
-
-
-def parse_span_id(value: Union[str, int, None]) -> Optional[int]:
-    if isinstance(value, int):
-        return value
-    if not isinstance(value, str):
-        return None
-    try:
-        return int(value, 16)
-    except ValueError:
-        return None
 
 
 class LiveSpan(SpanReads):
@@ -107,18 +79,18 @@ class LiveSpan(SpanReads):
     # --- identity ------------------------------------------------------------------------------
     @property
     def trace_id(self) -> str:
-        return format_trace_id(self._otel.get_span_context().trace_id)
+        return mlflow_trace_id(self._otel.get_span_context().trace_id)
 
     request_id = trace_id  # MLflow 2 name
 
     @property
     def span_id(self) -> str:
-        return format(self._otel.get_span_context().span_id, "016x")
+        return span_hex(self._otel.get_span_context().span_id)
 
     @property
     def parent_id(self) -> Optional[str]:
         parent = getattr(self._otel, "parent", None)
-        return format(parent.span_id, "016x") if parent is not None else None
+        return span_hex(parent.span_id) if parent is not None else None
 
     @property
     def name(self) -> str:

@@ -16,6 +16,7 @@ from typing import Any, Optional
 from opentelemetry.sdk.trace import ReadableSpan
 
 from mlflow_otel._telemetry import COUNTERS
+from mlflow_otel.otlp.ids import trace_hex
 from mlflow_otel.spans.live import LiveSpan
 
 
@@ -37,7 +38,7 @@ class TraceState:
 
     def __init__(self, trace_id: int) -> None:
         self.trace_id = trace_id
-        self.request_id_json = '"tr-' + format(trace_id, "032x") + '"'
+        self.request_id_json = '"tr-' + trace_hex(trace_id) + '"'
         self.root: Optional[LiveSpan] = None
         #: Spans ended so far, with their live span (None: another instrumentation's span).
         self.finished: list[tuple[ReadableSpan, Optional[LiveSpan]]] = []

@@ -14,6 +14,7 @@ from opentelemetry.trace import StatusCode as OtelStatusCode
 from mlflow_otel import semconv as conv
 from mlflow_otel._serialize import loads_or_raw, safe_text
 from mlflow_otel.exceptions import MlflowException
+from mlflow_otel.otlp.ids import mlflow_trace_id, span_hex
 
 
 class SpanType:
@@ -187,8 +188,8 @@ class Link:
     def from_otel(cls, link: Any) -> Link:
         """An OpenTelemetry span link as MLflow's ``Link``."""
         return cls(
-            "tr-" + format(link.context.trace_id, "032x"),
-            format(link.context.span_id, "016x"),
+            mlflow_trace_id(link.context.trace_id),
+            span_hex(link.context.span_id),
             dict(link.attributes) if link.attributes else None,
         )
 
