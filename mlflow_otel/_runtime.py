@@ -314,4 +314,4 @@ def _after_fork_in_child() -> None:
 _fork.in_child(_after_fork_in_child)
 if STATE.settings().handle_sigterm:
     _install_sigterm()
-RUNNING.tracer, RUNNING.flush, RUNNING.reset = tracer, flush, reset
+RUNNING.tracer, RUNNING.flush, RUNNING.terminate = tracer, flush, replace

@@ -586,3 +586,34 @@ def test_destinations_that_refuse_connections_do_not_hold_up_the_others(receiver
     pipeline = _runtime.runtime().pipeline
     assert pipeline.pool.threads <= pipeline.pool.max_threads == 4
     assert tracing.stats().get("retries", 0) >= 3
+
+
+def test_terminate_shuts_down_and_keeps_what_code_set_and_open_traces(fresh_receiver, monkeypatch, tmp_path):
+    use(monkeypatch, fresh_receiver)
+    added = tmp_path / "added.jsonl"
+    tracing.add_destination(mlflow.destinations.FileDestination(str(added)))
+    started, release = threading.Event(), threading.Event()
+
+    def other_thread() -> None:
+        with mlflow.start_span("open_on_another_thread"):
+            started.set()
+            release.wait(10)
+
+    worker = threading.Thread(target=other_thread)
+    worker.start()
+    assert started.wait(10)
+    assert mlflow.flush_trace_async_logging(terminate=True)
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:9")  # not re-read
+    release.set()
+    worker.join(10)
+    tracing.disable()
+    mlflow.flush_trace_async_logging(terminate=True)
+    with mlflow.start_span("while_disabled"):
+        pass
+    tracing.enable()
+    with mlflow.start_span("after"):
+        pass
+    assert mlflow.flush_trace_async_logging(timeout_s=10)
+    names = sorted(s.name for s in fresh_receiver.wait_for_spans(2, 10))
+    assert names == ["after", "open_on_another_thread"]
+    assert "open_on_another_thread" in added.read_text() and "while_disabled" not in added.read_text()

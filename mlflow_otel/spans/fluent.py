@@ -993,14 +993,16 @@ def flush_trace_async_logging(terminate: bool = False, timeout_s: Optional[float
     ``MLFLOW_OTEL_FLUSH_TIMEOUT_SECONDS`` (5 s), suits a request handler, and with it a destination
     that refuses connections is not waited for; an explicit ``timeout_s`` waits for every
     destination (one coming back within it still gets its spans). ``terminate`` also shuts the
-    pipeline down (a later span starts a new one).
+    pipeline down (MLflow: "shut down the logging threads"); a later span starts a new one with the
+    settings in force: ``tracing.disable()`` and code-set destinations stay, traces open on other
+    threads are kept.
     """
     before = COUNTERS.dropped()
     ok = RUNNING.flush(timeout_s, timeout_s is not None)
     if COUNTERS.dropped() > before:
         ok = False  # spans were dropped meanwhile: tracing.stats() says why (dropped.<reason>)
     if terminate:
-        RUNNING.reset()
+        RUNNING.terminate()
     return ok
 
 

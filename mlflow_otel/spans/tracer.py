@@ -54,12 +54,14 @@ _fork.in_child(random.seed)  # Python's own at-fork re-seed does not run after a
 class RunningSlot:
     """How ``spans/`` reaches the running tracer without importing the runtime, a floor above it
     (docs/architecture.md, "Floors"): ``_runtime`` fills the three calls when it is imported (the
-    package's ``__init__`` imports it first), and the request path pays one attribute read."""
+    package's ``__init__`` imports it first), and the request path pays one attribute read.
+    ``terminate`` shuts the running pipeline down after a flush; the next span starts a new one with
+    the settings in force (nothing re-read, open traces kept)."""
 
     def __init__(self) -> None:
         self.tracer: Callable[[], Any] = _unbound
         self.flush: Callable[[Optional[float], bool], bool] = _unbound
-        self.reset: Callable[[], None] = _unbound
+        self.terminate: Callable[[], None] = _unbound
 
 
 def _unbound(*_: Any) -> Any:
