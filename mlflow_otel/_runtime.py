@@ -97,9 +97,7 @@ class _Runtime:
         if settings.trace_timeout_s is not None:
             self.watcher = TimeoutWatcher(settings.trace_timeout_s, settings.trace_timeout_check_interval_s)
         self.stats_path = settings.stats_file or (
-            settings.traces_file + ".stats.json"
-            if any(d.startswith("the local file") for d in self.pipeline.destinations)
-            else None
+            settings.traces_file + ".stats.json" if self.pipeline.records_locally else None
         )
         self._stats_stop = threading.Event()
         #: The exit sequence: the thread running it, when it ended, a SIGTERM it must re-raise.

@@ -220,6 +220,11 @@ class Pipeline:
         """Descriptions of the default destinations (logs, the stats file, the CLI)."""
         return [stage.name for stage in self.router.defaults]
 
+    @property
+    def records_locally(self) -> bool:
+        """A default destination is a sink on this machine (the local file and store)."""
+        return any(stage.local for stage in self.router.defaults)
+
     def exporters(self) -> list[SpanExporter]:
         """Each destination's own exporter, without the pipeline's wrappers."""
         out = []
