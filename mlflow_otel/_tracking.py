@@ -7,23 +7,21 @@ retried by the export thread, so an app never fails to start because its trackin
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, Optional
 
 from mlflow_otel import _mlflow_server, _runtime
 from mlflow_otel._log import logger, masked_url, warn_limited
+from mlflow_otel._mlflow_server import Experiment
 from mlflow_otel._settings import check_tracking_uri
 from mlflow_otel._state import STATE
 
-__all__ = ["Experiment", "get_tracking_uri", "set_experiment", "set_tracking_uri"]
+__all__ = ["get_tracking_uri", "set_experiment", "set_tracking_uri"]
 
 
-@dataclass(frozen=True)
-class Experiment:
-    """The experiment traces are filed under (``experiment_id`` is None until it could be resolved)."""
-
-    experiment_id: Optional[str]
-    name: Optional[str]
+def _experiment(experiment_id: Optional[str], name: Optional[str]) -> Experiment:
+    """MLflow's entity (``mlflow.entities.Experiment``, as ``mlflow.set_experiment`` returns it);
+    ``experiment_id`` is None until the server could resolve the name."""
+    return Experiment(experiment_id, name, None, "active")  # type: ignore[arg-type]
 
 
 def set_tracking_uri(uri: str) -> None:
@@ -49,11 +47,11 @@ def set_experiment(
         logger.warning("set_experiment(trace_location=...) is Databricks-only; ignored.")
     if experiment_id is not None:
         _override(experiment_id=str(experiment_id), experiment_name=experiment_name)
-        return Experiment(str(experiment_id), experiment_name)
+        return _experiment(str(experiment_id), experiment_name)
     if not experiment_name:
         logger.warning("set_experiment() needs experiment_name or experiment_id; ignored.")
         settings = STATE.settings()
-        return Experiment(settings.experiment_id, settings.experiment_name)
+        return _experiment(settings.experiment_id, settings.experiment_name)
     uri = get_tracking_uri()
     resolved: Optional[str] = None
     if not uri:
@@ -76,7 +74,7 @@ def set_experiment(
         except _mlflow_server.MlflowServerError as exc:
             logger.warning("%s; the export thread will retry.", exc)
     _override(experiment_name=experiment_name, experiment_id=resolved)
-    return Experiment(resolved, experiment_name)
+    return _experiment(resolved, experiment_name)
 
 
 def _override(**values: object) -> None:

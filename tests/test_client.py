@@ -83,3 +83,14 @@ def test_end_trace_closes_spans_left_open(otlp):
     client.end_trace(root.trace_id)
     spans = by_name(otlp(2))
     assert spans["forgotten"].parent_id == spans["root"].span_id
+
+
+def test_set_experiment_returns_mlflows_entity():
+    import mlflow_otel as mlflow
+
+    experiment = mlflow.set_experiment(experiment_id="7")
+    assert isinstance(experiment, mlflow.entities.Experiment)
+    assert (experiment.experiment_id, experiment.lifecycle_stage) == ("7", "active")
+    # No tracking URI: the name is kept, the id resolves once a server is set.
+    named = mlflow.set_experiment("named")
+    assert isinstance(named, mlflow.entities.Experiment) and named.name == "named"

@@ -29,7 +29,7 @@ from mlflow_otel._log import logger, warn_limited
 from mlflow_otel._state import STATE
 from mlflow_otel._telemetry import COUNTERS
 from mlflow_otel.spans import adopt, registry
-from mlflow_otel.spans.registry import TraceState
+from mlflow_otel.spans.registry import OpenTrace
 from mlflow_otel.spans.types import SpanStatus, SpanStatusCode
 
 #: The next stage: takes a finished trace (or a lone span) and where it goes; never blocks.
@@ -123,7 +123,7 @@ def run_on_start(processors: Sequence[Any], span: Any, parent_context: Optional[
             )
 
 
-def _end_trace(state: TraceState, status: SpanStatus) -> None:
+def _end_trace(state: OpenTrace, status: SpanStatus) -> None:
     """End a trace's open spans innermost first (latest started first), the root last, so it is
     exported whole while the code that opened it may still run."""
     for live in registry.open_members(state):

@@ -17,7 +17,7 @@ changes to the span are rolled back, and the span goes on. ``DropSpan`` drops it
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Callable, Optional, Protocol
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
@@ -26,6 +26,9 @@ from mlflow_otel._log import warn_limited
 from mlflow_otel._telemetry import COUNTERS
 from mlflow_otel.pipeline.tail import TailSampler
 from mlflow_otel.processors.base import DropSpan, Processor, SpanView
+
+if TYPE_CHECKING:
+    from mlflow_otel.pipeline.route import Router
 
 
 class Routed:
@@ -59,14 +62,6 @@ class Chain:
         self.screens = tuple(p for p in self.processors if callable(getattr(p, "screen", None)))
         self.end_processors = tuple(end_processors)
         self.tail = tail
-
-
-class Router(Protocol):
-    """The next stage: hands spans to their destinations' queues."""
-
-    def route(self, spans: Sequence[ReadableSpan], destinations: Optional[tuple[Any, ...]]) -> None: ...
-
-    def export_soon(self) -> None: ...
 
 
 def _name(processor: Any) -> str:

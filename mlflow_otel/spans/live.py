@@ -32,7 +32,7 @@ from mlflow_otel.spans.types import (
 )
 
 if TYPE_CHECKING:
-    from mlflow_otel.spans.registry import TraceState
+    from mlflow_otel.spans.registry import OpenTrace
 
 NO_OP_SPAN_TRACE_ID = "MLFLOW_NO_OP_SPAN_TRACE_ID"
 _OK = Status(StatusCode.OK)  # shared: a Status is immutable
@@ -46,7 +46,7 @@ class LiveSpan(SpanReads):
     def __init__(
         self,
         otel_span: otel_trace.Span,
-        state: Optional[TraceState],
+        state: Optional[OpenTrace],
         span_type: str,
         name: str,
         json_keys: Optional[set[str]] = None,
@@ -68,7 +68,7 @@ class LiveSpan(SpanReads):
     _span = otel_span
 
     @property
-    def trace_state(self) -> Optional[TraceState]:
+    def trace_state(self) -> Optional[OpenTrace]:
         """The registry's record of this span's trace; None for a sampled-out span."""
         return self._state
 

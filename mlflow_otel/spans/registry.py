@@ -20,7 +20,7 @@ from mlflow_otel.otlp.ids import trace_hex
 from mlflow_otel.spans.live import LiveSpan
 
 
-class TraceState:
+class OpenTrace:
     """What we know of one open trace: its local root and the spans finished so far. Span names are
     kept as given, same-named spans included (MLflow 3.18 stores them so)."""
 
@@ -52,7 +52,7 @@ class TraceState:
 
 
 #: Open traces by OTel trace id, and our open spans by OTel span id.
-_traces: dict[int, TraceState] = {}
+_traces: dict[int, OpenTrace] = {}
 _live: dict[int, LiveSpan] = {}
 #: Trace id of the latest trace whose local root ended (``get_last_active_trace_id``): one slot for
 #: the process, and one per thread (``thread_local=True``).
@@ -60,15 +60,15 @@ _last_trace_id: list[Optional[int]] = [None]
 _last_in_thread = threading.local()
 
 
-def join_trace(trace_id: int) -> TraceState:
+def join_trace(trace_id: int) -> OpenTrace:
     """The state of ``trace_id``, created if this is the first of our spans in it here."""
     state = _traces.get(trace_id)
     if state is None:
-        state = _traces.setdefault(trace_id, TraceState(trace_id))
+        state = _traces.setdefault(trace_id, OpenTrace(trace_id))
     return state
 
 
-def track(live: LiveSpan, span_id: int, state: TraceState) -> None:
+def track(live: LiveSpan, span_id: int, state: OpenTrace) -> None:
     """Register a started span: the first one of a trace becomes its local root."""
     if state.root is None:
         with state.lock:
@@ -83,7 +83,7 @@ def last_trace_id(thread_local: bool = False) -> Optional[int]:
     return getattr(_last_in_thread, "trace_id", None) if thread_local else _last_trace_id[0]
 
 
-def close(state: TraceState) -> list[tuple[ReadableSpan, Optional[LiveSpan]]]:
+def close(state: OpenTrace) -> list[tuple[ReadableSpan, Optional[LiveSpan]]]:
     """The trace's local root ended: take its finished spans and forget it as an open trace."""
     _last_trace_id[0] = state.trace_id
     _last_in_thread.trace_id = state.trace_id
@@ -101,7 +101,7 @@ def finish(span_id: int) -> Optional[LiveSpan]:
     return _live.pop(span_id, None)
 
 
-def open_members(state: TraceState) -> list[LiveSpan]:
+def open_members(state: OpenTrace) -> list[LiveSpan]:
     """The trace's spans still open, other than its root, innermost (latest started) first: the
     order in which to end them so every parent ends after its children."""
     members = [
@@ -125,7 +125,7 @@ def trace_member(trace_id: Optional[int], span_id: Optional[int]) -> Optional[Li
     return state.members.get(span_id)
 
 
-def open_trace(trace_id: Optional[int]) -> Optional[TraceState]:
+def open_trace(trace_id: Optional[int]) -> Optional[OpenTrace]:
     return _traces.get(trace_id) if trace_id is not None else None
 
 
@@ -145,7 +145,7 @@ def timed_out(trace_id: int) -> bool:
     return trace_id in _timed_out
 
 
-def open_traces() -> list[TraceState]:
+def open_traces() -> list[OpenTrace]:
     return list(_traces.values())
 
 
