@@ -80,7 +80,18 @@ def _after_fork_in_child() -> None:
     _run_hooks()
 
 
-if hasattr(os, "register_at_fork"):
+_watching = False
+
+
+def watch() -> None:
+    """Have ``os.fork`` run the hooks in its children; once per process, at the first span (importing
+    the package installs nothing: a process that never traces has nothing to restart). A child
+    forked before then gets the hooks from ``check()`` at its first trace."""
+    global _watching
+    with _lock:
+        if _watching or not hasattr(os, "register_at_fork"):
+            return
+        _watching = True
     os.register_at_fork(after_in_child=_after_fork_in_child)
 
 

@@ -195,8 +195,9 @@ def _init() -> _Runtime:
             ensure_visible()
             settings = STATE.settings()
             _current[0] = _Runtime(settings)
-            # Process hooks, once a pipeline exists to flush: interpreter exit, multiprocessing
-            # children's exit path, uWSGI's post-fork hook.
+            # Process hooks, once a pipeline exists to flush: fork, interpreter exit,
+            # multiprocessing children's exit path, uWSGI's post-fork hook, SIGTERM.
+            _fork.watch()
             _fork.at_exit(_at_exit)
             _fork.hook_uwsgi()
             if settings.handle_sigterm:  # the app may have reset SIGTERM since import (a worker)
@@ -310,6 +311,9 @@ def _after_fork_in_child() -> None:
 
 
 _fork.in_child(_after_fork_in_child)
+# The one hook installed at import: only the main thread can install a signal handler, and a server
+# often starts its first trace on a worker thread. With no pipeline yet the handler lets the process
+# die of SIGTERM as before (``pipeline/exit.py``).
 if STATE.settings().handle_sigterm:
     _install_sigterm()
 RUNNING.tracer, RUNNING.flush, RUNNING.terminate = tracer, flush, replace
