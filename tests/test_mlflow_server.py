@@ -771,3 +771,30 @@ def test_a_callee_without_the_roots_record_adds_its_tags_and_counts_its_metadata
         "mlflow_merge_metadata_dropped", 0
     )
     assert dropped == 1
+
+
+def test_a_server_restarted_mid_job_gets_every_whole_record(tmp_path, monkeypatch):
+    """The server goes away between two halves of a job and comes back (same port, same database):
+    the second half's spans and records wait in their retries and arrive whole; nothing twice."""
+    server = _start_or_skip(lambda: MlflowServer(tmp_path))
+    try:
+        experiment = _experiment("restart")
+        _point_at(monkeypatch, server.uri, experiment, MLFLOW_ASYNC_TRACE_LOGGING_RETRY_TIMEOUT="120")
+        for i in range(10):
+            agent(f"before-{i}", "ann")
+        assert mlflow.flush_trace_async_logging(timeout_s=60)
+        server.stop()
+        for i in range(10):
+            agent(f"during-{i}", "bob")
+        mlflow.flush_trace_async_logging(timeout_s=1)  # the server is down: nothing goes out
+        server.restart()
+        assert mlflow.flush_trace_async_logging(timeout_s=90)
+        traces = wait_query(server, experiment, 20)
+        ids = sorted(t["client_request_id"] for t in traces)
+        assert ids == sorted([f"req-before-{i}" for i in range(10)] + [f"req-during-{i}" for i in range(10)])
+        assert all(t["metadata"].get("deployment") == "blue" and len(t["spans"]) == 2 for t in traces)
+        stats = tracing.stats()
+        assert stats.get("mlflow_records_sent") == 20, stats
+    finally:
+        tracing.reset()
+        server.stop()

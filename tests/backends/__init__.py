@@ -404,6 +404,13 @@ class MlflowServer:
     def stop(self) -> None:
         self.process.stop(grace_s=3.0)  # uvicorn's graceful shutdown waits on idle keep-alives
 
+    def restart(self) -> MlflowServer:
+        """The same server again (port, database), after ``stop``."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "OTEL_"))}
+        env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] = "false"
+        self.process = Process(self.process.args, self.workdir / "mlflow-restarted.log", env=env)
+        return self.start()
+
     def read(self, experiment: str, filter_string: Optional[str] = None) -> list[dict[str, Any]]:
         """Traces read back with MLflow's own client (run in MLflow's venv)."""
         args = [str(self.venv / "bin" / "python"), str(HERE / "mlflow_query.py"), self.uri, experiment]
