@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from mlflow_otel._telemetry import COUNTERS
 from tests.unit.fakes import FakeClock
-from tests.unit.stages import Recorder, Salvager, pool, run, spans, stage
+from tests.unit.stages import Recorder, Salvager, pool, run, spans, stage, step
 
 
 def test_a_full_queue_drops_and_counts_never_blocks():
@@ -97,3 +97,31 @@ def test_shutdown_hands_what_it_cuts_to_the_spool():
     s.shutdown(500)
     assert len(exporter.salvaged) == 7 and s.cut_at_shutdown == 0
     assert COUNTERS.get("dropped.shutdown") == 0
+
+
+def test_drain_waits_as_long_as_exports_finish():
+    clock, log = FakeClock(), []
+    p = pool(clock)
+    exporter = Recorder("local", log)
+    s = stage(p, clock, exporter, queue=1000, batch=10)
+    for span in spans(200):
+        s.on_end(span)
+
+    def one_slow_export(c: FakeClock, timeout: float) -> None:
+        c.advance(0.08)  # each batch takes most of the stall window; 20 of them, far more in all
+        step(p)
+
+    clock.on_wait = one_slow_export
+    start = clock.now()
+    assert s.drain(stall_timeout_millis=100)
+    assert sum(n for _, n in log) == 200 and clock.now() - start > 1.0
+
+
+def test_drain_gives_up_after_the_stall_window_without_progress():
+    clock, log = FakeClock(), []
+    s = stage(pool(clock), clock, Recorder("local", log), batch=10)  # no thread ever exports
+    for span in spans(30):
+        s.on_end(span)
+    start = clock.now()
+    assert not s.drain(stall_timeout_millis=200)
+    assert 0.2 <= clock.now() - start < 0.3 and log == []
