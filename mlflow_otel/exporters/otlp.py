@@ -156,7 +156,7 @@ class OtlpExporter(SpanExporter):
 
     def begin_exit(self, deadline: Optional[float] = None) -> None:
         """The process is exiting (``pipeline.export.ExitAware``): a refused endpoint is not retried,
-        and retries end by ``deadline`` (a ``time.monotonic()`` value)."""
+        and retries end by ``deadline`` (a value of this exporter's clock: ``time.monotonic()``)."""
         if deadline is not None:
             self._exit_deadline = deadline
         self._exiting = True
