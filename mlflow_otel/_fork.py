@@ -54,6 +54,7 @@ def in_child(callback: Callable[..., Any], *args: Any) -> None:
 
     with _lock:
         _hooks.append(hook)
+    watch()
 
 
 def check() -> bool:
@@ -84,9 +85,9 @@ _watching = False
 
 
 def watch() -> None:
-    """Have ``os.fork`` run the hooks in its children; once per process, at the first span (importing
-    the package installs nothing: a process that never traces has nothing to restart). A child
-    forked before then gets the hooks from ``check()`` at its first trace."""
+    """Have ``os.fork`` run the hooks in its children; once per process, when the first hook is
+    registered (a component that has state to restart: nothing at import, so a process that never
+    traces installs nothing). A child forked before then has nothing to restart."""
     global _watching
     with _lock:
         if _watching or not hasattr(os, "register_at_fork"):

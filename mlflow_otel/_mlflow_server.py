@@ -42,8 +42,6 @@ RESOURCE_DOES_NOT_EXIST = "RESOURCE_DOES_NOT_EXIST"
 UNAUTHENTICATED = "UNAUTHENTICATED"
 PERMISSION_DENIED = "PERMISSION_DENIED"
 TEMPORARILY_UNAVAILABLE = "TEMPORARILY_UNAVAILABLE"
-#: HTTP statuses worth retrying for an idempotent call (the OTLP spec's set).
-RETRYABLE_STATUSES = frozenset({429, 502, 503, 504})
 
 
 class MlflowServerError(MlflowException):
@@ -55,11 +53,6 @@ class MlflowServerError(MlflowException):
     ) -> None:
         super().__init__(message, error_code=error_code)
         self.status = status
-
-    @property
-    def retryable(self) -> bool:
-        """Worth another try later: no answer, or an answer that asks to wait."""
-        return self.status is None or self.status in RETRYABLE_STATUSES
 
 
 def is_http_uri(uri: Optional[str]) -> bool:

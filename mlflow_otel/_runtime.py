@@ -14,6 +14,7 @@ same sequence runs on SIGTERM when the application has no handler (``pipeline/ex
 from __future__ import annotations
 
 import os
+import random
 import secrets
 import threading
 from typing import Any, Callable, Optional
@@ -180,6 +181,8 @@ def _join_global_provider(pipeline: Pipeline) -> Optional[Any]:
 
 
 _lock = threading.RLock()
+#: The child hook of the running state, registered at the first span.
+_child_hook = [False]
 #: The running tracer: one slot, replaced whole (None until the first span).
 _current: list[Optional[_Runtime]] = [None]
 
@@ -195,9 +198,11 @@ def _init() -> _Runtime:
             ensure_visible()
             settings = STATE.settings()
             _current[0] = _Runtime(settings)
-            # Process hooks, once a pipeline exists to flush: fork, interpreter exit,
+            # Process hooks, once a pipeline exists: fork (the running state), interpreter exit,
             # multiprocessing children's exit path, uWSGI's post-fork hook, SIGTERM.
-            _fork.watch()
+            if not _child_hook[0]:
+                _child_hook[0] = True
+                _fork.in_child(_after_fork_in_child)
             _fork.at_exit(_at_exit)
             _fork.hook_uwsgi()
             if settings.handle_sigterm:  # the app may have reset SIGTERM since import (a worker)
@@ -308,9 +313,9 @@ def _install_sigterm() -> None:
 def _after_fork_in_child() -> None:
     registry.clear()
     COUNTERS.reset()
+    random.seed()  # the lean tracer's ids: Python re-seeds only after os.fork, not a fork from C
 
 
-_fork.in_child(_after_fork_in_child)
 # The one hook installed at import: only the main thread can install a signal handler, and a server
 # often starts its first trace on a worker thread. With no pipeline yet the handler lets the process
 # die of SIGTERM as before (``pipeline/exit.py``).

@@ -153,6 +153,21 @@ def run_python(
     )
 
 
+#: Fixtures that start a real backend: a test using one is marked ``backend``.
+_BACKEND_FIXTURES = frozenset({"jaeger", "mlflow_server", "phoenix"})
+_UNIT = Path(__file__).parent / "unit"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The tiers (docs/architecture.md, "Tests"): tests/unit/ is ``unit`` (``pytest -m unit``); a
+    test that uses a backend fixture is ``backend`` (``pytest -m "not backend"`` runs without them)."""
+    for item in items:
+        if _UNIT in item.path.parents:
+            item.add_marker(pytest.mark.unit)
+        if _BACKEND_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.backend)
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """In CI a skipped test is a failure: a backend that did not start proves nothing."""
     if os.environ.get("CI", "").lower() != "true":

@@ -467,7 +467,7 @@ def _modules() -> dict[str, tuple[ast.Module, bool]]:
 FLOORS: dict[int, tuple[str, ...]] = {
     0: (
         *("semconv", "exceptions", "version", "destinations", "otlp", "_log", "_settings"),
-        *("_files", "_serialize", "_http", "_telemetry"),
+        *("_files", "_serialize", "_http", "_telemetry", "_clock"),
     ),
     1: ("_state", "_fork", "_mlflow_server"),
     2: ("spans",),

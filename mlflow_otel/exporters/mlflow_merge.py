@@ -14,9 +14,10 @@ overwriting** a key the record has and **never creating** a record:
 
 1. Read the record (``GET /api/3.0/mlflow/traces/{id}``, MLflow's ``GetTraceInfoV3``).
 2. While it does not exist or is not final (``mlflow.trace.infoFinalized``: the root's service has
-   not sent its record yet; the callee usually ends first), wait and read again (0.5 s, doubling,
-   up to ``wait_s``) on one thread of this destination, started with the first fragment: never
-   an export thread.
+   not sent its record yet; the callee usually ends first), or the server gives a transient answer,
+   wait and read again (the retry policy every sender uses, ``retry.py``: its backoff, within the
+   retry timeout) on one thread of this destination, started with the first fragment: never an
+   export thread.
 3. Final: upsert it as read, plus the callee's keys it lacks (``StartTraceV3`` merges tags and
    metadata; every other field is sent back as read, so nothing of the root's changes). Once a
    record is final its service does not write it again, so the read and the write do not race
@@ -35,7 +36,6 @@ import heapq
 import itertools
 import os
 import threading
-import time
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
@@ -43,13 +43,12 @@ from mlflow_otel import _fork
 from mlflow_otel._log import warn_limited
 from mlflow_otel._mlflow_server import RESOURCE_DOES_NOT_EXIST, MlflowServerError, RestClient
 from mlflow_otel._telemetry import COUNTERS
+from mlflow_otel.exporters.retry import MLFLOW_REST, Retries, RetryPolicy
 from mlflow_otel.records.model import TraceInfo
 from mlflow_otel.records.rest import trace_info_from_json
 
 #: Key MLflow sets once ``StartTraceV3`` wrote the record (``TraceMetadataKey.TRACE_INFO_FINALIZED``).
 FINALIZED = "mlflow.trace.infoFinalized"
-FIRST_WAIT_S = 0.5
-MAX_WAIT_S = 8.0
 #: Fragments waiting for their record at most (per destination); beyond, counted as not merged.
 MAX_WAITING = 10_000
 
@@ -61,16 +60,16 @@ class _Job:
     trace_id: str = field(compare=False)
     tags: dict[str, str] = field(compare=False)
     metadata: dict[str, str] = field(compare=False)
-    deadline: float = field(compare=False)
-    wait: float = field(compare=False, default=FIRST_WAIT_S)
+    retries: Retries = field(compare=False)
 
 
 class FragmentMerger:
     """Merges callee fragments' tags and metadata into their traces' records (module docstring)."""
 
-    def __init__(self, client: RestClient, wait_s: float, record_body: Any) -> None:
+    def __init__(self, client: RestClient, policy: RetryPolicy, record_body: Any) -> None:
         self._client = client
-        self._wait_s = wait_s
+        self._policy = policy
+        self._clock = policy.clock
         self._record_body = record_body  # mlflow_record.record_body (no import cycle)
         self._order = itertools.count()
         self._closed = False
@@ -87,8 +86,7 @@ class FragmentMerger:
 
     def add(self, trace_id: str, tags: dict[str, str], metadata: dict[str, str]) -> None:
         """A delivered fragment's keys (called on an export thread: returns at once)."""
-        now = time.monotonic()
-        job = _Job(now, next(self._order), trace_id, tags, metadata, now + self._wait_s)
+        job = _Job(self._clock.now(), next(self._order), trace_id, tags, metadata, self._policy.start())
         with self._cond:
             if self._closed or len(self._jobs) >= MAX_WAITING:
                 COUNTERS.add("mlflow_merge_failed")
@@ -107,8 +105,8 @@ class FragmentMerger:
     def _run(self) -> None:
         while True:
             with self._cond:
-                while not self._closed and (not self._jobs or self._jobs[0].due > time.monotonic()):
-                    timeout = self._jobs[0].due - time.monotonic() if self._jobs else None
+                while not self._closed and (not self._jobs or self._jobs[0].due > self._clock.now()):
+                    timeout = self._jobs[0].due - self._clock.now() if self._jobs else None
                     self._cond.wait(timeout)
                 if self._closed:
                     return
@@ -126,11 +124,11 @@ class FragmentMerger:
         with self._cond:
             self._closed = True
             self._cond.notify_all()
-            while self._attempting and time.monotonic() < deadline:  # its job ends (no retry now)
-                self._cond.wait(deadline - time.monotonic())
+            while self._attempting and self._clock.now() < deadline:  # its job ends (no retry now)
+                self._cond.wait(deadline - self._clock.now())
             jobs, self._jobs = sorted(self._jobs), []
         for i, job in enumerate(jobs):
-            if time.monotonic() >= deadline:
+            if self._clock.now() >= deadline:
                 COUNTERS.add("mlflow_merge_failed", len(jobs) - i)
                 warn_limited(
                     "mlflow_merge",
@@ -142,10 +140,10 @@ class FragmentMerger:
 
     def _retry(self, job: _Job) -> bool:
         """Wait and read again, if the job's time allows; True if it was put back."""
-        now = time.monotonic()
-        if now + job.wait > job.deadline:
+        wait = job.retries.next_wait()
+        if wait is None:
             return False
-        job.due, job.wait = now + job.wait, min(job.wait * 2, MAX_WAIT_S)
+        job.due = self._clock.now() + wait
         with self._cond:
             if self._closed:
                 return False
@@ -159,7 +157,7 @@ class FragmentMerger:
         final = deadline is not None
 
         def timeout() -> Optional[float]:
-            return None if deadline is None else max(0.001, deadline - time.monotonic())
+            return None if deadline is None else max(0.001, deadline - self._clock.now())
 
         try:
             info = self._read(job.trace_id, timeout())
@@ -167,7 +165,7 @@ class FragmentMerger:
             if not finalized and not final and self._retry(job):
                 return
             if info is None:
-                raise MlflowServerError(f"trace {job.trace_id} not found", RESOURCE_DOES_NOT_EXIST)
+                raise MlflowServerError(f"trace {job.trace_id} not found", RESOURCE_DOES_NOT_EXIST, 404)
             tags = {k: v for k, v in job.tags.items() if k not in info.tags}
             metadata = {k: v for k, v in job.metadata.items() if k not in info.trace_metadata}
             experiment = _experiment(info)
@@ -191,7 +189,8 @@ class FragmentMerger:
                     )
             COUNTERS.add("mlflow_fragments_merged")
         except MlflowServerError as exc:
-            if not final and exc.error_code != "INVALID_PARAMETER_VALUE" and self._retry(job):
+            transient = exc.status is None or exc.status in MLFLOW_REST
+            if not final and transient and self._retry(job):
                 return
             COUNTERS.add("mlflow_merge_failed")
             warn_limited("mlflow_merge", "Could not merge a trace fragment's tags and metadata: %s", exc)

@@ -19,9 +19,10 @@ the same, after the OTLP request that carried the trace's root span succeeded:
   The server's write is the cost (``bench/mlflow_destination.py``: about 40 ms a record on MLflow
   3.18 with SQLite and one worker, where parallel records gained nothing, so ``pipeline/route.py``
   sends one at a time per export worker);
-* retried like OTLP (an upsert is idempotent): no answer, 408/429/500/502/503/504, exponential
-  backoff with jitter within ``MLFLOW_ASYNC_TRACE_LOGGING_RETRY_TIMEOUT``; while the process exits,
-  an unreachable server is not retried and no retry passes the exit deadline;
+* retried by the policy every sender uses (``retry.py``; an upsert is idempotent): no answer, or
+  MLflow's transient codes 408/429/500/502/503/504, equal-jitter backoff within
+  ``MLFLOW_ASYNC_TRACE_LOGGING_RETRY_TIMEOUT``; while the process exits, an unreachable server is not
+  retried and no retry passes the exit deadline;
 * never for a trace whose spans were not all delivered: a failed batch marks its traces, and a
   root whose earlier spans are still being exported by another worker waits for them (the trace
   then stays as OTLP delivered it: no record without its spans);
@@ -45,7 +46,6 @@ import functools
 import getpass
 import json
 import queue
-import random
 import sys
 import threading
 import time
@@ -58,6 +58,7 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from mlflow_otel import _fork
 from mlflow_otel import semconv as conv
+from mlflow_otel._clock import REAL_CLOCK, Clock
 from mlflow_otel._log import warn_limited
 from mlflow_otel._mlflow_server import (
     MlflowServerError,
@@ -69,6 +70,7 @@ from mlflow_otel._telemetry import COUNTERS
 from mlflow_otel.exporters.base import ExitAware, Salvaging, close_idle
 from mlflow_otel.exporters.mlflow_merge import FragmentMerger
 from mlflow_otel.exporters.otlp import OtlpHttpExporter
+from mlflow_otel.exporters.retry import MLFLOW_REST, RetryPolicy
 from mlflow_otel.otlp.ids import mlflow_trace_id
 from mlflow_otel.records import pending
 from mlflow_otel.records.from_spans import (
@@ -82,10 +84,6 @@ from mlflow_otel.records.model import Span, TraceInfo
 
 #: ``POST`` here upserts a trace's record (MLflow's ``StartTraceV3``).
 START_TRACE_V3 = "/api/3.0/mlflow/traces"
-#: Answers worth another try for an idempotent upsert (MLflow's transient codes).
-RETRYABLE = frozenset({408, 429, 500, 502, 503, 504})
-INITIAL_BACKOFF_S = 0.5
-MAX_BACKOFF_S = 10.0
 _TRACE_KEY_PREFIXES = (conv.TRACE_TAG_PREFIX, conv.TRACE_METADATA_PREFIX)
 #: At shutdown, seconds the last merge attempts of callee fragments may take (``mlflow_merge.py``).
 MERGE_CLOSE_S = 2.0
@@ -348,6 +346,7 @@ def _senders(threads: int) -> _Senders:
         senders = _SENDERS[0]
         if senders is None:
             senders = _SENDERS[0] = _Senders(threads)
+            _fork.in_child(_forget_senders)  # a child's inherited senders have no threads
         return senders
 
 
@@ -355,9 +354,6 @@ def _forget_senders() -> None:
     global _SENDERS_LOCK
     _SENDERS_LOCK = threading.Lock()
     _SENDERS[0] = None
-
-
-_fork.in_child(_forget_senders)
 
 
 def _bounded_put(table: collections.OrderedDict, key: Any, value: Any) -> None:
@@ -378,11 +374,13 @@ class MlflowRecordExporter(SpanExporter):
         experiment_id: str,
         retry_timeout_s: float,
         concurrency: int = 4,
+        clock: Clock = REAL_CLOCK,
     ) -> None:
         self.inner = inner
         self.client = client
         self.experiment_id = experiment_id
-        self._retry_timeout_s = retry_timeout_s
+        self._retry = RetryPolicy(retry_timeout_s, clock)
+        self._clock = clock
         self._concurrency = max(1, concurrency)
         self._waiting: set[_Job] = set()  # this destination's records queued on the senders
         self._lock = threading.Lock()
@@ -397,7 +395,7 @@ class MlflowRecordExporter(SpanExporter):
         self._exiting = False
         self._exit_deadline = float("inf")
         #: Callee fragments' tags and metadata, merged into the root service's record.
-        self._merger = FragmentMerger(client, retry_timeout_s, record_body)
+        self._merger = FragmentMerger(client, self._retry, record_body)
 
     # --- SpanExporter ------------------------------------------------------------------------------
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
@@ -558,32 +556,25 @@ class MlflowRecordExporter(SpanExporter):
         )
 
     def _send(self, info: TraceInfo) -> bool:
-        if self._stop.is_set() or (self._exiting and time.monotonic() >= self._exit_deadline):
+        clock = self._clock
+        if self._stop.is_set() or (self._exiting and clock.now() >= self._exit_deadline):
             self._dropped(1, f" (trace {info.trace_id})")
             return False
         body = record_body(info, self.experiment_id)
-        deadline = time.monotonic() + self._retry_timeout_s
-        attempt = 0
+        retries = self._retry.start()
         while True:
+            timeout_s = max(0.001, min(self.client.timeout_s, retries.remaining(self._exit_limit())))
             try:
-                self.client.call("POST", START_TRACE_V3, body, timeout_s=self._timeout(deadline))
+                self.client.call("POST", START_TRACE_V3, body, timeout_s=timeout_s)
                 COUNTERS.add("mlflow_records_sent")
                 return True
             except MlflowServerError as exc:
                 error = exc
             except Exception as exc:  # never into the export worker
                 error = MlflowServerError(f"{type(exc).__name__}: {exc}", status=400)
-            retryable = error.status is None or error.status in RETRYABLE
-            backoff = min(MAX_BACKOFF_S, INITIAL_BACKOFF_S * (2**attempt))
-            resume_at = time.monotonic() + random.uniform(backoff / 2, backoff)
-            limit = min(deadline, self._exit_deadline) if self._exiting else deadline
-            gave_up = (
-                not retryable
-                or self._stop.is_set()
-                or resume_at > limit
-                or (self._exiting and error.status is None)
-            )
-            if gave_up:
+            retryable = error.status is None or error.status in MLFLOW_REST
+            wait = retries.next_wait(None, self._exit_limit()) if retryable else None
+            if wait is None or self._stop.is_set() or (self._exiting and error.status is None):
                 COUNTERS.add("mlflow_records_failed")
                 warn_limited(
                     "mlflow_record",
@@ -595,14 +586,12 @@ class MlflowRecordExporter(SpanExporter):
                 )
                 return False
             COUNTERS.add("mlflow_records_retries")
-            attempt += 1
-            if self._stop.wait(max(0.0, resume_at - time.monotonic())):
+            if clock.wait(self._stop, wait):
                 COUNTERS.add("mlflow_records_failed")
                 return False
 
-    def _timeout(self, deadline: float) -> float:
-        limit = min(deadline, self._exit_deadline) if self._exiting else deadline
-        return max(0.001, min(self.client.timeout_s, limit - time.monotonic()))
+    def _exit_limit(self) -> float:
+        return self._exit_deadline if self._exiting else float("inf")
 
     # --- lifecycle (pipeline/export.py's protocols, passed to the OTLP exporter) ----------------
     def begin_exit(self, deadline: Optional[float] = None) -> None:

@@ -5,11 +5,9 @@ the OTel project's ``encode_spans`` builds message objects first, a third of a s
 parsed bytes equal its message, tests/test_encoding.py). Around them, what the SDK's exporters do
 not give us:
 
-* **Retries per the spec** (protocol/exporter.md, "Retry"): HTTP 429/502/503/504 and network errors;
-  gRPC CANCELLED, DEADLINE_EXCEEDED, ABORTED, OUT_OF_RANGE, UNAVAILABLE, DATA_LOSS, and
-  RESOURCE_EXHAUSTED only when the server sends ``RetryInfo``. ``Retry-After`` / ``RetryInfo`` are
-  honoured, otherwise exponential backoff with full jitter. Everything is bounded by the retry timeout
-  (``MLFLOW_ASYNC_TRACE_LOGGING_RETRY_TIMEOUT``), and a shutdown interrupts the backoff at once.
+* **Retries per the spec**, by the one policy every sender uses (``retry.py``: the retryable tables
+  per protocol, equal-jitter backoff, ``Retry-After`` / ``RetryInfo`` honoured, the retry timeout
+  ``MLFLOW_ASYNC_TRACE_LOGGING_RETRY_TIMEOUT``); a shutdown interrupts the backoff at once.
 * **Size limits**: a batch whose request would exceed ``max_request_bytes`` (gRPC servers reject
   > 4 MiB by default, the Collector's HTTP receiver > 20 MiB) is split in halves until each fits; an
   HTTP 413 or a gRPC "message larger than max" answer splits it the same way. A single span that
@@ -28,30 +26,27 @@ from __future__ import annotations
 
 import gzip
 import os
-import random
 import threading
-import time
 from collections.abc import Iterator, Sequence
-from email.utils import parsedate_to_datetime
 from typing import Any, Callable, Optional
 
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
+from mlflow_otel._clock import REAL_CLOCK, Clock
 from mlflow_otel._http import Sessions
 from mlflow_otel._log import logger, masked_url, warn_limited
 from mlflow_otel._settings import PROTOCOL_GRPC, OtlpSettings, valid_header
 from mlflow_otel._telemetry import COUNTERS
+from mlflow_otel.exporters.retry import (
+    OTLP_HTTP,
+    RetryPolicy,
+    grpc_retryable,
+    parse_retry_after,
+    retry_info_delay,
+)
 from mlflow_otel.exporters.spool import REPLAY_FILES_PER_EXPORT, SendResult, Spool
 from mlflow_otel.otlp.protobuf import encode_request
-
-#: Retry backoff: first delay and cap, in seconds (full jitter below the exponential curve).
-INITIAL_BACKOFF_S = 0.5
-MAX_BACKOFF_S = 10.0
-
-#: HTTP statuses the spec marks retryable.
-RETRYABLE_HTTP = frozenset({429, 502, 503, 504})
-
 
 #: Content types an OTLP/HTTP receiver answers with (protocol/otlp.md, "OTLP/HTTP Response").
 _OTLP_CONTENT_TYPES = frozenset({"application/x-protobuf", "application/protobuf", "application/json"})
@@ -105,6 +100,7 @@ class OtlpExporter(SpanExporter):
         retry_timeout_s: float,
         on_reachability: Optional[Callable[[bool], None]] = None,
         spool: Optional[Spool] = None,
+        clock: Clock = REAL_CLOCK,
     ) -> None:
         self.endpoint = otlp.endpoint
         self.shown = masked_url(otlp.endpoint)  # as logs may show it
@@ -113,7 +109,8 @@ class OtlpExporter(SpanExporter):
         self._timeout_s = otlp.timeout_s
         self._gzip = otlp.compression == "gzip"
         self._max_bytes = max_request_bytes
-        self._retry_timeout_s = retry_timeout_s
+        self._retry = RetryPolicy(retry_timeout_s, clock)
+        self._clock = clock
         self._stop = threading.Event()
         self._unreachable_at_exit = False
         #: Set by ``begin_exit``: while the process exits, an endpoint that refuses connections is
@@ -125,7 +122,7 @@ class OtlpExporter(SpanExporter):
         self._reachable = True
         #: Wakes a retry backoff early: exit began, or shutdown.
         self._interrupt = threading.Event()
-        #: While exiting: no retry and no request goes past this ``time.monotonic()`` value.
+        #: While exiting: no retry and no request goes past this ``clock.now()`` value.
         self._exit_deadline = float("inf")
         self._inflight = 0
         self._inflight_lock = threading.Lock()
@@ -161,7 +158,7 @@ class OtlpExporter(SpanExporter):
 
     def begin_exit(self, deadline: Optional[float] = None) -> None:
         """The process is exiting (``pipeline.export.ExitAware``): a refused endpoint is not retried,
-        and retries end by ``deadline`` (a ``time.monotonic()`` value)."""
+        and retries end by ``deadline`` (a value of this exporter's clock: ``time.monotonic()``)."""
         if deadline is not None:
             self._exit_deadline = deadline
         self._exiting = True
@@ -244,15 +241,15 @@ class OtlpExporter(SpanExporter):
                     middle = len(part) // 2
                     pending += [part[middle:], part[:middle]]
 
-    def _limit(self, deadline: float) -> float:
-        return min(deadline, self._exit_deadline) if self._exiting else deadline
+    def _exit_limit(self) -> float:
+        return self._exit_deadline if self._exiting else float("inf")
 
     def _send_with_retries(self, body: bytes, count: int) -> _Outcome:
-        deadline = time.monotonic() + self._retry_timeout_s
+        retries = self._retry.start()
+        clock = self._clock
         payload = gzip.compress(body, compresslevel=6) if self._gzip and self.transport == "http" else body
-        attempt = 0
         while True:
-            remaining = self._limit(deadline) - time.monotonic()
+            remaining = retries.remaining(self._exit_limit())
             outcome = self._send(payload, max(0.001, min(self._timeout_s, remaining)))
             self._note_reachable(not (outcome.kind == _Outcome.RETRY and outcome.unreachable))
             if outcome.kind == _Outcome.OK:
@@ -261,34 +258,31 @@ class OtlpExporter(SpanExporter):
                 return outcome
             if outcome.unreachable and self._exiting:
                 return self._unreachable_at_exit_outcome(outcome)
-            backoff = min(MAX_BACKOFF_S, INITIAL_BACKOFF_S * (2**attempt))
-            delay = outcome.delay if outcome.delay is not None else random.uniform(backoff / 2, backoff)
-            attempt += 1
-            resume_at = time.monotonic() + delay
-            if resume_at > self._limit(deadline):
-                if self._exiting and self._exit_deadline < deadline:
+            delay = retries.next_wait(outcome.delay, self._exit_limit())
+            if delay is None:
+                if self._exiting and self._exit_deadline < retries.deadline:
                     outcome.reason = "shutdown"
-                    outcome.why += f" (gave up after {attempt} attempts: the exit deadline)"
+                    outcome.why += f" (gave up after {retries.attempts} attempts: the exit deadline)"
                 else:
-                    outcome.why += (
-                        f" (gave up after {attempt} attempts: retry timeout {self._retry_timeout_s:g} s)"
-                    )
+                    timeout = f"retry timeout {self._retry.timeout_s:g} s"
+                    outcome.why += f" (gave up after {retries.attempts} attempts: {timeout})"
                 return outcome
+            resume_at = clock.now() + delay
             COUNTERS.add("retries")
             logger.debug("Retrying %d spans to %s in %.2f s: %s", count, self.shown, delay, outcome.why)
             waiter = self._stop if self._exiting else self._interrupt
-            if waiter.wait(delay):
+            if clock.wait(waiter, delay):
                 if self._stop.is_set():
                     return _Outcome(_Outcome.FAIL, why="shut down while retrying")
                 # Exit began during the backoff: a refused endpoint is given up now; one that
                 # answers waits out its delay if the exit deadline leaves room for it.
                 if outcome.unreachable:
                     return self._unreachable_at_exit_outcome(outcome)
-                if resume_at > self._limit(deadline):
+                if resume_at > retries.limit(self._exit_limit()):
                     outcome.reason = "shutdown"
                     outcome.why += " (the exit deadline)"
                     return outcome
-                if self._stop.wait(max(0.0, resume_at - time.monotonic())):
+                if clock.wait(self._stop, max(0.0, resume_at - clock.now())):
                     return _Outcome(_Outcome.FAIL, why="shut down while retrying")
 
     def _unreachable_at_exit_outcome(self, outcome: _Outcome) -> _Outcome:
@@ -307,7 +301,7 @@ class OtlpExporter(SpanExporter):
             payload = (
                 gzip.compress(body, compresslevel=6) if self._gzip and self.transport == "http" else body
             )
-            remaining = self._limit(float("inf")) - time.monotonic()
+            remaining = self._exit_limit() - self._clock.now()
             outcome = self._send(payload, max(0.001, min(self._timeout_s, remaining)))
             self._note_reachable(not (outcome.kind == _Outcome.RETRY and outcome.unreachable))
             if outcome.kind == _Outcome.OK:
@@ -329,21 +323,6 @@ class OtlpExporter(SpanExporter):
 
     def _send(self, payload: bytes, timeout_s: float) -> _Outcome:  # pragma: no cover
         raise NotImplementedError
-
-
-def parse_retry_after(value: Optional[str]) -> Optional[float]:
-    """``Retry-After`` as seconds: either delta-seconds or an HTTP date (RFC 9110 section 10.2.3)."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
-    except (TypeError, ValueError, IndexError, OverflowError):
-        return None
 
 
 class OtlpHttpExporter(OtlpExporter):
@@ -424,7 +403,7 @@ class OtlpHttpExporter(OtlpExporter):
             rejected, message = self._partial_success(response.content)
             return _Outcome(_Outcome.OK, rejected=rejected, why=message)
         why = f"HTTP {status} {response.text[:200]!r}"
-        if status in RETRYABLE_HTTP:
+        if status in OTLP_HTTP:
             return _Outcome(
                 _Outcome.RETRY, delay=parse_retry_after(response.headers.get("Retry-After")), why=why
             )
@@ -526,16 +505,14 @@ class OtlpGrpcExporter(OtlpExporter):
         except grpc.RpcError as err:
             code = err.code() if hasattr(err, "code") else grpc.StatusCode.UNKNOWN
             why = f"gRPC {code.name}: {err.details() if hasattr(err, 'details') else err}"
-            retry_delay = _retry_info_delay(err)
+            retry_delay = retry_info_delay(err)
             lowered = why.lower()
             if "http1.x" in lowered or "parsing http/2" in lowered or "http2" in lowered.replace("/", ""):
                 return _mismatch(
                     f"{why}: the endpoint does not speak gRPC; it looks like an OTLP/HTTP port (4318): "
                     "set OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf, or use the gRPC port (4317)"
                 )
-            if code in _RETRYABLE_GRPC or (
-                code == grpc.StatusCode.RESOURCE_EXHAUSTED and retry_delay is not None
-            ):
+            if grpc_retryable(code.name, retry_delay is not None):
                 unreachable = code == grpc.StatusCode.UNAVAILABLE and "failed to connect" in why.lower()
                 return _Outcome(_Outcome.RETRY, delay=retry_delay, why=why, unreachable=unreachable)
             if code == grpc.StatusCode.RESOURCE_EXHAUSTED:  # e.g. "Received message larger than max"
@@ -565,58 +542,6 @@ class OtlpGrpcExporter(OtlpExporter):
         super().shutdown()
         with self._lock:
             self._close_channel()
-
-
-def _grpc_retryable() -> frozenset[Any]:
-    try:
-        import grpc
-    except ImportError:  # pragma: no cover
-        return frozenset()
-    codes = grpc.StatusCode
-    return frozenset(
-        {
-            codes.CANCELLED,
-            codes.DEADLINE_EXCEEDED,
-            codes.ABORTED,
-            codes.OUT_OF_RANGE,
-            codes.UNAVAILABLE,
-            codes.DATA_LOSS,
-        }
-    )
-
-
-class _LazyCodes:
-    """The retryable gRPC codes, computed at first use so importing this module loads no gRPC."""
-
-    _codes: Optional[frozenset[Any]] = None
-
-    def __contains__(self, code: Any) -> bool:
-        if self._codes is None:
-            self._codes = _grpc_retryable()
-        return code in self._codes
-
-
-_RETRYABLE_GRPC = _LazyCodes()
-
-
-def _retry_info_delay(err: Any) -> Optional[float]:
-    """The server's ``google.rpc.RetryInfo`` delay from ``grpc-status-details-bin``, if any."""
-    try:
-        trailers = err.trailing_metadata() or ()
-        raw = next((v for k, v in trailers if k == "grpc-status-details-bin"), None)
-        if raw is None:
-            return None
-        from google.rpc import error_details_pb2, status_pb2
-
-        status = status_pb2.Status.FromString(raw)
-        for detail in status.details:
-            if detail.Is(error_details_pb2.RetryInfo.DESCRIPTOR):
-                info = error_details_pb2.RetryInfo()
-                detail.Unpack(info)
-                return info.retry_delay.seconds + info.retry_delay.nanos / 1e9
-    except Exception:
-        return None
-    return None
 
 
 def _usable_header(key: str, value: str) -> bool:

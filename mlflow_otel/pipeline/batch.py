@@ -28,7 +28,6 @@ from __future__ import annotations
 import collections
 import itertools
 import threading
-import time
 from collections.abc import Sequence
 from typing import Any, Optional
 
@@ -38,6 +37,7 @@ from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from mlflow_otel import _fork
+from mlflow_otel._clock import REAL_CLOCK, Clock
 from mlflow_otel._log import warn_limited
 from mlflow_otel._telemetry import COUNTERS
 from mlflow_otel.exporters.base import Salvaging, close_idle
@@ -77,8 +77,11 @@ class BatchProcessor(SpanProcessor):
         exporter_accounts: bool = False,
         pool: Optional[ExportPool] = None,
         local: bool = False,
+        clock: Clock = REAL_CLOCK,
     ) -> None:
         self.exporter = exporter
+        #: Read for deadlines and the last export, never on the app thread (the unit tier's fake).
+        self._clock = clock
         #: A sink on this machine (the local file and store): at exit it is drained whole, not cut
         #: at the exit deadline (``drain``), since its speed depends on nothing remote.
         self.local = local
@@ -89,7 +92,7 @@ class BatchProcessor(SpanProcessor):
         self._pool = pool
         self.in_line = False  # waiting in the pool's line
         self.exporting = 0  # pool threads exporting for this stage now
-        self.last_export = time.monotonic()
+        self.last_export = clock.now()
         self.connected = False  # exported since its idle connections were last closed
         self.name = name
         #: False for a stage whose "exporter" hands spans on to another stage (the process stage):
@@ -268,7 +271,7 @@ class BatchProcessor(SpanProcessor):
         try:
             self._export(batch)
         finally:
-            self.last_export = time.monotonic()
+            self.last_export = self._clock.now()
             with self._progress:
                 del self._inflight[batch_id]
                 self._finished += 1
@@ -360,18 +363,19 @@ class BatchProcessor(SpanProcessor):
         self._forked()
         with self._take_lock:  # every span queued so far: those taken, and those still in line
             target = self._taken + len(self._queue)
-        deadline = time.monotonic() + max(timeout_millis, 0) / 1000.0
+        clock = self._clock
+        deadline = clock.now() + max(timeout_millis, 0) / 1000.0
         with self._progress:
             self._flush_waiters += 1
             try:
                 while not self._done_through(target):
                     if not self._alive():
                         return False
-                    remaining = deadline - time.monotonic()
+                    remaining = deadline - clock.now()
                     if remaining <= 0:
                         return False
                     self._wake.set()
-                    self._progress.wait(min(remaining, 0.05))
+                    clock.wait(self._progress, min(remaining, 0.05))
             finally:
                 self._flush_waiters -= 1
         return True
@@ -397,7 +401,8 @@ class BatchProcessor(SpanProcessor):
     def shutdown(self, timeout_millis: int = 30000) -> None:
         if self._shutdown:
             return
-        deadline = time.monotonic() + timeout_millis / 1000.0
+        clock = self._clock
+        deadline = clock.now() + timeout_millis / 1000.0
         self.force_flush(timeout_millis)
         self._shutdown = True
         left = self._take_all()
@@ -418,11 +423,11 @@ class BatchProcessor(SpanProcessor):
         except Exception as exc:
             warn_limited("exporter_shutdown", "Exporter shutdown failed: %s", exc)
         for worker in self._workers:
-            worker.join(max(0.0, deadline - time.monotonic()))
+            worker.join(max(0.0, deadline - clock.now()))
         if self._pool is not None:  # pool threads: wait for this stage's exports in flight
             with self._progress:
-                while self._inflight and time.monotonic() < deadline:
-                    self._progress.wait(min(0.05, max(0.0, deadline - time.monotonic())))
+                while self._inflight and clock.now() < deadline:
+                    clock.wait(self._progress, min(0.05, max(0.0, deadline - clock.now())))
 
     @property
     def queued(self) -> int:

@@ -13,13 +13,13 @@ docs/architecture.md draws the same picture with the threads and extension point
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from typing import Any, Optional
 
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter
 
+from mlflow_otel._clock import REAL_CLOCK, Clock
 from mlflow_otel._log import logger, warn_limited
 from mlflow_otel._settings import ProcessorSettings, Settings
 from mlflow_otel._state import BUILTINS, STATE, is_otel_processor
@@ -150,11 +150,15 @@ class Pipeline:
         settings: Settings,
         destinations: Optional[Sequence[Any]] = None,
         extra: Sequence[Any] = (),
+        clock: Clock = REAL_CLOCK,
     ) -> None:
         self.settings = settings
+        #: Read for the flush and exit deadlines, the pool's schedule and the destination stages
+        #: (a fake one in the unit tier, ``tests/unit/``).
+        self._clock = clock
         #: Export threads shared by every destination (``workers.py``): bounded however many
         #: destinations traces are routed to.
-        self.pool = ExportPool(max(4, 2 * settings.max_workers), settings.schedule_delay_s)
+        self.pool = ExportPool(max(4, 2 * settings.max_workers), settings.schedule_delay_s, clock=clock)
         self.router = Router(settings, self._batch_stage, destinations, extra)
         # The process stage's queue holds whole traces (on_end_trace), bounded by count of traces.
         self.process = BatchProcessor(
@@ -210,6 +214,7 @@ class Pipeline:
                 exporter_accounts=route.accounts,
                 pool=self.pool,
                 local=route.local,
+                clock=self._clock,
             )
         )
         return stage[0]
@@ -242,10 +247,10 @@ class Pipeline:
         the process stage first (it feeds the others), then each destination, then the user's OTel
         processors. ``wait_unreachable``: the caller chose this deadline, so a destination that last
         refused connections is waited for too (a restarted collector is back within it)."""
-        deadline = time.monotonic() + timeout_s
+        deadline = self._clock.now() + timeout_s
 
         def remaining_ms() -> int:
-            return int(max(0.0, deadline - time.monotonic()) * 1000)
+            return _ms_until(deadline, self._clock)
 
         ok = self.process.force_flush(remaining_ms())
         for stage in self.router.stages():
@@ -275,7 +280,8 @@ class Pipeline:
         destination that answers but is busy (``ExitAware.busy``: 429/503 with ``Retry-After``, a
         slow answer) may use up to ``busy_timeout_s`` in all; one that refuses connections, none of it."""
         self.head.active = False
-        start = time.monotonic()
+        clock = self._clock
+        start = clock.now()
         deadline = start + timeout_s
         busy_deadline = start + max(timeout_s, busy_timeout_s)
         stages = self.router.stages()
@@ -293,14 +299,14 @@ class Pipeline:
             for stage in stages:
                 if stage.local:
                     stage.drain(stall_ms)
-        self.flush(max(0.0, deadline - time.monotonic()))
-        self.process.shutdown(_ms_until(deadline))
+        self.flush(max(0.0, deadline - clock.now()))
+        self.process.shutdown(_ms_until(deadline, clock))
         for stage in stages:
             until = deadline
             if exiting and not stage.force_flush(0) and busy(stage.exporter):
                 until = busy_deadline
-                stage.force_flush(_ms_until(busy_deadline))
-            stage.shutdown(_ms_until(until))
+                stage.force_flush(_ms_until(busy_deadline, clock))
+            stage.shutdown(_ms_until(until, clock))
         self.pool.stop()
         if exiting:
             for processor in STATE.end_processors:
@@ -319,8 +325,8 @@ EXIT_MARGIN_S = 0.3
 EXIT_STALL_S = 2.0
 
 
-def _ms_until(deadline: float) -> int:
-    return int(max(0.0, deadline - time.monotonic()) * 1000)
+def _ms_until(deadline: float, clock: Clock) -> int:
+    return int(max(0.0, deadline - clock.now()) * 1000)
 
 
 def _begin_exit(stages: Sequence[BatchProcessor], deadline: float) -> None:

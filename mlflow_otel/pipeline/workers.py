@@ -28,10 +28,10 @@ from __future__ import annotations
 import collections
 import os
 import threading
-import time
-from typing import Any
+from typing import Any, Callable
 
 from mlflow_otel import _fork
+from mlflow_otel._clock import REAL_CLOCK, Clock
 from mlflow_otel._log import warn_limited
 
 #: Seconds without work after which an extra thread ends and a destination's idle connections close.
@@ -43,8 +43,19 @@ _RESTART_LOCK = threading.Lock()
 class ExportPool:
     """Threads that export for every destination stage (``BatchProcessor(pool=...)``) of a pipeline."""
 
-    def __init__(self, max_threads: int, schedule_delay_s: float, name: str = "mlflow-otel-export") -> None:
+    def __init__(
+        self,
+        max_threads: int,
+        schedule_delay_s: float,
+        name: str = "mlflow-otel-export",
+        clock: Clock = REAL_CLOCK,
+        thread: Callable[..., Any] = threading.Thread,
+    ) -> None:
+        """``clock`` and ``thread`` (what makes a thread) are seams for the unit tier, which drives
+        the schedule with a fake clock and threads that never start (``tests/unit/``)."""
         self.max_threads = max(1, max_threads)
+        self._clock = clock
+        self._thread = thread
         self._delay_s = schedule_delay_s
         self._idle_s = max(IDLE_S, schedule_delay_s)
         self._name = name
@@ -62,7 +73,7 @@ class ExportPool:
         self._line: collections.deque[Any] = collections.deque()
         self._threads: set[threading.Thread] = set()
         self._free = 0  # threads waiting for work
-        self._next_tick = time.monotonic() + self._delay_s
+        self._next_tick = self._clock.now() + self._delay_s
         for stage in self._stages:
             stage.in_line = False
             stage.exporting = 0
@@ -73,7 +84,7 @@ class ExportPool:
         """One more thread (caller holds the lock, or is the constructor). A thread that cannot be
         started (the process is out of threads) is one warning; the threads there keep working."""
         self._numbers += 1
-        thread = threading.Thread(target=self._work, name=f"{self._name}-{self._numbers}", daemon=True)
+        thread = self._thread(target=self._work, name=f"{self._name}-{self._numbers}", daemon=True)
         try:
             thread.start()
         except RuntimeError as exc:
@@ -173,21 +184,16 @@ class ExportPool:
                 self._threads.discard(me)
 
     def _serve(self) -> None:
-        free_since = time.monotonic()
+        clock = self._clock
+        free_since = clock.now()
         while True:
-            release: list[Any] = []
             with self._cond:
-                stage = None
-                while stage is None:
+                while True:
                     if self._stopped or self._pid != os.getpid():
                         return
-                    now = time.monotonic()
-                    if now >= self._next_tick:
-                        release = self._tick(now)
-                        if release:
-                            break
-                    stage = self._take()
-                    if stage is not None:
+                    now = clock.now()
+                    stage, release = self._pick(now)
+                    if stage is not None or release:
                         break
                     if now - free_since >= self._idle_s:
                         if self._free > 0:
@@ -195,17 +201,11 @@ class ExportPool:
                         free_since = now  # the one free thread stays (it keeps the schedule)
                     self._free += 1
                     try:
-                        self._cond.wait(max(0.001, min(self._next_tick, free_since + self._idle_s) - now))
+                        clock.wait(
+                            self._cond, max(0.001, min(self._next_tick, free_since + self._idle_s) - now)
+                        )
                     finally:
                         self._free -= 1
-                if stage is not None:
-                    stage.exporting += 1
-                    if stage.exporting < stage.concurrency and stage.has_work():
-                        self._enqueue(stage)  # a second thread may export its next batch meanwhile
-                    elif self._free == 0 and len(self._threads) < self.max_threads:
-                        # Keep a thread free for the schedule and the other destinations while this
-                        # one may be held by a slow or refusing destination.
-                        self._spawn()
             for idle in release:
                 idle.close_idle()
             if stage is None:
@@ -216,7 +216,35 @@ class ExportPool:
                 warn_limited("export_pool", "Export for %s failed unexpectedly: %r", stage.name, exc)
             finally:
                 with self._cond:
-                    stage.exporting -= 1
-                    if stage.has_work():
-                        self._enqueue(stage)
-            free_since = time.monotonic()
+                    self._release(stage)
+            free_since = clock.now()
+
+    def _pick(self, now: float) -> tuple[Any, list[Any]]:
+        """One scheduling decision of a free thread (caller holds the lock): the schedule's tick when
+        due (returning the stages idle long enough to close their connections), else the stage
+        this thread exports one batch for, claimed (``None`` when none may have a thread)."""
+        if now >= self._next_tick:
+            release = self._tick(now)
+            if release:
+                return None, release
+        stage = self._take()
+        if stage is not None:
+            self._claim(stage)
+        return stage, []
+
+    def _claim(self, stage: Any) -> None:
+        """A thread took ``stage`` (caller holds the lock): count it, and line the stage up again
+        or start a thread, so the others are not held up by this export."""
+        stage.exporting += 1
+        if stage.exporting < stage.concurrency and stage.has_work():
+            self._enqueue(stage)  # a second thread may export its next batch meanwhile
+        elif self._free == 0 and len(self._threads) < self.max_threads:
+            # Keep a thread free for the schedule and the other destinations while this one may be
+            # held by a slow or refusing destination.
+            self._spawn()
+
+    def _release(self, stage: Any) -> None:
+        """A thread finished one export for ``stage`` (caller holds the lock)."""
+        stage.exporting -= 1
+        if stage.has_work():
+            self._enqueue(stage)

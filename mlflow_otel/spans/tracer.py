@@ -10,7 +10,7 @@ our own pipeline and our builders only set well-typed values, so this tracer bui
   context and other instrumentations nest under it) and the SDK's ``ReadableSpan`` (so every
   exporter, ours or the OTel project's, encodes it unchanged);
 * ids come from ``random.getrandbits`` like the SDK's ``RandomIdGenerator`` (re-seeded after any
-  fork, a fork from C included: a child must not repeat its parent's ids);
+  fork, a fork from C included, by the runtime's child hook: a child must not repeat its parent's ids);
 * sampling is decided by the one sampler (``sampling.py``), through its fast path;
 * the user's OpenTelemetry ``SpanProcessor.on_start`` hooks run here, as the SDK runs them (a tuple
   check when there are none);
@@ -48,7 +48,6 @@ _NOT_SAMPLED = TraceFlags(TraceFlags.DEFAULT)
 _UNSET = Status(StatusCode.UNSET)
 _get_current_span = trace_api.get_current_span
 _getrandbits = random.getrandbits
-_fork.in_child(random.seed)  # Python's own at-fork re-seed does not run after a fork from C
 
 
 class RunningSlot:
