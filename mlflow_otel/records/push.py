@@ -56,7 +56,7 @@ from mlflow_otel.pipeline.export import ExitAware
 from mlflow_otel.pipeline.process import Chain, ProcessStage
 from mlflow_otel.records import pending
 from mlflow_otel.records.from_spans import format_trace_id
-from mlflow_otel.records.local import LocalStore, LocalTraceWriter, store_path
+from mlflow_otel.records.local import LocalStore, rebuild, store_path
 from mlflow_otel.records.model import TraceInfo
 from mlflow_otel.records.otlp_file import generations, otel_spans_from_request, trace_id_hex
 
@@ -174,24 +174,10 @@ def _matching(recorded: Recorded, filter_string: str, stores: dict[str, LocalSto
     if bare:
         with tempfile.TemporaryDirectory(prefix="mlflow-otel-push-") as tmp:
             db = os.path.join(tmp, "selection.db")
-            writer = LocalTraceWriter(db)
             for path in bare:
-                for name in generations(path):
-                    with open(name, encoding="utf-8", errors="replace") as fh:
-                        for line in fh:
-                            spans = _json_spans(line)
-                            if spans:
-                                writer.write_json(spans)
+                rebuild(db, path)  # the store's own rebuild from a file: lines it cannot use skipped
             found.update(_ids(LocalStore(db), filter_string))
     return found
-
-
-def _json_spans(line: str) -> list[dict]:
-    try:
-        request = json.loads(line)
-        return [s for rs in request["resourceSpans"] for ss in rs["scopeSpans"] for s in ss["spans"]]
-    except (ValueError, TypeError, KeyError, AttributeError):
-        return []
 
 
 def _ids(store: LocalStore, filter_string: str) -> set[int]:
