@@ -23,7 +23,7 @@ import pytest
 
 import mlflow_otel as mlflow
 from mlflow_otel import MlflowClient, cli, tracing
-from mlflow_otel.destinations import OtlpDestination
+from mlflow_otel.destinations import FileDestination, OtlpDestination
 from mlflow_otel.entities import AssessmentSource, SpanType
 from mlflow_otel.records.otlp_file import read_spans
 from tests.backends import Jaeger, Otelcol, free_port, wait_until
@@ -160,15 +160,17 @@ def test_push_to_jaeger_matches_a_live_export_span_for_span(jaeger, tmp_path, ca
     service = f"push-{uuid.uuid4().hex[:8]}"
     monkeypatch.setenv("OTEL_SERVICE_NAME", service)
     tracing.reset()
-    tracing.add_destination(OtlpDestination(jaeger.otlp_http))
+    tracing.set_destination(
+        [FileDestination(str(_file(tmp_path))), OtlpDestination(jaeger.otlp_http + "/v1/traces")]
+    )
     ids = _record(service, 3)
     live = jaeger.wait_for_spans(service, 6)
     tracing.reset()
     (tmp_path / "j2").mkdir()
     later = Jaeger(tmp_path / "j2", name="jaeger-push").start()
     try:
-        code, out, _ = _push(capsys, "--to", later.otlp_http)
-        assert code == 0, out
+        code, out, err = _push(capsys, "--to", later.otlp_http)
+        assert code == 0, out + err
         pushed = later.wait_for_spans(service, 6)
     finally:
         later.stop()
@@ -256,14 +258,14 @@ def test_push_to_phoenix_renders_as_a_live_export(phoenix, tmp_path, capsys, mon
 @pytest.mark.backend
 def test_a_collector_file_exporter_file_pushes_too(jaeger, receiver, tmp_path, capsys, monkeypatch):
     """collector-config/gateway.yaml archives what it exports with the Collector's ``file`` exporter;
-    that archive pushes like our own file (ids, names, the gateway's resource attribute)."""
+    that archive pushes like our own file (ids, names, the attribute the gateway added)."""
     gateway = Otelcol.gateway(
         tmp_path, TRACES_ENDPOINT=jaeger.grpc_target, TAIL_DECISION_WAIT="1s", TAIL_SAMPLE_PERCENT="100",
         DEPLOYMENT_ENVIRONMENT="archive",
     ).start()  # fmt: skip
     archive = tmp_path / "gateway-archive.jsonl"
     try:
-        monkeypatch.setenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", gateway.otlp_http)
+        monkeypatch.setenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", gateway.otlp_http + "/v1/traces")
         tracing.reset()
         ids = _record("col", 3)
 
@@ -281,4 +283,4 @@ def test_a_collector_file_exporter_file_pushes_too(jaeger, receiver, tmp_path, c
     spans = receiver.wait_for_spans(6, 10)
     assert {s.trace_id for s in spans} == {t[3:] for t in ids}
     assert sorted(s.name for s in spans) == ["handle"] * 3 + ["lookup"] * 3
-    assert all(s.resource["deployment.environment.name"] == "archive" for s in spans)
+    assert all(s.attributes["deployment.environment.name"] == "archive" for s in spans)  # the gateway added
