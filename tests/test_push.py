@@ -284,3 +284,20 @@ def test_a_collector_file_exporter_file_pushes_too(jaeger, receiver, tmp_path, c
     assert {s.trace_id for s in spans} == {t[3:] for t in ids}
     assert sorted(s.name for s in spans) == ["handle"] * 3 + ["lookup"] * 3
     assert all(s.attributes["deployment.environment.name"] == "archive" for s in spans)  # the gateway added
+
+
+def test_the_progress_bar_draws_only_on_a_terminal():
+    import io
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    shown, piped = Terminal(), io.StringIO()
+    for out in (shown, piped):
+        bar = cli._Bar(out)
+        bar(50, 100)
+        bar(100, 100)
+        bar.end()
+    assert piped.getvalue() == ""
+    assert "\r[###############" in shown.getvalue() and "100% 100/100 spans" in shown.getvalue()
