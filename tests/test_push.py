@@ -135,6 +135,7 @@ def test_push_to_an_otlp_receiver_keeps_ids_and_redacts_as_configured_now(
         recorded = {s.span_id: s for s in read_spans(fh)}
     assert secret in json.dumps([s.to_dict() for s in recorded.values()])  # recorded as is
     monkeypatch.delenv("MLFLOW_OTEL_REDACTION_DEFAULTS")
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_HEADERS", "x-team=blue")  # the push's OTLP settings
     tracing.reset()
     code, out, _ = _push(capsys, "--to", receiver.http_endpoint)
     assert code == 0, out
@@ -145,11 +146,16 @@ def test_push_to_an_otlp_receiver_keeps_ids_and_redacts_as_configured_now(
         want = recorded[span_id]
         assert got.trace_id == want.trace_id[3:] and got.parent_id == want.parent_id
         assert (got.start_ns, got.end_ns, got.name) == (want.start_time_ns, want.end_time_ns, want.name)
-        assert got.resource["service.name"] == "recorded-svc"
+        assert got.resource["service.name"] == "recorded-svc" and got.headers["x-team"] == "blue"
     bad = next(s for s in spans.values() if s.name == "leaky")
     assert bad.status == "ERROR" and bad.status_message and ("checked", {"n": 1}) in bad.events
     assert secret not in json.dumps([s.attributes for s in spans.values()])
     assert {s.trace_id for s in spans.values()} >= {t[3:] for t in ids}
+    receiver.clear()  # the same over gRPC, one trace chosen
+    grpc = "grpc://" + receiver.grpc_endpoint.split("://")[-1]
+    code, out, _ = _push(capsys, "--to", grpc, "--trace-id", ids[0])
+    assert code == 0 and "2 of 2 span(s) delivered" in out and "OTLP/gRPC" in out, out
+    assert {(s.trace_id, s.transport) for s in receiver.wait_for_spans(2, 10)} == {(ids[0][3:], "grpc")}
 
 
 # --- real backends ----------------------------------------------------------------------------------

@@ -97,12 +97,12 @@ def read_recorded(paths: Sequence[str]) -> Recorded:
     recorded = Recorded(files=list(paths))
     resources: dict = {}
     scopes: dict = {}
+    seen: set[tuple[int, int]] = set()
     for path in paths:
         files = generations(path)
         if not files:
             raise PushError(f"No traces file at {path}: run a traced program first, or name the file.")
         held = recorded.by_file.setdefault(path, set())
-        seen: set[tuple[int, int]] = set()
         for name in files:
             with open(name, encoding="utf-8", errors="replace") as fh:
                 for line in fh:
