@@ -19,6 +19,8 @@ case "${1:-}" in
   read) shift; bash tests/backends/install.sh >/dev/null; exec .venv/bin/python bench/read_store.py "$@" ;;
   # Each local sink's drain rate beside the request path's fill rate.
   sinks) shift; exec .venv/bin/python bench/sinks.py "$@" ;;
+  # mlflow-otel push of 100,000 recorded spans beside their live export, to the bench's receiver.
+  push) shift; exec .venv/bin/python bench/push.py "$@" ;;
   mlflow-destination) shift; bash tests/backends/install.sh >/dev/null; exec .venv/bin/python bench/mlflow_destination.py "$@" ;;
 esac
 .venv/bin/python bench/run.py --mlflow-python "$MLT/bin/python" "$@"

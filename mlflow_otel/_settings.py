@@ -727,3 +727,13 @@ def load(env: Optional[Mapping[str, str]] = None) -> Settings:
         flush_timeout_s=_read(env, MLFLOW_OTEL_FLUSH_TIMEOUT_SECONDS, _parse_positive_float, 5.0),
         resource_keys=_resource_keys(env),
     )
+
+
+def otlp_for(endpoint: str, protocol: str, env: Optional[Mapping[str, str]] = None) -> Optional[OtlpSettings]:
+    """OTLP settings for an endpoint given outright (``mlflow-otel push --to``): the endpoint used
+    as given (``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT``'s rule), with the headers, timeout,
+    compression and TLS files of the ``OTEL_EXPORTER_OTLP_*`` variables. None (and one warning)
+    if the endpoint cannot be used."""
+    env = os.environ if env is None else env
+    given = {OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: endpoint, OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: protocol}
+    return _resolve_otlp({**env, **given})

@@ -1,11 +1,20 @@
-"""``mlflow-otel`` command line: look at what the embedded default sink recorded.
+"""``mlflow-otel`` command line: look at what the embedded default sink recorded, or ship it.
 
     mlflow-otel show [--file F] [--limit N] [--trace-id ID] [--verbose]
     mlflow-otel show --html PAGE [--file F] [--trace-id ID | --last N]
+    mlflow-otel stats [--file F]
+    mlflow-otel push [FILE ...] --to DESTINATION [--experiment NAME] [--protocol P] [--semconv S]
+                     [--filter F] [--trace-id ID ...] [--since T] [--dry-run]
 
 Reads the OTLP JSON lines file (or any file the OTel Collector's ``file`` exporter wrote) and prints
 the latest traces as trees, with durations, status and span types; with ``--html`` it writes them as
 one self-contained page instead (``records/html.py``: span tree, timeline, per-span details).
+
+``push`` replays recorded traces (the embedded default's file when no FILE is named, or files the
+Collector's ``file`` exporter wrote) into an OTLP endpoint (``http(s)://host:port[/v1/traces]``,
+``grpc://host:port``; headers from ``OTEL_EXPORTER_OTLP_*``) or, with ``--experiment``, an MLflow
+server, through the exporters a live run uses (``_push.py``); it prints a summary and exits
+non-zero if anything was refused. The replay logic is there; this module parses and prints.
 """
 
 from __future__ import annotations
@@ -14,13 +23,17 @@ import argparse
 import json
 import os
 import sys
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO, Optional, TextIO
 
+from mlflow_otel import _push as replay
 from mlflow_otel import semconv as conv
 from mlflow_otel._files import write_replace
 from mlflow_otel._state import settings
+from mlflow_otel.destinations import OtlpDestination
+from mlflow_otel.exceptions import MlflowException
 from mlflow_otel.otlp.ids import bare_hex
 from mlflow_otel.otlp.json import decode_any_value
 from mlflow_otel.records import html as trace_html
@@ -326,6 +339,83 @@ def _write_html(path: str, out_path: str, trace_id: Optional[str], last: int) ->
     return 0
 
 
+class _Bar:
+    """A progress bar on stderr, only on a terminal, redrawn at most ten times a second."""
+
+    def __init__(self, out: TextIO) -> None:
+        self._out = out
+        self._on = out.isatty()
+        self._last = 0.0
+        self._start = time.monotonic()
+
+    def __call__(self, done: int, total: int) -> None:
+        now = time.monotonic()
+        if not self._on or (now - self._last < 0.1 and done < total):
+            return
+        self._last = now
+        share = done / total if total else 1.0
+        rate = done / max(now - self._start, 1e-6)
+        filled = int(share * 30)
+        self._out.write(
+            f"\r[{'#' * filled}{' ' * (30 - filled)}] {share:4.0%} {done:,}/{total:,} spans {rate:,.0f}/s"
+        )
+        self._out.flush()
+
+    def end(self) -> None:
+        if self._on:
+            self._out.write("\n")
+
+
+def _push(args: argparse.Namespace) -> int:
+    paths = args.files or [settings().traces_file]
+    try:
+        since = replay.parse_since(args.since) if args.since else None
+        recorded = replay.read_recorded(paths)
+        selected = replay.select(recorded, args.trace_id or (), since, args.filter)
+        semconv = OtlpDestination("x", semconv=args.semconv).semconv if args.semconv else None
+        if args.experiment:
+            target = replay.mlflow_target(settings(), args.to, args.experiment, create=not args.dry_run)
+        else:
+            target = replay.otlp_target(settings(), args.to, args.protocol, semconv)
+    except (replay.PushError, MlflowException, ValueError) as exc:
+        sys.stderr.write(f"{exc}\n")
+        return 2
+    spans = sum(len(recorded.traces[t]) for t in selected)
+    source = ", ".join(recorded.files)
+    if recorded.unreadable:
+        sys.stderr.write(f"Skipped {recorded.unreadable} unreadable line(s) of {source}.\n")
+    if args.dry_run:
+        sys.stdout.write(
+            f"Would push {len(selected)} trace(s), {spans} span(s) of {len(recorded.traces)} recorded in "
+            f"{source} to {target.description}.\n"
+        )
+        lines = replay.describe(recorded, selected)
+        sys.stdout.write("".join(line + "\n" for line in lines))
+        if len(selected) > len(lines):
+            sys.stdout.write(f"  ... and {len(selected) - len(lines)} more\n")
+        return 0
+    if not selected:
+        sys.stderr.write(f"No traces to push in {source}.\n")
+        return 1
+    bar = _Bar(sys.stderr)
+    result = replay.push(recorded, selected, target, bar)
+    bar.end()
+    rate = result.delivered / result.seconds if result.seconds else 0.0
+    sys.stdout.write(
+        f"Pushed {result.traces} trace(s) to {result.destination}: {result.delivered} of {result.spans} "
+        f"span(s) delivered in {result.seconds:.1f} s ({rate:,.0f} spans/s).\n"
+    )
+    for reason, count in sorted(result.dropped.items()):
+        sys.stdout.write(f"  refused: {count} span(s), {reason}\n")
+    for outcome, count in sorted(result.records.items()):
+        sys.stdout.write(f"  MLflow records {outcome}: {count}\n")
+    for message in result.reasons:
+        sys.stdout.write(f"  reason: {clean(message)}\n")
+    if recorded.unreadable:
+        sys.stdout.write(f"  unreadable lines skipped: {recorded.unreadable}\n")
+    return 1 if result.failed else 0
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="mlflow-otel", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -353,8 +443,31 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     )
     stats = sub.add_parser("stats", help="print the self-telemetry counters the SDK last wrote")
     stats.add_argument("--file", default=None, help="stats file (default: beside the traces file)")
+    push = sub.add_parser("push", help="replay recorded traces into an OTLP endpoint or an MLflow server")
+    push.add_argument(
+        "files", nargs="*", metavar="FILE", help="OTLP JSON lines files (default: the local file)"
+    )
+    push.add_argument(
+        "--to",
+        required=True,
+        help="OTLP endpoint (http(s)://host:port[/v1/traces], grpc://host:port) or, "
+        "with --experiment, an MLflow tracking URI",
+    )
+    push.add_argument("--experiment", default=None, help="MLflow experiment name (created if missing)")
+    push.add_argument("--protocol", choices=("http/protobuf", "grpc"), default=None, help="OTLP protocol")
+    push.add_argument(
+        "--semconv", default=None, help="conventions the OTLP endpoint gets (e.g. openinference for Phoenix)"
+    )
+    push.add_argument(
+        "--filter", default=None, help="MLflow's search_traces filter, e.g. \"tags.env = 'prod'\""
+    )
+    push.add_argument("--trace-id", action="append", default=None, help="only this trace (repeatable)")
+    push.add_argument("--since", default=None, help="only traces started since: 30m, 2h, 1d or an ISO time")
+    push.add_argument("--dry-run", action="store_true", help="say what would go where, send nothing")
     args = parser.parse_args(argv)
 
+    if args.command == "push":
+        return _push(args)
     if args.command == "stats":
         return _stats(args.file or settings().stats_file or settings().traces_file + ".stats.json")
     path = args.file or settings().traces_file

@@ -477,7 +477,17 @@ FLOORS: dict[int, tuple[str, ...]] = {
     6: ("pipeline",),
     7: ("_runtime",),
     8: (
-        *("", "_read", "_tracking", "client", "tracing", "entities", "config", "environment_variables"),
+        *(
+            "",
+            "_read",
+            "_push",
+            "_tracking",
+            "client",
+            "tracing",
+            "entities",
+            "config",
+            "environment_variables",
+        ),
         *("integrations", "openai", "cli", "__main__", "testing", "pytest_plugin"),
     ),
 }

@@ -288,7 +288,7 @@ class OtlpExporter(SpanExporter):
     def _unreachable_at_exit_outcome(self, outcome: _Outcome) -> _Outcome:
         self._unreachable_at_exit = True
         outcome.reason = "destination_unavailable"
-        outcome.why += " (process exiting: not retried)"
+        outcome.why += " (not retried: the process is exiting, or a push gives up on refused connections)"
         return outcome
 
     def _replay(self) -> None:

@@ -20,6 +20,12 @@ import os
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, Optional
 
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import Event, ReadableSpan
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+from opentelemetry.trace import Link as OtelLink
+from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags, TraceState
+
 from mlflow_otel.otlp.ids import bare_hex, decode_wire_id
 from mlflow_otel.otlp.json import decode_any_value
 from mlflow_otel.records.from_spans import trace_from_spans
@@ -77,6 +83,84 @@ def span_from_json(span: Mapping[str, Any]) -> Span:
             if isinstance(link, Mapping)
         ],
     )
+
+
+def _context(trace_id: Any, span_id: Any, remote: bool = False, state: Any = None) -> SpanContext:
+    return SpanContext(
+        int(decode_wire_id(trace_id, 32), 16),
+        int(decode_wire_id(span_id, 16), 16),
+        is_remote=remote,
+        trace_flags=TraceFlags(TraceFlags.SAMPLED),
+        trace_state=TraceState.from_header([state]) if state else None,
+    )
+
+
+def _status(status: Mapping[str, Any]) -> Status:
+    code = {1: StatusCode.OK, 2: StatusCode.ERROR}.get(_int(status.get("code")), StatusCode.UNSET)
+    # The API keeps a description for ERROR only (trace/api.md, "Set Status").
+    return Status(code, str(status.get("message") or "") or None if code is StatusCode.ERROR else None)
+
+
+def otel_spans_from_request(
+    request: Mapping[str, Any], resources: dict[Any, Any], scopes: dict[Any, Any]
+) -> list[ReadableSpan]:
+    """The spans of one ``ExportTraceServiceRequest`` in OTLP/JSON as OTel ``ReadableSpan``s, as
+    the pipeline exports them: original ids (the parent's remote flag from ``flags`` bit 9),
+    times, kind, status, events, links, resource and scope. ``resources`` and ``scopes`` cache
+    those objects by content across calls (encoders group spans by resource object). Raises
+    ``ValueError`` (and the like) on a request of another shape."""
+    out = []
+    for rs in request.get("resourceSpans") or ():
+        attributes = _attributes((rs.get("resource") or {}).get("attributes"))
+        key = json.dumps(attributes, sort_keys=True, default=str)
+        resource = resources.get(key)
+        if resource is None:
+            resource = resources[key] = Resource(attributes, rs.get("schemaUrl") or None)
+        for ss in rs.get("scopeSpans") or ():
+            scope_json = ss.get("scope") or {}
+            scope_key = (str(scope_json.get("name") or ""), str(scope_json.get("version") or ""))
+            scope = scopes.get(scope_key)
+            if scope is None:
+                scope = scopes[scope_key] = InstrumentationScope(scope_key[0], scope_key[1] or None)
+            for span in ss.get("spans") or ():
+                context = _context(span["traceId"], span["spanId"], state=span.get("traceState"))
+                parent_id = span.get("parentSpanId")
+                parent = (
+                    _context(span["traceId"], parent_id, bool(_int(span.get("flags")) & 0x200))
+                    if parent_id
+                    else None
+                )
+                kind = _int(span.get("kind"))
+                out.append(
+                    ReadableSpan(
+                        name=str(span.get("name") or ""),
+                        context=context,
+                        parent=parent,
+                        resource=resource,
+                        attributes=_attributes(span.get("attributes")),
+                        events=[
+                            Event(
+                                str(e.get("name") or ""),
+                                _attributes(e.get("attributes")),
+                                _int(e.get("timeUnixNano")),
+                            )
+                            for e in span.get("events") or ()
+                        ],
+                        links=[
+                            OtelLink(
+                                _context(link["traceId"], link["spanId"]), _attributes(link.get("attributes"))
+                            )
+                            for link in span.get("links") or ()
+                        ],
+                        # OTLP's SpanKind numbers are the API's plus one (0 is unspecified).
+                        kind=SpanKind(kind - 1) if 1 <= kind <= 5 else SpanKind.INTERNAL,
+                        status=_status(span.get("status") or {}),
+                        start_time=_int(span.get("startTimeUnixNano")),
+                        end_time=_int(span.get("endTimeUnixNano")) or None,
+                        instrumentation_scope=scope,
+                    )
+                )
+    return out
 
 
 def spans_from_request(request: Mapping[str, Any]) -> Iterator[Span]:
