@@ -788,7 +788,9 @@ def test_a_server_restarted_mid_job_gets_every_whole_record(tmp_path, monkeypatc
             agent(f"during-{i}", "bob")
         mlflow.flush_trace_async_logging(timeout_s=1)  # the server is down: nothing goes out
         server.restart()
-        assert mlflow.flush_trace_async_logging(timeout_s=90)
+        # (Its result is not asserted: it is False when any pipeline of this process dropped a span
+        # meanwhile, and an earlier test's may still be giving up on its own dead endpoint.)
+        mlflow.flush_trace_async_logging(timeout_s=90)
         traces = wait_query(server, experiment, 20)
         ids = sorted(t["client_request_id"] for t in traces)
         assert ids == sorted([f"req-before-{i}" for i in range(10)] + [f"req-during-{i}" for i in range(10)])
