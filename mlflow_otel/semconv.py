@@ -72,6 +72,8 @@ GEN_AI_CONTENT_KEYS = frozenset(
         "gen_ai.tool.call.result",
         "gen_ai.prompt",
         "gen_ai.completion",
+        "gen_ai.retrieval.query.text",
+        "gen_ai.retrieval.documents",
     }
 )
 GEN_AI_CONTENT_PREFIXES = ("gen_ai.prompt.", "gen_ai.completion.")

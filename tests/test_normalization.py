@@ -508,3 +508,57 @@ def test_convention_exporter_writes_openinference_and_sends_content_once():
     )
     assert "output.value" not in docs
     assert out_other is other  # not ours: the same object
+
+
+# --- MLflow -> OpenInference / GenAI: what Phoenix's own helpers write (tests/test_phoenix.py compares) --------
+
+
+def test_tool_parameters_are_a_json_schema_like_openinference_tool_decorator():
+    from mlflow_otel.processors.normalization.outward import outward_attributes
+
+    raw = {"mlflow.spanType": "TOOL", "mlflow.spanInputs": json.dumps({"order_id": 42, "note": "x"})}
+    a = outward_attributes(raw, "lookup_order", frozenset({"openinference"}))
+    assert json.loads(a["tool.parameters"]) == {
+        "type": "object",
+        "title": "lookup_order",
+        "properties": {"order_id": {"type": "integer"}, "note": {"type": "string"}},
+    }
+
+
+def test_model_call_gets_invocation_parameters_without_its_content():
+    from mlflow_otel.processors.normalization.outward import outward_attributes
+
+    request = {
+        "model": "gpt-4o-mini",
+        "temperature": 0.2,
+        "messages": [{"role": "user", "content": "hi"}],
+        "tools": [{"type": "function", "function": {"name": "f"}}],
+    }
+    raw = {"mlflow.spanType": "CHAT_MODEL", "mlflow.spanInputs": json.dumps(request)}
+    a = outward_attributes(raw, "Completions", frozenset({"openinference"}))
+    assert json.loads(a["llm.invocation_parameters"]) == {"model": "gpt-4o-mini", "temperature": 0.2}
+    assert a["llm.input_messages.0.message.content"] == "hi"
+
+
+def test_retriever_documents_in_genai_only_when_content_is_opted_in():
+    retriever = ours(
+        "RETRIEVER",
+        **{
+            "mlflow.spanInputs": json.dumps({"query": "refunds"}),
+            "mlflow.spanOutputs": json.dumps(
+                [
+                    {"page_content": "30 days", "metadata": {"score": 0.9, "source": "r.md"}, "id": "d1"},
+                    {"page_content": "no id", "metadata": {}, "id": None},
+                ]
+            ),
+        },
+    )
+    plain = run(retriever).attributes
+    assert plain["gen_ai.operation.name"] == "retrieval"
+    assert "gen_ai.retrieval.documents" not in plain and "gen_ai.retrieval.query.text" not in plain
+    opted = run(retriever, Normalizer(frozenset({"mlflow", "gen_ai"}), True))
+    assert opted.attributes["gen_ai.retrieval.query.text"] == "refunds"
+    assert js(opted, "gen_ai.retrieval.documents") == [
+        {"id": "d1", "score": 0.9, "content": "30 days", "metadata": {"score": 0.9, "source": "r.md"}},
+        {"content": "no id"},
+    ]

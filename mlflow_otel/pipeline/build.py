@@ -202,7 +202,9 @@ class Pipeline:
             add = route.semconv - written
             keep_mlflow = "mlflow" in route.semconv
             if add or not keep_mlflow:
-                announced = ConventionExporter(exporter, route.description, add, keep_mlflow)
+                announced = ConventionExporter(
+                    exporter, route.description, add, keep_mlflow, self.settings.genai.capture_messages
+                )
         stage.append(
             BatchProcessor(
                 announced,

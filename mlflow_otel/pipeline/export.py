@@ -68,16 +68,24 @@ class ConventionExporter(AnnouncingExporter):
     (``mlflow.spanInputs`` / ``mlflow.spanOutputs``) are left out, so a payload travels once.
     Spans handed to ``salvage`` (the spool) are converted too, so a replay sends the same."""
 
-    def __init__(self, inner: SpanExporter, destination: str, add: frozenset[str], keep_mlflow: bool) -> None:
+    def __init__(
+        self,
+        inner: SpanExporter,
+        destination: str,
+        add: frozenset[str],
+        keep_mlflow: bool,
+        capture_messages: bool = False,
+    ) -> None:
         super().__init__(inner, destination)
         self.add = add
         self.keep_mlflow = keep_mlflow
+        self.capture_messages = capture_messages
 
     def convert(self, span: ReadableSpan) -> ReadableSpan:
         raw = span.attributes or {}
         if conv.SPAN_TYPE not in raw:
             return span
-        extra = outward_attributes(raw, span.name, self.add) if self.add else {}
+        extra = outward_attributes(raw, span.name, self.add, self.capture_messages) if self.add else {}
         drop = not self.keep_mlflow and (conv.SPAN_INPUTS in raw or conv.SPAN_OUTPUTS in raw)
         if not extra and not drop:
             return span

@@ -425,7 +425,7 @@ class Normalizer:
 
     # --- MLflow -> the other conventions (our own spans) -------------------------------------------------
     def _outward(self, span: SpanView, raw: Mapping[str, Any]) -> None:
-        add = outward_attributes(raw, span.name, self.semconv)
+        add = outward_attributes(raw, span.name, self.semconv, self.capture_messages)
         if add:
             span.writable_attributes().update(add)
 

@@ -23,6 +23,10 @@ from mlflow_otel.spans.types import SpanType
 # --- endpoints ------------------------------------------------------------------------------------
 
 
+#: A request's content arguments; the rest are OpenInference's ``llm.invocation_parameters``.
+REQUEST_CONTENT = frozenset({"messages", "input", "prompt", "tools", "instructions"})
+
+
 @dataclass(frozen=True)
 class Endpoint:
     """One kind of call: MLflow's span name and type, and the GenAI operation name."""
@@ -256,9 +260,7 @@ def request_attributes(
         attrs["llm.system"] = "openai"
         if isinstance(model, str):
             attrs["embedding.model_name" if endpoint.kind == "embeddings" else "llm.model_name"] = model
-        params = {
-            k: v for k, v in body.items() if k not in ("messages", "input", "prompt", "tools", "instructions")
-        }
+        params = {k: v for k, v in body.items() if k not in REQUEST_CONTENT}
         if params:
             attrs["llm.invocation_parameters"] = dumps(params)
     return attrs

@@ -25,7 +25,7 @@ from typing import Any
 
 from mlflow_otel import semconv as conv
 from mlflow_otel._serialize import dumps, loads_or_raw
-from mlflow_otel.processors.normalization.openai_extract import Endpoint
+from mlflow_otel.processors.normalization.openai_extract import REQUEST_CONTENT, Endpoint
 from mlflow_otel.processors.normalization.openai_messages import openinference_attributes
 from mlflow_otel.spans.types import SpanType
 
@@ -82,23 +82,23 @@ def _payload(encoded: str, decoded: Any) -> tuple[str, str]:
 _JSON_TYPES = ((bool, "boolean"), (int, "integer"), (float, "number"), (str, "string"), (list, "array"))
 
 
-def _parameters(arguments: Mapping[str, Any]) -> str:
-    """OpenInference's ``tool.parameters`` ("the parameters definition for invoking the tool", a JSON
-    object of parameter name -> type) from the call's arguments: the function itself is not at hand
-    off the request path, its arguments' names and JSON types are."""
-    definition = {}
-    for name, value in arguments.items():
-        definition[name] = next((t for kind, t in _JSON_TYPES if isinstance(value, kind)), "object")
-    return dumps(definition)
+def _parameters(name: str, arguments: Mapping[str, Any]) -> str:
+    """OpenInference's ``tool.parameters`` ("the parameters definition for invoking the tool") as the
+    JSON Schema object OpenInference's own ``@tracer.tool`` writes (``type``, ``title``,
+    ``properties``): the function itself is not at hand off the request path, its arguments' names
+    and JSON types are (so no ``required``: which arguments had defaults is not recorded)."""
+    properties = {
+        arg: {"type": next((t for kind, t in _JSON_TYPES if isinstance(value, kind)), "object")}
+        for arg, value in arguments.items()
+    }
+    return dumps({"type": "object", "title": name, "properties": properties})
 
 
 def _documents(decoded: Any, out: dict[str, Any]) -> bool:
     """MLflow's ``Document`` list (``page_content``, ``metadata``, ``id``: what a RETRIEVER returns
     in MLflow) as ``retrieval.documents.<i>.document.{id,content,score,metadata}``; False if the
     output is not a document list."""
-    if not isinstance(decoded, list) or not decoded:
-        return False
-    if not all(isinstance(d, Mapping) and "page_content" in d for d in decoded):
+    if not _is_documents(decoded):
         return False
     for i, document in enumerate(decoded):
         base = f"retrieval.documents.{i}.document."
@@ -129,6 +129,40 @@ def _messages(span_type: str, inputs: Any, outputs: Any, out: dict[str, Any]) ->
         endpoint, inputs, outputs if isinstance(outputs, Mapping) else None, None, None
     )
     out.update(attrs)
+    params = {k: v for k, v in inputs.items() if k not in REQUEST_CONTENT}
+    if params:
+        out["llm.invocation_parameters"] = dumps(params)
+
+
+def _is_documents(decoded: Any) -> bool:
+    """MLflow's ``Document`` list (``page_content``, ``metadata``, ``id``: what a RETRIEVER returns)."""
+    return (
+        bool(decoded)
+        and isinstance(decoded, list)
+        and all(isinstance(d, Mapping) and "page_content" in d for d in decoded)
+    )
+
+
+def _genai_documents(documents: list[Mapping[str, Any]]) -> str:
+    """GenAI's ``gen_ai.retrieval.documents`` (semantic conventions v1.40+, retrieval span, Opt-In):
+    a list following ``gen-ai-retrieval-documents.json``, ``id`` and ``score`` its required
+    properties, more allowed (``additionalProperties``), so the content and metadata go too; a JSON
+    string, which the spec allows on spans where structured values are not supported (OTel Python's
+    attributes hold no maps)."""
+    out = []
+    for document in documents:
+        metadata = document.get("metadata") if isinstance(document.get("metadata"), Mapping) else {}
+        entry: dict[str, Any] = {}
+        if document.get("id") is not None:
+            entry["id"] = str(document["id"])
+        score = metadata.get("score")
+        if isinstance(score, (int, float)) and not isinstance(score, bool):
+            entry["score"] = float(score)
+        entry["content"] = str(document.get("page_content") or "")
+        if metadata:
+            entry["metadata"] = dict(metadata)
+        out.append(entry)
+    return dumps(out)
 
 
 def trace_level(raw: Mapping[str, Any]) -> dict[str, Any]:
@@ -158,10 +192,15 @@ def trace_level(raw: Mapping[str, Any]) -> dict[str, Any]:
     return add
 
 
-def outward_attributes(raw: Mapping[str, Any], name: str, semconv: frozenset[str]) -> dict[str, Any]:
+def outward_attributes(
+    raw: Mapping[str, Any], name: str, semconv: frozenset[str], capture_messages: bool = False
+) -> dict[str, Any]:
     """The attributes ``semconv`` (``gen_ai``, ``openinference``) adds to a span in MLflow's model
     (``raw`` holds ``mlflow.spanType``); keys the span already has are never replaced (our OpenAI
-    integration and third-party instrumentors write their own)."""
+    integration and third-party instrumentors write their own). ``capture_messages``
+    (``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT``) is the user's opt-in to GenAI's Opt-In
+    content attributes: here a retriever's ``gen_ai.retrieval.query.text`` and
+    ``gen_ai.retrieval.documents``."""
     span_type = raw.get(conv.SPAN_TYPE)
     if not isinstance(span_type, str):
         return {}
@@ -180,6 +219,14 @@ def outward_attributes(raw: Mapping[str, Any], name: str, semconv: frozenset[str
             for key in ("input_tokens", "output_tokens"):
                 if isinstance(usage.get(key), int):
                     add[f"gen_ai.usage.{key}"] = usage[key]
+        if span_type == SpanType.RETRIEVER and capture_messages:
+            encoded = raw.get(conv.SPAN_INPUTS)
+            query, mime = _payload(encoded, loads_or_raw(encoded)) if isinstance(encoded, str) else ("", "")
+            if mime == TEXT:  # the query string (or the retriever's one string argument)
+                add["gen_ai.retrieval.query.text"] = query
+            documents = loads_or_raw(raw.get(conv.SPAN_OUTPUTS))
+            if _is_documents(documents):
+                add["gen_ai.retrieval.documents"] = _genai_documents(documents)
     if "openinference" in semconv and OPENINFERENCE_KIND not in raw:
         add[OPENINFERENCE_KIND] = OUTWARD_KINDS.get(span_type, DEFAULT_KIND)
         inputs = outputs = None
@@ -217,7 +264,7 @@ def outward_attributes(raw: Mapping[str, Any], name: str, semconv: frozenset[str
             if conv.SPAN_DESCRIPTION in raw:
                 add["tool.description"] = raw[conv.SPAN_DESCRIPTION]
             if isinstance(inputs, Mapping):
-                add["tool.parameters"] = _parameters(inputs)
+                add["tool.parameters"] = _parameters(name, inputs)
         for key, value in trace_level(raw).items():
             if key not in raw:
                 add[key] = value
