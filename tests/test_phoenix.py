@@ -7,8 +7,11 @@ documents counted, tokens, metadata and tags, the session and user, and the erro
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 import time
 import uuid
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,6 +20,7 @@ import mlflow_otel as mlflow
 from mlflow_otel import tracing
 from mlflow_otel.destinations import OtlpDestination
 from mlflow_otel.entities import SpanType
+from tests.backends import PHOENIX_VENV
 from tests.backends.browser import chromium
 from tests.openai_server import OpenAiServer
 
@@ -52,7 +56,7 @@ SPANS_QUERY = """
 """
 
 
-def _rag_app(openai_base_url: str):
+def _rag_app(openai_base_url: str, other_types: bool = True):
     from openai import OpenAI
 
     client = OpenAI(base_url=openai_base_url, api_key="test")
@@ -81,7 +85,7 @@ def _rag_app(openai_base_url: str):
             cancel_order(42)
         except LookupError:
             pass
-        for span_type in OTHER_TYPES:
+        for span_type in OTHER_TYPES if other_types else ():
             with mlflow.start_span(f"step_{span_type.lower()}", span_type=span_type) as span:
                 span.set_inputs({"text": question})
                 span.set_outputs("done")
@@ -112,11 +116,13 @@ def _obj(value: Any) -> Any:
     return json.loads(value) if isinstance(value, str) else value
 
 
-def _spans(phoenix, project: str, count: int, timeout: float = 60.0) -> dict[str, dict[str, Any]]:
+def _spans(
+    phoenix, project: str, count: int, timeout: float = 60.0, query: str = SPANS_QUERY
+) -> dict[str, dict[str, Any]]:
     deadline = time.monotonic() + timeout
     found: list[dict[str, Any]] = []
     while time.monotonic() < deadline:
-        data = phoenix.graphql(SPANS_QUERY)
+        data = phoenix.graphql(query)
         for edge in data["projects"]["edges"]:
             if edge["node"]["name"] == project:
                 found = [e["node"] for e in edge["node"]["spans"]["edges"]]
@@ -126,12 +132,12 @@ def _spans(phoenix, project: str, count: int, timeout: float = 60.0) -> dict[str
     return {s["name"]: s for s in found}
 
 
-def _run_app(monkeypatch, phoenix, project: str) -> None:
+def _run_app(monkeypatch, phoenix, project: str, other_types: bool = True) -> None:
     monkeypatch.setenv("OTEL_RESOURCE_ATTRIBUTES", f"openinference.project.name={project}")
     with OpenAiServer() as server:
         mlflow.openai.autolog()
         try:
-            app = _rag_app(server.base_url)
+            app = _rag_app(server.base_url, other_types)
             assert "Refunds" in app("Can I return my order?")
         finally:
             mlflow.openai.autolog(disable=True)
@@ -162,7 +168,7 @@ def _check_rendering(spans: dict[str, dict[str, Any]]) -> None:
     assert spans["lookup_order"]["output"]["mimeType"] == "json"
     tool_attrs = json.loads(spans["lookup_order"]["attributes"])
     assert tool_attrs["tool"]["name"] == "lookup_order"
-    assert _obj(tool_attrs["tool"]["parameters"]) == {"order_id": "integer"}
+    assert _obj(tool_attrs["tool"]["parameters"])["properties"] == {"order_id": {"type": "integer"}}
 
     # Documents: counted, with content, id, score and metadata.
     retriever = spans["search_docs"]
@@ -270,3 +276,105 @@ def test_phoenix_trace_page_in_chromium(phoenix, monkeypatch, browser, tmp_path)
     assert "Shipping takes 5 days." in text(browser)
     browser.save_screenshot(str(tmp_path / "phoenix-retriever.png"))
     print(f"screenshots in {tmp_path}")
+
+
+# --- side by side with the app traced Phoenix's own way (tests/phoenix_reference_app.py) -------------------
+
+REFERENCE_APP = Path(__file__).with_name("phoenix_reference_app.py")
+ROWS_QUERY = SPANS_QUERY.replace("name spanKind", "name context { spanId } spanKind")
+#: The reference's spans, ``_rag_app`` without the extra types: the root, the agent, the retriever, two
+#: tools, the model call.
+REFERENCE_SPANS = 6
+#: The model call's span is named by whoever instruments the client: OpenInference's instrumentor
+#: ``ChatCompletion``, ours MLflow's ``Completions`` (``mlflow.openai.autolog``'s name). Compared as one row.
+MODEL_ROW = "<the chat call>"
+
+
+def _rows(spans: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The spans by name (the model call as ``MODEL_ROW``), each with its parent's name."""
+    key = {s["context"]["spanId"]: MODEL_ROW if s["spanKind"] == "llm" else n for n, s in spans.items()}
+    return {
+        key[s["context"]["spanId"]]: dict(
+            s, attributes=json.loads(s["attributes"]), parent=key.get(s["parentId"])
+        )
+        for s in spans.values()
+    }
+
+
+def _payload(value: dict[str, Any] | None) -> Any:
+    """A payload as Phoenix shows it: text as the text, JSON as the structure (whitespace aside)."""
+    if value is None:
+        return None
+    shown = json.loads(value["value"]) if value["mimeType"] == "json" else value["value"]
+    return value["mimeType"], shown
+
+
+def test_renders_row_for_row_like_the_phoenix_native_reference(phoenix, monkeypatch):
+    """The reference (arize-phoenix-otel, openinference-instrumentation-openai, OpenInference's span
+    and context helpers) into project A, our app of the same shape (``OtlpDestination(semconv=
+    "openinference")``, project from ``openinference.project.name``) into project B; then, over
+    Phoenix's GraphQL API, row for row. What differs by design is named where it is skipped."""
+    reference, ours = f"native-{uuid.uuid4().hex[:8]}", f"ours-{uuid.uuid4().hex[:8]}"
+    with OpenAiServer() as server:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "MLFLOW_", "PHOENIX_"))}
+        command = [str(PHOENIX_VENV / "bin" / "python"), str(REFERENCE_APP), phoenix.otlp_http, reference]
+        subprocess.run([*command, server.base_url], env=env, check=True, timeout=120)
+    tracing.reset()
+    tracing.set_destination(OtlpDestination(phoenix.otlp_http, semconv="openinference"))
+    _run_app(monkeypatch, phoenix, ours, other_types=False)
+    native = _rows(_spans(phoenix, reference, REFERENCE_SPANS, query=ROWS_QUERY))
+    mine = _rows(_spans(phoenix, ours, REFERENCE_SPANS, query=ROWS_QUERY))
+
+    assert sorted(mine) == sorted(native) and len(native) == REFERENCE_SPANS, (sorted(mine), sorted(native))
+    for name, want in native.items():
+        got = mine[name]
+        at = f"{name}: ours {got} / native {want}"
+        assert got["spanKind"] == want["spanKind"] and got["parent"] == want["parent"], at
+        assert _payload(got["input"]) == _payload(want["input"]), at
+        assert _payload(got["output"]) == _payload(want["output"]), at
+        assert got["numDocuments"] == want["numDocuments"], at
+        for count in ("tokenCountPrompt", "tokenCountCompletion", "tokenCountTotal"):
+            assert got[count] == want[count], (count, at)
+        # MLflow ends a span that raised nothing with OK; the reference's hand-made retriever span
+        # leaves its status UNSET. An error is an error on both, with the same message and event.
+        assert (got["statusCode"] == "ERROR") == (want["statusCode"] == "ERROR"), at
+        assert got["statusMessage"] == want["statusMessage"], at
+        assert got["events"] == want["events"], at
+        mine_attrs, native_attrs = got["attributes"], want["attributes"]
+        assert mine_attrs.get("retrieval") == native_attrs.get("retrieval"), at  # documents, field for field
+        if "tool" in native_attrs:
+            # OpenInference's @tracer.tool writes the function's JSON Schema (empty property schemas,
+            # `required`); ours names each argument's JSON type (the function is not at hand off the
+            # request path). Same name, title and parameters.
+            mine_tool, native_tool = mine_attrs["tool"], native_attrs["tool"]
+            assert mine_tool["name"] == native_tool["name"], at
+            mine_params, native_params = _obj(mine_tool["parameters"]), _obj(native_tool["parameters"])
+            assert mine_params["type"] == native_params["type"] == "object", at
+            assert mine_params["title"] == native_params["title"], at
+            assert sorted(mine_params["properties"]) == sorted(native_params["properties"]), at
+
+    # The model call: messages, the model that answered, the request's parameters. `llm.system` /
+    # `llm.provider` differ by design: ours names a base URL other than OpenAI's `openai_compatible`
+    # (here the loopback fake), the instrumentor says `openai` for any base URL.
+    mine_llm, native_llm = mine[MODEL_ROW]["attributes"]["llm"], native[MODEL_ROW]["attributes"]["llm"]
+    for key in ("input_messages", "output_messages", "model_name", "token_count", "finish_reason"):
+        assert mine_llm.get(key) == native_llm.get(key), key
+    assert _obj(mine_llm["invocation_parameters"]) == _obj(native_llm["invocation_parameters"])
+
+    # Trace level: the same session and user on the trace. Metadata and tags: MLflow's trace tags and
+    # metadata belong to the trace and are recorded on its root (`update_current_trace`, possibly after
+    # children ended), so ours are on the root row, where Phoenix's trace list and sessions read them;
+    # OpenInference's `using_metadata` / `using_tags` stamp every span opened inside them.
+    root = next(n for n, r in native.items() if r["parent"] is None)
+    assert mine[root]["parent"] is None
+    for name, want in native.items():
+        trace, want_trace = mine[name]["trace"], want["trace"]
+        assert trace["userId"] == want_trace["userId"] == "ann", name
+        assert trace["session"]["sessionId"] == want_trace["session"]["sessionId"] == "session-px-1", name
+        assert trace["session"]["firstInput"] == want_trace["session"]["firstInput"], name
+        assert _obj(want["metadata"]) == {"app_version": "1.4"}, name
+        assert want["attributes"]["tag"]["tags"] == ["environment:production"], name
+    assert _obj(mine[root]["metadata"]) == _obj(native[root]["metadata"])
+    assert mine[root]["attributes"]["tag"] == native[root]["attributes"]["tag"]
+    assert mine[root]["attributes"]["session"] == native[root]["attributes"]["session"]
+    assert mine[root]["attributes"]["user"] == native[root]["attributes"]["user"]

@@ -156,17 +156,23 @@ install_crewai() {
 
 # --- Arize Phoenix (own venv: its server pins its own OpenTelemetry, SQLAlchemy and GraphQL stack) -----
 # `phoenix serve` keeps its SQLite database under PHOENIX_WORKING_DIR; tests/backends.Phoenix starts it.
+# The same venv runs tests/phoenix_reference_app.py, the app traced Phoenix's own way (its OTel
+# wrapper, OpenInference's OpenAI instrumentor and span helpers, the OpenAI client): pinned, so the
+# reference tests/test_phoenix.py compares against does not move. The marker holds both, so a cached
+# venv from before is rebuilt.
 PHOENIX_VERSION='>=20,<21'
+PHOENIX_REFERENCE='arize-phoenix-otel==0.17.2 openinference-instrumentation-openai==0.1.66 openinference-semantic-conventions==0.1.42 openai==3.63.0'
 install_phoenix() {
-  local venv="$CACHE/phoenix-venv"
-  if [ ! -x "$venv/bin/phoenix" ] || [ "$(cat "$venv/.phoenix-version" 2>/dev/null)" != "$PHOENIX_VERSION" ]; then
-    echo "== installing arize-phoenix $PHOENIX_VERSION into $venv" >&2
+  local venv="$CACHE/phoenix-venv" marker="$PHOENIX_VERSION $PHOENIX_REFERENCE"
+  if [ ! -x "$venv/bin/phoenix" ] || [ "$(cat "$venv/.phoenix-version" 2>/dev/null)" != "$marker" ]; then
+    echo "== installing arize-phoenix $PHOENIX_VERSION and the reference app's packages into $venv" >&2
     rm -rf "$venv"
     "$PYTHON" -m venv "$venv"
     "$venv/bin/python" -m pip install --quiet --upgrade pip >&2
-    "$venv/bin/python" -m pip install --quiet "arize-phoenix$PHOENIX_VERSION" >&2
-    "$venv/bin/python" -c "import phoenix" >&2
-    echo "$PHOENIX_VERSION" > "$venv/.phoenix-version"
+    # shellcheck disable=SC2086  # the pins are separate words
+    "$venv/bin/python" -m pip install --quiet "arize-phoenix$PHOENIX_VERSION" $PHOENIX_REFERENCE >&2
+    "$venv/bin/python" -c "import phoenix, phoenix.otel, openinference.instrumentation.openai, openai" >&2
+    echo "$marker" > "$venv/.phoenix-version"
   fi
 }
 
