@@ -378,3 +378,26 @@ def test_renders_row_for_row_like_the_phoenix_native_reference(phoenix, monkeypa
     assert mine[root]["attributes"]["tag"] == native[root]["attributes"]["tag"]
     assert mine[root]["attributes"]["session"] == native[root]["attributes"]["session"]
     assert mine[root]["attributes"]["user"] == native[root]["attributes"]["user"]
+
+
+def test_genai_retrieval_documents_are_read_by_phoenix(phoenix, monkeypatch):
+    """GenAI's retrieval span content (``gen_ai.retrieval.documents`` / ``gen_ai.retrieval.query.text``,
+    semantic conventions v1.40+, Opt-In: written with ``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT``)
+    to a destination of the GenAI convention alone: Phoenix, which also reads GenAI, counts and shows
+    the documents and the query as text."""
+    project = f"rag-genai-{uuid.uuid4().hex[:8]}"
+    monkeypatch.setenv("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", "true")
+    tracing.reset()
+    tracing.set_destination(OtlpDestination(phoenix.otlp_http, semconv="gen_ai"))
+    _run_app(monkeypatch, phoenix, project, other_types=False)
+    retriever = _spans(phoenix, project, REFERENCE_SPANS)["search_docs"]
+    assert retriever["spanKind"] == "retriever" and retriever["numDocuments"] == 2
+    assert retriever["input"] == {"value": "Can I return my order?", "mimeType": "text"}
+    attrs = json.loads(retriever["attributes"])
+    # Sent once: GenAI's documents, not MLflow's output (Phoenix derives its own keys from GenAI's).
+    assert "spanOutputs" not in attrs["mlflow"]
+    documents = _obj(attrs["gen_ai"]["retrieval"]["documents"])
+    assert [(d["id"], d["score"], d["content"]) for d in documents] == [
+        ("doc-1", 0.92, "Refunds are accepted within 30 days."),
+        ("doc-2", 0.41, "Shipping takes 5 days."),
+    ]
