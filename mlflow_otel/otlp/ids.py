@@ -38,14 +38,9 @@ def bare_hex(trace_id: str) -> str:
 
 def parse_trace_id(value: Union[str, int, None]) -> Optional[int]:
     """``tr-<hex>``, bare hex or an int -> the int; None when it is none of these."""
-    if isinstance(value, int):
-        return value
-    if not isinstance(value, str):
-        return None
-    try:
-        return int(value[3:] if value.startswith(TRACE_ID_PREFIX) else value, 16)
-    except ValueError:
-        return None
+    if isinstance(value, str) and value.startswith(TRACE_ID_PREFIX):
+        value = value[len(TRACE_ID_PREFIX) :]
+    return parse_span_id(value)
 
 
 def parse_span_id(value: Union[str, int, None]) -> Optional[int]:
