@@ -401,8 +401,12 @@ def test_pipeline_throughput_sdk_to_jaeger(pool: ScaleOut, jaeger, tmp_path):
     ledgers = _ledgers(out)
     assert len(ledgers) == 4
     assert _check_sdk(ledgers) == total
-    assert after.delta(before, "gateways", ACCEPTED) == total
-    assert after.delta(before, "gateways", SENT) == total, timeline[-5:]
+    # The SDK counts every span once (above), but OTLP delivery is at least once: on a starved machine
+    # a request (the SDK's, or a Collector tier's exporterhelper) can time out after the next hop took
+    # it, and the retry the spec prescribes is taken again. So: nothing missing, few twice.
+    accepted, sent = after.delta(before, "gateways", ACCEPTED), after.delta(before, "gateways", SENT)
+    assert total <= accepted <= total * 1.1, (accepted, total)
+    assert total <= sent <= accepted, timeline[-5:]
     for tier in ("agents", "balancers", "gateways"):
         assert after.delta(before, tier, REFUSED) == 0 and after.delta(before, tier, SEND_FAILED) == 0
     # Jaeger stores what it acknowledged: a sample of traces read back whole.
@@ -410,7 +414,7 @@ def test_pipeline_throughput_sdk_to_jaeger(pool: ScaleOut, jaeger, tmp_path):
     for trace_id in random.Random(7).sample(sorted(traced), 25):
         url = f"http://127.0.0.1:{jaeger.ports['query']}/api/traces/{trace_id}"
         (trace,) = http_json(url)["data"]
-        assert len(trace["spans"]) == 1 + THROUGHPUT_CHILDREN, trace_id
+        assert len({span["spanID"] for span in trace["spans"]}) == 1 + THROUGHPUT_CHILDREN, trace_id
 
     first = min(ledger["started"] for ledger in ledgers)
     sdk_done = max(ledger["finished"] for ledger in ledgers)
@@ -436,6 +440,7 @@ def test_pipeline_throughput_sdk_to_jaeger(pool: ScaleOut, jaeger, tmp_path):
             "into gateways spans/s": round(total / (in_gateways - first)),
             "end-to-end spans/s": round(end_to_end),
             "last span in jaeger after sdk done (s)": round(done - sdk_done, 2),
+            "taken twice between tiers": accepted - total,
             "cpu us per span": {k: round(v * 1e6 / total, 1) for k, v in cpu_us.items()},
         },
     )
