@@ -562,3 +562,38 @@ def test_retriever_documents_in_genai_only_when_content_is_opted_in():
         {"id": "d1", "score": 0.9, "content": "30 days", "metadata": {"score": 0.9, "source": "r.md"}},
         {"content": "no id"},
     ]
+
+
+def test_openinference_puts_the_traces_session_user_metadata_and_tags_on_every_span(
+    otlp_http, receiver, monkeypatch
+):
+    """As OpenInference's ``using_session`` / ``using_user`` / ``using_metadata`` / ``using_tags``
+    stamp every span, so Phoenix's span filters match children too; over both paths: the processor
+    chain (``MLFLOW_OTEL_SEMCONV``) and a destination's own conventions (``ConventionExporter``)."""
+    for semconv, otlp_semconv in (
+        ("mlflow,openinference", "mlflow,openinference"),
+        ("mlflow", "openinference"),
+    ):
+        monkeypatch.setenv("MLFLOW_OTEL_SEMCONV", semconv)
+        monkeypatch.setenv("MLFLOW_OTEL_OTLP_SEMCONV", otlp_semconv)
+        mlflow.tracing.reset()
+        receiver.clear()
+
+        @mlflow.trace(span_type="AGENT")
+        def agent(question: str) -> str:
+            mlflow.update_current_trace(
+                session_id="s-9", user="ann", tags={"env": "prod"}, metadata={"app_version": "1.4"}
+            )
+            return tool(question)
+
+        @mlflow.trace(span_type="TOOL")
+        def tool(question: str) -> str:
+            return question.upper()
+
+        agent("why?")
+        spans = {s.name: s.attributes for s in otlp_http(2)}
+        for name in ("agent", "tool"):
+            attrs = spans[name]
+            assert attrs["session.id"] == "s-9" and attrs["user.id"] == "ann", (semconv, name)
+            assert json.loads(attrs["metadata"]) == {"app_version": "1.4"}
+            assert list(attrs["tag.tags"]) == ["env:prod"]

@@ -361,10 +361,9 @@ def test_renders_row_for_row_like_the_phoenix_native_reference(phoenix, monkeypa
         assert mine_llm.get(key) == native_llm.get(key), key
     assert _obj(mine_llm["invocation_parameters"]) == _obj(native_llm["invocation_parameters"])
 
-    # Trace level: the same session and user on the trace. Metadata and tags: MLflow's trace tags and
-    # metadata belong to the trace and are recorded on its root (`update_current_trace`, possibly after
-    # children ended), so ours are on the root row, where Phoenix's trace list and sessions read them;
-    # OpenInference's `using_metadata` / `using_tags` stamp every span opened inside them.
+    # Trace level: the same session and user on the trace, and, as OpenInference's `using_session` /
+    # `using_user` / `using_metadata` / `using_tags` stamp every span opened inside them, the trace's
+    # metadata, tags, session and user on every span (ours from the root's, `update_current_trace`).
     root = next(n for n, r in native.items() if r["parent"] is None)
     assert mine[root]["parent"] is None
     for name, want in native.items():
@@ -374,10 +373,9 @@ def test_renders_row_for_row_like_the_phoenix_native_reference(phoenix, monkeypa
         assert trace["session"]["firstInput"] == want_trace["session"]["firstInput"], name
         assert _obj(want["metadata"]) == {"app_version": "1.4"}, name
         assert want["attributes"]["tag"]["tags"] == ["environment:production"], name
-    assert _obj(mine[root]["metadata"]) == _obj(native[root]["metadata"])
-    assert mine[root]["attributes"]["tag"] == native[root]["attributes"]["tag"]
-    assert mine[root]["attributes"]["session"] == native[root]["attributes"]["session"]
-    assert mine[root]["attributes"]["user"] == native[root]["attributes"]["user"]
+        assert _obj(mine[name]["metadata"]) == _obj(want["metadata"]), name
+        for key in ("tag", "session", "user"):
+            assert mine[name]["attributes"][key] == want["attributes"][key], (name, key)
 
 
 def test_genai_retrieval_documents_are_read_by_phoenix(phoenix, monkeypatch):

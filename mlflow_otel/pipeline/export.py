@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
-from typing import Callable, Optional
+from typing import Any, Callable, Optional
 
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
@@ -21,8 +21,9 @@ from mlflow_otel import semconv as conv
 from mlflow_otel._log import logger, warn_limited
 from mlflow_otel._telemetry import COUNTERS
 from mlflow_otel.exporters.base import ExitAware, busy, close_idle, salvage
+from mlflow_otel.otlp.ids import mlflow_trace_id
 from mlflow_otel.processors.base import SpanView
-from mlflow_otel.processors.normalization.outward import outward_attributes
+from mlflow_otel.processors.normalization.outward import outward_attributes, trace_levels
 
 
 class AnnouncingExporter(SpanExporter):
@@ -81,11 +82,15 @@ class ConventionExporter(AnnouncingExporter):
         self.keep_mlflow = keep_mlflow
         self.capture_messages = capture_messages
 
-    def convert(self, span: ReadableSpan) -> ReadableSpan:
+    def convert(self, span: ReadableSpan, trace_attrs: Optional[dict[str, Any]] = None) -> ReadableSpan:
         raw = span.attributes or {}
         if conv.SPAN_TYPE not in raw:
             return span
-        extra = outward_attributes(raw, span.name, self.add, self.capture_messages) if self.add else {}
+        extra = (
+            outward_attributes(raw, span.name, self.add, self.capture_messages, trace_attrs)
+            if self.add
+            else {}
+        )
         drop = not self.keep_mlflow and (conv.SPAN_INPUTS in raw or conv.SPAN_OUTPUTS in raw)
         if not extra and not drop:
             return span
@@ -99,9 +104,13 @@ class ConventionExporter(AnnouncingExporter):
 
     def _converted(self, spans: Sequence[ReadableSpan]) -> list[ReadableSpan]:
         out = []
+        # Each trace's keys from its root, for its other spans (a trace split across batches: those
+        # in a batch without the root go without them).
+        levels = trace_levels(spans) if "openinference" in self.add else {}
         for span in spans:
             try:
-                out.append(self.convert(span))
+                trace_attrs = levels.get(mlflow_trace_id(span.context.trace_id)) if levels else None
+                out.append(self.convert(span, trace_attrs))
             except Exception as exc:  # a span the mapping cannot read still goes, as it is
                 COUNTERS.add("processor_errors")
                 warn_limited("conventions", "Writing %s's conventions failed: %r", self.destination, exc)

@@ -45,6 +45,7 @@ from mlflow_otel.processors.normalization.outward import (
     OPENINFERENCE_KIND,
     OUTWARD_OPERATIONS,
     outward_attributes,
+    trace_levels,
 )
 from mlflow_otel.spans.types import SpanType
 
@@ -221,6 +222,8 @@ class Normalizer:
         self.openinference_out = "openinference" in self.semconv
         #: Span ids (hex) of spans a descendant of which reported token usage, not yet processed.
         self._usage_below: dict[str, bool] = {}
+        #: The trace being processed: its root's trace-level keys (``screen`` sets it, once per trace).
+        self._trace_attrs: dict[str, dict[str, Any]] = {}
 
     def __call__(self, span: SpanView) -> None:
         raw = span.raw_attributes
@@ -241,7 +244,10 @@ class Normalizer:
         each is ours (typed), not mapped outward (no OpenInference out; no GenAI operation for its
         type), without token usage, and no usage is waiting for a parent. Then ``__call__`` would
         only find nothing to count."""
-        if self._usage_below or self.openinference_out:  # OpenInference maps every span of ours
+        if self.openinference_out:  # OpenInference maps every span of ours, with the trace's keys
+            self._trace_attrs = trace_levels(spans)
+            return False
+        if self._usage_below:
             return False
         for span in spans:
             raw = span.attributes
@@ -425,7 +431,8 @@ class Normalizer:
 
     # --- MLflow -> the other conventions (our own spans) -------------------------------------------------
     def _outward(self, span: SpanView, raw: Mapping[str, Any]) -> None:
-        add = outward_attributes(raw, span.name, self.semconv, self.capture_messages)
+        trace_attrs = self._trace_attrs.get(span.trace_id) if self._trace_attrs else None
+        add = outward_attributes(raw, span.name, self.semconv, self.capture_messages, trace_attrs)
         if add:
             span.writable_attributes().update(add)
 

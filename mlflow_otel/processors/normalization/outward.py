@@ -20,11 +20,12 @@ What Phoenix reads is OpenInference's span attributes (openinference ``spec/sema
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import Any, Optional
 
 from mlflow_otel import semconv as conv
 from mlflow_otel._serialize import dumps, loads_or_raw
+from mlflow_otel.otlp.ids import mlflow_trace_id
 from mlflow_otel.processors.normalization.openai_extract import REQUEST_CONTENT, Endpoint
 from mlflow_otel.processors.normalization.openai_messages import openinference_attributes
 from mlflow_otel.spans.types import SpanType
@@ -192,15 +193,37 @@ def trace_level(raw: Mapping[str, Any]) -> dict[str, Any]:
     return add
 
 
+def trace_levels(spans: Sequence[Any]) -> dict[str, dict[str, Any]]:
+    """``trace_level`` of each local root among ``spans`` (OTel spans: one trace, or a batch of
+    several), by MLflow's trace id. A trace whose root is not among them is absent."""
+    out: dict[str, dict[str, Any]] = {}
+    for span in spans:
+        parent = span.parent
+        if parent is None or parent.is_remote:
+            level = trace_level(span.attributes or {})
+            if level:  # several local roots of one trace (a callee called twice): the first's keys win
+                merged = out.setdefault(mlflow_trace_id(span.context.trace_id), {})
+                for key, value in level.items():
+                    merged.setdefault(key, value)
+    return out
+
+
 def outward_attributes(
-    raw: Mapping[str, Any], name: str, semconv: frozenset[str], capture_messages: bool = False
+    raw: Mapping[str, Any],
+    name: str,
+    semconv: frozenset[str],
+    capture_messages: bool = False,
+    trace_attrs: Optional[Mapping[str, Any]] = None,
 ) -> dict[str, Any]:
     """The attributes ``semconv`` (``gen_ai``, ``openinference``) adds to a span in MLflow's model
     (``raw`` holds ``mlflow.spanType``); keys the span already has are never replaced (our OpenAI
     integration and third-party instrumentors write their own). ``capture_messages``
     (``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT``) is the user's opt-in to GenAI's Opt-In
     content attributes: here a retriever's ``gen_ai.retrieval.query.text`` and
-    ``gen_ai.retrieval.documents``."""
+    ``gen_ai.retrieval.documents``. ``trace_attrs``: the trace's ``trace_level`` (from its local
+    root), written on every span of it as OpenInference's ``using_session`` / ``using_metadata`` /
+    ``using_tags`` helpers do, so a span filter in Phoenix matches children too; None: the span's
+    own (only a root has them)."""
     span_type = raw.get(conv.SPAN_TYPE)
     if not isinstance(span_type, str):
         return {}
@@ -265,7 +288,7 @@ def outward_attributes(
                 add["tool.description"] = raw[conv.SPAN_DESCRIPTION]
             if isinstance(inputs, Mapping):
                 add["tool.parameters"] = _parameters(name, inputs)
-        for key, value in trace_level(raw).items():
+        for key, value in (trace_level(raw) if trace_attrs is None else trace_attrs).items():
             if key not in raw:
                 add[key] = value
     for key in [k for k in add if k in raw]:
