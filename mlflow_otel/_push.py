@@ -56,6 +56,7 @@ from mlflow_otel.otlp.ids import bare_hex, mlflow_trace_id
 from mlflow_otel.pipeline.build import Pipeline, builtin_processors
 from mlflow_otel.pipeline.process import Chain, ProcessStage
 from mlflow_otel.records import pending
+from mlflow_otel.records.from_spans import otel_root_of
 from mlflow_otel.records.local import LocalStore, rebuild, store_path
 from mlflow_otel.records.model import TraceInfo
 from mlflow_otel.records.otlp_file import generations, otel_spans_from_request
@@ -124,15 +125,6 @@ def read_recorded(paths: Sequence[str]) -> Recorded:
     return recorded
 
 
-def root_of(spans: Sequence[ReadableSpan]) -> ReadableSpan:
-    """The trace's root: the span without a parent, else the earliest whose parent is elsewhere."""
-    parentless = [s for s in spans if s.parent is None]
-    if not parentless:
-        ids = {s.get_span_context().span_id for s in spans}
-        parentless = [s for s in spans if s.parent is not None and s.parent.span_id not in ids] or list(spans)
-    return min(parentless, key=lambda s: s.start_time or 0)
-
-
 # --- selection ----------------------------------------------------------------------------------
 _RELATIVE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd])\s*$")
 _UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -199,7 +191,7 @@ def select(
         wanted = {int(bare_hex(t), 16) for t in trace_ids}
         chosen = [t for t in chosen if t in wanted]
     if since_ns is not None:
-        chosen = [t for t in chosen if (root_of(recorded.traces[t]).start_time or 0) >= since_ns]
+        chosen = [t for t in chosen if (otel_root_of(recorded.traces[t]).start_time or 0) >= since_ns]
     if filter_string:
         matching = _matching(recorded, filter_string, _stores(recorded))
         chosen = [t for t in chosen if t in matching]
@@ -350,7 +342,7 @@ def with_record(spans: list[ReadableSpan], info: TraceInfo) -> list[ReadableSpan
     """``spans`` with the root carrying what the store's record adds to it (tags, metadata and a
     client request id set after the trace ended) as the trace-level attributes a record is built
     from; the same list when there is nothing to add."""
-    root = root_of(spans)
+    root = otel_root_of(spans)
     attributes = root.attributes or {}
     extra: dict[str, str] = {}
     for key, value in info.tags.items():
@@ -481,7 +473,7 @@ def describe(recorded: Recorded, selected: Iterable[int], limit: int = 20) -> li
     lines = []
     for trace_id in list(selected)[:limit]:
         spans = recorded.traces[trace_id]
-        root = root_of(spans)
+        root = otel_root_of(spans)
         crid = (root.attributes or {}).get(conv.CLIENT_REQUEST_ID)
         start = datetime.fromtimestamp((root.start_time or 0) / 1e9).isoformat(timespec="seconds")
         line = f"  {mlflow_trace_id(trace_id)}  {root.name}  {len(spans)} span(s)  {start}"

@@ -53,6 +53,16 @@ def span_from_otel(span: ReadableSpan) -> Span:
     )
 
 
+def otel_root_of(spans: Sequence[Any]) -> Optional[Any]:
+    """``root_of`` over OTel spans (one trace's, without converting them): the span without a parent,
+    else the earliest whose parent is elsewhere, else (a cycle) the earliest; None for no spans."""
+    parentless = [s for s in spans if s.parent is None]
+    if not parentless:
+        ids = {s.get_span_context().span_id for s in spans}
+        parentless = [s for s in spans if s.parent.span_id not in ids] or list(spans)
+    return min(parentless, key=lambda s: s.start_time or 0) if parentless else None
+
+
 def root_of(spans: Sequence[Span]) -> Optional[Span]:
     """The trace's root: the span without a parent, else the first whose parent is elsewhere (a
     fragment of a distributed trace)."""

@@ -49,7 +49,13 @@ from mlflow_otel.otlp.ids import mlflow_trace_id, span_hex
 from mlflow_otel.records import filters as flt
 from mlflow_otel.records import pending
 from mlflow_otel.records.assessment import Assessment
-from mlflow_otel.records.from_spans import record_for, span_from_otel, token_usage_of, trace_info_for
+from mlflow_otel.records.from_spans import (
+    otel_root_of,
+    record_for,
+    span_from_otel,
+    token_usage_of,
+    trace_info_for,
+)
 from mlflow_otel.records.model import Span, Trace, TraceData, TraceInfo, TraceState
 from mlflow_otel.records.otlp_file import generations, span_from_json
 
@@ -193,16 +199,6 @@ def _unpack(blob: bytes) -> list[Span]:
     return spans
 
 
-def _root_of(spans: Sequence[Any]) -> Any:
-    """The root of a batch's spans of one trace, as ``from_spans.root_of`` finds it (the span
-    without a parent, else the first whose parent is elsewhere), without converting the others."""
-    parentless = [s for s in spans if s.parent is None]
-    if not parentless:
-        ids = {s.get_span_context().span_id for s in spans}
-        parentless = [s for s in spans if s.parent.span_id not in ids]
-    return min(parentless, key=lambda s: s.start_time or 0) if parentless else None
-
-
 class LocalTraceWriter:
     """Files finished spans in the store (called on the export thread by ``exporters/local_store.py``).
 
@@ -283,7 +279,7 @@ class LocalTraceWriter:
 
     def _fresh(self, rows: _Rows, trace_id: str, spans: list[Any], texts: list[str]) -> int:
         """A trace not stored yet: its record from its root alone."""
-        root = _root_of(spans)
+        root = otel_root_of(spans)
         if root is None:
             return 0
         usage = token_usage_of(
