@@ -9,6 +9,7 @@ prints ``app ok`` after its traced work: nothing raised into it.
 
 from __future__ import annotations
 
+import concurrent.futures
 import json
 import os
 import signal
@@ -516,6 +517,7 @@ def test_a_child_forked_from_c_exports_its_own_spans(fresh, tmp_path):
 
 UWSGI_APP = """
 import os
+import time
 import mlflow_otel as mlflow
 
 @mlflow.trace
@@ -527,6 +529,7 @@ with mlflow.start_span("loaded-in-master"):  # queued in the master when it fork
 
 def app(environ, start_response):
     pid = work(1)
+    time.sleep(0.1)  # held, so that concurrent requests reach the other worker too
     start_response("200 OK", [("Content-Type", "text/plain")])
     return [str(pid).encode()]
 """
@@ -554,8 +557,10 @@ def test_uwsgi_workers_forked_from_c_export_while_they_run(fresh, tmp_path):
                 return r.read()
 
         wait_until(get, 30, "uWSGI")
-        for _ in range(29):
-            pids.add(get())
+        # Concurrent requests: one worker busy with a request leaves the next to the other (sequential
+        # requests may all go to whichever worker accepts first).
+        with concurrent.futures.ThreadPoolExecutor(4) as pool:
+            pids.update(pool.map(lambda _: get(), range(29)))
         # Exported by the workers' own threads while they serve (a 100 ms schedule), not at exit.
         spans = fresh.wait_for_spans(31, timeout=10)
     finally:
