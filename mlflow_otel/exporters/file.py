@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Sequence
+from typing import Optional
 
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
@@ -43,8 +44,13 @@ class OtlpJsonFileExporter(SpanExporter):
 
     def write(self, line: str) -> SpanExportResult:
         """Append one request line (``otlp/json.py``: ``request_line``); never raises."""
+        return SpanExportResult.SUCCESS if self.append(line) is not None else SpanExportResult.FAILURE
+
+    def append(self, line: str) -> Optional[tuple[int, int, int]]:
+        """Append one request line; where it went, ``(inode, start, end)`` of the file, or None if it
+        could not be written (warned, rate-limited). Never raises."""
         if self._shutdown:
-            return SpanExportResult.FAILURE
+            return None
         try:
             data = line.encode("utf-8") + b"\n"
             with self._lock:
@@ -59,14 +65,18 @@ class OtlpJsonFileExporter(SpanExporter):
                     if size and os.pread(fd, 1, size - 1) != b"\n":
                         data = b"\n" + data  # the last line was torn: never continue it
                     written = os.write(fd, data)
+                    # With O_APPEND the write lands at the end of the file as it is then (another
+                    # process may have appended since ``fstat``); the descriptor's offset is its end.
+                    end = os.lseek(fd, 0, os.SEEK_CUR)
+                    inode = os.fstat(fd).st_ino
                 finally:
                     os.close(fd)
             if written != len(data):
                 raise OSError(f"wrote {written} of {len(data)} bytes (is the disk full?)")
-            return SpanExportResult.SUCCESS
+            return inode, end - written, end
         except Exception as exc:
             warn_limited("file_export", "Could not write traces to %s: %s", self.path, exc)
-            return SpanExportResult.FAILURE
+            return None
 
     def shutdown(self) -> None:
         self._shutdown = True

@@ -378,7 +378,16 @@ class BatchProcessor(SpanProcessor):
                     clock.wait(self._progress, min(remaining, 0.05))
             finally:
                 self._flush_waiters -= 1
-        return True
+        return self._flush_exporter(_ms_left(deadline, clock))
+
+    def _flush_exporter(self, timeout_millis: int) -> bool:
+        """The exporter's own flush (work it does after ``export`` returned: the local store's
+        indexing, a user's exporter's buffer); only False means it failed, as for processors."""
+        try:
+            return self.exporter.force_flush(timeout_millis) is not False
+        except Exception as exc:
+            warn_limited("exporter_flush", "Exporter %r failed to flush: %r", self.exporter, exc)
+            return False
 
     def drain(self, stall_timeout_millis: int) -> bool:
         """Wait until every span queued before this call has been exported or dropped, for as long
@@ -432,3 +441,7 @@ class BatchProcessor(SpanProcessor):
     @property
     def queued(self) -> int:
         return len(self._queue)
+
+
+def _ms_left(deadline: float, clock: Clock) -> int:
+    return int(max(0.0, deadline - clock.now()) * 1000)

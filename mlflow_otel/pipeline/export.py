@@ -183,7 +183,8 @@ class LazyExporter(SpanExporter):
                 self._inner.shutdown()
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
-        return True
+        inner = self._inner
+        return True if inner is None else inner.force_flush(timeout_millis)
 
 
 class BorrowedExporter(SpanExporter):

@@ -4,22 +4,25 @@ OTLP/JSON file, answering MLflow's read API with no server.
 Layout (one file, ``<traces file>.db``; WAL, so readers never wait for the writer):
 
 * ``traces``: one row per trace: MLflow's ``TraceInfo`` columns (request time, duration, state,
-  name, client request id, previews, experiment) and the spans as zlib-compressed JSON
-  (``Span.to_dict``), indexed by request time and client request id, and what the trace costs on
-  disk (``bytes``, estimated with its tags, metadata and indexes);
+  name, client request id, previews, experiment) and the spans as their OTLP/JSON texts in one
+  list (zlib-compressed from 4 KiB), indexed by request time and client request id, and what the
+  trace costs on disk (``bytes``, estimated with its tags, metadata and indexes);
 * ``tags`` / ``metadata``: one row per key, indexed by (key, value), so ``tags.env = 'prod'`` is an
   index lookup however many traces there are;
 * ``span_index``: each span's name, type and status, for ``span.name`` / ``span.type`` filters;
 * ``assessments``: feedback and expectations (MLflow's ``Assessment`` JSON).
 
-Writes happen on the export thread, after the same spans were appended to the OTLP/JSON file
-(``exporters/local_store.py``): the file stays the Collector's ``otlpjsonfile`` input with its own
-size cap and rotation, and the store is the read side, with a cap of its own: the newest traces up
-to ``MLFLOW_OTEL_TRACE_STORE_MAX_BYTES`` on disk (512 MiB: about 190,000 small traces of three
-spans; each trace's cost is estimated with its indexes). A write that passes the cap deletes the
-oldest traces, by request time, down to 90 % of it. So the store keeps traces the rotated file no
-longer holds, and ``delete_traces`` removes traces from the store only: the OTLP/JSON file is an
-append-only log for the Collector, which keeps its own cap (100 MB, one ``.1`` generation).
+The store is an index of the OTLP/JSON file beside it (``exporters/local_store.py``): it records
+where it stands in the file (``store_meta``: the generation and the offset) and catches up from
+there (``LocalTraceWriter.index``): from the spans in memory when the writing process keeps up,
+from the file's lines otherwise, and before every read. The file stays the Collector's
+``otlpjsonfile`` input with its own size cap and rotation, and the store is the read side, with a
+cap of its own: the newest traces up to ``MLFLOW_OTEL_TRACE_STORE_MAX_BYTES`` on disk (512 MiB:
+about 190,000 small traces of three spans; each trace's cost is estimated with its indexes). A
+write that passes the cap deletes the oldest traces, by request time, down to 90 % of it. So the
+store keeps traces the rotated file no longer holds, and ``delete_traces`` removes traces from the
+store only: the OTLP/JSON file is an append-only log for the Collector, which keeps its own cap
+(100 MB, one ``.1`` generation).
 
 A trace whose spans arrive in several batches (a batch boundary, a span that ended after its root)
 is merged: its record is recomputed from all its spans (``records/from_spans.py``).
@@ -37,8 +40,9 @@ import threading
 import time
 import uuid
 import zlib
-from collections.abc import Iterator, Mapping, Sequence
-from typing import Any, Optional
+from collections import deque
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import Any, Callable, Optional
 
 from mlflow_otel import semconv as conv
 from mlflow_otel._files import create_private
@@ -61,6 +65,10 @@ from mlflow_otel.records.otlp_file import generations, span_from_json
 
 #: The default cap of the store (``MLFLOW_OTEL_TRACE_STORE_MAX_BYTES``): about 190,000 small traces.
 DEFAULT_MAX_BYTES = 512 * 1024 * 1024
+#: A lagging store reads the traces file this much at a time, one transaction each.
+INDEX_CHUNK_BYTES = 4 * 1024 * 1024
+#: Lines this process appended, with their spans: ``(inode, start, end, otel spans, OTLP/JSON texts)``.
+FileBatch = tuple[int, int, int, Sequence[Any], Sequence[str]]
 #: How long a writer or reader waits for another process's write to finish.
 BUSY_TIMEOUT_MS = 5000
 _SCHEMA = """
@@ -112,6 +120,17 @@ def store_path(traces_file: str) -> str:
     """Where the store of a traces file lives: beside it, ``.jsonl`` replaced by ``.db``."""
     root, ext = os.path.splitext(os.path.abspath(traces_file))
     return (root if ext == ".jsonl" else root + ext) + ".db"
+
+
+def traces_file_of(path: str) -> Optional[str]:
+    """The traces file a store at ``path`` indexes (``store_path``'s inverse), if it exists."""
+    root, ext = os.path.splitext(path)
+    if ext != ".db":
+        return None
+    for candidate in (root + ".jsonl", root):
+        if os.path.exists(candidate) or os.path.exists(candidate + ".1"):
+            return candidate
+    return None
 
 
 def _inode(path: str) -> Optional[int]:
@@ -200,7 +219,8 @@ def _unpack(blob: bytes) -> list[Span]:
 
 
 class LocalTraceWriter:
-    """Files finished spans in the store (called on the export thread by ``exporters/local_store.py``).
+    """Files finished spans in the store (``index``: on the indexing thread of
+    ``exporters/local_store.py``, or before a read).
 
     A batch is one transaction, whatever the number of traces in it; a trace seen for the first
     time costs the conversion of its root only (its record: ``from_spans.record_for``) and its
@@ -210,41 +230,156 @@ class LocalTraceWriter:
     own lock orders processes (a pre-fork server's workers share one store)."""
 
     def __init__(
-        self, path: str, experiment_id: Optional[str] = None, max_bytes: int = DEFAULT_MAX_BYTES
+        self,
+        path: str,
+        experiment_id: Optional[str] = None,
+        max_bytes: int = DEFAULT_MAX_BYTES,
+        traces_file: Optional[str] = None,
+        db: Optional[_Db] = None,
     ) -> None:
-        self._db = _Db(path)
+        """``db``: the connections of a ``LocalStore`` on the same file, which indexes before it reads."""
+        self._db = db if db is not None else _Db(path)
         self.path = self._db.path
+        #: The OTLP/JSON file this store indexes (``index``).
+        self.traces_file = traces_file
         self.experiment_id = experiment_id or "0"
         self.max_bytes = max_bytes
         self._lock = threading.Lock()
 
     def write(self, otel_spans: Sequence[Any], span_jsons: Sequence[str]) -> int:
-        """Store a batch's spans, each with its OTLP/JSON text (``otlp/json.py``: ``span_texts``); returns
-        the traces written."""
+        """Store a batch's spans, each with its OTLP/JSON text (``otlp/json.py``: ``span_texts``), in
+        one transaction of its own (not through the file: tests, benches); returns the traces written."""
+        return self._transaction(lambda conn, rows: self._from_memory(conn, rows, otel_spans, span_jsons))
+
+    def _from_memory(
+        self, conn: sqlite3.Connection, rows: _Rows, otel_spans: Sequence[Any], span_jsons: Sequence[str]
+    ) -> int:
         by_trace: dict[str, list[int]] = {}
         for i, span in enumerate(otel_spans):
             by_trace.setdefault(mlflow_trace_id(span.get_span_context().trace_id), []).append(i)
-        return self._write(
+        return self._add(
+            conn,
+            rows,
             {
                 trace_id: ([span_jsons[i] for i in members], [otel_spans[i] for i in members])
                 for trace_id, members in by_trace.items()
-            }
+            },
         )
 
-    def write_json(self, spans: Sequence[Mapping[str, Any]]) -> int:
-        """Store spans given as OTLP/JSON objects (one line of the traces file: the rebuild)."""
-        by_trace: dict[str, list[str]] = {}
+    def _from_json(self, conn: sqlite3.Connection, rows: _Rows, spans: Iterable[Mapping[str, Any]]) -> int:
+        """Spans given as OTLP/JSON objects (lines of the traces file)."""
+        by_trace: dict[str, list[Mapping[str, Any]]] = {}
         for data in spans:
-            trace_id = "tr-" + str(data.get("traceId", "")).lower()
-            by_trace.setdefault(trace_id, []).append(
-                json.dumps(data, ensure_ascii=False, separators=(",", ":"))
-            )
-        return self._write({trace_id: (texts, None) for trace_id, texts in by_trace.items()})
+            by_trace.setdefault("tr-" + str(data.get("traceId", "")).lower(), []).append(data)
+        return self._add(conn, rows, {trace_id: (datas, None) for trace_id, datas in by_trace.items()})
 
-    def _write(self, traces: dict[str, tuple[list[str], Optional[list[Any]]]]) -> int:
-        """One transaction: each trace's span texts, with its OTel spans when the pipeline has them."""
-        if not traces:
+    # --- the index of the traces file -------------------------------------------------------------
+    def index(
+        self, batches: Optional[deque[FileBatch]] = None, stop: Callable[[], bool] = lambda: False
+    ) -> bool:
+        """Catch the store up with the traces file: what is behind the position it recorded
+        (``store_meta``: the file's inode and offset), whoever wrote it (every process writing the
+        file shares one store and one position). ``batches``: lines this process wrote, in order, with
+        their spans still in memory: a batch that starts where the store stands is filed from memory
+        (no parsing), anything else is read from the file; batches already behind are dropped. One
+        transaction per batch or per file chunk (``INDEX_CHUNK_BYTES``), so other processes and
+        readers interleave. Returns True when the store reached the end of the file, False when
+        ``stop()`` said to pause first. Raises ``sqlite3`` / ``OSError`` errors (the caller counts)."""
+        batches = batches if batches is not None else deque()
+        while not stop():
+            done = self._transaction(lambda conn, rows: self._index_step(conn, rows, batches))
+            if done < 0:
+                return True
+        return False
+
+    def _index_step(self, conn: sqlite3.Connection, rows: _Rows, batches: deque[FileBatch]) -> int:
+        """One step of ``index`` in the open transaction: traces filed, or -1 at the end of the file."""
+        assert self.traces_file is not None
+        at, offset = self._position(conn)
+        current = _generation(self.traces_file)
+        inode = at[0] if at is not None else None
+        while batches and batches[0][0] == inode and batches[0][2] <= offset:
+            batches.popleft()  # indexed already (from the file, or by another process)
+        batch = batches[0] if batches else None
+        if batch is not None and at == current and batch[0] == inode and batch[1] == offset:
+            # Consecutive batches in one transaction (a commit costs about as much as 500 spans).
+            spans: list[Any] = []
+            texts: list[str] = []
+            while batch is not None and batch[0] == inode and batch[1] == offset and len(spans) < 4096:
+                batches.popleft()
+                spans.extend(batch[3])
+                texts.extend(batch[4])
+                offset = batch[2]
+                batch = batches[0] if batches else None
+            filed = self._from_memory(conn, rows, spans, texts)
+            self._set_position(conn, at, offset)
+            return filed
+        if at is not None and at == current:
+            name = self.traces_file
+        elif at is not None and _generation(self.traces_file + ".1") == at:
+            name = self.traces_file + ".1"  # the generation rotated away since: finish it first
+        else:
+            if current is None:
+                batches.clear()
+                return -1  # no file (yet, or removed): nothing to index
+            if at is not None:
+                warn_limited(
+                    "store_index_lost",
+                    "The local trace store fell behind %s by more than a rotation (or the file was "
+                    "replaced): lines gone before they were indexed are not in the store.",
+                    self.traces_file,
+                )
+            self._set_position(conn, _generation(self.traces_file + ".1") or current, 0)
             return 0
+        until = batch[1] if batch is not None and batch[0] == inode and batch[1] > offset else None
+        data = _read_lines(name, offset, until)
+        if not data:  # the end of this generation (or a line still being written)
+            if name != self.traces_file and current is not None:
+                self._set_position(conn, current, 0)
+                return 0
+            batches.clear()  # what is left was written to a generation no longer read
+            return -1
+        filed = self._from_json(conn, rows, _spans_of_lines(data))
+        self._set_position(conn, at, offset + len(data))
+        return filed
+
+    def _position(self, conn: sqlite3.Connection) -> tuple[Optional[tuple[int, int]], int]:
+        """Where the store stands in the traces file: the generation (``_generation``) and the offset
+        in it. A store older than the position (written inline by 0.3 and before) is taken as
+        complete up to the file's end; a new one starts at the oldest generation."""
+        found = dict(
+            conn.execute("SELECT key, value FROM store_meta WHERE key IN ('inode', 'head', 'offset')")
+        )
+        if "inode" in found:
+            return (int(found["inode"]), int(found.get("head", 0))), int(found.get("offset", 0))
+        assert self.traces_file is not None
+        if conn.execute("SELECT 1 FROM traces LIMIT 1").fetchone() is not None:
+            current = _generation(self.traces_file)
+            return current, (os.path.getsize(self.traces_file) if current is not None else 0)
+        oldest = generations(self.traces_file)
+        return (_generation(oldest[0]) if oldest else None), 0
+
+    @staticmethod
+    def _set_position(conn: sqlite3.Connection, at: Optional[tuple[int, int]], offset: int) -> None:
+        if at is not None:
+            conn.executemany(
+                "INSERT OR REPLACE INTO store_meta VALUES (?, ?)",
+                (("inode", at[0]), ("head", at[1]), ("offset", offset)),
+            )
+
+    def behind(self) -> bool:
+        """Whether the file holds lines the store has not indexed (no lock taken: a reader's check)."""
+        if self.traces_file is None:
+            return False
+        current = _generation(self.traces_file)
+        if current is None:
+            return False
+        at, offset = self._position(self._db.connect())
+        return at != current or os.path.getsize(self.traces_file) > offset
+
+    # --- one transaction ------------------------------------------------------------------------
+    def _transaction(self, work: Callable[[sqlite3.Connection, _Rows], int]) -> int:
+        """``work`` in one write transaction, its rows inserted, the cap kept; returns its result."""
         rows = _Rows()
         with self._lock:
             conn = self._db.connect()
@@ -254,27 +389,43 @@ class LocalTraceWriter:
                 self._db.forget()  # reconnect next time (the store may have been rebuilt)
                 raise
             try:
-                stored = self._stored(conn, list(traces))
-                added = 0
-                for trace_id, (texts, otel_spans) in traces.items():
-                    previous = stored.get(trace_id)
-                    if previous is None and otel_spans is not None:
-                        added += self._fresh(rows, trace_id, otel_spans, texts)
-                    else:
-                        added += self._merged(rows, trace_id, texts, previous)
-                    for assessment in pending.take(trace_id):  # logged while the trace was open
-                        data = json.dumps(assessment.to_dictionary())
-                        rows.assessments.append((assessment.assessment_id, trace_id, data))
+                result = work(conn, rows)
                 rows.insert(conn)
-                total = self._add_bytes(conn, added)
-                if total > self.max_bytes:
-                    self._trim(conn, int(self.max_bytes * 0.9))
+                if rows.added:
+                    total = self._add_bytes(conn, rows.added)
+                    if total > self.max_bytes:
+                        self._trim(conn, int(self.max_bytes * 0.9))
                 conn.execute("COMMIT")
             except BaseException:
                 with contextlib.suppress(sqlite3.Error):
                     conn.execute("ROLLBACK")
                 self._db.forget()
                 raise
+        return result
+
+    def _add(
+        self,
+        conn: sqlite3.Connection,
+        rows: _Rows,
+        traces: dict[str, tuple[list[Any], Optional[list[Any]]]],
+    ) -> int:
+        """Each trace's spans (OTLP/JSON texts with the OTel spans, or OTLP/JSON objects alone) into
+        ``rows``; returns the traces."""
+        stored = self._stored(conn, list(traces))
+        for trace_id, (texts, otel_spans) in traces.items():
+            previous = stored.get(trace_id)
+            if previous is None and otel_spans is not None:
+                rows.added += self._fresh(rows, trace_id, otel_spans, texts)
+            else:
+                try:
+                    rows.added += self._merged(rows, trace_id, texts, previous)
+                except (ValueError, TypeError, AttributeError, KeyError):
+                    # Spans from a file line of another shape: skipped, never a stuck index.
+                    COUNTERS.add("local_store_skipped_spans", len(texts))
+                    continue
+            for assessment in pending.take(trace_id):  # logged while the trace was open
+                data = json.dumps(assessment.to_dictionary())
+                rows.assessments.append((assessment.assessment_id, trace_id, data))
         return len(traces)
 
     def _fresh(self, rows: _Rows, trace_id: str, spans: list[Any], texts: list[str]) -> int:
@@ -301,15 +452,15 @@ class LocalTraceWriter:
         return rows.add(trace_id, self.experiment_id, info, blob, len(spans), ends, index, replace=False)
 
     def _merged(
-        self, rows: _Rows, trace_id: str, texts: list[str], previous: Optional[tuple[bytes, int, str]]
+        self, rows: _Rows, trace_id: str, texts: list[Any], previous: Optional[tuple[bytes, int, str]]
     ) -> int:
-        """A trace some of whose spans are stored (or given as JSON only): merged by span id, its
-        record computed from all its spans."""
+        """A trace some of whose spans are stored (or given as OTLP/JSON, texts or objects): merged by
+        span id, its record computed from all its spans."""
         merged: dict[str, Any] = {}
         for data in _json_list(previous[0]) if previous is not None else ():
             merged[data.get("spanId") or data.get("span_id")] = data
         for text in texts:
-            data = json.loads(text)
+            data = json.loads(text) if isinstance(text, str) else text
             merged[data.get("spanId")] = data
         spans = [_span_of(d) for d in merged.values()]
         info = trace_info_for(spans)
@@ -374,6 +525,8 @@ class _Rows:
         self.index: list[tuple[Any, ...]] = []
         self.assessments: list[tuple[str, str, str]] = []
         self.replaced: list[str] = []
+        #: What the rows add to the store's size on disk.
+        self.added = 0
 
     def add(
         self,
@@ -556,12 +709,29 @@ class LocalStore:
     def __init__(self, path: str, traces_file: Optional[str] = None) -> None:
         self._db = _Db(path)
         self.path = self._db.path
-        self.traces_file = traces_file
+        self.traces_file = traces_file if traces_file is not None else traces_file_of(self.path)
+        self._index = (
+            LocalTraceWriter(self.path, traces_file=self.traces_file, db=self._db)
+            if self.traces_file
+            else None
+        )
 
     def describe(self) -> str:
         return f"the local trace store {self.path}"
 
     def _conn(self) -> Optional[sqlite3.Connection]:
+        """A connection to a store that has indexed every line of the traces file: a read sees each
+        trace the file holds, even one whose writer ended (or was killed) before indexing it."""
+        index = self._index
+        if (
+            index is not None
+            and os.path.exists(index.traces_file or "")
+            and (not self._db.exists() or index.behind())
+        ):
+            try:
+                index.index()
+            except OSError as exc:  # the file went away meanwhile: read what is indexed
+                warn_limited("store_index", "Could not index %s: %r", self.traces_file, exc)
         if not self._db.exists():
             return None  # nothing written yet: every read is empty
         return self._db.connect()
@@ -878,25 +1048,66 @@ _REBUILD_LOCK = threading.Lock()
 
 
 def rebuild(path: str, traces_file: str) -> int:
-    """A store at ``path`` from the traces file's generations (``otlp_file.generations``); lines it
-    cannot use are skipped. Returns the traces it holds. (The file does not record experiments:
-    every trace is filed under the default experiment.)"""
-    writer = LocalTraceWriter(path)
-    for name in generations(traces_file):
-        with open(name, encoding="utf-8", errors="replace") as fh:
-            for line in fh:
-                try:
-                    request = json.loads(line)
-                    spans = [
-                        span
-                        for rs in request.get("resourceSpans") or ()
-                        for ss in rs.get("scopeSpans") or ()
-                        for span in ss.get("spans") or ()
-                    ]
-                    writer.write_json(spans)
-                except (ValueError, TypeError, AttributeError, KeyError):
-                    continue
+    """A store at ``path`` indexing the traces file's generations from their start; lines it cannot
+    use are skipped. Returns the traces it holds. (The file does not record experiments: every trace
+    is filed under the default experiment.)"""
+    LocalTraceWriter(path, traces_file=traces_file).index()
     return LocalStore(path).count()
+
+
+def _generation(path: str) -> Optional[tuple[int, int]]:
+    """Which file ``path`` is: its inode, and a checksum of its first line (up to 4 KiB), since a
+    file created after another was removed may get the same inode. None if there is none."""
+    try:
+        with open(path, "rb") as fh:
+            inode = os.fstat(fh.fileno()).st_ino
+            head = fh.read(4096)
+    except OSError:
+        return None
+    cut = head.find(b"\n")
+    return inode, zlib.crc32(head[: cut + 1] if cut >= 0 else head)
+
+
+def _read_lines(name: str, offset: int, until: Optional[int]) -> bytes:
+    """Whole lines of ``name`` from ``offset``: about ``INDEX_CHUNK_BYTES`` (more for a longer line),
+    up to ``until`` if given (where a line of this process starts: what is before it is whole, a
+    torn line included). Empty at the end, or when only part of a line is there yet."""
+    with open(name, "rb") as fh:
+        fh.seek(offset)
+        if until is not None and until - offset <= INDEX_CHUNK_BYTES:
+            return fh.read(until - offset)
+        data = fh.read(INDEX_CHUNK_BYTES)
+        while True:
+            cut = data.rfind(b"\n") + 1
+            if cut:
+                return data[:cut]
+            more = fh.read(INDEX_CHUNK_BYTES)
+            if not more:
+                return b""
+            data += more
+
+
+def _spans_of_lines(data: bytes) -> Iterator[Mapping[str, Any]]:
+    """The spans of whole lines of the traces file (``ExportTraceServiceRequest`` per line); a line
+    that is not one (torn by a full disk, another shape) is skipped and counted."""
+    for line in data.split(b"\n"):
+        if not line.strip():
+            continue
+        try:
+            request = json.loads(line)
+            spans = [
+                span
+                for rs in request.get("resourceSpans") or ()
+                for ss in rs.get("scopeSpans") or ()
+                for span in ss.get("spans") or ()
+                if isinstance(span, Mapping)
+                and isinstance(span.get("traceId"), str)
+                and isinstance(span.get("spanId"), str)
+            ]
+        except (ValueError, TypeError, AttributeError):
+            COUNTERS.add("local_store_skipped_lines")
+            continue
+        yield from spans
 
 
 def _normal_id(trace_id: str) -> str:
