@@ -7,8 +7,10 @@ in-test OTLP receiver), with the SDK's own counters (``MLFLOW_OTEL_STATS_FILE``)
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -88,6 +90,9 @@ def test_a_batch_script_that_simply_ends_leaves_every_trace_in_the_file_and_the_
     spans = _file_spans(tmp_path)
     assert len(spans) == 30000
     assert len({s.span_id for s in spans}) == 30000
+    # Indexed by the process itself before it ended (no read catching up yet), in its experiment.
+    with contextlib.closing(sqlite3.connect(tmp_path / "traces.db")) as db:
+        assert db.execute("SELECT COUNT(*) FROM traces WHERE experiment_id = '0'").fetchone()[0] == 10000
     assert LocalStore(str(tmp_path / "traces.db")).count() == 10000
     stats = json.loads((tmp_path / "stats.json").read_text())["counters"]
     assert stats["spans_ended"] == stats["spans_delivered"] == 30000
