@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import heapq
 import itertools
-import os
 import threading
 from dataclasses import dataclass, field
 from typing import Any, Optional
@@ -81,7 +80,7 @@ class FragmentMerger:
         parent's to merge, and its lock may have been held at the fork)."""
         self._cond = threading.Condition()
         self._jobs: list[_Job] = []
-        self._thread_pid: Optional[int] = None
+        self._thread_started = False  # in this process (a forked child starts its own)
         self._attempting = False  # the thread is reading or writing a record now
 
     def add(self, trace_id: str, tags: dict[str, str], metadata: dict[str, str]) -> None:
@@ -97,8 +96,8 @@ class FragmentMerger:
                 )
                 return
             heapq.heappush(self._jobs, job)
-            if self._thread_pid != os.getpid():  # first fragment, or a forked child: a thread
-                self._thread_pid = os.getpid()
+            if not self._thread_started:  # the first fragment, in this process
+                self._thread_started = True
                 threading.Thread(target=self._run, name="mlflow-otel-merge", daemon=True).start()
             self._cond.notify()
 

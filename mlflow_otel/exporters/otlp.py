@@ -25,7 +25,6 @@ Nothing here raises into the batch worker: every outcome is a ``SpanExportResult
 from __future__ import annotations
 
 import gzip
-import os
 import threading
 from collections.abc import Iterator, Sequence
 from typing import Any, Callable, Optional
@@ -33,6 +32,7 @@ from typing import Any, Callable, Optional
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
+from mlflow_otel import _fork
 from mlflow_otel._clock import REAL_CLOCK, Clock
 from mlflow_otel._http import Sessions
 from mlflow_otel._log import logger, masked_url, warn_limited
@@ -459,10 +459,8 @@ class OtlpGrpcExporter(OtlpExporter):
         self._otlp = otlp
         self._metadata = tuple(self._headers.items())
         self._compression = grpc.Compression.Gzip if self._gzip else grpc.Compression.NoCompression
-        self._lock = threading.Lock()
-        self._channel: Any = None
-        self._stub: Any = None
-        self._pid = 0
+        self._forget_channel()
+        _fork.in_child(self._forget_channel)
 
     def _credentials(self) -> Any:
         def read(path: Optional[str]) -> Optional[bytes]:
@@ -479,7 +477,7 @@ class OtlpGrpcExporter(OtlpExporter):
 
     def _get_stub(self) -> Any:
         with self._lock:
-            if self._stub is None or self._pid != os.getpid():  # gRPC channels do not survive fork()
+            if self._stub is None:
                 options = [("grpc.max_send_message_length", -1)]
                 if self._secure:
                     self._channel = self._grpc.secure_channel(
@@ -493,7 +491,6 @@ class OtlpGrpcExporter(OtlpExporter):
                     request_serializer=None,
                     response_deserializer=self._response_cls.FromString,
                 )
-                self._pid = os.getpid()
             return self._stub
 
     def _send(self, payload: bytes, timeout_s: float) -> _Outcome:
@@ -533,10 +530,17 @@ class OtlpGrpcExporter(OtlpExporter):
                 self._close_channel()
 
     def _close_channel(self) -> None:
-        if self._channel is not None and self._pid == os.getpid():
+        if self._channel is not None:
             self._channel.close()
-        # A channel made before a fork belongs to the parent (gRPC forbids using it here): dropped.
         self._channel = self._stub = None
+
+    def _forget_channel(self) -> None:
+        """No channel (at construction, and in a forked child: a channel made before the fork is
+        the parent's and gRPC forbids using it, and the parent's lock may have been held at the fork;
+        ``_fork.py``)."""
+        self._lock = threading.Lock()
+        self._channel: Any = None
+        self._stub: Any = None
 
     def shutdown(self) -> None:
         super().shutdown()

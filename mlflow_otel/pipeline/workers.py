@@ -19,14 +19,14 @@ Here one pool per pipeline exports for all of them:
   refusing one while refusing destinations hold all the others.
 * **Sockets released**: a destination idle for ``IDLE_S`` has its keep-alive connections closed
   (``pipeline/export.py``'s ``close_idle``); the next export reconnects.
-* **Fork**: a child gets a fresh pool (threads do not survive ``fork()``); a fork from C is
-  noticed by the stages' process-id check (``batch.py``), which restarts the pool.
+* **Fork**: a child gets a fresh pool (threads do not survive ``fork()``) from the pool's child
+  hook (``_fork.in_child``); after a fork from C the hook runs when a stage first calls
+  ``_fork.check`` there (``batch.py``).
 """
 
 from __future__ import annotations
 
 import collections
-import os
 import threading
 from typing import Any, Callable
 
@@ -36,8 +36,6 @@ from mlflow_otel._log import warn_limited
 
 #: Seconds without work after which an extra thread ends and a destination's idle connections close.
 IDLE_S = 30.0
-#: Held while a pool restarts in a process it noticed was forked from C.
-_RESTART_LOCK = threading.Lock()
 
 
 class ExportPool:
@@ -68,7 +66,6 @@ class ExportPool:
     def _start(self) -> None:
         """Fresh state and the schedule's thread: at construction and in a forked child (a stopped
         pool stays stopped there: a pipeline replaced before the fork starts nothing)."""
-        self._pid = os.getpid()
         self._cond = threading.Condition()
         self._line: collections.deque[Any] = collections.deque()
         self._threads: set[threading.Thread] = set()
@@ -98,16 +95,9 @@ class ExportPool:
             if stage not in self._stages:
                 self._stages.append(stage)
 
-    def check_fork(self) -> None:
-        """A stage noticed a fork from C (no at-fork hook ran): start this process's threads."""
-        if self._pid != os.getpid():
-            with _RESTART_LOCK:  # several stages may notice at once
-                if self._pid != os.getpid():
-                    self._start()
-
     @property
     def alive(self) -> bool:
-        return not self._stopped and self._pid == os.getpid() and bool(self._threads)
+        return not self._stopped and bool(self._threads)
 
     @property
     def threads(self) -> int:
@@ -189,7 +179,7 @@ class ExportPool:
         while True:
             with self._cond:
                 while True:
-                    if self._stopped or self._pid != os.getpid():
+                    if self._stopped:
                         return
                     now = clock.now()
                     stage, release = self._pick(now)
