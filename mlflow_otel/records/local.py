@@ -61,7 +61,7 @@ from mlflow_otel.records.from_spans import (
     trace_info_for,
 )
 from mlflow_otel.records.model import Span, Trace, TraceData, TraceInfo, TraceState
-from mlflow_otel.records.otlp_file import generations, span_from_json
+from mlflow_otel.records.otlp_file import generations, span_from_json, span_objects
 
 #: The default cap of the store (``MLFLOW_OTEL_TRACE_STORE_MAX_BYTES``): about 190,000 small traces.
 DEFAULT_MAX_BYTES = 512 * 1024 * 1024
@@ -1097,12 +1097,8 @@ def _spans_of_lines(data: bytes) -> Iterator[Mapping[str, Any]]:
             request = json.loads(line)
             spans = [
                 span
-                for rs in request.get("resourceSpans") or ()
-                for ss in rs.get("scopeSpans") or ()
-                for span in ss.get("spans") or ()
-                if isinstance(span, Mapping)
-                and isinstance(span.get("traceId"), str)
-                and isinstance(span.get("spanId"), str)
+                for span in span_objects(request)
+                if isinstance(span.get("traceId"), str) and isinstance(span.get("spanId"), str)
             ]
         except (ValueError, TypeError, AttributeError):
             COUNTERS.add("local_store_skipped_lines")

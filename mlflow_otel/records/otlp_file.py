@@ -163,13 +163,19 @@ def otel_spans_from_request(
     return out
 
 
-def spans_from_request(request: Mapping[str, Any]) -> Iterator[Span]:
-    """The spans of one ``ExportTraceServiceRequest`` in OTLP/JSON."""
+def span_objects(request: Mapping[str, Any]) -> Iterator[Mapping[str, Any]]:
+    """The OTLP/JSON span objects of one ``ExportTraceServiceRequest``, as they are."""
     for rs in request.get("resourceSpans") or ():
         for ss in (rs or {}).get("scopeSpans") or ():
             for span in (ss or {}).get("spans") or ():
                 if isinstance(span, Mapping):
-                    yield span_from_json(span)
+                    yield span
+
+
+def spans_from_request(request: Mapping[str, Any]) -> Iterator[Span]:
+    """The spans of one ``ExportTraceServiceRequest`` in OTLP/JSON."""
+    for span in span_objects(request):
+        yield span_from_json(span)
 
 
 def _needles(wanted: Iterable[str]) -> list[str]:
