@@ -57,7 +57,9 @@ class _Runtime:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         # The defaults come from settings; ``tracing.set_destination`` routes per trace (route.py).
-        self.pipeline = Pipeline(settings, None, STATE.extra_destinations)
+        self.pipeline = Pipeline(
+            settings, None, STATE.extra_destinations, on_policy_failure=STATE.fail_closed
+        )
         sampler = sampler_for(settings.sampling_ratio, settings.otel_sampler, settings.otel_sampler_arg)
         self.provider: Any
         joined = None

@@ -111,6 +111,14 @@ class State:
         budget = self.builtin_options.get("max_attribute_bytes")
         self.capture_limit: int = int(budget or settings.processors.max_attribute_bytes)
 
+    def fail_closed(self) -> None:
+        """A configured redaction policy could not be loaded (found by the process worker, which
+        the runtime hands this method): no payload is captured until the chain is configured again
+        or the environment re-read."""
+        with self.lock:
+            self.policy_failed = True
+            self.capture_content = False
+
     # --- the processor chain's configuration -----------------------------------------------------
     def configure_chain(
         self, hooks: Optional[tuple[Any, ...]], options: dict[str, Any]

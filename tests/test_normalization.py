@@ -438,7 +438,7 @@ def test_siblings_and_unrelated_spans_keep_usage_and_marks_are_bounded():
     assert len(normalizer._usage_below) <= PENDING_LIMIT
 
 
-# --- conventions per destination (pipeline/export.ConventionExporter) ----------------------------------
+# --- conventions per destination (pipeline/export.Conventions) ----------------------------------
 def test_destinations_choose_their_conventions_and_mlflow_servers_get_the_chain_s_only():
     import pytest
 
@@ -463,13 +463,14 @@ def test_destinations_choose_their_conventions_and_mlflow_servers_get_the_chain_
         OtlpDestination("http://x", semconv="phoenix")
 
 
-def test_convention_exporter_writes_openinference_and_sends_content_once():
+def test_a_destination_s_conventions_write_openinference_and_sends_content_once():
     from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-    from mlflow_otel.pipeline.export import ConventionExporter
+    from mlflow_otel.pipeline.export import Conventions, DestinationExporter
 
     memory = InMemorySpanExporter()
-    exporter = ConventionExporter(memory, "test", frozenset({"openinference"}), keep_mlflow=False)
+    conventions = Conventions(frozenset({"openinference"}), keep_mlflow=False)
+    exporter = DestinationExporter(lambda: memory, "test", conventions=conventions)
     root = make(
         {
             "mlflow.spanType": "UNKNOWN",
@@ -569,7 +570,7 @@ def test_openinference_puts_the_traces_session_user_metadata_and_tags_on_every_s
 ):
     """As OpenInference's ``using_session`` / ``using_user`` / ``using_metadata`` / ``using_tags``
     stamp every span, so Phoenix's span filters match children too; over both paths: the processor
-    chain (``MLFLOW_OTEL_SEMCONV``) and a destination's own conventions (``ConventionExporter``)."""
+    chain (``MLFLOW_OTEL_SEMCONV``) and a destination's own conventions (``export.Conventions``)."""
     for semconv, otlp_semconv in (
         ("mlflow,openinference", "mlflow,openinference"),
         ("mlflow", "openinference"),

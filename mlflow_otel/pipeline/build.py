@@ -14,7 +14,7 @@ docs/architecture.md draws the same picture with the threads and extension point
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter
@@ -23,16 +23,11 @@ from mlflow_otel._clock import REAL_CLOCK, Clock
 from mlflow_otel._log import logger, warn_limited
 from mlflow_otel._settings import ProcessorSettings, Settings
 from mlflow_otel._state import BUILTINS, STATE, is_otel_processor
-from mlflow_otel.exporters.base import ExitAware, busy
+from mlflow_otel.exporters.base import busy
 from mlflow_otel.exporters.otlp import ExporterUnavailable
 from mlflow_otel.pipeline.assembly import TraceAssembler
 from mlflow_otel.pipeline.batch import BatchProcessor
-from mlflow_otel.pipeline.export import (
-    AnnouncingExporter,
-    BorrowedExporter,
-    ConventionExporter,
-    LazyExporter,
-)
+from mlflow_otel.pipeline.export import Conventions, DestinationExporter
 from mlflow_otel.pipeline.process import Chain, ProcessStage, Routed
 from mlflow_otel.pipeline.route import Route, Router, file_route
 from mlflow_otel.pipeline.tail import TailSampler, load_tail_sampler
@@ -45,7 +40,13 @@ from mlflow_otel.processors.trimming import Trimmer
 
 
 # --- the process stage's chain -------------------------------------------------------------------
-def builtin_processors(settings: ProcessorSettings, overrides: dict[str, Any]) -> tuple[Processor, ...]:
+def _nothing() -> None:
+    return None
+
+
+def builtin_processors(
+    settings: ProcessorSettings, overrides: dict[str, Any], on_policy_failure: Callable[[], None] = _nothing
+) -> tuple[Processor, ...]:
     """The built-in processors, in their stated order: normalization (third-party GenAI conventions
     to MLflow's span model and back, ``processors/normalization/``) -> content switch -> redaction
     -> trimming.
@@ -71,8 +72,7 @@ def builtin_processors(settings: ProcessorSettings, overrides: dict[str, Any]) -
             _one_line(exc),
         )
         capture = False
-        STATE.policy_failed = True  # the span builders stop encoding payloads too
-        STATE.capture_content = False
+        on_policy_failure()  # the runtime's: the span builders stop encoding payloads too
     processors: list[Processor] = [Normalizer()]
     if not capture:
         processors.append(ContentFilter())
@@ -107,7 +107,7 @@ def _one_line(exc: BaseException) -> str:
     return " ".join(str(exc).split())
 
 
-def build_chain(settings: ProcessorSettings) -> Chain:
+def build_chain(settings: ProcessorSettings, on_policy_failure: Callable[[], None] = _nothing) -> Chain:
     """The chain in force: the user's hooks around the built-ins, then OTel processors' on_end."""
     hooks = [h for h in STATE.hooks if not is_otel_processor(h)]
     if BUILTINS in hooks:
@@ -116,7 +116,7 @@ def build_chain(settings: ProcessorSettings) -> Chain:
     else:
         before, after = hooks, []
     try:
-        builtins = builtin_processors(settings, STATE.builtin_options)
+        builtins = builtin_processors(settings, STATE.builtin_options, on_policy_failure)
     except Exception as exc:  # pragma: no cover - defensive: fail closed all the same
         logger.error("Built-in span processors unavailable (%r): content capture is OFF.", exc)
         builtins = (ContentFilter(),)
@@ -128,15 +128,16 @@ def build_chain(settings: ProcessorSettings) -> Chain:
 class _ChainInForce:
     """Asked by the process stage before every batch; rebuilds only after ``tracing.configure``."""
 
-    def __init__(self, settings: ProcessorSettings) -> None:
+    def __init__(self, settings: ProcessorSettings, on_policy_failure: Callable[[], None]) -> None:
         self._settings = settings
+        self._on_policy_failure = on_policy_failure
         self._version = -1
         self._chain = Chain(())
 
     def __call__(self) -> Chain:
         version = STATE.chain_version
         if version != self._version:
-            self._chain = build_chain(self._settings)
+            self._chain = build_chain(self._settings, self._on_policy_failure)
             self._version = version
         return self._chain
 
@@ -151,7 +152,11 @@ class Pipeline:
         destinations: Optional[Sequence[Any]] = None,
         extra: Sequence[Any] = (),
         clock: Clock = REAL_CLOCK,
+        on_policy_failure: Callable[[], None] = _nothing,
     ) -> None:
+        """``on_policy_failure``: called (on the process worker) when a configured redaction policy
+        cannot be loaded; the chain fails closed by itself, the runtime turns capture off on the
+        request path too (``_state.State.fail_closed``)."""
         self.settings = settings
         #: Read for the flush and exit deadlines, the pool's schedule and the destination stages
         #: (a fake one in the unit tier, ``tests/unit/``).
@@ -162,7 +167,11 @@ class Pipeline:
         self.router = Router(settings, self._batch_stage, destinations, extra)
         # The process stage's queue holds whole traces (on_end_trace), bounded by count of traces.
         self.process = BatchProcessor(
-            ProcessStage(_ChainInForce(settings.processors), self.router, settings.max_export_batch_size),
+            ProcessStage(
+                _ChainInForce(settings.processors, on_policy_failure),
+                self.router,
+                settings.max_export_batch_size,
+            ),
             max_queue_size=settings.max_queue_size,
             max_export_batch_size=settings.max_export_batch_size,
             schedule_delay_s=settings.schedule_delay_s,
@@ -191,23 +200,14 @@ class Pipeline:
                 stage[0].set_reachable(reachable)
 
         try:
-            exporter = route.build(reachability)
+            exporter = self._destination(route, reachability)
         except ExporterUnavailable as exc:
             fallback = file_route(self.settings.traces_file)
             logger.warning("%s; traces go to %s instead.", exc, fallback.description)
-            exporter, route = fallback.build(reachability), fallback
-        announced = AnnouncingExporter(exporter, route.description)
-        if route.semconv is not None:
-            written = self.settings.genai.semconv
-            add = route.semconv - written
-            keep_mlflow = "mlflow" in route.semconv
-            if add or not keep_mlflow:
-                announced = ConventionExporter(
-                    exporter, route.description, add, keep_mlflow, self.settings.genai.capture_messages
-                )
+            exporter, route = self._destination(fallback, reachability), fallback
         stage.append(
             BatchProcessor(
-                announced,
+                exporter,
                 max_queue_size=self.settings.max_queue_size,
                 max_export_batch_size=self.settings.max_export_batch_size,
                 schedule_delay_s=self.settings.schedule_delay_s,
@@ -220,6 +220,21 @@ class Pipeline:
             )
         )
         return stage[0]
+
+    def _destination(self, route: Route, listener: Callable[[bool], None]) -> DestinationExporter:
+        conventions = None
+        if route.semconv is not None:
+            add = route.semconv - self.settings.genai.semconv
+            keep_mlflow = "mlflow" in route.semconv
+            if add or not keep_mlflow:
+                conventions = Conventions(add, keep_mlflow, self.settings.genai.capture_messages)
+        return DestinationExporter(
+            lambda: route.build(listener),
+            route.description,
+            lazy=route.lazy,
+            borrowed=route.borrowed,
+            conventions=conventions,
+        )
 
     # --- introspection -----------------------------------------------------------------------------
     @property
@@ -234,14 +249,8 @@ class Pipeline:
 
     def exporters(self) -> list[SpanExporter]:
         """Each destination's own exporter, without the pipeline's wrappers."""
-        out = []
-        for stage in self.router.stages():
-            exporter = stage.exporter
-            while isinstance(exporter, (AnnouncingExporter, BorrowedExporter, LazyExporter)):
-                exporter = exporter.inner
-            if exporter is not None:
-                out.append(exporter)
-        return out
+        built = (stage.exporter.exporter for stage in self.router.stages())
+        return [exporter for exporter in built if exporter is not None]
 
     # --- control -----------------------------------------------------------------------------------
     def flush(self, timeout_s: float, wait_unreachable: bool = False) -> bool:
@@ -333,8 +342,4 @@ def _ms_until(deadline: float, clock: Clock) -> int:
 
 def _begin_exit(stages: Sequence[BatchProcessor], deadline: float) -> None:
     for stage in stages:
-        if isinstance(stage.exporter, ExitAware):
-            stage.exporter.begin_exit(deadline)
-        inner = stage.exporter.inner
-        if isinstance(inner, BorrowedExporter):
-            inner.final = True
+        stage.exporter.begin_exit(deadline)

@@ -1,17 +1,26 @@
-"""Exporter wrappers the pipeline puts around every destination's exporter, and the small protocol
-the exit path speaks to exporters (``exporters/base.py``).
+"""One destination as its batch stage drives it: an exporter plus the options the pipeline adds.
 
-Any OpenTelemetry ``SpanExporter`` is a destination; these wrappers only add what the pipeline
-promises around it: one INFO line saying where traces go (``AnnouncingExporter``), a build that
-waits for the export thread (``LazyExporter``, e.g. an experiment lookup over the network), and a
-user's own exporter that the pipeline borrows but does not own (``BorrowedExporter``), and one
-destination's own conventions written on its copy of each span (``ConventionExporter``).
+Any OpenTelemetry ``SpanExporter`` is a destination. The pipeline adds, around whichever exporter a
+route builds, what the Collector's exporterhelper adds around a ``consume`` call: options, not
+layers. :class:`DestinationExporter` holds the built exporter and applies them in one place:
+
+* one INFO line, at the first export, saying where traces go (a user should never wonder);
+* the destination's own conventions written on its copy of each span (:class:`Conventions`);
+* a build deferred to the first export, on the export thread (``Route.lazy``: an experiment
+  lookup over the network must not run on the app's first traced request);
+* a user's exporter borrowed, not owned (``Route.borrowed``): flushed when the pipeline is
+  replaced, shut down only when the interpreter exits (the user may hand the same object to a
+  later ``set_destination``, and a shut-down OTel exporter refuses every export).
+
+The exit path's capabilities (``exporters/base.py``: ``ExitAware``, ``Salvaging``, ``Releasing``)
+are asked of the built exporter directly; nothing forwards them through wrappers.
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
 from opentelemetry.sdk.trace import ReadableSpan
@@ -26,61 +35,18 @@ from mlflow_otel.processors.base import SpanView
 from mlflow_otel.processors.normalization.outward import outward_attributes, trace_levels
 
 
-class AnnouncingExporter(SpanExporter):
-    """Logs once, at the first export, where traces go: a user should never wonder."""
+@dataclass(frozen=True)
+class Conventions:
+    """One destination's own conventions (``OtlpDestination(semconv=...)``,
+    ``MLFLOW_OTEL_OTLP_SEMCONV``), written on the export worker: the processor chain has run once
+    for every destination, so this is the one place a destination can differ (docs/architecture.md,
+    "Conventions per destination"). ``add`` are the conventions the chain did not already write;
+    without ``mlflow`` in the destination's conventions MLflow's content keys (``mlflow.spanInputs`` /
+    ``mlflow.spanOutputs``) are left out, so a payload travels once."""
 
-    def __init__(self, inner: SpanExporter, destination: str) -> None:
-        self.inner = inner
-        self.destination = destination
-        self._announced = False
-
-    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
-        if not self._announced:
-            self._announced = True
-            logger.info("Sending traces to %s", self.destination)
-        return self.inner.export(spans)
-
-    def begin_exit(self, deadline: Optional[float] = None) -> None:
-        if isinstance(self.inner, ExitAware):
-            self.inner.begin_exit(deadline)
-
-    def busy(self) -> bool:
-        return busy(self.inner)
-
-    def salvage(self, spans: Sequence[ReadableSpan]) -> int:
-        return salvage(self.inner, spans)
-
-    def close_idle(self) -> None:
-        close_idle(self.inner)
-
-    def shutdown(self) -> None:
-        self.inner.shutdown()
-
-    def force_flush(self, timeout_millis: int = 30000) -> bool:
-        return self.inner.force_flush(timeout_millis)
-
-
-class ConventionExporter(AnnouncingExporter):
-    """Writes one destination's conventions (``OtlpDestination(semconv=...)``,
-    ``MLFLOW_OTEL_OTLP_SEMCONV``) on the spans it exports, on the export worker: the processor chain
-    has run once for every destination, so this is the one place a destination can differ
-    (docs/architecture.md, "Conventions per destination"). ``add`` are the conventions the chain did
-    not already write; without ``mlflow`` in the destination's conventions MLflow's content keys
-    (``mlflow.spanInputs`` / ``mlflow.spanOutputs``) are left out, so a payload travels once.
-    Spans handed to ``salvage`` (the spool) are converted too, so a replay sends the same."""
-
-    def __init__(
-        self,
-        inner: SpanExporter,
-        destination: str,
-        add: frozenset[str],
-        keep_mlflow: bool,
-        capture_messages: bool = False,
-    ) -> None:
-        super().__init__(inner, destination)
-        self.add = add
-        self.keep_mlflow = keep_mlflow
-        self.capture_messages = capture_messages
+    add: frozenset[str]
+    keep_mlflow: bool
+    capture_messages: bool = False
 
     def convert(self, span: ReadableSpan, trace_attrs: Optional[dict[str, Any]] = None) -> ReadableSpan:
         raw = span.attributes or {}
@@ -102,7 +68,7 @@ class ConventionExporter(AnnouncingExporter):
             attrs.pop(conv.SPAN_OUTPUTS, None)
         return view.result()
 
-    def _converted(self, spans: Sequence[ReadableSpan]) -> list[ReadableSpan]:
+    def apply(self, spans: Sequence[ReadableSpan], destination: str) -> list[ReadableSpan]:
         out = []
         # Each trace's keys from its root, for its other spans (a trace split across batches: those
         # in a batch without the root go without them).
@@ -113,100 +79,102 @@ class ConventionExporter(AnnouncingExporter):
                 out.append(self.convert(span, trace_attrs))
             except Exception as exc:  # a span the mapping cannot read still goes, as it is
                 COUNTERS.add("processor_errors")
-                warn_limited("conventions", "Writing %s's conventions failed: %r", self.destination, exc)
+                warn_limited("conventions", "Writing %s's conventions failed: %r", destination, exc)
                 out.append(span)
         return out
 
-    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
-        return super().export(self._converted(spans))
 
-    def salvage(self, spans: Sequence[ReadableSpan]) -> int:
-        return salvage(self.inner, self._converted(spans))
+class DestinationExporter(SpanExporter):
+    """A destination's exporter with the pipeline's options (module docstring). ``build`` makes the
+    exporter: now, so that a destination that cannot be built is known at once (the pipeline then
+    falls back to the local file), or at the first export when ``lazy`` (a failed build is tried
+    again at the next export; the batch in hand is dropped and counted)."""
 
-
-class LazyExporter(SpanExporter):
-    """Builds its exporter at the first export, on the export thread (e.g. an experiment lookup over
-    the network must not run on the app's first traced request). A failed build is retried at the
-    next export; the batch in hand is dropped and counted."""
-
-    def __init__(self, build: Callable[[], SpanExporter], what: str) -> None:
+    def __init__(
+        self,
+        build: Callable[[], SpanExporter],
+        description: str,
+        *,
+        lazy: bool = False,
+        borrowed: bool = False,
+        conventions: Optional[Conventions] = None,
+    ) -> None:
+        self.description = description
+        self.conventions = conventions
         self._build = build
+        self._borrowed = borrowed
+        self._lock = threading.Lock()
+        self._announced = False
         self._exiting = False
         self._exit_deadline: Optional[float] = None
-        self._what = what
-        self._inner: Optional[SpanExporter] = None
-        self._lock = threading.Lock()
-        self._shutdown = False
-
-    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
-        with self._lock:
-            if self._inner is None and not self._shutdown:
-                try:
-                    self._inner = self._build()
-                    if self._exiting and isinstance(self._inner, ExitAware):
-                        self._inner.begin_exit(self._exit_deadline)
-                except Exception as exc:
-                    COUNTERS.add("dropped.destination_unavailable", len(spans))
-                    warn_limited(f"lazy:{self._what}", "Cannot export to %s yet: %s", self._what, exc)
-                    return SpanExportResult.FAILURE
-            inner = self._inner
-        if inner is None:
-            return SpanExportResult.FAILURE
-        return inner.export(spans)
+        self._shut = False
+        self._exporter: Optional[SpanExporter] = None if lazy else build()
 
     @property
-    def inner(self) -> Optional[SpanExporter]:
-        """The exporter, once built."""
-        return self._inner
+    def exporter(self) -> Optional[SpanExporter]:
+        """The destination's own exporter, once built."""
+        return self._exporter
 
-    def begin_exit(self, deadline: Optional[float] = None) -> None:
+    def _built(self, count: int) -> Optional[SpanExporter]:
         with self._lock:
-            self._exiting = True
-            self._exit_deadline = deadline
-            inner = self._inner
-        if isinstance(inner, ExitAware):
-            inner.begin_exit(deadline)
-
-    def busy(self) -> bool:
-        return busy(self._inner)
-
-    def salvage(self, spans: Sequence[ReadableSpan]) -> int:
-        return salvage(self._inner, spans)
-
-    def close_idle(self) -> None:
-        close_idle(self._inner)
-
-    def shutdown(self) -> None:
-        with self._lock:
-            self._shutdown = True
-            if self._inner is not None:
-                self._inner.shutdown()
-
-    def force_flush(self, timeout_millis: int = 30000) -> bool:
-        inner = self._inner
-        return True if inner is None else inner.force_flush(timeout_millis)
-
-
-class BorrowedExporter(SpanExporter):
-    """A user's ``SpanExporter`` given as a destination: the pipeline exports to it and flushes it,
-    but shuts it down only at interpreter exit (the user may hand the same object to a later
-    ``set_destination``, and a shut-down OTel exporter refuses every export)."""
-
-    def __init__(self, inner: SpanExporter) -> None:
-        self.inner = inner
-        self.final = False
+            if self._exporter is None and not self._shut:
+                try:
+                    self._exporter = self._build()
+                except Exception as exc:
+                    COUNTERS.add("dropped.destination_unavailable", count)
+                    warn_limited(
+                        f"lazy:{self.description}", "Cannot export to %s yet: %s", self.description, exc
+                    )
+                    return None
+                if self._exiting and isinstance(self._exporter, ExitAware):
+                    self._exporter.begin_exit(self._exit_deadline)
+            return self._exporter
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
-        return self.inner.export(spans)
+        exporter = self._exporter or self._built(len(spans))
+        if exporter is None:
+            return SpanExportResult.FAILURE
+        if not self._announced:
+            self._announced = True
+            logger.info("Sending traces to %s", self.description)
+        if self.conventions is not None:
+            spans = self.conventions.apply(spans, self.description)
+        return exporter.export(spans)
+
+    # --- the exit path's capabilities (exporters/base.py) ----------------------------------------
+    def begin_exit(self, deadline: Optional[float] = None) -> None:
+        """The interpreter is exiting: a borrowed exporter is shut down with the pipeline now."""
+        with self._lock:
+            self._exiting, self._exit_deadline = True, deadline
+            exporter = self._exporter
+        if isinstance(exporter, ExitAware):
+            exporter.begin_exit(deadline)
+
+    def busy(self) -> bool:
+        return busy(self._exporter)
+
+    def salvage(self, spans: Sequence[ReadableSpan]) -> int:
+        if self._exporter is not None and self.conventions is not None:
+            spans = self.conventions.apply(spans, self.description)  # a replay sends the same
+        return salvage(self._exporter, spans)
+
+    def close_idle(self) -> None:
+        close_idle(self._exporter)
 
     def shutdown(self) -> None:
-        try:
-            if self.final:
-                self.inner.shutdown()
-            else:
-                self.inner.force_flush()
-        except Exception as exc:
-            warn_limited("borrowed_shutdown", "%s failed to flush: %r", type(self.inner).__name__, exc)
+        with self._lock:
+            self._shut = True
+            exporter = self._exporter
+        if exporter is None:
+            return
+        if self._borrowed and not self._exiting:
+            try:
+                exporter.force_flush()
+            except Exception as exc:
+                warn_limited("borrowed_shutdown", "%s failed to flush: %r", type(exporter).__name__, exc)
+            return
+        exporter.shutdown()
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
-        return self.inner.force_flush(timeout_millis)
+        exporter = self._exporter
+        return True if exporter is None else exporter.force_flush(timeout_millis)

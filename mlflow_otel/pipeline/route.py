@@ -27,7 +27,6 @@ from mlflow_otel.exporters.local_store import FileAndStoreExporter
 from mlflow_otel.exporters.mlflow_record import MlflowOtlpHttpExporter, MlflowRecordExporter
 from mlflow_otel.exporters.otlp import build_otlp_exporter
 from mlflow_otel.exporters.spool import open_spool
-from mlflow_otel.pipeline.export import BorrowedExporter, LazyExporter
 
 #: Default request size caps: gRPC servers reject messages over 4 MiB by default, the Collector's
 #: OTLP/HTTP receiver bodies over 20 MiB; keep a margin for framing and headers.
@@ -57,10 +56,14 @@ class Route:
     accounts: bool = False
     #: A sink on this machine: drained whole at exit rather than cut at the exit deadline.
     local: bool = False
-    #: This destination's own conventions (OTLP destinations), written on the export worker by
-    #: ``ConventionExporter``; None: exactly what the processor chain wrote (MLflow servers, files,
-    #: a user's exporter).
+    #: This destination's own conventions (OTLP destinations), written on the export worker
+    #: (``export.Conventions``); None: exactly what the processor chain wrote (MLflow servers,
+    #: files, a user's exporter).
     semconv: Optional[frozenset[str]] = None
+    #: Built at the first export, on the export thread (``export.DestinationExporter``).
+    lazy: bool = False
+    #: A user's exporter: flushed when the pipeline is replaced, shut down only at exit.
+    borrowed: bool = False
 
 
 def _otlp_route(
@@ -111,7 +114,6 @@ def _mlflow_route(
     MLflow's credentials and TLS settings; an experiment given by name is resolved on the export
     thread."""
     endpoint = _mlflow_server.traces_endpoint(tracking_uri)
-    shown = masked_url(tracking_uri)
     auth = settings.tracking_auth
     key = f"mlflow|{tracking_uri}|{experiment_id}|{name}"
 
@@ -146,7 +148,8 @@ def _mlflow_route(
             f"the MLflow server {masked_url(tracking_uri)} ({which}, OTLP/HTTP {masked_url(endpoint)})"
         ),
         accounts=True,
-        build=lambda listener: LazyExporter(lambda: build(listener), f"MLflow server {shown}"),
+        build=build,
+        lazy=True,
         reads=("mlflow", tracking_uri, experiment_id, name),
     )
 
@@ -175,11 +178,12 @@ def resolve(destination: Destination, settings: Settings) -> Optional[Route]:
 
 
 def _exporter_route(exporter: SpanExporter) -> Route:
-    """Any OpenTelemetry ``SpanExporter`` instance: the pipeline borrows it (see ``BorrowedExporter``)."""
+    """Any OpenTelemetry ``SpanExporter`` instance, borrowed (``export.DestinationExporter``)."""
     return Route(
         key=f"exporter|{id(exporter)}",
         description=f"{type(exporter).__module__}.{type(exporter).__qualname__}",
-        build=lambda listener: BorrowedExporter(exporter),
+        build=lambda listener: exporter,
+        borrowed=True,
     )
 
 

@@ -5,7 +5,7 @@ One function, :func:`outward_attributes`, used in two places, both off the reque
 
 * the normalization processor (process worker), for every destination, with the conventions of
   ``MLFLOW_OTEL_SEMCONV`` (the process-wide setting);
-* :class:`mlflow_otel.pipeline.export.ConventionExporter` (export worker), for one destination,
+* :class:`mlflow_otel.pipeline.export.Conventions` (export worker), for one destination,
   with that destination's conventions (``OtlpDestination(semconv=...)``,
   ``MLFLOW_OTEL_OTLP_SEMCONV``), so Phoenix can get OpenInference while an MLflow server gets
   exactly MLflow's keys.
