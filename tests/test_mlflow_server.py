@@ -697,9 +697,10 @@ def test_a_root_delivered_before_its_childs_batch_gets_the_childs_token_usage():
     import threading
 
     from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter, SpanExportResult
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
     from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+    from mlflow_otel._settings import OtlpSettings
     from mlflow_otel.exporters.mlflow_record import MlflowRecordExporter
 
     memory, provider = InMemorySpanExporter(), TracerProvider()
@@ -712,14 +713,15 @@ def test_a_root_delivered_before_its_childs_batch_gets_the_childs_token_usage():
     llm, root = memory.get_finished_spans()
     child_in_flight, release = threading.Event(), threading.Event()
 
-    class Inner(SpanExporter):
-        def export(self, spans):
+    class Records(MlflowRecordExporter):
+        def _export_part(self, spans):  # the OTLP request: a child's is slow
             if spans[0].parent is not None:
                 child_in_flight.set()
                 release.wait(5)
-            return SpanExportResult.SUCCESS
+            return len(spans)
 
-    exporter = MlflowRecordExporter(Inner(), client=None, experiment_id="1", retry_timeout_s=1.0)  # type: ignore[arg-type]
+    otlp = OtlpSettings("http/protobuf", "http://127.0.0.1:9/v1/traces")
+    exporter = Records(otlp, 1 << 20, 1.0, client=None, experiment_id="1")  # type: ignore[arg-type]
     sent: list = []
     exporter._send_all = sent.extend  # type: ignore[method-assign]
     worker = threading.Thread(target=exporter.export, args=([llm],))

@@ -17,8 +17,9 @@ the same, after the OTLP request that carried the trace's root span succeeded:
   at a time (the export thread and persistent helpers, each on a keep-alive connection), and the
   batch's export returns when they are settled, so ``flush_trace_async_logging()`` covers them too.
   The server's write is the cost (``bench/mlflow_destination.py``: about 40 ms a record on MLflow
-  3.18 with SQLite and one worker, where parallel records gained nothing, so ``pipeline/route.py``
-  sends one at a time per export worker);
+  3.18 with SQLite and one worker, where four at a time and one at a time measured alike;
+  ``pipeline/route.py`` sends four at a time, ``RECORD_CONCURRENCY``, which keeps a server with more
+  workers busy);
 * retried by the policy every sender uses (``retry.py``; an upsert is idempotent): no answer, or
   MLflow's transient codes 408/429/500/502/503/504, equal-jitter backoff within
   ``MLFLOW_ASYNC_TRACE_LOGGING_RETRY_TIMEOUT``; while the process exits, an unreachable server is not
@@ -54,11 +55,10 @@ from typing import Any, Callable, Optional
 
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan
-from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+from opentelemetry.sdk.trace.export import SpanExportResult
 
 from mlflow_otel import _fork
 from mlflow_otel import semconv as conv
-from mlflow_otel._clock import REAL_CLOCK, Clock
 from mlflow_otel._log import warn_limited
 from mlflow_otel._mlflow_server import (
     MlflowServerError,
@@ -67,10 +67,9 @@ from mlflow_otel._mlflow_server import (
     timestamp_to_json,
 )
 from mlflow_otel._telemetry import COUNTERS
-from mlflow_otel.exporters.base import ExitAware, Salvaging, close_idle
 from mlflow_otel.exporters.mlflow_merge import FragmentMerger
 from mlflow_otel.exporters.otlp import OtlpHttpExporter
-from mlflow_otel.exporters.retry import MLFLOW_REST, RetryPolicy
+from mlflow_otel.exporters.retry import MLFLOW_REST
 from mlflow_otel.otlp.ids import mlflow_trace_id
 from mlflow_otel.records import pending
 from mlflow_otel.records.from_spans import (
@@ -363,24 +362,23 @@ def _bounded_put(table: collections.OrderedDict, key: Any, value: Any) -> None:
         table.popitem(last=False)
 
 
-class MlflowRecordExporter(SpanExporter):
-    """OTLP/HTTP to an MLflow server (``inner``), then the records of the traces whose roots were
-    delivered (see the module docstring)."""
+class MlflowRecordExporter(MlflowOtlpHttpExporter):
+    """OTLP/HTTP to an MLflow server, then the records of the traces whose roots were delivered (see
+    the module docstring): one exporter, whose exit capabilities (``begin_exit``, ``busy``,
+    ``close_idle``, ``shutdown``) extend the OTLP exporter's own; its retry policy, clock, stop event
+    and exit deadline serve the records too."""
 
     def __init__(
         self,
-        inner: SpanExporter,
+        *args: Any,
         client: RestClient,
         experiment_id: str,
-        retry_timeout_s: float,
         concurrency: int = 4,
-        clock: Clock = REAL_CLOCK,
+        **kwargs: Any,
     ) -> None:
-        self.inner = inner
+        super().__init__(*args, **kwargs)
         self.client = client
         self.experiment_id = experiment_id
-        self._retry = RetryPolicy(retry_timeout_s, clock)
-        self._clock = clock
         self._concurrency = max(1, concurrency)
         self._waiting: set[_Job] = set()  # this destination's records queued on the senders
         self._lock = threading.Lock()
@@ -391,9 +389,6 @@ class MlflowRecordExporter(SpanExporter):
         self._deferred: dict[int, tuple[ReadableSpan, list[Any]]] = {}
         self._environment = environment_metadata()
         self._sending = 0  # records being sent now (``busy``)
-        self._stop = threading.Event()
-        self._exiting = False
-        self._exit_deadline = float("inf")
         #: Callee fragments' tags and metadata, merged into the root service's record.
         self._merger = FragmentMerger(client, self._retry, record_body)
 
@@ -423,7 +418,7 @@ class MlflowRecordExporter(SpanExporter):
                 self._pending[trace_id] = self._pending.get(trace_id, 0) + count
         result = SpanExportResult.FAILURE
         try:
-            result = self.inner.export(spans)
+            result = super().export(spans)
         finally:
             due = self._settle(roots, others, usage, result is SpanExportResult.SUCCESS)
         if due:
@@ -537,7 +532,7 @@ class MlflowRecordExporter(SpanExporter):
         with self._lock:
             self._sending += 1
         try:
-            self._send(info)
+            self._send_record(info)
         finally:
             with self._lock:
                 self._sending -= 1
@@ -555,7 +550,7 @@ class MlflowRecordExporter(SpanExporter):
             self.client.shown_uri,
         )
 
-    def _send(self, info: TraceInfo) -> bool:
+    def _send_record(self, info: TraceInfo) -> bool:
         clock = self._clock
         if self._stop.is_set() or (self._exiting and clock.now() >= self._exit_deadline):
             self._dropped(1, f" (trace {info.trace_id})")
@@ -590,27 +585,14 @@ class MlflowRecordExporter(SpanExporter):
                 COUNTERS.add("mlflow_records_failed")
                 return False
 
-    def _exit_limit(self) -> float:
-        return self._exit_deadline if self._exiting else float("inf")
-
-    # --- lifecycle (pipeline/export.py's protocols, passed to the OTLP exporter) ----------------
-    def begin_exit(self, deadline: Optional[float] = None) -> None:
-        if deadline is not None:
-            self._exit_deadline = deadline
-        self._exiting = True
-        if isinstance(self.inner, ExitAware):
-            self.inner.begin_exit(deadline)
-
+    # --- lifecycle: the OTLP exporter's, extended to the records --------------------------------
     def busy(self) -> bool:
         """Busy while records are being sent (the server answers: exit gives them the busy budget)."""
-        return self._sending > 0 or (isinstance(self.inner, ExitAware) and self.inner.busy())
-
-    def salvage(self, spans: Sequence[ReadableSpan]) -> int:
-        return self.inner.salvage(spans) if isinstance(self.inner, Salvaging) else 0
+        return self._sending > 0 or super().busy()
 
     def close_idle(self) -> None:
         """The export pool found this destination idle: close the OTLP and REST connections."""
-        close_idle(self.inner)
+        super().close_idle()
         self.client.close_idle()
 
     def shutdown(self) -> None:
@@ -628,8 +610,5 @@ class MlflowRecordExporter(SpanExporter):
         settle_by = time.monotonic() + IN_FLIGHT_SETTLE_S
         while self._sending and time.monotonic() < settle_by:
             time.sleep(0.005)
-        self.inner.shutdown()
+        super().shutdown()
         self._merger.close(min(self._exit_deadline, time.monotonic() + MERGE_CLOSE_S))
-
-    def force_flush(self, timeout_millis: int = 30000) -> bool:
-        return self.inner.force_flush(timeout_millis)

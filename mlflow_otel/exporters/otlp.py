@@ -337,8 +337,9 @@ class OtlpHttpExporter(OtlpExporter):
         retry_timeout_s: float,
         on_reachability: Optional[Callable[[bool], None]] = None,
         spool: Optional[Spool] = None,
+        clock: Clock = REAL_CLOCK,
     ) -> None:
-        super().__init__(otlp, max_request_bytes, retry_timeout_s, on_reachability, spool)
+        super().__init__(otlp, max_request_bytes, retry_timeout_s, on_reachability, spool, clock)
         try:
             import requests  # installed with opentelemetry-exporter-otlp-proto-http
         except ImportError as exc:

@@ -24,7 +24,7 @@ from mlflow_otel._state import STATE
 from mlflow_otel.destinations import Destination, FileDestination, MlflowExperimentLocation, OtlpDestination
 from mlflow_otel.exporters.file import OtlpJsonFileExporter
 from mlflow_otel.exporters.local_store import FileAndStoreExporter
-from mlflow_otel.exporters.mlflow_record import MlflowOtlpHttpExporter, MlflowRecordExporter
+from mlflow_otel.exporters.mlflow_record import MlflowRecordExporter
 from mlflow_otel.exporters.otlp import build_otlp_exporter
 from mlflow_otel.exporters.spool import open_spool
 
@@ -127,7 +127,7 @@ def _mlflow_route(
             )
         headers = {_mlflow_server.EXPERIMENT_ID_HEADER: exp_id, **_mlflow_server.auth_headers(auth)}
         otlp = OtlpSettings(PROTOCOL_HTTP, endpoint, headers, 10.0, certificate_file=auth.server_cert_path)
-        spans = MlflowOtlpHttpExporter(
+        return MlflowRecordExporter(
             otlp,
             settings.max_request_bytes or HTTP_MAX_REQUEST_BYTES,
             settings.retry_timeout_s,
@@ -135,9 +135,10 @@ def _mlflow_route(
             open_spool(settings.spool_dir, key, settings.spool_max_bytes),
             verify=_mlflow_server.tls_verify(auth),
             resource_keys=settings.resource_keys,
+            client=_mlflow_server.RestClient(tracking_uri, auth),
+            experiment_id=exp_id,
+            concurrency=RECORD_CONCURRENCY,
         )
-        client = _mlflow_server.RestClient(tracking_uri, auth)
-        return MlflowRecordExporter(spans, client, exp_id, settings.retry_timeout_s, RECORD_CONCURRENCY)
 
     which = (
         f"experiment {experiment_id}" if experiment_id else f"experiment {name!r}" if name else "experiment 0"

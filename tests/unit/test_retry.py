@@ -225,6 +225,12 @@ class ScriptedClient:
         return answer
 
 
+def _records(client: ScriptedClient, clock: FakeClock) -> MlflowRecordExporter:
+    """The MLflow destination's exporter; only its record sender runs here (no span is exported)."""
+    otlp = OtlpSettings("http/protobuf", "http://unit.invalid/v1/traces")
+    return MlflowRecordExporter(otlp, 1 << 20, 30.0, client=client, experiment_id="0", clock=clock)  # type: ignore[arg-type]
+
+
 def _info() -> TraceInfo:
     return TraceInfo("tr-1", 1, TraceState.OK)
 
@@ -233,8 +239,8 @@ def _info() -> TraceInfo:
 def test_mlflow_record_retries_mlflows_transient_answers(status):
     clock = FakeClock()
     client = ScriptedClient([MlflowServerError("busy", status=status), {}])
-    exporter = MlflowRecordExporter(Scripted([_Outcome(_Outcome.OK)], clock), client, "0", 30.0, clock=clock)
-    assert exporter._send(_info())
+    exporter = _records(client, clock)
+    assert exporter._send_record(_info())
     assert len(client.calls) == 2 and 0.25 <= clock.waits[0] <= 0.5
     assert COUNTERS.get("mlflow_records_retries") == 1 and COUNTERS.get("mlflow_records_sent") == 1
 
@@ -243,8 +249,8 @@ def test_mlflow_record_retries_mlflows_transient_answers(status):
 def test_mlflow_record_does_not_retry_a_refusal(status):
     clock = FakeClock()
     client = ScriptedClient([MlflowServerError("no", status=status), {}])
-    exporter = MlflowRecordExporter(Scripted([_Outcome(_Outcome.OK)], clock), client, "0", 30.0, clock=clock)
-    assert not exporter._send(_info())
+    exporter = _records(client, clock)
+    assert not exporter._send_record(_info())
     assert len(client.calls) == 1 and clock.waits == []
     assert COUNTERS.get("mlflow_records_failed") == 1
 
@@ -252,9 +258,9 @@ def test_mlflow_record_does_not_retry_a_refusal(status):
 def test_mlflow_record_at_exit_an_unreachable_server_is_not_retried():
     clock = FakeClock()
     client = ScriptedClient([MlflowServerError("refused", status=None)])
-    exporter = MlflowRecordExporter(Scripted([_Outcome(_Outcome.OK)], clock), client, "0", 30.0, clock=clock)
+    exporter = _records(client, clock)
     exporter.begin_exit(clock.now() + 5.0)
-    assert not exporter._send(_info())
+    assert not exporter._send_record(_info())
     assert len(client.calls) == 1 and COUNTERS.get("mlflow_records_failed") == 1
 
 
