@@ -60,6 +60,7 @@ class _Runtime:
         self.pipeline = Pipeline(
             settings, None, STATE.extra_destinations, on_policy_failure=STATE.fail_closed
         )
+        self.pipeline.router.capture = _capture[0]
         sampler = sampler_for(settings.sampling_ratio, settings.otel_sampler, settings.otel_sampler_arg)
         self.provider: Any
         joined = None
@@ -187,6 +188,8 @@ _lock = threading.RLock()
 _child_hook = [False]
 #: The running tracer: one slot, replaced whole (None until the first span).
 _current: list[Optional[_Runtime]] = [None]
+#: ``mlflow_otel.testing``'s destinations while a capture runs: kept here, across pipelines.
+_capture: list[Optional[tuple[Any, ...]]] = [None]
 
 
 def runtime() -> _Runtime:
@@ -245,6 +248,17 @@ def replace(change: Optional[Callable[[], None]] = None) -> None:
         rt, _current[0] = _current[0], None
     if rt is not None:
         rt.shutdown(rt.settings.exit_timeout_s)
+
+
+def capture_all(destinations: Optional[tuple[Any, ...]]) -> Optional[tuple[Any, ...]]:
+    """``mlflow_otel.testing``: while set, every span goes to ``destinations`` and nowhere else
+    (this pipeline's and any later one's router); returns what was set before."""
+    with _lock:
+        previous, _capture[0] = _capture[0], destinations
+        rt = _current[0]
+        if rt is not None:
+            rt.pipeline.router.capture = destinations
+    return previous
 
 
 def reset() -> None:

@@ -49,8 +49,6 @@ class State:
             self.destinations: Optional[tuple[Any, ...]] = None
             #: ``tracing.add_destination(dest)``: sent to beside the default destinations.
             self.extra_destinations: tuple[Any, ...] = ()
-            #: ``mlflow_otel.testing``: while set, every span goes here and nowhere else.
-            self.capture: Optional[tuple[Any, ...]] = None
             #: A configured redaction policy could not be loaded: content capture is off (fail
             #: closed) until the chain is configured again or the environment re-read.
             self.policy_failed = False

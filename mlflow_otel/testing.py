@@ -39,7 +39,6 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from mlflow_otel import _runtime
-from mlflow_otel._state import STATE
 from mlflow_otel.otlp.ids import mlflow_trace_id
 from mlflow_otel.records import html as trace_html
 from mlflow_otel.records.from_spans import trace_from_otel
@@ -90,8 +89,8 @@ class TraceCapture:
     def start(self) -> TraceCapture:
         if not self._active:
             self._preexisting = frozenset(state.trace_id for state in registry.open_traces())
-            self._previous = STATE.capture
-            STATE.capture = (self._exporter,)  # every span, whatever its destination, comes here
+            # Every span, whatever its destination, comes here.
+            self._previous = _runtime.capture_all((self._exporter,))
             self._active = True
         return self
 
@@ -99,7 +98,7 @@ class TraceCapture:
         if self._active:
             self._active = False
             _runtime.flush(5.0)
-            STATE.capture = self._previous
+            _runtime.capture_all(self._previous)
 
     def __enter__(self) -> TraceCapture:
         return self.start()

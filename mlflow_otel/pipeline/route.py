@@ -272,6 +272,9 @@ class Router:
         #: ``tracing.add_destination``: they get every trace, wherever else it is routed.
         extra_routes = [r for r in (resolve(d, settings) for d in extra) if r is not None]
         self._extra = [self._stage(route) for route in extra_routes]
+        #: Set by the runtime for ``mlflow_otel.testing``: while set, every span goes to these
+        #: destinations and nowhere else.
+        self.capture: Optional[tuple[Destination, ...]] = None
 
     def _stage(self, route: Route) -> Any:
         with self._lock:
@@ -299,7 +302,7 @@ class Router:
         process-wide destination in force, else the defaults. ``set_destination`` therefore never
         rebuilds anything: a destination's stage is built the first time a span goes there, on
         this worker."""
-        capture = STATE.capture  # mlflow_otel.testing: every span goes there, nowhere else
+        capture = self.capture
         if capture is not None:
             key = _cache_key(("capture", capture))
             stages = self._by_destinations.get(key) if key is not None else None
