@@ -204,7 +204,7 @@ def test_drain_waits_as_long_as_exports_finish():
     exporter = _SlowExporter(0.02)
     stage = BatchProcessor(exporter, max_queue_size=10_000, max_export_batch_size=10, schedule_delay_s=60)
     for _ in range(200):  # 20 batches of 20 ms: 0.4 s, four times the stall window
-        stage.on_end(object())  # type: ignore[arg-type]
+        stage.on_end_many([object()])  # type: ignore[list-item]
     assert stage.drain(stall_timeout_millis=100)
     assert exporter.exported == 200
     stage.shutdown(1000)
@@ -215,7 +215,7 @@ def test_drain_gives_up_after_the_stall_window_without_progress():
     exporter.stuck = True
     stage = BatchProcessor(exporter, max_queue_size=100, max_export_batch_size=10, schedule_delay_s=60)
     for _ in range(30):
-        stage.on_end(object())  # type: ignore[arg-type]
+        stage.on_end_many([object()])  # type: ignore[list-item]
     start = time.monotonic()
     assert not stage.drain(stall_timeout_millis=200)
     assert time.monotonic() - start < 2

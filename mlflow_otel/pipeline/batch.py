@@ -32,8 +32,8 @@ from collections.abc import Sequence
 from typing import Any, Optional
 
 from opentelemetry import context
-from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY, Context
-from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
+from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY
+from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from mlflow_otel import _fork
@@ -62,8 +62,10 @@ class _PoolBell:
         self._pool.notify(self._stage)
 
 
-class BatchProcessor(SpanProcessor):
-    """Queues finished spans; ``max_workers`` daemon threads export them in batches."""
+class BatchProcessor:
+    """Queues finished traces (the process stage) or their spans (a destination) and exports them
+    in batches: not an OTel ``SpanProcessor`` (the head, ``assembly.py``, is the one the tracer
+    calls), so it offers only what the pipeline uses."""
 
     def __init__(
         self,
@@ -151,32 +153,7 @@ class BatchProcessor(SpanProcessor):
         ran): every stage has now restarted with an empty queue (``_fork.check``)."""
         return _fork.check()
 
-    # --- app thread --------------------------------------------------------------------------------
-    def on_start(self, span: Span, parent_context: Optional[Context] = None) -> None:
-        return None
-
-    def on_end(self, span: ReadableSpan) -> None:
-        if self._shutdown:
-            COUNTERS.add("dropped.shutdown")
-            return
-        queued = len(self._queue)
-        if queued & 15 == 0 or queued >= self._max_batch:
-            self._forked()
-        if len(self._queue) >= self._limit:
-            COUNTERS.add("dropped.queue_full")
-            warn_limited(
-                "queue_full",
-                "Trace export queue for %s is full (%d spans%s); dropping spans. Raise "
-                "MLFLOW_ASYNC_TRACE_LOGGING_MAX_QUEUE_SIZE or check the destination.",
-                self.name,
-                self._limit,
-                "" if self._limit == self._max_queue_size else ", the destination is unreachable",
-            )
-            return
-        self._queue.append(span)
-        if len(self._queue) >= self._max_batch:
-            self._wake.set()
-
+    # --- app thread ----------------------------------------------------------------------------------
     def on_end_trace(self, trace: Any) -> None:
         """Queue a whole trace as one item (the process stage: its tail decision needs the trace
         whole); ``trace`` is a list of spans, a ``Routed`` trace or a lone span. The queue's bound
@@ -214,9 +191,11 @@ class BatchProcessor(SpanProcessor):
             COUNTERS.add("dropped.queue_full", len(spans))
             warn_limited(
                 "queue_full",
-                "Trace queue for %s is full (%d spans); dropping whole traces.",
+                "Trace export queue for %s is full (%d spans%s); dropping whole traces. Raise "
+                "MLFLOW_ASYNC_TRACE_LOGGING_MAX_QUEUE_SIZE or check the destination.",
                 self.name,
                 self._limit,
+                "" if self._limit == self._max_queue_size else ", the destination is unreachable",
             )
             return
         self._queue.extend(spans)

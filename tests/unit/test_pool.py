@@ -10,7 +10,7 @@ from tests.unit.stages import Recorder, pool, run, spans, stage, step
 
 def _fill(stage_, batches: int, size: int = 4) -> None:
     for span in spans(batches * size):
-        stage_.on_end(span)
+        stage_.on_end_many([span])
 
 
 def test_destinations_take_turns_one_batch_each():
@@ -83,7 +83,7 @@ def test_a_partial_batch_leaves_at_the_schedule_delay():
     p = pool(clock, delay_s=5.0)
     s = stage(p, clock, Recorder("d", log), batch=4)
     for span in spans(3):
-        s.on_end(span)
+        s.on_end_many([span])
     assert run(p) == 0 and log == []  # not full, not due
     clock.advance(4.9)
     assert run(p) == 0
