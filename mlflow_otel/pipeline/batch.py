@@ -6,9 +6,10 @@ the guarantees docs/architecture.md ("Batch") states:
 * ``on_end`` never blocks and never raises: a full queue costs a counted drop and a rate-limited
   warning (the app thread never waits for a slow or dead collector).
 * A batch is exported when it fills or when the schedule delay passes, by up to ``max_workers``
-  parallel workers (``MLFLOW_ASYNC_TRACE_LOGGING_MAX_WORKERS``): the stage's own threads (the
-  process stage), or threads of the pool every destination shares (``workers.py``), so threads and
-  sockets do not grow with the number of destinations.
+  parallel threads (``MLFLOW_ASYNC_TRACE_LOGGING_MAX_WORKERS``) of an export pool (``workers.py``):
+  the pool every destination shares, so threads and sockets do not grow with the number of
+  destinations, or a pool of the stage's own (the process stage: one thread, as the OTel SDK's
+  batch processor has). One way of running, whichever pool.
 * ``force_flush`` waits until every span queued before the call has been exported or dropped, or the
   deadline passes: whichever comes first, even while an export is stuck in retries.
 * ``shutdown`` flushes within its deadline, then stops the exporter (interrupting retry backoff).
@@ -89,9 +90,12 @@ class BatchProcessor:
         self.local = local
         #: Spans ``shutdown`` could neither export nor salvage (the exit report names the stage).
         self.cut_at_shutdown = 0
-        #: The shared export threads (destination stages, ``workers.py``); None: this stage's own
-        #: ``max_workers`` threads (the process stage).
-        self._pool = pool
+        #: The shared export threads (destination stages, ``workers.py``); None: a pool of this
+        #: stage's own, of ``max_workers`` threads, stopped with the stage (the process stage).
+        self._own_pool = pool is None
+        self._pool = pool or ExportPool(
+            max(1, max_workers), schedule_delay_s, f"mlflow-otel-export-{name}", clock
+        )
         self.in_line = False  # waiting in the pool's line
         self.exporting = 0  # pool threads exporting for this stage now
         self.last_export = clock.now()
@@ -112,7 +116,6 @@ class BatchProcessor:
         self._unreachable_limit = max(1, max_queue_size // 4)
         self._limit = max_queue_size
         self._max_batch = min(max_export_batch_size, max_queue_size)
-        self._delay_s = schedule_delay_s
         self._max_workers = max(1, max_workers)
         self._shutdown = False
         self._start()
@@ -133,19 +136,9 @@ class BatchProcessor:
         self._inflight: dict[int, int] = {}  # batch id -> number of the first span in it
         self._batch_ids = itertools.count()
         self._finished = 0  # batches whose export ended (``drain`` watches it for progress)
-        self._wake = threading.Event()
+        self._wake = _PoolBell(self._pool, self)
         self._flush_waiters = 0
-        if self._pool is not None:
-            self._wake = _PoolBell(self._pool, self)
-            self._workers: list[threading.Thread] = []
-            self._pool.register(self)
-            return
-        self._workers = [
-            threading.Thread(target=self._run, name=f"mlflow-otel-export-{self.name}-{i}", daemon=True)
-            for i in range(self._max_workers)
-        ]
-        for worker in self._workers:
-            worker.start()
+        self._pool.register(self)
 
     @staticmethod
     def _forked() -> bool:
@@ -260,26 +253,6 @@ class BatchProcessor:
         """The pool found this destination idle: close its exporter's kept-alive connections."""
         close_idle(self.exporter)
 
-    def _run(self) -> None:
-        while True:
-            woke = self._wake.wait(self._delay_s)
-            self._wake.clear()
-            # A partial batch goes out when the schedule delay passed, a flush waits, or at shutdown;
-            # otherwise only full batches do (the OTel BSP's rule).
-            export_all = not woke or self._flush_waiters > 0 or self._shutdown or self.due
-            self.due = False
-            while export_all or len(self._queue) >= self._max_batch:
-                batch_id, batch = self._take()
-                if not batch:
-                    break
-                self._export(batch)
-                with self._progress:
-                    del self._inflight[batch_id]
-                    self._finished += 1
-                    self._progress.notify_all()
-            if self._shutdown and not self._queue:
-                return
-
     def _take(self) -> tuple[int, list[ReadableSpan]]:
         with self._take_lock:
             batch: list[ReadableSpan] = []
@@ -382,9 +355,7 @@ class BatchProcessor:
                 return False
 
     def _alive(self) -> bool:
-        if self._pool is not None:
-            return self._pool.alive
-        return any(w.is_alive() for w in self._workers)
+        return self._pool.alive
 
     def shutdown(self, timeout_millis: int = 30000) -> None:
         if self._shutdown:
@@ -410,12 +381,11 @@ class BatchProcessor:
             self.exporter.shutdown()  # interrupts retry backoff in the workers
         except Exception as exc:
             warn_limited("exporter_shutdown", "Exporter shutdown failed: %s", exc)
-        for worker in self._workers:
-            worker.join(max(0.0, deadline - clock.now()))
-        if self._pool is not None:  # pool threads: wait for this stage's exports in flight
-            with self._progress:
-                while self._inflight and clock.now() < deadline:
-                    clock.wait(self._progress, min(0.05, max(0.0, deadline - clock.now())))
+        with self._progress:  # this stage's exports in flight
+            while self._inflight and clock.now() < deadline:
+                clock.wait(self._progress, min(0.05, max(0.0, deadline - clock.now())))
+        if self._own_pool:
+            self._pool.stop()
 
     @property
     def queued(self) -> int:
