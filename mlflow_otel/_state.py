@@ -34,7 +34,8 @@ BUILTINS = _Builtins()
 
 
 class State:
-    """What code set, plus the cached settings. One lock; ``reset()`` forgets everything."""
+    """What code set, plus the cached settings. One lock; ``reset()`` forgets everything set here
+    (a capture of ``mlflow_otel.testing`` is the runtime's: ``_runtime.capture_all``)."""
 
     def __init__(self) -> None:
         self.lock = threading.RLock()

@@ -25,7 +25,7 @@ from typing import Callable
 import pytest
 
 import mlflow_otel
-from mlflow_otel import _log, _settings, _state, tracing
+from mlflow_otel import _log, _runtime, _settings, _state, tracing
 from mlflow_otel._telemetry import COUNTERS
 from tests.backends import Jaeger, MlflowServer, Phoenix
 from tests.otlp_receiver import OtlpReceiver, ReceivedSpan
@@ -88,6 +88,7 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]
     monkeypatch.setenv("OTEL_BSP_SCHEDULE_DELAY", "50")
     tracing.reset()
     _state.reset()
+    _runtime.capture_all(None)  # a test that failed inside a capture leaves none behind
     _settings.forget_reported()
     _log.reset_limits()
     COUNTERS.reset()

@@ -736,6 +736,60 @@ def test_a_root_delivered_before_its_childs_batch_gets_the_childs_token_usage():
     assert not exporter._usage and not exporter._deferred and not exporter._pending
 
 
+def test_stopping_the_records_does_not_cut_a_span_export_in_its_backoff():
+    """The MLflow exporter's shutdown first stops its records and waits for those in flight; a span
+    request of another worker, in a 503's backoff meanwhile, still gets its retry (the records and
+    the spans have separate stops)."""
+    import threading
+
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from mlflow_otel._settings import OtlpSettings
+    from mlflow_otel._telemetry import COUNTERS
+    from mlflow_otel.exporters.mlflow_record import MlflowRecordExporter
+    from mlflow_otel.exporters.otlp import _Outcome
+
+    memory, provider = InMemorySpanExporter(), TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(memory))
+    with provider.get_tracer("t").start_as_current_span("root"):
+        with provider.get_tracer("t").start_as_current_span("child"):
+            pass
+    child = [s for s in memory.get_finished_spans() if s.parent is not None]
+    sent: list[float] = []
+
+    class Busy(MlflowRecordExporter):
+        def _send(self, payload, timeout_s):  # 503 with Retry-After 0.3 s, then taken
+            sent.append(time.monotonic())
+            return (
+                _Outcome(_Outcome.RETRY, delay=0.3, why="HTTP 503")
+                if len(sent) == 1
+                else _Outcome(_Outcome.OK)
+            )
+
+    class Client:
+        shown_uri = "http://mlflow.invalid"
+
+        def close_idle(self):
+            pass
+
+    otlp = OtlpSettings("http/protobuf", "http://127.0.0.1:9/v1/traces")
+    exporter = Busy(otlp, 1 << 20, 30.0, client=Client(), experiment_id="1")  # type: ignore[arg-type]
+    exporter._merger.close = lambda *a: None  # type: ignore[method-assign]
+    exporter.begin_exit(time.monotonic() + 10)
+    exporter._sending = 1  # a record of another batch in flight, settled 0.6 s from now
+    threading.Timer(0.6, lambda: setattr(exporter, "_sending", 0)).start()
+    result: list = []
+    worker = threading.Thread(target=lambda: result.append(exporter.export(child)))
+    worker.start()
+    time.sleep(0.1)  # the span request is in its backoff
+    exporter.shutdown()
+    worker.join(5)
+    assert result == [SpanExportResult.SUCCESS] and len(sent) == 2
+    assert COUNTERS.get("dropped.shutdown") == 0 and COUNTERS.get("spans_delivered") == 1
+
+
 def test_an_experiment_the_server_refuses_to_create_says_why(fake_mlflow):
     from mlflow_otel import _mlflow_server
 

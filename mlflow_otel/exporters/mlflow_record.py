@@ -365,8 +365,8 @@ def _bounded_put(table: collections.OrderedDict, key: Any, value: Any) -> None:
 class MlflowRecordExporter(MlflowOtlpHttpExporter):
     """OTLP/HTTP to an MLflow server, then the records of the traces whose roots were delivered (see
     the module docstring): one exporter, whose exit capabilities (``begin_exit``, ``busy``,
-    ``close_idle``, ``shutdown``) extend the OTLP exporter's own; its retry policy, clock, stop event
-    and exit deadline serve the records too."""
+    ``close_idle``, ``shutdown``) extend the OTLP exporter's own; its retry policy, clock and exit
+    deadline serve the records too."""
 
     def __init__(
         self,
@@ -389,6 +389,9 @@ class MlflowRecordExporter(MlflowOtlpHttpExporter):
         self._deferred: dict[int, tuple[ReadableSpan, list[Any]]] = {}
         self._environment = environment_metadata()
         self._sending = 0  # records being sent now (``busy``)
+        #: The records' own stop, set first at shutdown: span exports in flight keep their retries
+        #: until the records settle (the OTLP part's ``_stop`` is set after, by its ``shutdown``).
+        self._records_stop = threading.Event()
         #: Callee fragments' tags and metadata, merged into the root service's record.
         self._merger = FragmentMerger(client, self._retry, record_body)
 
@@ -552,7 +555,7 @@ class MlflowRecordExporter(MlflowOtlpHttpExporter):
 
     def _send_record(self, info: TraceInfo) -> bool:
         clock = self._clock
-        if self._stop.is_set() or (self._exiting and clock.now() >= self._exit_deadline):
+        if self._records_stop.is_set() or (self._exiting and clock.now() >= self._exit_deadline):
             self._dropped(1, f" (trace {info.trace_id})")
             return False
         body = record_body(info, self.experiment_id)
@@ -569,7 +572,7 @@ class MlflowRecordExporter(MlflowOtlpHttpExporter):
                 error = MlflowServerError(f"{type(exc).__name__}: {exc}", status=400)
             retryable = error.status is None or error.status in MLFLOW_REST
             wait = retries.next_wait(None, self._exit_limit()) if retryable else None
-            if wait is None or self._stop.is_set() or (self._exiting and error.status is None):
+            if wait is None or self._records_stop.is_set() or (self._exiting and error.status is None):
                 COUNTERS.add("mlflow_records_failed")
                 warn_limited(
                     "mlflow_record",
@@ -581,7 +584,7 @@ class MlflowRecordExporter(MlflowOtlpHttpExporter):
                 )
                 return False
             COUNTERS.add("mlflow_records_retries")
-            if clock.wait(self._stop, wait):
+            if clock.wait(self._records_stop, wait):
                 COUNTERS.add("mlflow_records_failed")
                 return False
 
@@ -596,7 +599,7 @@ class MlflowRecordExporter(MlflowOtlpHttpExporter):
         self.client.close_idle()
 
     def shutdown(self) -> None:
-        self._stop.set()  # a record whose turn comes now is counted as dropped, not sent
+        self._records_stop.set()  # a record whose turn comes now is counted as dropped, not sent
         # Count what waits now, before the exit report is written: those records' threads may not
         # run again before the process ends.
         with self._lock:

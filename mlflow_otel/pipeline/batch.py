@@ -3,8 +3,9 @@
 Follows the OTel spec's Batch Span Processor (``OTEL_BSP_*``, sdk-environment-variables.md), with
 the guarantees docs/architecture.md ("Batch") states:
 
-* ``on_end`` never blocks and never raises: a full queue costs a counted drop and a rate-limited
-  warning (the app thread never waits for a slow or dead collector).
+* ``on_end_trace`` (the app thread, into the process stage) and ``on_end_many`` (the process
+  worker, into a destination) never block and never raise: a full queue costs a counted drop and a
+  rate-limited warning (the app thread never waits for a slow or dead collector).
 * A batch is exported when it fills or when the schedule delay passes, by up to ``max_workers``
   parallel threads (``MLFLOW_ASYNC_TRACE_LOGGING_MAX_WORKERS``) of an export pool (``workers.py``):
   the pool every destination shares, so threads and sockets do not grow with the number of

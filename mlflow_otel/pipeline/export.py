@@ -126,7 +126,7 @@ class DestinationExporter(SpanExporter):
                         f"lazy:{self.description}", "Cannot export to %s yet: %s", self.description, exc
                     )
                     return None
-                if self._exiting and isinstance(self._exporter, ExitAware):
+                if self._exiting and not self._borrowed and isinstance(self._exporter, ExitAware):
                     self._exporter.begin_exit(self._exit_deadline)
             return self._exporter
 
@@ -142,24 +142,31 @@ class DestinationExporter(SpanExporter):
         return exporter.export(spans)
 
     # --- the exit path's capabilities (exporters/base.py) ----------------------------------------
+    # Asked of our own exporters only: a borrowed one is driven by the plain SpanExporter contract
+    # (a user's class may have methods of these names that mean something else).
+    def _ours(self) -> Optional[SpanExporter]:
+        return None if self._borrowed else self._exporter
+
     def begin_exit(self, deadline: Optional[float] = None) -> None:
-        """The interpreter is exiting: a borrowed exporter is shut down with the pipeline now."""
+        """The pipeline ends for good (the interpreter exits; a push ends): a borrowed exporter is
+        shut down with it, not only flushed."""
         with self._lock:
             self._exiting, self._exit_deadline = True, deadline
-            exporter = self._exporter
+            exporter = self._ours()
         if isinstance(exporter, ExitAware):
             exporter.begin_exit(deadline)
 
     def busy(self) -> bool:
-        return busy(self._exporter)
+        return busy(self._ours())
 
     def salvage(self, spans: Sequence[ReadableSpan]) -> int:
-        if self._exporter is not None and self.conventions is not None:
+        exporter = self._ours()
+        if exporter is not None and self.conventions is not None:
             spans = self.conventions.apply(spans, self.description)  # a replay sends the same
-        return salvage(self._exporter, spans)
+        return salvage(exporter, spans)
 
     def close_idle(self) -> None:
-        close_idle(self._exporter)
+        close_idle(self._ours())
 
     def shutdown(self) -> None:
         with self._lock:

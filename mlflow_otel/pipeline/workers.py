@@ -3,7 +3,8 @@
 A process that routes traces per tenant (``trace_destination=`` one MLflow experiment or OTLP
 endpoint each) may use dozens of destinations. A thread pair per destination (the OTel SDK's
 ``BatchSpanProcessor`` model) grows the process with every tenant it ever served, and never shrinks.
-Here one pool per pipeline exports for all of them:
+Here one pool per pipeline exports for all of them (and the process stage, which feeds them, runs
+on a one-thread pool of its own: the same code, its schedule and flushes included):
 
 * **Bounded**: at most ``max_threads`` threads (``2 x MLFLOW_ASYNC_TRACE_LOGGING_MAX_WORKERS``, at
   least 4), whatever the number of destinations. One thread always stays: it keeps the schedule (a
@@ -39,7 +40,8 @@ IDLE_S = 30.0
 
 
 class ExportPool:
-    """Threads that export for every destination stage (``BatchProcessor(pool=...)``) of a pipeline."""
+    """Threads that export for the batch stages registered with it (``BatchProcessor(pool=...)``):
+    every destination of a pipeline, or one stage's own (the process stage)."""
 
     def __init__(
         self,
@@ -105,8 +107,9 @@ class ExportPool:
 
     def notify(self, stage: Any) -> None:
         """``stage`` has work (a full batch, a flush, the schedule, shutdown): put it in line.
-        Called by the process worker as it hands traces over, by flushes and shutdown; never on the
-        app thread (destination queues are fed by the process stage)."""
+        Called by the process worker as it hands traces over, by flushes and shutdown, and on the
+        app thread when the process stage's queue fills a batch (once per batch of traces: a short
+        lock, as the OTel SDK's batch processor takes to wake its thread)."""
         with self._cond:
             self._enqueue(stage)
 

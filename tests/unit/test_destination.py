@@ -70,6 +70,10 @@ def test_a_borrowed_exporter_is_flushed_when_the_pipeline_is_replaced_and_shut_d
     assert user.flushed == 1 and not user.shut_down
     exiting = DestinationExporter(lambda: user, "user's", borrowed=True)
     exiting.begin_exit(1.0)
+    # A user's methods that happen to share our capabilities' names are not ours to call.
+    assert user.exit_deadline is None and not busy(exiting) and exiting.salvage(spans(1)) == 0
+    close_idle(exiting)
+    assert user.closed_idle == 0
     exiting.shutdown()
     assert user.shut_down
 
