@@ -166,10 +166,18 @@ def _genai_documents(documents: list[Mapping[str, Any]]) -> str:
     return dumps(out)
 
 
+_TRACE_KEYS = (conv.TRACE_METADATA_PREFIX, conv.TRACE_TAG_PREFIX)
+
+
 def trace_level(raw: Mapping[str, Any]) -> dict[str, Any]:
     """OpenInference's ``metadata`` (a JSON object) and ``tag.tags`` (strings ``key:value``) from the
     trace's tags and metadata on its root (``mlflow.traceTag.*`` / ``mlflow.traceMetadata.*``, MLflow's
     own ``mlflow.*`` keys left out), and ``session.id`` / ``user.id`` from MLflow's reserved keys."""
+    for key in raw:  # most spans have no trace tag or metadata: one cheap pass says so
+        if key.startswith(_TRACE_KEYS):
+            break
+    else:
+        return {}
     metadata: dict[str, Any] = {}
     tags: list[str] = []
     add: dict[str, Any] = {}
