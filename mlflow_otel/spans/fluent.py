@@ -285,10 +285,8 @@ def _deactivate(token: object) -> None:
             return
         except Exception:  # a token of another context: OTel's detach logs the error
             pass
-    try:  # it must never raise here
+    with contextlib.suppress(Exception):  # it must never raise here
         otel_context.detach(token)  # type: ignore[arg-type]
-    except Exception:
-        pass
 
 
 # --- inputs -----------------------------------------------------------------------------------------
