@@ -154,9 +154,18 @@ _KIND = {kind: b"\x30" + bytes((kind.value + 1,)) for kind in SpanKind}  # OTLP 
 _CODE = {code: (b"\x18" + bytes((code.value,)) if code.value else b"") for code in StatusCode}
 _FLAGS_LOCAL = b"\x85\x01" + _pack_i(_HAS_IS_REMOTE)
 _FLAGS_REMOTE = b"\x85\x01" + _pack_i(_HAS_IS_REMOTE | _IS_REMOTE)
+_INTERNAL = _KIND[SpanKind.INTERNAL]
+_STATUS_OK = b"\x7a\x02" + _CODE[StatusCode.OK]
+#: start_time_unix_nano and end_time_unix_nano (fixed64 fields 7 and 8) in one pack.
+_pack_times = struct.Struct("<BQBQ").pack
+#: Encoded name fields: span names repeat (one per traced function); cleared when full.
+_name_cache: dict[str, bytes] = {}
+_NAME_LIMIT = 4096
 
 
-def _plain(cls: type) -> bool:
+def plain_span_class(cls: type) -> bool:
+    """True for a ``ReadableSpan`` class that overrides none of the properties the encoder reads:
+    its spans can be read from their fields directly (also ``processors/base.py``'s ``SpanView``)."""
     plain = _plain_classes.get(cls)
     if plain is None:
         plain = issubclass(cls, ReadableSpan) and all(
@@ -171,7 +180,7 @@ def _dropped(container: Any) -> int:
 
 
 def _span(span: ReadableSpan) -> bytes:
-    if _plain(span.__class__):
+    if plain_span_class(span.__class__):
         attributes = span._attributes
         events = span._events
         links = span._links
@@ -191,15 +200,24 @@ def _encode(
     ctx: Any, parent: Any, name: str, kind: Any, start: Any, end: Any, attributes: Any, dropped_attrs: int,
     events: Any, dropped_events: int, links: Any, dropped_links: int, status: Any,
 ) -> bytes:  # fmt: skip
-    parts = [b"\x0a\x10" + ctx.trace_id.to_bytes(16, "big") + b"\x12\x08" + ctx.span_id.to_bytes(8, "big")]
+    head = b"\x0a\x10" + ctx.trace_id.to_bytes(16, "big") + b"\x12\x08" + ctx.span_id.to_bytes(8, "big")
     trace_state = ctx.trace_state
     if trace_state is not None and len(trace_state):
-        parts.append(_ld(b"\x1a", _utf8(trace_state.to_header())))
+        head += _ld(b"\x1a", _utf8(trace_state.to_header()))
     if parent is not None:
-        parts.append(b"\x22\x08" + parent.span_id.to_bytes(8, "big"))
-    parts.append(_ld(b"\x2a", _utf8(name)))
-    parts.append(_KIND.get(kind) or b"\x30" + bytes((kind.value + 1,)))
-    parts.append(b"\x39" + _pack_q(start or 0) + b"\x41" + _pack_q(end or 0))
+        head += b"\x22\x08" + parent.span_id.to_bytes(8, "big")
+    name_field = _name_cache.get(name)
+    if name_field is None:
+        name_field = _ld(b"\x2a", _utf8(name))
+        if len(_name_cache) >= _NAME_LIMIT:
+            _name_cache.clear()
+        _name_cache[name] = name_field
+    parts = [
+        head,
+        name_field,
+        _INTERNAL if kind is SpanKind.INTERNAL else (_KIND.get(kind) or b"\x30" + bytes((kind.value + 1,))),
+        _pack_times(0x39, start or 0, 0x41, end or 0),
+    ]
     if attributes:
         parts.append(key_values(b"\x4a", attributes))
     if dropped_attrs:
@@ -226,11 +244,14 @@ def _encode(
         parts.append(b"\x70" + _varint(dropped_links))
     description = status.description
     code = status.status_code
-    code_bytes = _CODE.get(code)
-    if code_bytes is None:
-        code_bytes = b"\x18" + bytes((code.value,)) if code.value else b""
-    status_body = (_ld(b"\x12", _utf8(description)) if description else b"") + code_bytes
-    parts.append(_ld(b"\x7a", status_body))
+    if code is StatusCode.OK and not description:
+        parts.append(_STATUS_OK)
+    else:
+        code_bytes = _CODE.get(code)
+        if code_bytes is None:
+            code_bytes = b"\x18" + bytes((code.value,)) if code.value else b""
+        status_body = (_ld(b"\x12", _utf8(description)) if description else b"") + code_bytes
+        parts.append(_ld(b"\x7a", status_body))
     parts.append(_FLAGS_REMOTE if parent is not None and parent.is_remote else _FLAGS_LOCAL)
     return b"".join(parts)
 

@@ -66,14 +66,19 @@ MODEL_TYPES = frozenset({SpanType.LLM, SpanType.CHAT_MODEL})
 _RESERVED = "mlflow."
 
 
+#: What JSON decodes to besides strings and objects: neither text nor a mapping (no ABC check).
+_NOT_TEXT = frozenset({list, int, float, bool, type(None)})
+
+
 def _payload(encoded: str, decoded: Any) -> tuple[str, str]:
     """An MLflow JSON payload as OpenInference's value and mime type: a string as ``text/plain``
     (Phoenix shows ``"42"`` for a JSON string), and a call's one string argument (``{"question":
     "..."}``) as that text, which is what OpenInference's ``@tracer.chain`` records for a function
     of one argument; anything else as the JSON it is."""
-    if isinstance(decoded, str):
+    kind = decoded.__class__
+    if kind is str or (kind not in _NOT_TEXT and isinstance(decoded, str)):
         return decoded, TEXT
-    if isinstance(decoded, Mapping) and len(decoded) == 1:
+    if (kind is dict or (kind not in _NOT_TEXT and isinstance(decoded, Mapping))) and len(decoded) == 1:
         (only,) = decoded.values()
         if isinstance(only, str):
             return only, TEXT
@@ -272,9 +277,9 @@ def outward_attributes(
                 add["output.value"], add["output.mime_type"] = _payload(raw[conv.SPAN_OUTPUTS], outputs)
         if span_type in MODEL_TYPES:
             _messages(span_type, inputs, outputs, add)
-        if usage is None:
-            usage = loads_or_raw(raw.get(conv.CHAT_TOKEN_USAGE))
-        if isinstance(usage, Mapping):
+        if usage is None and conv.CHAT_TOKEN_USAGE in raw:
+            usage = loads_or_raw(raw[conv.CHAT_TOKEN_USAGE])
+        if usage is not None and isinstance(usage, Mapping):
             for key, count in (
                 ("input_tokens", "prompt"),
                 ("output_tokens", "completion"),
