@@ -62,6 +62,8 @@ OUTWARD_KINDS = {
 }
 DEFAULT_KIND = "CHAIN"
 MODEL_TYPES = frozenset({SpanType.LLM, SpanType.CHAT_MODEL})
+_DOCUMENT_TYPES = frozenset({SpanType.RETRIEVER, SpanType.RERANKER})
+_ABSENT = object()
 #: MLflow's own trace metadata keys (``mlflow.*``) are MLflow's bookkeeping, not the user's metadata.
 _RESERVED = "mlflow."
 
@@ -266,15 +268,17 @@ def outward_attributes(
     if "openinference" in semconv and OPENINFERENCE_KIND not in raw:
         add[OPENINFERENCE_KIND] = OUTWARD_KINDS.get(span_type, DEFAULT_KIND)
         inputs = outputs = None
-        if conv.SPAN_INPUTS in raw:
-            inputs = loads_or_raw(raw[conv.SPAN_INPUTS])
-            add["input.value"], add["input.mime_type"] = _payload(raw[conv.SPAN_INPUTS], inputs)
-        if conv.SPAN_OUTPUTS in raw:
-            outputs = loads_or_raw(raw[conv.SPAN_OUTPUTS])
-            if span_type in (SpanType.RETRIEVER, SpanType.RERANKER) and _documents(outputs, add):
+        encoded = raw.get(conv.SPAN_INPUTS, _ABSENT)
+        if encoded is not _ABSENT:
+            inputs = loads_or_raw(encoded)
+            add["input.value"], add["input.mime_type"] = _payload(encoded, inputs)
+        encoded = raw.get(conv.SPAN_OUTPUTS, _ABSENT)
+        if encoded is not _ABSENT:
+            outputs = loads_or_raw(encoded)
+            if span_type in _DOCUMENT_TYPES and _documents(outputs, add):
                 pass  # the documents are the output (Phoenix's Documents pane); sent once
             else:
-                add["output.value"], add["output.mime_type"] = _payload(raw[conv.SPAN_OUTPUTS], outputs)
+                add["output.value"], add["output.mime_type"] = _payload(encoded, outputs)
         if span_type in MODEL_TYPES:
             _messages(span_type, inputs, outputs, add)
         if usage is None and conv.CHAT_TOKEN_USAGE in raw:
