@@ -98,8 +98,8 @@ def _key(key: str) -> bytes:
 
 
 _SMALL = [bytes((i,)) for i in range(128)]
-#: Encoded KeyValue fields of short string values, by (tag, key, text); cleared when full.
-_pair_cache: dict[tuple[bytes, str, str], bytes] = {}
+#: Encoded KeyValue fields of short string and int values, by (tag, key, value); cleared when full.
+_pair_cache: dict[tuple[bytes, str, Any], bytes] = {}
 _PAIR_TEXT = 48
 _PAIR_LIMIT = 4096
 
@@ -115,9 +115,11 @@ def key_values(tag: bytes, attributes: Any) -> bytes:
     pairs = _pair_cache
     for k, v in attributes.items():
         cls = v.__class__
-        if cls is str and len(v) <= _PAIR_TEXT:
-            # Short texts repeat from span to span (span types, function names, "ok"): the whole
-            # field is encoded once per (key, text) and reused.
+        reused = cls is int or (cls is str and len(v) <= _PAIR_TEXT)
+        if reused:
+            # Short texts and integers repeat from span to span (span types, function names, "ok",
+            # log levels): the whole field is encoded once per (key, value) and reused. Only exact
+            # ints and strs are looked up, so True (== 1) never finds the field of 1.
             field = pairs.get((tag, k, v))
             if field is not None:
                 append(field)
@@ -139,7 +141,7 @@ def key_values(tag: bytes, attributes: Any) -> bytes:
         n = len(kv)
         field = tag + (small[n] if n < 128 else _varint(n)) + kv
         append(field)
-        if cls is str and len(v) <= _PAIR_TEXT:
+        if reused:
             if len(pairs) >= _PAIR_LIMIT:
                 pairs.clear()
             pairs[(tag, k, v)] = field

@@ -202,8 +202,9 @@ def start_live_span(
         if extras.links:
             links = [*(links or ()), *extras.links]
     parent_ctx = _current_span(parent).get_span_context()
-    state = registry.open_trace(parent_ctx.trace_id) if parent_ctx.is_valid else None
-    if state is None and parent_ctx.is_valid and registry.timed_out(parent_ctx.trace_id):
+    in_trace = parent_ctx.is_valid
+    state = registry.open_trace(parent_ctx.trace_id) if in_trace else None
+    if state is None and in_trace and registry.timed_out(parent_ctx.trace_id):
         # The timeout ended this trace and exported it; the code it timed out on runs on. Its new
         # spans start a trace of their own, linked to where they came from, rather than appear
         # under an ended root (documented in docs/mlflow-compatibility.md).
@@ -212,7 +213,8 @@ def start_live_span(
         links = [follows, *(links or ())]
         parent = Context()
         parent_ctx = otel_trace.INVALID_SPAN_CONTEXT
-    if sampling_ratio is not None and not parent_ctx.is_valid:
+        in_trace = False
+    if sampling_ratio is not None and not in_trace:
         attrs[RATIO_OVERRIDE_KEY] = float(sampling_ratio)
     if state is not None:
         attrs[conv.TRACE_REQUEST_ID] = state.request_id_json
@@ -230,15 +232,8 @@ def start_live_span(
             attrs[str(key)] = encoded
 
     tracer = RUNNING.tracer()
-    if tracer.__class__ is LeanTracer:
-        otel_span = tracer.start_span(
-            name,
-            context=parent,
-            attributes=attrs,
-            start_time=start_time_ns,
-            links=links,
-            parent_span_context=parent_ctx,
-        )
+    if tracer.__class__ is LeanTracer:  # (name, context, attributes, start_time, links, parent_span_context)
+        otel_span = tracer.start_span(name, parent, attrs, start_time_ns, links, parent_ctx)
     else:
         otel_span = tracer.start_span(
             name, context=parent, attributes=attrs, start_time=start_time_ns, links=links
@@ -259,7 +254,7 @@ def start_live_span(
             context = _trace_context.get()
             if context is not None and context.attributes:
                 otel_span.set_attributes(context.attributes)
-            if parent_ctx.is_valid:  # a fragment of a distributed trace: opt-in baggage applies
+            if in_trace:  # a fragment of a distributed trace: opt-in baggage applies
                 incoming = baggage_attributes(parent)
                 if incoming:
                     otel_span.set_attributes(incoming)
@@ -482,15 +477,17 @@ class _Traced:
         if context is not None and context.enabled is False:  # suppressed(), inlined
             return None
         try:
-            return start_live_span(
+            return start_live_span(  # positional: the request path pays for keyword matching
                 self.name,
                 self.span_type,
-                attributes=self.attributes,
-                inputs=self.binder.bind(args, kwargs),
-                function_name_json=self.function_name_json,
-                destination=self.destination,
-                sampling_ratio=self.sampling_ratio,
-                extras=self.extras,
+                None,
+                self.attributes,
+                self.binder.bind(args, kwargs),
+                self.function_name_json,
+                None,
+                self.destination,
+                self.sampling_ratio,
+                self.extras,
             )
         except Exception as exc:
             warn_limited("start_span", "Could not start span %r; the call runs untraced: %s", self.name, exc)
