@@ -152,7 +152,8 @@ def key_values(tag: bytes, attributes: Any) -> bytes:
 #: tracer's spans, the SDK's, a processor's copy) is read from its fields directly, without a
 #: property call, a MappingProxy and isinstance checks per span.
 _READS = ("context", "parent", "name", "kind", "start_time", "end_time", "attributes", "events", "links",
-          "status", "dropped_attributes", "dropped_events", "dropped_links")  # fmt: skip
+          "status", "dropped_attributes", "dropped_events", "dropped_links", "resource",
+          "instrumentation_scope")  # fmt: skip
 _plain_classes: dict[type, bool] = {}
 _KIND = {kind: b"\x30" + bytes((kind.value + 1,)) for kind in SpanKind}  # OTLP SpanKind = API kind + 1
 _CODE = {code: (b"\x18" + bytes((code.value,)) if code.value else b"") for code in StatusCode}
@@ -300,16 +301,25 @@ def _scope(scope: Any) -> bytes:
 def encode_request(spans: Sequence[ReadableSpan]) -> bytes:
     """A serialised ``ExportTraceServiceRequest`` for ``spans``, grouped by resource and scope."""
     groups: dict[int, tuple[Any, dict[int, tuple[Any, list[bytes]]]]] = {}
+    last_resource = last_scope = encoded = None
+    small = _SMALL
     for span in spans:
-        resource = span.resource
-        entry = groups.get(id(resource))
-        if entry is None:
-            entry = groups[id(resource)] = (resource, {})
-        scope = span.instrumentation_scope
-        scoped = entry[1].get(id(scope))
-        if scoped is None:
-            scoped = entry[1][id(scope)] = (scope, [])
-        scoped[1].append(_ld(b"\x12", _span(span)))
+        if plain_span_class(span.__class__):
+            resource, scope = span._resource, span._instrumentation_scope
+        else:
+            resource, scope = span.resource, span.instrumentation_scope
+        if encoded is None or resource is not last_resource or scope is not last_scope:
+            entry = groups.get(id(resource))
+            if entry is None:
+                entry = groups[id(resource)] = (resource, {})
+            scoped = entry[1].get(id(scope))
+            if scoped is None:
+                scoped = entry[1][id(scope)] = (scope, [])
+            encoded, last_resource, last_scope = scoped[1], resource, scope
+        body = _span(span)  # the span field's tag and length, then its body: joined once, below
+        n = len(body)
+        encoded.append(b"\x12" + (small[n] if n < 128 else _varint(n)))
+        encoded.append(body)
     out = []
     for resource, scopes in groups.values():
         scope_blocks = []

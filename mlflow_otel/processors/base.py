@@ -73,7 +73,12 @@ class SpanView(SpanReads):
     def writable_attributes(self) -> dict[str, Any]:
         """The attribute dict, copied on first write; processors that edit raw values use it."""
         if not self._fresh:
-            self._attrs = dict(self._attrs)
+            attrs = self._attrs
+            try:  # a dict, or a read-only view of one: copied in C (dict() of a view walks it)
+                copied = attrs.copy()
+            except AttributeError:  # a mapping without copy (the SDK's BoundedAttributes)
+                copied = None
+            self._attrs = copied if copied.__class__ is dict else dict(attrs)
             self._fresh = True
         self._dirty = True
         return self._attrs
