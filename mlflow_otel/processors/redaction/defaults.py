@@ -224,6 +224,7 @@ class DefaultRedactor(Redactor):
         texts: list[str] = []
         append = texts.append
         low, high = _CARD_DIGITS
+        last_resource: Any = _NONE
         for span in spans:
             if plain_span_class(span.__class__):  # its fields, without a property call each
                 events, status, resource, name, attrs = (
@@ -238,7 +239,11 @@ class DefaultRedactor(Redactor):
                 attrs = span.attributes
             if events or status.description:
                 return False
-            if not self._clean_resource(resource) or self._dirty_name(name):
+            if resource is not last_resource:  # one resource for a whole trace, as a rule
+                if not self._clean_resource(resource):
+                    return False
+                last_resource = resource
+            if self._dirty_name(name):
                 return False
             for key, value in attrs.items():
                 verdict = keys.get(key)
