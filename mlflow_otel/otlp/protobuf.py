@@ -98,8 +98,10 @@ def _key(key: str) -> bytes:
 
 
 _SMALL = [bytes((i,)) for i in range(128)]
-#: Encoded KeyValue fields of short string and int values, by (tag, key, value); cleared when full.
-_pair_cache: dict[tuple[bytes, str, Any], bytes] = {}
+#: Encoded KeyValue fields of short string and int values, by tag, key, then value (nested: no
+#: tuple to build and hash per attribute); cleared when it holds ``_PAIR_LIMIT`` fields.
+_pair_cache: dict[bytes, dict[str, dict[Any, bytes]]] = {}
+_pair_count = [0]
 _PAIR_TEXT = 48
 _PAIR_LIMIT = 4096
 
@@ -112,7 +114,9 @@ def key_values(tag: bytes, attributes: Any) -> bytes:
     append = out.append
     small = _SMALL
     cache = _key_cache
-    pairs = _pair_cache
+    pairs = _pair_cache.get(tag)
+    if pairs is None:
+        pairs = _pair_cache[tag] = {}
     for k, v in attributes.items():
         cls = v.__class__
         reused = cls is int or (cls is str and len(v) <= _PAIR_TEXT)
@@ -120,10 +124,12 @@ def key_values(tag: bytes, attributes: Any) -> bytes:
             # Short texts and integers repeat from span to span (span types, function names, "ok",
             # log levels): the whole field is encoded once per (key, value) and reused. Only exact
             # ints and strs are looked up, so True (== 1) never finds the field of 1.
-            field = pairs.get((tag, k, v))
-            if field is not None:
-                append(field)
-                continue
+            known = pairs.get(k)
+            if known is not None:
+                field = known.get(v)
+                if field is not None:
+                    append(field)
+                    continue
         kb = cache.get(k)
         if kb is None:
             kb = _key(k)
@@ -142,9 +148,16 @@ def key_values(tag: bytes, attributes: Any) -> bytes:
         field = tag + (small[n] if n < 128 else _varint(n)) + kv
         append(field)
         if reused:
-            if len(pairs) >= _PAIR_LIMIT:
+            if _pair_count[0] >= _PAIR_LIMIT:
                 pairs.clear()
-            pairs[(tag, k, v)] = field
+                for other in list(_pair_cache.values()):  # (a snapshot: other threads encode too)
+                    other.clear()
+                _pair_count[0] = 0
+            known = pairs.get(k)
+            if known is None:
+                known = pairs[k] = {}
+            known[v] = field
+            _pair_count[0] += 1
     return b"".join(out)
 
 
