@@ -5,7 +5,8 @@ Absolute times only measure the CI machine; the ratio to plain opentelemetry-sdk
 BatchSpanProcessor and OTLP exporter, the same receiver, the same run) is what the bench reports
 (bench/README.md). Short runs of bench/worker.py's request workload, ours and plain OTel
 alternating; the best ratio of a few rounds, so a busy neighbour on a shared 2-core machine does
-not fail it; the margin is wide (the bench measures 0.3x-0.4x; this fails above 0.8x).
+not fail it; the margin is wide (the bench measures about 0.4x, these short runs about 0.25x; this
+fails above 0.6x).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import pytest
 from tests.conftest import ROOT
 
 #: Fail when ours costs more than this share of plain OTel's mean app-thread time per span.
-LIMIT = 0.8
+LIMIT = 0.6
 TRACES = 1000
 ROUNDS = 3
 

@@ -30,6 +30,8 @@ _MASK64 = (1 << 64) - 1
 def _varint(value: int) -> bytes:
     if value < 0x80:
         return bytes((value,))
+    if value < 0x4000:  # two bytes: most span and attribute lengths
+        return bytes(((value & 0x7F) | 0x80, value >> 7))
     out = bytearray()
     while value >= 0x80:
         out.append((value & 0x7F) | 0x80)
@@ -96,8 +98,10 @@ def _key(key: str) -> bytes:
 
 
 _SMALL = [bytes((i,)) for i in range(128)]
-#: Encoded KeyValue fields of short string values, by (tag, key, text); cleared when full.
-_pair_cache: dict[tuple[bytes, str, str], bytes] = {}
+#: Encoded KeyValue fields of short string and int values, by tag, key, then value (nested: no
+#: tuple to build and hash per attribute); cleared when it holds ``_PAIR_LIMIT`` fields.
+_pair_cache: dict[bytes, dict[str, dict[Any, bytes]]] = {}
+_pair_count = [0]
 _PAIR_TEXT = 48
 _PAIR_LIMIT = 4096
 
@@ -110,16 +114,22 @@ def key_values(tag: bytes, attributes: Any) -> bytes:
     append = out.append
     small = _SMALL
     cache = _key_cache
-    pairs = _pair_cache
+    pairs = _pair_cache.get(tag)
+    if pairs is None:
+        pairs = _pair_cache[tag] = {}
     for k, v in attributes.items():
         cls = v.__class__
-        if cls is str and len(v) <= _PAIR_TEXT:
-            # Short texts repeat from span to span (span types, function names, "ok"): the whole
-            # field is encoded once per (key, text) and reused.
-            field = pairs.get((tag, k, v))
-            if field is not None:
-                append(field)
-                continue
+        reused = cls is int or (cls is str and len(v) <= _PAIR_TEXT)
+        if reused:
+            # Short texts and integers repeat from span to span (span types, function names, "ok",
+            # log levels): the whole field is encoded once per (key, value) and reused. Only exact
+            # ints and strs are looked up, so True (== 1) never finds the field of 1.
+            known = pairs.get(k)
+            if known is not None:
+                field = known.get(v)
+                if field is not None:
+                    append(field)
+                    continue
         kb = cache.get(k)
         if kb is None:
             kb = _key(k)
@@ -137,10 +147,17 @@ def key_values(tag: bytes, attributes: Any) -> bytes:
         n = len(kv)
         field = tag + (small[n] if n < 128 else _varint(n)) + kv
         append(field)
-        if cls is str and len(v) <= _PAIR_TEXT:
-            if len(pairs) >= _PAIR_LIMIT:
+        if reused:
+            if _pair_count[0] >= _PAIR_LIMIT:
                 pairs.clear()
-            pairs[(tag, k, v)] = field
+                for other in list(_pair_cache.values()):  # (a snapshot: other threads encode too)
+                    other.clear()
+                _pair_count[0] = 0
+            known = pairs.get(k)
+            if known is None:
+                known = pairs[k] = {}
+            known[v] = field
+            _pair_count[0] += 1
     return b"".join(out)
 
 
@@ -148,15 +165,25 @@ def key_values(tag: bytes, attributes: Any) -> bytes:
 #: tracer's spans, the SDK's, a processor's copy) is read from its fields directly, without a
 #: property call, a MappingProxy and isinstance checks per span.
 _READS = ("context", "parent", "name", "kind", "start_time", "end_time", "attributes", "events", "links",
-          "status", "dropped_attributes", "dropped_events", "dropped_links")  # fmt: skip
+          "status", "dropped_attributes", "dropped_events", "dropped_links", "resource",
+          "instrumentation_scope")  # fmt: skip
 _plain_classes: dict[type, bool] = {}
 _KIND = {kind: b"\x30" + bytes((kind.value + 1,)) for kind in SpanKind}  # OTLP SpanKind = API kind + 1
 _CODE = {code: (b"\x18" + bytes((code.value,)) if code.value else b"") for code in StatusCode}
 _FLAGS_LOCAL = b"\x85\x01" + _pack_i(_HAS_IS_REMOTE)
 _FLAGS_REMOTE = b"\x85\x01" + _pack_i(_HAS_IS_REMOTE | _IS_REMOTE)
+_INTERNAL = _KIND[SpanKind.INTERNAL]
+_STATUS_OK = b"\x7a\x02" + _CODE[StatusCode.OK]
+#: start_time_unix_nano and end_time_unix_nano (fixed64 fields 7 and 8) in one pack.
+_pack_times = struct.Struct("<BQBQ").pack
+#: Encoded name fields: span names repeat (one per traced function); cleared when full.
+_name_cache: dict[str, bytes] = {}
+_NAME_LIMIT = 4096
 
 
-def _plain(cls: type) -> bool:
+def plain_span_class(cls: type) -> bool:
+    """True for a ``ReadableSpan`` class that overrides none of the properties the encoder reads:
+    its spans can be read from their fields directly (also ``processors/base.py``'s ``SpanView``)."""
     plain = _plain_classes.get(cls)
     if plain is None:
         plain = issubclass(cls, ReadableSpan) and all(
@@ -171,7 +198,7 @@ def _dropped(container: Any) -> int:
 
 
 def _span(span: ReadableSpan) -> bytes:
-    if _plain(span.__class__):
+    if plain_span_class(span.__class__):
         attributes = span._attributes
         events = span._events
         links = span._links
@@ -191,15 +218,24 @@ def _encode(
     ctx: Any, parent: Any, name: str, kind: Any, start: Any, end: Any, attributes: Any, dropped_attrs: int,
     events: Any, dropped_events: int, links: Any, dropped_links: int, status: Any,
 ) -> bytes:  # fmt: skip
-    parts = [b"\x0a\x10" + ctx.trace_id.to_bytes(16, "big") + b"\x12\x08" + ctx.span_id.to_bytes(8, "big")]
+    head = b"\x0a\x10" + ctx.trace_id.to_bytes(16, "big") + b"\x12\x08" + ctx.span_id.to_bytes(8, "big")
     trace_state = ctx.trace_state
     if trace_state is not None and len(trace_state):
-        parts.append(_ld(b"\x1a", _utf8(trace_state.to_header())))
+        head += _ld(b"\x1a", _utf8(trace_state.to_header()))
     if parent is not None:
-        parts.append(b"\x22\x08" + parent.span_id.to_bytes(8, "big"))
-    parts.append(_ld(b"\x2a", _utf8(name)))
-    parts.append(_KIND.get(kind) or b"\x30" + bytes((kind.value + 1,)))
-    parts.append(b"\x39" + _pack_q(start or 0) + b"\x41" + _pack_q(end or 0))
+        head += b"\x22\x08" + parent.span_id.to_bytes(8, "big")
+    name_field = _name_cache.get(name)
+    if name_field is None:
+        name_field = _ld(b"\x2a", _utf8(name))
+        if len(_name_cache) >= _NAME_LIMIT:
+            _name_cache.clear()
+        _name_cache[name] = name_field
+    parts = [
+        head,
+        name_field,
+        _INTERNAL if kind is SpanKind.INTERNAL else (_KIND.get(kind) or b"\x30" + bytes((kind.value + 1,))),
+        _pack_times(0x39, start or 0, 0x41, end or 0),
+    ]
     if attributes:
         parts.append(key_values(b"\x4a", attributes))
     if dropped_attrs:
@@ -226,11 +262,14 @@ def _encode(
         parts.append(b"\x70" + _varint(dropped_links))
     description = status.description
     code = status.status_code
-    code_bytes = _CODE.get(code)
-    if code_bytes is None:
-        code_bytes = b"\x18" + bytes((code.value,)) if code.value else b""
-    status_body = (_ld(b"\x12", _utf8(description)) if description else b"") + code_bytes
-    parts.append(_ld(b"\x7a", status_body))
+    if code is StatusCode.OK and not description:
+        parts.append(_STATUS_OK)
+    else:
+        code_bytes = _CODE.get(code)
+        if code_bytes is None:
+            code_bytes = b"\x18" + bytes((code.value,)) if code.value else b""
+        status_body = (_ld(b"\x12", _utf8(description)) if description else b"") + code_bytes
+        parts.append(_ld(b"\x7a", status_body))
     parts.append(_FLAGS_REMOTE if parent is not None and parent.is_remote else _FLAGS_LOCAL)
     return b"".join(parts)
 
@@ -275,16 +314,25 @@ def _scope(scope: Any) -> bytes:
 def encode_request(spans: Sequence[ReadableSpan]) -> bytes:
     """A serialised ``ExportTraceServiceRequest`` for ``spans``, grouped by resource and scope."""
     groups: dict[int, tuple[Any, dict[int, tuple[Any, list[bytes]]]]] = {}
+    last_resource = last_scope = encoded = None
+    small = _SMALL
     for span in spans:
-        resource = span.resource
-        entry = groups.get(id(resource))
-        if entry is None:
-            entry = groups[id(resource)] = (resource, {})
-        scope = span.instrumentation_scope
-        scoped = entry[1].get(id(scope))
-        if scoped is None:
-            scoped = entry[1][id(scope)] = (scope, [])
-        scoped[1].append(_ld(b"\x12", _span(span)))
+        if plain_span_class(span.__class__):
+            resource, scope = span._resource, span._instrumentation_scope
+        else:
+            resource, scope = span.resource, span.instrumentation_scope
+        if encoded is None or resource is not last_resource or scope is not last_scope:
+            entry = groups.get(id(resource))
+            if entry is None:
+                entry = groups[id(resource)] = (resource, {})
+            scoped = entry[1].get(id(scope))
+            if scoped is None:
+                scoped = entry[1][id(scope)] = (scope, [])
+            encoded, last_resource, last_scope = scoped[1], resource, scope
+        body = _span(span)  # the span field's tag and length, then its body: joined once, below
+        n = len(body)
+        encoded.append(b"\x12" + (small[n] if n < 128 else _varint(n)))
+        encoded.append(body)
     out = []
     for resource, scopes in groups.values():
         scope_blocks = []

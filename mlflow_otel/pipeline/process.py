@@ -168,7 +168,8 @@ class ProcessStage(SpanExporter):
         out: Sequence[ReadableSpan] = spans
         if processors:
             screened = _screened(spans, chain.screens) if chain.screens else ()
-            out = [r for r in (run_chain(s, processors, screened) for s in spans) if r is not None]
+            if len(screened) != len(processors):  # else every processor screened the trace out
+                out = [r for r in (run_chain(s, processors, screened) for s in spans) if r is not None]
         if chain.tail is not None:
             out = chain.tail.filter(out)
         if chain.end_processors:

@@ -14,6 +14,7 @@ optimisation only: False (or an exception) runs the processor on every span as u
 from __future__ import annotations
 
 from collections.abc import Sequence
+from types import MappingProxyType
 from typing import Any, Callable, Optional
 
 from opentelemetry.sdk.trace import Event, ReadableSpan
@@ -22,9 +23,11 @@ from opentelemetry.trace import Status, StatusCode
 from mlflow_otel import semconv as conv
 from mlflow_otel._serialize import dumps, loads_or_raw, to_attribute_value
 from mlflow_otel.otlp.ids import mlflow_trace_id, span_hex
+from mlflow_otel.otlp.protobuf import plain_span_class
 from mlflow_otel.spans.types import SpanReads, SpanStatus, SpanStatusCode
 
 Processor = Callable[["SpanView"], None]
+_EMPTY: Any = MappingProxyType({})
 
 
 class DropSpan(Exception):
@@ -42,11 +45,19 @@ class SpanView(SpanReads):
 
     def __init__(self, span: ReadableSpan) -> None:
         self._span = span
-        self._attrs: Any = span.attributes or {}
-        self._name = span.name
-        self._status = span.status
-        self._resource = span.resource
-        self._events: Sequence[Event] = span.events
+        if plain_span_class(span.__class__):  # its fields, read without a property call each
+            self._attrs: Any = MappingProxyType(span._attributes) if span._attributes else _EMPTY
+            self._name = span._name
+            self._status = span._status
+            self._resource = span._resource
+            events = span._events
+            self._events: Sequence[Event] = events if events.__class__ is tuple else tuple(events)
+        else:
+            self._attrs = span.attributes or {}
+            self._name = span.name
+            self._status = span.status
+            self._resource = span.resource
+            self._events = span.events
         self._fresh = False  # True once _attrs is our own copy, writable in place
         self._dirty = False
 
@@ -62,7 +73,12 @@ class SpanView(SpanReads):
     def writable_attributes(self) -> dict[str, Any]:
         """The attribute dict, copied on first write; processors that edit raw values use it."""
         if not self._fresh:
-            self._attrs = dict(self._attrs)
+            attrs = self._attrs
+            try:  # a dict, or a read-only view of one: copied in C (dict() of a view walks it)
+                copied = attrs.copy()
+            except AttributeError:  # a mapping without copy (the SDK's BoundedAttributes)
+                copied = None
+            self._attrs = copied if copied.__class__ is dict else dict(attrs)
             self._fresh = True
         self._dirty = True
         return self._attrs
@@ -191,6 +207,12 @@ class SpanView(SpanReads):
         if not self._dirty:
             return self._span
         s = self._span
+        if plain_span_class(s.__class__):
+            return ReadableSpan(
+                self._name, s._context, s._parent, self._resource, self._attrs, self._events,
+                s._links if s._links.__class__ is tuple else tuple(s._links),
+                s._kind, None, self._status, s._start_time, s._end_time, s._instrumentation_scope,
+            )  # fmt: skip
         return ReadableSpan(
             name=self._name,
             context=s.context,

@@ -23,6 +23,8 @@ from typing import Any, Callable, Optional, Union
 from opentelemetry import context as otel_context
 from opentelemetry import trace as otel_trace
 from opentelemetry.context import Context
+from opentelemetry.context.contextvars_context import ContextVarsRuntimeContext
+from opentelemetry.trace.propagation import _SPAN_KEY
 
 from mlflow_otel import semconv as conv
 from mlflow_otel._log import warn_limited
@@ -35,7 +37,7 @@ from mlflow_otel.spans import registry
 from mlflow_otel.spans.live import NO_OP_SPAN, LiveSpan, NoOpSpan
 from mlflow_otel.spans.propagation import baggage_attributes
 from mlflow_otel.spans.sampling import RATIO_OVERRIDE_KEY
-from mlflow_otel.spans.tracer import RUNNING, LeanTracer
+from mlflow_otel.spans.tracer import RUNNING, LeanTracer, RecordingSpan
 from mlflow_otel.spans.types import Link, SpanEvent, SpanLogLevel, SpanType, default_log_level
 
 _MISSING = object()
@@ -90,6 +92,32 @@ def suppressed() -> bool:
     """True inside ``tracing.context(enabled=False)``: spans are not created there."""
     context = _trace_context.get()
     return context is not None and context.enabled is False
+
+
+# --- OTel's context on the request path --------------------------------------------------------------
+#: The ContextVar under OTel's default runtime context (``opentelemetry.context``): the request path
+#: reads and sets it directly, the same variable OTel's ``attach`` / ``get_current`` use, without
+#: their Python layers (three calls deep per read). Any other runtime context (``OTEL_PYTHON_CONTEXT``)
+#: goes through OTel's API.
+_runtime_context = otel_context._RUNTIME_CONTEXT
+_context_var: Any = (
+    _runtime_context._current_context if type(_runtime_context) is ContextVarsRuntimeContext else None
+)
+
+
+def _current_span(parent: Optional[Context]) -> Any:
+    """``opentelemetry.trace.get_current_span(parent)``: the span in ``parent`` (None: the current
+    context), or OTel's invalid span."""
+    if parent is None:
+        if _context_var is None:
+            return otel_trace.get_current_span()
+        parent = _context_var.get()
+    span = parent.get(_SPAN_KEY)
+    if span.__class__ is RecordingSpan:  # ours: no ABC check
+        return span
+    if span is None or not isinstance(span, otel_trace.Span):
+        return otel_trace.INVALID_SPAN
+    return span
 
 
 class SpanExtras:
@@ -175,9 +203,10 @@ def start_live_span(
             attrs[conv.SPAN_DESCRIPTION] = str(extras.description)
         if extras.links:
             links = [*(links or ()), *extras.links]
-    parent_ctx = otel_trace.get_current_span(parent).get_span_context()
-    state = registry.open_trace(parent_ctx.trace_id) if parent_ctx.is_valid else None
-    if state is None and parent_ctx.is_valid and registry.timed_out(parent_ctx.trace_id):
+    parent_ctx = _current_span(parent).get_span_context()
+    in_trace = parent_ctx.is_valid
+    state = registry.open_trace(parent_ctx.trace_id) if in_trace else None
+    if state is None and in_trace and registry.timed_out(parent_ctx.trace_id):
         # The timeout ended this trace and exported it; the code it timed out on runs on. Its new
         # spans start a trace of their own, linked to where they came from, rather than appear
         # under an ended root (documented in docs/mlflow-compatibility.md).
@@ -186,7 +215,8 @@ def start_live_span(
         links = [follows, *(links or ())]
         parent = Context()
         parent_ctx = otel_trace.INVALID_SPAN_CONTEXT
-    if sampling_ratio is not None and not parent_ctx.is_valid:
+        in_trace = False
+    if sampling_ratio is not None and not in_trace:
         attrs[RATIO_OVERRIDE_KEY] = float(sampling_ratio)
     if state is not None:
         attrs[conv.TRACE_REQUEST_ID] = state.request_id_json
@@ -204,15 +234,8 @@ def start_live_span(
             attrs[str(key)] = encoded
 
     tracer = RUNNING.tracer()
-    if tracer.__class__ is LeanTracer:
-        otel_span = tracer.start_span(
-            name,
-            context=parent,
-            attributes=attrs,
-            start_time=start_time_ns,
-            links=links,
-            parent_span_context=parent_ctx,
-        )
+    if tracer.__class__ is LeanTracer:  # (name, context, attributes, start_time, links, parent_span_context)
+        otel_span = tracer.start_span(name, parent, attrs, start_time_ns, links, parent_ctx)
     else:
         otel_span = tracer.start_span(
             name, context=parent, attributes=attrs, start_time=start_time_ns, links=links
@@ -233,7 +256,7 @@ def start_live_span(
             context = _trace_context.get()
             if context is not None and context.attributes:
                 otel_span.set_attributes(context.attributes)
-            if parent_ctx.is_valid:  # a fragment of a distributed trace: opt-in baggage applies
+            if in_trace:  # a fragment of a distributed trace: opt-in baggage applies
                 incoming = baggage_attributes(parent)
                 if incoming:
                     otel_span.set_attributes(incoming)
@@ -243,11 +266,23 @@ def start_live_span(
 
 
 def _activate(live: LiveSpan) -> object:
-    return otel_context.attach(otel_trace.set_span_in_context(live.otel_span))
+    """``attach(set_span_in_context(span))``, as OTel does it: a copy of the current context with
+    the span in it."""
+    if _context_var is None:
+        return otel_context.attach(otel_trace.set_span_in_context(live.otel_span))
+    values = _context_var.get().copy()
+    values[_SPAN_KEY] = live.otel_span
+    return _context_var.set(Context(values))
 
 
 def _deactivate(token: object) -> None:
-    with contextlib.suppress(Exception):  # detach logs its own error; it must never raise here
+    if _context_var is not None:
+        try:
+            _context_var.reset(token)  # type: ignore[arg-type]
+            return
+        except Exception:  # a token of another context: OTel's detach logs the error
+            pass
+    with contextlib.suppress(Exception):  # it must never raise here
         otel_context.detach(token)  # type: ignore[arg-type]
 
 
@@ -299,6 +334,13 @@ class _InputBinder:
 # --- the decorator ----------------------------------------------------------------------------------
 def _end_ok(live: LiveSpan, outputs: Any) -> None:
     try:
+        otel_span = live.otel_span
+        if otel_span.__class__ is RecordingSpan:  # the lean tracer's span: one call
+            if STATE.capture_content:
+                otel_span.end_ok(conv.SPAN_OUTPUTS, dumps(outputs, STATE.capture_limit))
+            else:
+                otel_span.end_ok(None, None)
+            return
         live.set_outputs(outputs)
         live.end()
     except Exception as exc:  # pragma: no cover - LiveSpan methods already guard themselves
@@ -433,18 +475,21 @@ class _Traced:
         self.sampling_ratio = sampling_ratio
 
     def start(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Optional[LiveSpan]:
-        if suppressed():
+        context = _trace_context.get()
+        if context is not None and context.enabled is False:  # suppressed(), inlined
             return None
         try:
-            return start_live_span(
+            return start_live_span(  # positional: the request path pays for keyword matching
                 self.name,
                 self.span_type,
-                attributes=self.attributes,
-                inputs=self.binder.bind(args, kwargs),
-                function_name_json=self.function_name_json,
-                destination=self.destination,
-                sampling_ratio=self.sampling_ratio,
-                extras=self.extras,
+                None,
+                self.attributes,
+                self.binder.bind(args, kwargs),
+                self.function_name_json,
+                None,
+                self.destination,
+                self.sampling_ratio,
+                self.extras,
             )
         except Exception as exc:
             warn_limited("start_span", "Could not start span %r; the call runs untraced: %s", self.name, exc)

@@ -91,6 +91,11 @@ def close(state: OpenTrace) -> list[tuple[ReadableSpan, Optional[LiveSpan]]]:
         state.closed = True
         finished = state.finished
         state.finished = []
+        # The trace is no longer open (nothing looks its spans up through it any more): dropping
+        # its members and root breaks the cycles state -> span -> state, so a finished request's
+        # objects are freed as they go, not left to the cyclic garbage collector.
+        state.members = {}
+        state.root = None
     if _traces.get(state.trace_id) is state:
         _traces.pop(state.trace_id, None)
     return finished

@@ -36,7 +36,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import Event, ReadableSpan
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode, TraceFlags
-from opentelemetry.trace.span import INVALID_SPAN_CONTEXT, NonRecordingSpan
+from opentelemetry.trace.span import DEFAULT_TRACE_STATE, INVALID_SPAN_CONTEXT, NonRecordingSpan
 from opentelemetry.util.types import Attributes
 
 from mlflow_otel import _fork
@@ -46,7 +46,10 @@ from mlflow_otel.spans.sampling import RATIO_OVERRIDE_KEY, TraceRatioSampler
 _SAMPLED = TraceFlags(TraceFlags.SAMPLED)
 _NOT_SAMPLED = TraceFlags(TraceFlags.DEFAULT)
 _UNSET = Status(StatusCode.UNSET)
+_OK = Status(StatusCode.OK)  # shared: a Status is immutable
 _get_current_span = trace_api.get_current_span
+_new_tuple = tuple.__new__
+_NO_TRACE_STATE = DEFAULT_TRACE_STATE
 _getrandbits = random.getrandbits
 
 
@@ -171,6 +174,18 @@ class RecordingSpan(ReadableSpan, trace_api.Span):
             event_attributes.update(attributes)
         self.add_event("exception", event_attributes, timestamp)
 
+    def end_ok(self, key: str, value: Any) -> None:
+        """``set_attribute(key, value)``, status OK unless it is ERROR (MLflow's rule for a span that
+        ends without error), then ``end()``: the decorator's common ending in one call."""
+        if self._end_time is not None:
+            return
+        if key is not None:
+            self._attributes[key] = value
+        if self._status.status_code is StatusCode.UNSET:
+            self._status = _OK
+        self._end_time = _otel_sdk_trace.time_ns()
+        self._on_end(self)
+
     def end(self, end_time: Optional[int] = None) -> None:
         if self._end_time is not None:
             return
@@ -230,12 +245,18 @@ class LeanTracer:
             sampled = self._sample_root(trace_id, override)
             trace_state = None
             parent_ctx = None
-        span_context = SpanContext(
-            trace_id,
-            _getrandbits(64) or 1,
-            is_remote=False,
-            trace_flags=_SAMPLED if sampled else _NOT_SAMPLED,
-            trace_state=trace_state,
+        # SpanContext's own fields, built as its ``__new__`` builds them, without its checks: the
+        # ids are in range by construction (is_valid True).
+        span_context = _new_tuple(
+            SpanContext,
+            (
+                trace_id,
+                _getrandbits(64) or 1,
+                False,
+                _SAMPLED if sampled else _NOT_SAMPLED,
+                _NO_TRACE_STATE if trace_state is None else trace_state,
+                True,
+            ),
         )
         if not sampled:
             return NonRecordingSpan(span_context)

@@ -39,6 +39,7 @@ from typing import Any, Optional
 from mlflow_otel import semconv as conv
 from mlflow_otel._serialize import dumps
 from mlflow_otel._state import STATE
+from mlflow_otel.otlp.protobuf import plain_span_class
 from mlflow_otel.processors.base import SpanView
 from mlflow_otel.processors.normalization.outward import (
     GEN_AI_OPERATION,
@@ -52,6 +53,7 @@ from mlflow_otel.spans.types import SpanType
 TRACELOOP_KIND = "traceloop.span.kind"
 LLM_REQUEST_TYPE = "llm.request.type"
 DEMOTED_FROM = "mlflow_otel.demoted_from"
+_NONE: dict[str, Any] = {}
 
 #: OpenInference span kinds (openinference-semantic-conventions, ``OpenInferenceSpanKindValues``).
 OPENINFERENCE_TYPES = {
@@ -250,7 +252,7 @@ class Normalizer:
         if self._usage_below:
             return False
         for span in spans:
-            raw = span.attributes
+            raw = (span._attributes or _NONE) if plain_span_class(span.__class__) else span.attributes
             span_type = raw.get(conv.SPAN_TYPE)
             if span_type is None or conv.CHAT_TOKEN_USAGE in raw:
                 return False

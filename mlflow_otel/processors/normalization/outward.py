@@ -62,8 +62,14 @@ OUTWARD_KINDS = {
 }
 DEFAULT_KIND = "CHAIN"
 MODEL_TYPES = frozenset({SpanType.LLM, SpanType.CHAT_MODEL})
+_DOCUMENT_TYPES = frozenset({SpanType.RETRIEVER, SpanType.RERANKER})
+_ABSENT = object()
 #: MLflow's own trace metadata keys (``mlflow.*``) are MLflow's bookkeeping, not the user's metadata.
 _RESERVED = "mlflow."
+
+
+#: What JSON decodes to besides strings and objects: neither text nor a mapping (no ABC check).
+_NOT_TEXT = frozenset({list, int, float, bool, type(None)})
 
 
 def _payload(encoded: str, decoded: Any) -> tuple[str, str]:
@@ -71,9 +77,10 @@ def _payload(encoded: str, decoded: Any) -> tuple[str, str]:
     (Phoenix shows ``"42"`` for a JSON string), and a call's one string argument (``{"question":
     "..."}``) as that text, which is what OpenInference's ``@tracer.chain`` records for a function
     of one argument; anything else as the JSON it is."""
-    if isinstance(decoded, str):
+    kind = decoded.__class__
+    if kind is str or (kind not in _NOT_TEXT and isinstance(decoded, str)):
         return decoded, TEXT
-    if isinstance(decoded, Mapping) and len(decoded) == 1:
+    if (kind is dict or (kind not in _NOT_TEXT and isinstance(decoded, Mapping))) and len(decoded) == 1:
         (only,) = decoded.values()
         if isinstance(only, str):
             return only, TEXT
@@ -166,10 +173,18 @@ def _genai_documents(documents: list[Mapping[str, Any]]) -> str:
     return dumps(out)
 
 
+_TRACE_KEYS = (conv.TRACE_METADATA_PREFIX, conv.TRACE_TAG_PREFIX)
+
+
 def trace_level(raw: Mapping[str, Any]) -> dict[str, Any]:
     """OpenInference's ``metadata`` (a JSON object) and ``tag.tags`` (strings ``key:value``) from the
     trace's tags and metadata on its root (``mlflow.traceTag.*`` / ``mlflow.traceMetadata.*``, MLflow's
     own ``mlflow.*`` keys left out), and ``session.id`` / ``user.id`` from MLflow's reserved keys."""
+    for key in raw:  # most spans have no trace tag or metadata: one cheap pass says so
+        if key.startswith(_TRACE_KEYS):
+            break
+    else:
+        return {}
     metadata: dict[str, Any] = {}
     tags: list[str] = []
     add: dict[str, Any] = {}
@@ -253,20 +268,22 @@ def outward_attributes(
     if "openinference" in semconv and OPENINFERENCE_KIND not in raw:
         add[OPENINFERENCE_KIND] = OUTWARD_KINDS.get(span_type, DEFAULT_KIND)
         inputs = outputs = None
-        if conv.SPAN_INPUTS in raw:
-            inputs = loads_or_raw(raw[conv.SPAN_INPUTS])
-            add["input.value"], add["input.mime_type"] = _payload(raw[conv.SPAN_INPUTS], inputs)
-        if conv.SPAN_OUTPUTS in raw:
-            outputs = loads_or_raw(raw[conv.SPAN_OUTPUTS])
-            if span_type in (SpanType.RETRIEVER, SpanType.RERANKER) and _documents(outputs, add):
+        encoded = raw.get(conv.SPAN_INPUTS, _ABSENT)
+        if encoded is not _ABSENT:
+            inputs = loads_or_raw(encoded)
+            add["input.value"], add["input.mime_type"] = _payload(encoded, inputs)
+        encoded = raw.get(conv.SPAN_OUTPUTS, _ABSENT)
+        if encoded is not _ABSENT:
+            outputs = loads_or_raw(encoded)
+            if span_type in _DOCUMENT_TYPES and _documents(outputs, add):
                 pass  # the documents are the output (Phoenix's Documents pane); sent once
             else:
-                add["output.value"], add["output.mime_type"] = _payload(raw[conv.SPAN_OUTPUTS], outputs)
+                add["output.value"], add["output.mime_type"] = _payload(encoded, outputs)
         if span_type in MODEL_TYPES:
             _messages(span_type, inputs, outputs, add)
-        if usage is None:
-            usage = loads_or_raw(raw.get(conv.CHAT_TOKEN_USAGE))
-        if isinstance(usage, Mapping):
+        if usage is None and conv.CHAT_TOKEN_USAGE in raw:
+            usage = loads_or_raw(raw[conv.CHAT_TOKEN_USAGE])
+        if usage is not None and isinstance(usage, Mapping):
             for key, count in (
                 ("input_tokens", "prompt"),
                 ("output_tokens", "completion"),

@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from mlflow_otel import semconv as conv
+from mlflow_otel.otlp.protobuf import plain_span_class
 from mlflow_otel.processors.base import SpanView
 from mlflow_otel.processors.redaction.config import RedactionPolicy, any_of
 from mlflow_otel.processors.redaction.processor import JSON_ATTRIBUTES, Redactor
@@ -138,6 +139,10 @@ def _may_hold_blocked_key(text: str) -> bool:
     return _RAW_BLOCKED_KEY.search(text) is not None
 
 
+#: The screen's verdicts on a key (``DefaultRedactor._screen_key``), compared by identity.
+_SKIP, _LOOK, _FAIL = "skip", "look", "fail"
+_NONE: Mapping[str, Any] = {}
+
 #: Attributes the SDK writes itself from names and ids, never from user data.
 _GENERATED_KEYS = [conv.SPAN_TYPE, conv.FUNCTION_NAME, conv.TRACE_REQUEST_ID, "mlflow_otel.trimmed"]
 
@@ -163,6 +168,7 @@ class DefaultRedactor(Redactor):
         self._clean_resources: dict[int, tuple[Any, bool]] = {}
         self._dirty_names: dict[str, bool] = {}
         self._key_verdicts: dict[str, bool] = {}
+        self._screen_keys: dict[str, Any] = {}
 
     def mask_values(self, text: str) -> str:
         if self._any_value is not None and not self._any_value.search(text):
@@ -214,20 +220,39 @@ class DefaultRedactor(Redactor):
         an unanchored pattern, so whatever one value would show, the joined text shows too (the
         join can only add false alarms, which run the per-span check as before). Events, status
         messages and a dirty resource, name or key fall back to the per-span check."""
-        ignored = self._ignored
+        keys = self._screen_keys
         texts: list[str] = []
         append = texts.append
         low, high = _CARD_DIGITS
+        last_resource: Any = _NONE
         for span in spans:
-            if span.events or span.status.description:
+            if plain_span_class(span.__class__):  # its fields, without a property call each
+                events, status, resource, name, attrs = (
+                    span._events,
+                    span._status,
+                    span._resource,
+                    span._name,
+                    span._attributes or _NONE,
+                )
+            else:
+                events, status, resource, name = span.events, span.status, span.resource, span.name
+                attrs = span.attributes
+            if events or status.description:
                 return False
-            if not self._clean_resource(span.resource) or self._dirty_name(span.name):
-                return False
-            for key, value in span.attributes.items():
-                if key in ignored:
-                    continue
-                if self._suspicious_key(key):
+            if resource is not last_resource:  # one resource for a whole trace, as a rule
+                if not self._clean_resource(resource):
                     return False
+                last_resource = resource
+            if self._dirty_name(name):
+                return False
+            for key, value in attrs.items():
+                verdict = keys.get(key)
+                if verdict is None:
+                    verdict = self._screen_key(key)
+                if verdict is not _LOOK:
+                    if verdict is _SKIP:
+                        continue
+                    return False  # a key this policy masks, or one whose text looks secret
                 kind = value.__class__
                 if kind is str:
                     append(value)
@@ -242,8 +267,16 @@ class DefaultRedactor(Redactor):
                             return False
         if not texts:
             return True
-        joined = "\x00".join(texts)
+        joined = "\x00".join(dict.fromkeys(texts))  # each distinct text once (children repeat inputs)
         return not ("\\" in joined or _may_hold_secret(joined) or _may_hold_blocked_key(joined))
+
+    def _screen_key(self, key: str) -> Any:
+        """The screen's verdict on a key: skipped (ignored), its value looked at, or suspicious;
+        keys repeat from span to span, so each is decided once (a bounded cache)."""
+        verdict = _SKIP if key in self._ignored else _FAIL if self._suspicious_key(key) else _LOOK
+        if len(self._screen_keys) < self._CACHE_LIMIT:
+            self._screen_keys[key] = verdict
+        return verdict
 
     def _dirty_value(self, key: str, value: Any) -> bool:
         """One attribute value (or one member of a list value) may hold what this policy masks."""

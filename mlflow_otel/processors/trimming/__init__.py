@@ -21,7 +21,10 @@ from typing import Any
 from opentelemetry.sdk.trace import Event
 
 from mlflow_otel._serialize import summarise_blob
+from mlflow_otel.otlp.protobuf import plain_span_class
 from mlflow_otel.processors.base import SpanView
+
+_NONE: dict[str, Any] = {}
 
 DEFAULT_MAX_ATTRIBUTE_BYTES = 1024 * 1024
 DEFAULT_MAX_SPAN_BYTES = 3 * 1024 * 1024
@@ -119,9 +122,10 @@ class Trimmer:
         (which is at most the span's)."""
         chars = 0
         for span in spans:
-            if span.events:
+            plain = plain_span_class(span.__class__)  # its fields, without a property call each
+            if span._events if plain else span.events:
                 return False
-            for v in span.attributes.values():
+            for v in (span._attributes or _NONE if plain else span.attributes).values():
                 kind = v.__class__
                 if kind is str:
                     chars += len(v)
