@@ -266,22 +266,33 @@ class Otelcol(OtlpCollector):
         self.env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "OTEL_"))}
         self.env.update(env)
         self.process: Optional[Process] = None
+        #: ``<PREFIX>`` of the listening variables when the ports are ours to pick (``_on_free_ports``).
+        self._listen_prefix: Optional[str] = None
 
     @classmethod
     def _on_free_ports(cls, workdir: Path, configs: list[str], prefix: str, env: dict[str, str]) -> Otelcol:
         """Run ``configs`` with their ``<PREFIX>_*`` listening variables on free loopback ports."""
-        ports = {k: free_port() for k in ("grpc", "http", "health", "metrics")}
-        full = {
-            f"{prefix}_GRPC_ENDPOINT": f"127.0.0.1:{ports['grpc']}",
-            f"{prefix}_HTTP_ENDPOINT": f"127.0.0.1:{ports['http']}",
-            f"{prefix}_HEALTH_ENDPOINT": f"127.0.0.1:{ports['health']}",
-            f"{prefix}_METRICS_PORT": str(ports["metrics"]),
-            **env,
-        }
-        collector = cls(workdir, configs, full, prefix.lower())
-        collector.grpc_port, collector.http_port = ports["grpc"], ports["http"]
-        collector.health_port = ports["health"]
+        collector = cls(workdir, configs, dict(env), prefix.lower())
+        collector._listen_prefix = prefix
+        collector._pick_ports()
         return collector
+
+    def _pick_ports(self) -> None:
+        """Free loopback ports for the ``<PREFIX>_*`` listening variables (again after a port was
+        taken between picking it and the collector binding it: another process's listener, or a
+        client connection's ephemeral port)."""
+        ports = {k: free_port() for k in ("grpc", "http", "health", "metrics")}
+        prefix = self._listen_prefix
+        self.env.update(
+            {
+                f"{prefix}_GRPC_ENDPOINT": f"127.0.0.1:{ports['grpc']}",
+                f"{prefix}_HTTP_ENDPOINT": f"127.0.0.1:{ports['http']}",
+                f"{prefix}_HEALTH_ENDPOINT": f"127.0.0.1:{ports['health']}",
+                f"{prefix}_METRICS_PORT": str(ports["metrics"]),
+            }
+        )
+        self.grpc_port, self.http_port = ports["grpc"], ports["http"]
+        self.health_port = ports["health"]
 
     @classmethod
     def agent(cls, workdir: Path, gateway_grpc: str) -> Otelcol:
@@ -337,19 +348,28 @@ service:
 
     def start(self) -> Otelcol:
         args = [str(self.binary), *(f"--config={c}" for c in self.configs)]
-        self.process = Process(args, self.workdir / f"{self.name}.log", env=self.env, cwd=COLLECTOR_CONFIG)
+        for attempt in range(3):
+            self.process = Process(
+                args, self.workdir / f"{self.name}.log", env=self.env, cwd=COLLECTOR_CONFIG
+            )
 
-        def healthy() -> bool:
-            if not self.process.alive():  # type: ignore[union-attr]
-                raise RuntimeError("exited")
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.health_port}/", timeout=2) as r:
-                return r.status == 200
+            def healthy() -> bool:
+                if not self.process.alive():  # type: ignore[union-attr]
+                    return True  # exited: said below
+                with urllib.request.urlopen(f"http://127.0.0.1:{self.health_port}/", timeout=2) as r:
+                    return r.status == 200
 
-        try:
-            wait_until(healthy, 60, self.name)
-        except (TimeoutError, RuntimeError):
-            raise RuntimeError(f"{self.name} did not start:\n{self.process.tail()}") from None
-        return self
+            try:
+                wait_until(healthy, 60, self.name)
+            except TimeoutError:
+                raise RuntimeError(f"{self.name} did not start:\n{self.process.tail()}") from None
+            if self.process.alive():
+                return self
+            taken = "address already in use" in self.process.tail()
+            if not (taken and self._listen_prefix and attempt < 2):
+                break
+            self._pick_ports()
+        raise RuntimeError(f"{self.name} did not start:\n{self.process.tail()}")
 
     def stop(self) -> None:
         if self.process is not None:
