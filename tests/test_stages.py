@@ -257,6 +257,27 @@ def test_a_stopped_pool_starts_no_thread_in_a_forked_child():
     assert os.WEXITSTATUS(status) == 0
 
 
+def test_kept_connections_are_left_to_the_parent_in_a_forked_child(tmp_path):
+    """The keep-alive HTTP sessions and the store's SQLite connection a process holds are never used
+    by a child it forks (their sockets and file handles are the parent's): the fork module's child
+    hook forgets them there."""
+    import os
+
+    from mlflow_otel._http import Sessions
+    from mlflow_otel.records.local import _Db
+
+    sessions, db = Sessions(), _Db(str(tmp_path / "store.db"))
+    with sessions.lend():
+        pass
+    parent_conn = db.connect()
+    pid = os.fork()
+    if pid == 0:  # the child: exit code 0 when it starts with none of the parent's
+        os._exit(0 if not sessions._free and db.connect() is not parent_conn else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.WEXITSTATUS(status) == 0
+    assert len(sessions._free) == 1 and db.connect() is parent_conn  # the parent keeps its own
+
+
 # --- extension points, end to end -------------------------------------------------------------------
 def test_hook_runs_once_per_span_with_two_destinations(otlp_http, tmp_path):
     calls: list[str] = []
@@ -467,9 +488,9 @@ def _modules() -> dict[str, tuple[ast.Module, bool]]:
 FLOORS: dict[int, tuple[str, ...]] = {
     0: (
         *("semconv", "exceptions", "version", "destinations", "otlp", "_log", "_settings"),
-        *("_files", "_serialize", "_http", "_telemetry", "_clock"),
+        *("_files", "_serialize", "_telemetry", "_clock"),
     ),
-    1: ("_state", "_fork", "_mlflow_server"),
+    1: ("_state", "_fork", "_http", "_mlflow_server"),
     2: ("spans",),
     3: ("processors",),
     4: ("records",),

@@ -44,6 +44,7 @@ from collections import deque
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, Callable, Optional
 
+from mlflow_otel import _fork
 from mlflow_otel import semconv as conv
 from mlflow_otel._files import create_private
 from mlflow_otel._log import warn_limited
@@ -152,10 +153,15 @@ class _Db:
         self._local = threading.local()
         self._schema_inode: Optional[int] = None  # the file the schema was made in
         self._schema_lock = threading.Lock()
+        _fork.in_child(self._forget)
+
+    def _forget(self) -> None:
+        """In a forked child: a connection opened by the parent is never used here (SQLite's rule)."""
+        self._local = threading.local()
 
     def connect(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
-        if conn is not None and getattr(self._local, "pid", None) == os.getpid() and self._same_file():
+        if conn is not None and not _fork.check() and self._same_file():
             return conn
         create_private(self.path)  # SQLite gives its -wal and -shm files the database's mode
         conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000.0, isolation_level=None)
@@ -172,7 +178,7 @@ class _Db:
         # the OTLP/JSON file beside it, rebuilt from that file when damaged (``rebuild``). Measured
         # (bench/sinks.py): about 20 % more spans/s than NORMAL.
         conn.execute("PRAGMA synchronous = OFF")
-        self._local.conn, self._local.pid, self._local.inode = conn, os.getpid(), _inode(self.path)
+        self._local.conn, self._local.inode = conn, _inode(self.path)
         return conn
 
     def _same_file(self) -> bool:
