@@ -437,3 +437,26 @@ def test_last_active_trace_id(otlp):
     with mlflow.start_span("x") as span:
         pass
     assert mlflow.get_last_active_trace_id() == span.trace_id
+
+
+def test_the_lean_tracer_s_span_context_is_otel_s_own():
+    """The lean tracer builds a span's SpanContext without the API's checks (its ids are in range by
+    construction): every field must read back as ``SpanContext(...)`` would give it, on whatever
+    opentelemetry-api is installed (its tuple layout is what this relies on)."""
+    from opentelemetry.trace import SpanContext
+
+    with mlflow.start_span("root") as root:
+        with mlflow.start_span("child") as child:
+            pass
+    for span in (root, child):
+        ctx = span._span.get_span_context()
+        built = SpanContext(ctx.trace_id, ctx.span_id, False, ctx.trace_flags, ctx.trace_state)
+        assert (ctx.trace_id, ctx.span_id, ctx.is_remote, ctx.trace_flags, ctx.is_valid) == (
+            built.trace_id,
+            built.span_id,
+            built.is_remote,
+            built.trace_flags,
+            built.is_valid,
+        )
+        assert ctx.is_valid and not ctx.is_remote and ctx.trace_flags.sampled
+        assert ctx.trace_state == built.trace_state and len(ctx.trace_state) == 0
