@@ -460,3 +460,26 @@ def test_the_lean_tracer_s_span_context_is_otel_s_own():
         )
         assert ctx.is_valid and not ctx.is_remote and ctx.trace_flags.sampled
         assert ctx.trace_state == built.trace_state and len(ctx.trace_state) == 0
+
+
+def test_spans_nest_through_otel_s_api_under_another_runtime_context(monkeypatch):
+    """With a runtime context other than OTel's default (``OTEL_PYTHON_CONTEXT``), the request path
+    reads and sets the context through OTel's API instead of its ContextVar: spans still nest, and
+    the context is restored after each."""
+    from opentelemetry import trace as otel_trace
+
+    from mlflow_otel.spans import fluent
+
+    monkeypatch.setattr(fluent, "_context_var", None)
+
+    @mlflow.trace
+    def inner():
+        return otel_trace.get_current_span().get_span_context().span_id
+
+    with mlflow.start_span("outer") as outer:
+        inner_parent = inner()
+        assert otel_trace.get_current_span().get_span_context().span_id == int(outer.span_id, 16)
+    assert not otel_trace.get_current_span().get_span_context().is_valid
+    trace = mlflow.get_trace(outer.trace_id)
+    spans = {span.name: span for span in trace.data.spans}
+    assert spans["inner"].parent_id == outer.span_id and inner_parent == int(spans["inner"].span_id, 16)

@@ -99,10 +99,12 @@ def suppressed() -> bool:
 #: reads and sets it directly, the same variable OTel's ``attach`` / ``get_current`` use, without
 #: their Python layers (three calls deep per read). Any other runtime context (``OTEL_PYTHON_CONTEXT``)
 #: goes through OTel's API.
-_runtime_context = otel_context._RUNTIME_CONTEXT
-_context_var: Any = (
-    _runtime_context._current_context if type(_runtime_context) is ContextVarsRuntimeContext else None
-)
+#: (Read defensively: private names of opentelemetry-api; without them the API is used.)
+_runtime_context = getattr(otel_context, "_RUNTIME_CONTEXT", None)
+_context_var: Any = getattr(_runtime_context, "_current_context", None)
+_default_runtime = type(_runtime_context) is ContextVarsRuntimeContext
+if not (_default_runtime and isinstance(_context_var, contextvars.ContextVar)):
+    _context_var = None
 
 
 def _current_span(parent: Optional[Context]) -> Any:
