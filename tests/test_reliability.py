@@ -502,7 +502,11 @@ sys.exit(os.waitstatus_to_exitcode(status))
 
 
 def test_a_child_forked_from_c_exports_its_own_spans(fresh, tmp_path):
-    env = _env(tmp_path, fresh.http_endpoint, OTEL_BSP_SCHEDULE_DELAY="100")
+    # The schedule stays at its long default (both processes flush explicitly): ctypes releases the
+    # GIL around fork(), so a background thread that takes it at that instant (a schedule tick every
+    # 100 ms) leaves the child waiting for a GIL its holder never gives back (CPython re-initialises
+    # the GIL only in os.fork's child). The test forks with the parent's threads quiet.
+    env = _env(tmp_path, fresh.http_endpoint)
     code, out, err, _ = _run(CTYPES_FORK, env, tmp_path)
     assert code == 0 and "app ok" in out, err
     names = sorted(s.name for s in fresh.wait_for_spans(5, timeout=10))
