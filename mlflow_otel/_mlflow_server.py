@@ -13,7 +13,7 @@ for certificate checks. Every failure is one ``MlflowException`` naming the serv
 server's own message; the callers decide whether it reaches the user (reads) or becomes a counted,
 rate-limited warning (export).
 
-``requests`` (installed with the OTLP/HTTP exporter) is imported at the first call, not with the
+The HTTP client (``_http.HttpClient``, urllib3) is imported at the first call, not with the
 package: ``import mlflow_otel`` stays cheap for processes that never read.
 """
 
@@ -21,12 +21,13 @@ from __future__ import annotations
 
 import base64
 import calendar
+import json
 import re
 import time
 import urllib.parse
 from typing import Any, Optional
 
-from mlflow_otel._http import Sessions
+from mlflow_otel._http import HttpClient, HttpFailure
 from mlflow_otel._log import masked_url
 from mlflow_otel._settings import TrackingAuth
 from mlflow_otel.exceptions import MlflowException
@@ -74,7 +75,7 @@ def auth_headers(auth: TrackingAuth) -> dict[str, str]:
 
 
 def tls_verify(auth: TrackingAuth) -> Any:
-    """``requests``' ``verify``: False when insecure, the CA bundle when given, else True."""
+    """The certificate check: False when insecure, the CA bundle when given, else True."""
     if auth.insecure_tls:
         return False
     return auth.server_cert_path or True
@@ -157,12 +158,11 @@ class RestClient:
             "user-agent": "mlflow-otel",
             **auth_headers(self.auth),
         }
-        self._verify = tls_verify(self.auth)
-        self._sessions = Sessions()
+        self._client = HttpClient(verify=tls_verify(self.auth))
 
     def close_idle(self) -> None:
-        """Close keep-alive connections no call is using (``_http.Sessions``)."""
-        self._sessions.close_idle()
+        """Close keep-alive connections no call is using (``_http.HttpClient``)."""
+        self._client.close_idle()
 
     def call(
         self,
@@ -172,38 +172,36 @@ class RestClient:
         params: Any = None,
         timeout_s: Optional[float] = None,
     ) -> dict[str, Any]:
-        """One request; the decoded JSON answer, or ``MlflowServerError`` with the server's message."""
-        import requests
-
+        """One request; the decoded JSON answer, or ``MlflowServerError`` with the server's message.
+        ``params`` go into the query string (a list value repeats its key, as MLflow's own client
+        sends ``trace_ids``)."""
         url = self.tracking_uri + path
+        if params:
+            url += "?" + urllib.parse.urlencode(params, doseq=True)
         what = f"{method} {path}"
         try:
-            with self._sessions.lend() as session:
-                response = session.request(
-                    method,
-                    url,
-                    json=body,
-                    params=params,
-                    headers=self._headers,
-                    timeout=timeout_s or self.timeout_s,
-                    verify=self._verify,
-                )
-        except requests.exceptions.SSLError as exc:
+            response = self._client.request(
+                method,
+                url,
+                body=None if body is None else json.dumps(body).encode(),
+                headers=self._headers,
+                timeout_s=timeout_s or self.timeout_s,
+            )
+        except HttpFailure as exc:
+            if exc.tls:
+                raise MlflowServerError(
+                    f"TLS error talking to the MLflow server at {self.shown_uri} ({what}): {exc}. Set "
+                    "MLFLOW_TRACKING_SERVER_CERT_PATH to its CA bundle, or MLFLOW_TRACKING_INSECURE_TLS=true "
+                    "to skip the check.",
+                    TEMPORARILY_UNAVAILABLE,
+                ) from None
             raise MlflowServerError(
-                f"TLS error talking to the MLflow server at {self.shown_uri} ({what}): {exc}. Set "
-                "MLFLOW_TRACKING_SERVER_CERT_PATH to its CA bundle, or MLFLOW_TRACKING_INSECURE_TLS=true "
-                "to skip the check.",
+                f"Cannot reach the MLflow server at {self.shown_uri} ({what}): " + masked_url(str(exc)),
                 TEMPORARILY_UNAVAILABLE,
             ) from None
-        except requests.exceptions.RequestException as exc:
-            raise MlflowServerError(
-                f"Cannot reach the MLflow server at {self.shown_uri} ({what}): "
-                + masked_url(f"{type(exc).__name__}: {exc}"),
-                TEMPORARILY_UNAVAILABLE,
-            ) from None
-        status = response.status_code
+        status = response.status
         try:
-            data = response.json() if response.content else {}
+            data = json.loads(response.body) if response.body else {}
         except ValueError:
             if 200 <= status < 300:  # a web server, but not MLflow's REST API
                 content_type = response.headers.get("Content-Type", "?")

@@ -531,6 +531,32 @@ def _load_genai_settings(env: Mapping[str, str]) -> GenAiSettings:
 
 
 @dataclass(frozen=True)
+class HttpEnvironment:
+    """What ``requests`` would take from the environment for an HTTP client (read once per client,
+    ``_http.HttpClient``): proxies by scheme (``HTTP_PROXY``, ``HTTPS_PROXY``, ``ALL_PROXY``, lower
+    case first), ``NO_PROXY``, and the CA bundle of ``REQUESTS_CA_BUNDLE`` / ``CURL_CA_BUNDLE``."""
+
+    proxies: Mapping[str, str] = field(default_factory=dict)
+    no_proxy: str = ""
+    ca_bundle: Optional[str] = None
+
+
+def http_environment() -> HttpEnvironment:
+    """The HTTP client environment now (the proxy variables as ``requests`` and ``urllib`` read
+    them: ``urllib.request.getproxies_environment``)."""
+    import urllib.request
+
+    proxies = urllib.request.getproxies_environment()
+    no_proxy = proxies.pop("no", "")
+    env = os.environ
+    return HttpEnvironment(
+        proxies=proxies,
+        no_proxy=no_proxy,
+        ca_bundle=env.get("REQUESTS_CA_BUNDLE") or env.get("CURL_CA_BUNDLE") or None,
+    )
+
+
+@dataclass(frozen=True)
 class TrackingAuth:
     """How to authenticate to an MLflow tracking server and verify its TLS certificate (MLflow's
     ``MLFLOW_TRACKING_*`` variables)."""

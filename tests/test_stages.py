@@ -258,24 +258,24 @@ def test_a_stopped_pool_starts_no_thread_in_a_forked_child():
 
 
 def test_kept_connections_are_left_to_the_parent_in_a_forked_child(tmp_path):
-    """The keep-alive HTTP sessions and the store's SQLite connection a process holds are never used
-    by a child it forks (their sockets and file handles are the parent's): the fork module's child
-    hook forgets them there."""
+    """The keep-alive HTTP connections and the store's SQLite connection a process holds are never
+    used by a child it forks (their sockets and file handles are the parent's): the fork module's
+    child hook forgets them there."""
     import os
 
-    from mlflow_otel._http import Sessions
+    from mlflow_otel._http import HttpClient
     from mlflow_otel.records.local import _Db
 
-    sessions, db = Sessions(), _Db(str(tmp_path / "store.db"))
-    with sessions.lend():
-        pass
+    client, db = HttpClient(), _Db(str(tmp_path / "store.db"))
+    manager = client._manager("http", "127.0.0.1:4318")
     parent_conn = db.connect()
     pid = os.fork()
     if pid == 0:  # the child: exit code 0 when it starts with none of the parent's
-        os._exit(0 if not sessions._free and db.connect() is not parent_conn else 1)
+        fresh = client._manager("http", "127.0.0.1:4318") is not manager
+        os._exit(0 if fresh and db.connect() is not parent_conn else 1)
     _, status = os.waitpid(pid, 0)
     assert os.WEXITSTATUS(status) == 0
-    assert len(sessions._free) == 1 and db.connect() is parent_conn  # the parent keeps its own
+    assert client._manager("http", "127.0.0.1:4318") is manager and db.connect() is parent_conn
 
 
 # --- extension points, end to end -------------------------------------------------------------------

@@ -169,8 +169,7 @@ class MlflowOtlpHttpExporter(OtlpHttpExporter):
     def __init__(
         self, *args: Any, verify: Any = True, resource_keys: frozenset[str] = frozenset(), **kwargs: Any
     ) -> None:
-        super().__init__(*args, **kwargs)
-        self._verify = verify  # read by OtlpHttpExporter._send
+        super().__init__(*args, verify=verify, **kwargs)
         self._resource_keys = resource_keys
         self._resources: dict[int, tuple[Resource, Resource]] = {}  # id(resource) -> (it, for MLflow)
 

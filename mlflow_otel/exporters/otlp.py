@@ -34,7 +34,7 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from mlflow_otel import _fork
 from mlflow_otel._clock import REAL_CLOCK, Clock
-from mlflow_otel._http import Sessions
+from mlflow_otel._http import Cert, HttpClient, HttpFailure, Verify
 from mlflow_otel._log import logger, masked_url, warn_limited
 from mlflow_otel._settings import PROTOCOL_GRPC, OtlpSettings, valid_header
 from mlflow_otel._telemetry import COUNTERS
@@ -338,56 +338,50 @@ class OtlpHttpExporter(OtlpExporter):
         on_reachability: Optional[Callable[[bool], None]] = None,
         spool: Optional[Spool] = None,
         clock: Clock = REAL_CLOCK,
+        verify: Optional[Verify] = None,
     ) -> None:
+        """``verify`` replaces the endpoint's certificate check (``OTEL_EXPORTER_OTLP_CERTIFICATE``,
+        else the default bundle): MLflow's ``MLFLOW_TRACKING_INSECURE_TLS`` turns it off."""
         super().__init__(otlp, max_request_bytes, retry_timeout_s, on_reachability, spool, clock)
         try:
-            import requests  # installed with opentelemetry-exporter-otlp-proto-http
+            import urllib3  # noqa: F401  (installed with opentelemetry-exporter-otlp-proto-http)
         except ImportError as exc:
             raise ExporterUnavailable(
                 f"OTLP/HTTP needs opentelemetry-exporter-otlp-proto-http ({exc})"
             ) from exc
-        self._requests = requests
-        self._sessions = Sessions()
         self._headers.setdefault("content-type", "application/x-protobuf")
         self._headers.setdefault("user-agent", "mlflow-otel")
         if self._gzip:
             self._headers["content-encoding"] = "gzip"
-        self._verify: Any = otlp.certificate_file or True
-        self._cert: Any = None
+        cert: Cert = None
         if otlp.client_certificate_file:
-            self._cert = (
+            cert = (
                 (otlp.client_certificate_file, otlp.client_key_file)
                 if otlp.client_key_file
                 else otlp.client_certificate_file
             )
+        self._client = HttpClient(
+            verify=(otlp.certificate_file or True) if verify is None else verify, cert=cert
+        )
 
     def close_idle(self) -> None:
         """Close the keep-alive connections no request is using (the export pool found this
         destination idle, ``pipeline/batch.py``); the next export opens a new one."""
-        self._sessions.close_idle()
+        self._client.close_idle()
 
     def _send(self, payload: bytes, timeout_s: float) -> _Outcome:
         try:
-            with self._sessions.lend() as session:
-                response = session.post(
-                    self.endpoint,
-                    data=payload,
-                    headers=self._headers,
-                    timeout=timeout_s,
-                    verify=self._verify,
-                    cert=self._cert,
-                )
-        except self._requests.exceptions.ConnectionError as exc:  # refused, reset, DNS
-            if "BadStatusLine" in str(exc):  # an answer, but not HTTP/1.1: an HTTP/2 (gRPC) server
+            response = self._client.request(
+                "POST", self.endpoint, body=payload, headers=self._headers, timeout_s=timeout_s
+            )
+        except HttpFailure as exc:
+            if exc.not_http:  # an answer, but not HTTP/1.1: an HTTP/2 (gRPC) server
                 return _mismatch(
-                    f"{masked_url(repr(exc)):.120}: the endpoint does not speak OTLP/HTTP; it looks like an "
+                    f"{masked_url(str(exc)):.120}: the endpoint does not speak OTLP/HTTP; it looks like an "
                     "OTLP/gRPC port (4317): set OTEL_EXPORTER_OTLP_PROTOCOL=grpc, or use the HTTP port (4318)"
                 )
-            # requests' messages quote the URL: its query string may hold a key
-            return _Outcome(_Outcome.RETRY, why=masked_url(f"{type(exc).__name__}: {exc}"), unreachable=True)
-        except self._requests.exceptions.RequestException as exc:  # timeouts and the like
-            return _Outcome(_Outcome.RETRY, why=masked_url(f"{type(exc).__name__}: {exc}"))
-        status = response.status_code
+            return _Outcome(_Outcome.RETRY, why=masked_url(str(exc)), unreachable=exc.unreachable)
+        status = response.status
         if 200 <= status < 300:
             content_type = response.headers.get("Content-Type", "").split(";")[0].strip().lower()
             if content_type and content_type not in _OTLP_CONTENT_TYPES:
@@ -401,7 +395,7 @@ class OtlpHttpExporter(OtlpExporter):
                 )
                 outcome.reason = "not_otlp"
                 return outcome
-            rejected, message = self._partial_success(response.content)
+            rejected, message = self._partial_success(response.body)
             return _Outcome(_Outcome.OK, rejected=rejected, why=message)
         why = f"HTTP {status} {response.text[:200]!r}"
         if status in OTLP_HTTP:
