@@ -126,7 +126,7 @@ def _join_at_import() -> None:
     from mlflow_otel._state import STATE
 
     if STATE.enabled and not STATE.settings().use_default_tracer_provider:
-        _runtime.runtime()
+        _runtime.running()
 
 
 _join_at_import()

@@ -23,6 +23,7 @@ from typing import Any, Callable, Optional, Union
 from mlflow_otel import _fork, _runtime
 from mlflow_otel._log import logger
 from mlflow_otel._mlflow_server import is_http_uri
+from mlflow_otel._runtime import RUNTIME
 from mlflow_otel._serialize import loads_or_raw
 from mlflow_otel._state import STATE
 from mlflow_otel.exceptions import MlflowException
@@ -39,7 +40,7 @@ from mlflow_otel.records.assessment import (
 )
 from mlflow_otel.records.model import Trace
 from mlflow_otel.records.store import store_for
-from mlflow_otel.spans import fluent, registry
+from mlflow_otel.spans import fluent
 
 __all__ = [
     "delete_assessment",
@@ -337,7 +338,7 @@ def log_assessment(trace_id: Optional[str], assessment: Assessment) -> Assessmen
     if trace_id is None:
         logger.debug("log_assessment(trace_id=None): no trace (tracing disabled?); not stored.")
         return assessment
-    state = registry.open_trace(parse_trace_id(trace_id))
+    state = RUNTIME.registry.open_trace(parse_trace_id(trace_id))
     if state is not None and not state.closed:
         return pending.hold(mlflow_trace_id(state.trace_id), assessment)
     store = current_store()
@@ -355,7 +356,7 @@ def set_trace_tag(trace_id: str, key: str, value: Any) -> None:
     """Tag a trace: one still open in this process carries the tag on its root span; a finished one
     is tagged in the store (MLflow's ``set_trace_tag``)."""
 
-    if registry.open_trace(parse_trace_id(trace_id)) is not None:
+    if RUNTIME.registry.open_trace(parse_trace_id(trace_id)) is not None:
         fluent.set_trace_tag(trace_id, key, value)
         return
     store = current_store()
@@ -372,7 +373,7 @@ def set_trace_tag(trace_id: str, key: str, value: Any) -> None:
 def delete_trace_tag(trace_id: str, key: str) -> None:
     """Remove a tag from a trace (open in this process, or finished in the store)."""
 
-    if registry.open_trace(parse_trace_id(trace_id)) is not None:
+    if RUNTIME.registry.open_trace(parse_trace_id(trace_id)) is not None:
         fluent.delete_trace_tag(trace_id, key)
         return
     current_store().delete_trace_tag(trace_id, str(key))

@@ -1,9 +1,17 @@
-"""The running tracer: the TracerProvider, the pipeline, and their lifecycle (exit, SIGTERM, fork).
+"""The runtime: the one owner of the process's running state, and its lifecycle (exit, SIGTERM, fork).
 
-Built lazily at the first span from ``_state.settings()``, so ``import mlflow_otel`` stays cheap and
-a process that never traces pays nothing. Settings made in code (``set_tracking_uri``,
-``set_experiment``, ``tracing.set_destination``) live in ``_state``; changing them replaces the
-running pipeline here (finished spans are flushed to the old destinations first).
+:class:`Runtime` (one per process, ``RUNTIME``) holds what lives as long as the process: the
+registry of open traces (``spans/registry.py``), the instrumentation scopes bound to us by
+``autolog()``, a testing capture, and the running tracer and pipeline (:class:`Running`, replaced
+whole when settings change). It hands each floor below what it needs: ``spans/`` gets the registry,
+the scopes and the tracer through the tracer slot (``spans/tracer.RUNNING``); a pipeline gets the
+registry when it is built. Nothing below imports this module (docs/architecture.md, "Floors").
+
+The running tracer is built lazily at the first span from ``_state.settings()``, so
+``import mlflow_otel`` stays cheap and a process that never traces pays nothing. Settings made in
+code (``set_tracking_uri``, ``set_experiment``, ``tracing.set_destination``) live in ``_state``;
+changing them replaces the running pipeline here (finished spans are flushed to the old
+destinations first; open traces are kept and end into the new one).
 
 Exit (docs/architecture.md, "Exit"): open traces are ended as ERROR and exported, the pipeline
 flushes within ``MLFLOW_OTEL_EXIT_TIMEOUT_SECONDS`` (a busy destination within
@@ -34,7 +42,7 @@ from mlflow_otel.pipeline.assembly import TimeoutWatcher, end_open_traces, run_o
 from mlflow_otel.pipeline.build import Pipeline
 from mlflow_otel.pipeline.exit import announce, die_of_sigterm, install_sigterm
 from mlflow_otel.semconv import SCOPE_NAME
-from mlflow_otel.spans import registry
+from mlflow_otel.spans.registry import Registry
 from mlflow_otel.spans.sampling import sampler_for
 from mlflow_otel.spans.tracer import RUNNING, LeanTracer
 from mlflow_otel.version import VERSION
@@ -43,24 +51,24 @@ from mlflow_otel.version import VERSION
 STATS_INTERVAL_S = 5.0
 #: Processes the stats file keeps apart; older ones are summed into one entry.
 MAX_STATS_PROCESSES = 256
-_process_token: list[tuple[int, str]] = []
 
 
-def _process_key() -> str:
-    """This process in the stats file: its pid and a token (pids are reused)."""
-    if not _process_token or _process_token[0][0] != os.getpid():
-        _process_token[:] = [(os.getpid(), secrets.token_hex(4))]
-    return f"{os.getpid()}-{_process_token[0][1]}"
+class Running:
+    """The running tracer and pipeline, built from the settings in force at the first span and
+    replaced whole when they change (``replace``)."""
 
-
-class _Runtime:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, owner: Runtime) -> None:
         self.settings = settings
+        self._owner = owner
         # The defaults come from settings; ``tracing.set_destination`` routes per trace (route.py).
         self.pipeline = Pipeline(
-            settings, None, STATE.extra_destinations, on_policy_failure=STATE.fail_closed
+            settings,
+            None,
+            STATE.extra_destinations,
+            on_policy_failure=STATE.fail_closed,
+            registry=owner.registry,
         )
-        self.pipeline.router.capture = _capture[0]
+        self.pipeline.router.capture = owner.capture
         sampler = sampler_for(settings.sampling_ratio, settings.otel_sampler, settings.otel_sampler_arg)
         self.provider: Any
         joined = None
@@ -99,7 +107,9 @@ class _Runtime:
             )
         self.watcher: Optional[TimeoutWatcher] = None
         if settings.trace_timeout_s is not None:
-            self.watcher = TimeoutWatcher(settings.trace_timeout_s, settings.trace_timeout_check_interval_s)
+            self.watcher = TimeoutWatcher(
+                owner.registry, settings.trace_timeout_s, settings.trace_timeout_check_interval_s
+            )
         self.stats_path = settings.stats_file or (
             settings.traces_file + ".stats.json" if self.pipeline.records_locally else None
         )
@@ -131,7 +141,7 @@ class _Runtime:
         def merge(data: dict[str, Any]) -> dict[str, Any]:
             processes = data.get("processes")
             processes = dict(processes) if isinstance(processes, dict) else {}
-            processes[_process_key()] = mine
+            processes[self._owner.process_key()] = mine
             while len(processes) > MAX_STATS_PROCESSES:  # the oldest folded into one entry
                 oldest = next(k for k in processes if k != "earlier")
                 folded = processes.setdefault("earlier", {"pid": None, "counters": {}})["counters"]
@@ -183,56 +193,88 @@ def _join_global_provider(pipeline: Pipeline) -> Optional[Any]:
     return None
 
 
-_lock = threading.RLock()
-#: The child hook of the running state, registered at the first span.
-_child_hook = [False]
-#: The running tracer: one slot, replaced whole (None until the first span).
-_current: list[Optional[_Runtime]] = [None]
-#: ``mlflow_otel.testing``'s destinations while a capture runs: kept here, across pipelines.
-_capture: list[Optional[tuple[Any, ...]]] = [None]
+class Runtime:
+    """The process's running state, in one place (see the module doc)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.RLock()
+        #: Open traces and live spans: they outlive every pipeline.
+        self.registry = Registry()
+        #: Instrumentation scope names of tracers handed to instrumentors (``integrations/provider.py``).
+        self.scopes: set[str] = set()
+        #: ``mlflow_otel.testing``'s destinations while a capture runs: kept across pipelines.
+        self.capture: Optional[tuple[Any, ...]] = None
+        #: The running tracer and pipeline (None until the first span).
+        self.running: Optional[Running] = None
+        self._hooked = False
+        self._process_token: Optional[tuple[int, str]] = None
+
+    def process_key(self) -> str:
+        """This process in the stats file: its pid and a token (pids are reused)."""
+        pid = os.getpid()
+        if self._process_token is None or self._process_token[0] != pid:
+            self._process_token = (pid, secrets.token_hex(4))
+        return f"{pid}-{self._process_token[1]}"
+
+    def start(self) -> Running:
+        """The running tracer, built now if there is none (the first span)."""
+        with self.lock:
+            if self.running is None:
+                ensure_visible()
+                settings = STATE.settings()
+                self.running = Running(settings, self)
+                # Process hooks, once a pipeline exists: fork, interpreter exit, multiprocessing
+                # children's exit path, uWSGI's post-fork hook, SIGTERM.
+                if not self._hooked:
+                    self._hooked = True
+                    _fork.in_child(self.after_fork_in_child)
+                _fork.at_exit(_at_exit)
+                _fork.hook_uwsgi()
+                if settings.handle_sigterm:  # the app may have reset SIGTERM since import (a worker)
+                    _install_sigterm()
+            return self.running
+
+    def after_fork_in_child(self) -> None:
+        """A forked child starts with no open trace and its own counters (its parent's are the
+        parent's to report), and new random ids (Python re-seeds only after ``os.fork``)."""
+        self.registry.clear()
+        COUNTERS.reset()
+        random.seed()
 
 
-def runtime() -> _Runtime:
-    rt = _current[0]
-    return rt if rt is not None else _init()
+#: The one runtime of the process.
+RUNTIME = Runtime()
 
 
-def _init() -> _Runtime:
-    with _lock:
-        if _current[0] is None:
-            ensure_visible()
-            settings = STATE.settings()
-            _current[0] = _Runtime(settings)
-            # Process hooks, once a pipeline exists: fork (the running state), interpreter exit,
-            # multiprocessing children's exit path, uWSGI's post-fork hook, SIGTERM.
-            if not _child_hook[0]:
-                _child_hook[0] = True
-                _fork.in_child(_after_fork_in_child)
-            _fork.at_exit(_at_exit)
-            _fork.hook_uwsgi()
-            if settings.handle_sigterm:  # the app may have reset SIGTERM since import (a worker)
-                _install_sigterm()
-        return _current[0]  # type: ignore[return-value]
+def running() -> Running:
+    """The running tracer and pipeline (built at the first call)."""
+    rt = RUNTIME.running
+    return rt if rt is not None else RUNTIME.start()
+
+
+def register_scope(name: str) -> None:
+    """An instrumentor was handed a tracer of this scope: its spans are adopted into our traces."""
+    RUNTIME.scopes.add(name)
 
 
 def span_ended(span: Any) -> None:
     """A span of the lean tracer ended: hand it to the running pipeline's head."""
-    rt = _current[0]
+    rt = RUNTIME.running
     if rt is None:
-        rt = _init()
+        rt = RUNTIME.start()
     rt.pipeline.head.on_end(span)
 
 
 def tracer() -> Any:
-    rt = _current[0]
-    return rt.tracer if rt is not None else _init().tracer
+    rt = RUNTIME.running
+    return rt.tracer if rt is not None else RUNTIME.start().tracer
 
 
 def flush(timeout_s: Optional[float] = None, wait_unreachable: bool = False) -> bool:
     """Export everything finished so far; True if it all went out before the deadline.
     ``wait_unreachable``: wait for destinations that last refused connections too (an explicit
     deadline from the user)."""
-    rt = _current[0]
+    rt = RUNTIME.running
     if rt is None:
         return True
     return rt.flush(rt.settings.flush_timeout_s if timeout_s is None else timeout_s, wait_unreachable)
@@ -242,10 +284,10 @@ def replace(change: Optional[Callable[[], None]] = None) -> None:
     """Apply ``change`` (to ``STATE``) and drop the running pipeline; the next span builds one from
     the settings as they are then. Finished spans are flushed to the old destinations first,
     within the exit deadline."""
-    with _lock:
+    with RUNTIME.lock:
         if change is not None:
             change()
-        rt, _current[0] = _current[0], None
+        rt, RUNTIME.running = RUNTIME.running, None
     if rt is not None:
         rt.shutdown(rt.settings.exit_timeout_s)
 
@@ -253,9 +295,9 @@ def replace(change: Optional[Callable[[], None]] = None) -> None:
 def capture_all(destinations: Optional[tuple[Any, ...]]) -> Optional[tuple[Any, ...]]:
     """``mlflow_otel.testing``: while set, every span goes to ``destinations`` and nowhere else
     (this pipeline's and any later one's router); returns what was set before."""
-    with _lock:
-        previous, _capture[0] = _capture[0], destinations
-        rt = _current[0]
+    with RUNTIME.lock:
+        previous, RUNTIME.capture = RUNTIME.capture, destinations
+        rt = RUNTIME.running
         if rt is not None:
             rt.pipeline.router.capture = destinations
     return previous
@@ -264,7 +306,7 @@ def capture_all(destinations: Optional[tuple[Any, ...]]) -> Optional[tuple[Any, 
 def reset() -> None:
     """Shut the running pipeline down, forget open traces, read the environment again."""
     replace(STATE.reload)
-    registry.clear()
+    RUNTIME.registry.clear()
 
 
 def _exit_sequence() -> None:
@@ -274,10 +316,10 @@ def _exit_sequence() -> None:
     and ``atexit``, and a SIGTERM may arrive while it runs (a ``Pool`` is terminated as its workers
     flush). A second caller on another thread waits for the first; SIGTERM on the thread running
     it lets it finish, then the process dies of SIGTERM (``pipeline/exit.py``)."""
-    rt = _current[0]
+    rt = RUNTIME.running
     if rt is None:
         return
-    with _lock:
+    with RUNTIME.lock:
         first = rt.exit_thread is None
         if first:
             rt.exit_thread = threading.current_thread()
@@ -287,7 +329,7 @@ def _exit_sequence() -> None:
         return
     try:
         before = COUNTERS.snapshot()
-        end_open_traces()
+        end_open_traces(RUNTIME.registry)
         cut = rt.shutdown(rt.settings.exit_timeout_s, exiting=True)
         announce(before, COUNTERS.snapshot(), rt.settings.spool_dir, cut)
     finally:
@@ -298,7 +340,7 @@ def _exit_sequence() -> None:
 
 def _exit_running_here() -> bool:
     """SIGTERM arrived on the thread that runs the exit sequence: it finishes, then re-raises."""
-    rt = _current[0]
+    rt = RUNTIME.running
     if rt is None or rt.exit_thread is not threading.current_thread() or rt.exit_done.is_set():
         return False
     rt.sigterm_pending = True
@@ -314,7 +356,7 @@ def _at_exit() -> None:
 
 
 def _exit_budget() -> float:
-    rt = _current[0]
+    rt = RUNTIME.running
     settings = rt.settings if rt is not None else STATE.settings()
     return max(settings.exit_timeout_s, settings.exit_busy_timeout_s)
 
@@ -326,15 +368,10 @@ def _install_sigterm() -> None:
         warn_limited("sigterm", "Could not install the SIGTERM handler: %r", exc)
 
 
-def _after_fork_in_child() -> None:
-    registry.clear()
-    COUNTERS.reset()
-    random.seed()  # the lean tracer's ids: Python re-seeds only after os.fork, not a fork from C
-
-
 # The one hook installed at import: only the main thread can install a signal handler, and a server
 # often starts its first trace on a worker thread. With no pipeline yet the handler lets the process
 # die of SIGTERM as before (``pipeline/exit.py``).
 if STATE.settings().handle_sigterm:
     _install_sigterm()
 RUNNING.tracer, RUNNING.flush, RUNNING.terminate = tracer, flush, replace
+RUNNING.registry, RUNNING.scopes = RUNTIME.registry, RUNTIME.scopes

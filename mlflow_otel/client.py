@@ -20,13 +20,13 @@ from opentelemetry.context import Context
 
 from mlflow_otel import _read as api
 from mlflow_otel._log import warn_limited
+from mlflow_otel._runtime import RUNTIME
 from mlflow_otel._state import STATE
 from mlflow_otel.destinations import MlflowExperimentLocation
 from mlflow_otel.exceptions import MlflowException
 from mlflow_otel.otlp.ids import parse_span_id, parse_trace_id
 from mlflow_otel.records.model import Trace
 from mlflow_otel.semconv import SOURCE_RUN
-from mlflow_otel.spans import registry
 from mlflow_otel.spans.fluent import SpanExtras, start_live_span, trace_level_attributes
 from mlflow_otel.spans.live import NO_OP_SPAN, LiveSpan, NoOpSpan
 from mlflow_otel.spans.types import Link, SpanStatus, SpanStatusCode, SpanType
@@ -151,12 +151,12 @@ class MlflowClient:
     ) -> None:
         """End the trace's root span; spans still open in it are ended first (MLflow would raise)."""
         trace_id = trace_id if trace_id is not None else request_id
-        state = registry.open_trace(parse_trace_id(trace_id))
+        state = RUNTIME.registry.open_trace(parse_trace_id(trace_id))
         if state is None or state.root is None:
             warn_limited("client.end_trace", "end_trace: no open trace %r; ignored.", trace_id)
             return
         root = state.root
-        still_open = registry.open_members(state)
+        still_open = RUNTIME.registry.open_members(state)
         if still_open:
             warn_limited(
                 "client_open_spans",
@@ -262,7 +262,7 @@ class MlflowClient:
         trace_id: Optional[str], span_id: Optional[str], what: str, ended_ok: bool = False
     ) -> Optional[LiveSpan]:
         sid, tid = parse_span_id(span_id), parse_trace_id(trace_id)
-        span = registry.trace_member(tid, sid) if ended_ok else registry.live_span(sid)
+        span = RUNTIME.registry.trace_member(tid, sid) if ended_ok else RUNTIME.registry.live_span(sid)
         if span is None or (tid is not None and span.otel_span.get_span_context().trace_id != tid):
             warn_limited(
                 f"client.{what}", "%s: no open span %r in trace %r; ignored.", what, span_id, trace_id

@@ -39,11 +39,11 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from mlflow_otel import _runtime
+from mlflow_otel._runtime import RUNTIME
 from mlflow_otel.otlp.ids import mlflow_trace_id
 from mlflow_otel.records import html as trace_html
 from mlflow_otel.records.from_spans import trace_from_otel
 from mlflow_otel.records.model import Span, Trace
-from mlflow_otel.spans import registry
 
 __all__ = ["TraceCapture"]
 
@@ -88,7 +88,7 @@ class TraceCapture:
     # --- lifecycle ---------------------------------------------------------------------------------
     def start(self) -> TraceCapture:
         if not self._active:
-            self._preexisting = frozenset(state.trace_id for state in registry.open_traces())
+            self._preexisting = frozenset(state.trace_id for state in RUNTIME.registry.open_traces())
             # Every span, whatever its destination, comes here.
             self._previous = _runtime.capture_all((self._exporter,))
             self._active = True
@@ -127,7 +127,7 @@ class TraceCapture:
         the capture began."""
         own = otel_trace.get_current_span().get_span_context()
         skip = self._preexisting | ({own.trace_id} if own.is_valid else set())
-        return [mlflow_trace_id(s.trace_id) for s in registry.open_traces() if s.trace_id not in skip]
+        return [mlflow_trace_id(s.trace_id) for s in RUNTIME.registry.open_traces() if s.trace_id not in skip]
 
     def _ready(self, count: int) -> tuple[bool, list[Trace], list[str]]:
         """One look: the open traces first, then a flush, so every trace that had ended by the

@@ -115,7 +115,7 @@ def test_headers_resource_and_compression_arrive(receiver, monkeypatch, protocol
         # grpc-python's server hides the message encoding from handlers; check the built exporter.
         from mlflow_otel import _runtime
 
-        assert [e.compression for e in _runtime.runtime().pipeline.exporters()] == ["gzip"]
+        assert [e.compression for e in _runtime.running().pipeline.exporters()] == ["gzip"]
     assert span.resource["service.name"] == "chat-api"
     assert span.resource["deployment.environment"] == "prod" and span.resource["team"] == "ml"
 

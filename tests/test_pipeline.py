@@ -473,7 +473,7 @@ def test_queue_shrinks_while_the_destination_is_unreachable_and_recovers(monkeyp
         return i
 
     one(0)  # the first batch meets the closed port
-    processor = _runtime.runtime().pipeline.router.defaults[0]
+    processor = _runtime.running().pipeline.router.defaults[0]
     deadline = time.monotonic() + 10
     while processor.queue_limit != 100 and time.monotonic() < deadline:
         time.sleep(0.02)
@@ -481,7 +481,7 @@ def test_queue_shrinks_while_the_destination_is_unreachable_and_recovers(monkeyp
     for i in range(300):
         one(i)
     # The spans reach the destination's queue once the process stage has run the chain.
-    assert _runtime.runtime().pipeline.process.force_flush(5000)
+    assert _runtime.running().pipeline.process.force_flush(5000)
     assert processor.queued <= 100
     # 301 spans: at most 100 queued and two batches of 10 held by the workers' retries.
     assert COUNTERS.snapshot()["dropped.queue_full"] >= 301 - 100 - 2 * 10
@@ -583,7 +583,7 @@ def test_destinations_that_refuse_connections_do_not_hold_up_the_others(receiver
     elapsed = time.monotonic() - start
     assert sorted(s.name for s in got) == [f"live-{i}" for i in range(5)]
     assert elapsed < 3.0, elapsed  # the schedule (0.1 s), not the dead tenants' retries (30 s)
-    pipeline = _runtime.runtime().pipeline
+    pipeline = _runtime.running().pipeline
     assert pipeline.pool.threads <= pipeline.pool.max_threads == 4
     assert tracing.stats().get("retries", 0) >= 3
 

@@ -784,7 +784,7 @@ time.sleep(3.0)  # idle: extra threads end, connections close
 from mlflow_otel import _runtime
 print(json.dumps({"base_threads": base_threads, "base_fds": base_fds, "peak_threads": peak_threads,
                   "flushed_fds": flushed_fds, "idle_threads": threading.active_count(), "idle_fds": fds(),
-                  "pool_max": _runtime.runtime().pipeline.pool.max_threads,
+                  "pool_max": _runtime.running().pipeline.pool.max_threads,
                   "stats": mlflow.tracing.stats()}))
 """
 

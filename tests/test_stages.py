@@ -420,11 +420,11 @@ def test_setting_the_same_destination_again_is_free(otlp_http, caplog):
 
 
 def test_one_sampler_decides_for_both_tracers(monkeypatch):
-    from mlflow_otel._runtime import runtime
+    from mlflow_otel._runtime import running
 
     monkeypatch.setenv("MLFLOW_TRACE_SAMPLING_RATIO", "0.5")
     tracing.reset()
-    rt = runtime()
+    rt = running()
     sampler = rt.provider.sampler
     kept = 0
     for _ in range(400):

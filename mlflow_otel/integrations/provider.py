@@ -13,7 +13,7 @@ provider *is* the application's, which is what joined mode means.
 Tracing switched off (``tracing.disable()``, ``tracing.context(enabled=False)``) means no span is
 made: the tracer answers as OpenTelemetry's no-op tracer does.
 
-The scope names instrumentors ask tracers for are recorded (``adopt.register_scope``): the
+The scope names instrumentors ask tracers for are recorded (``_runtime.register_scope``): the
 pipeline head adopts spans of these scopes into traces (``spans/adopt.py``).
 """
 
@@ -30,7 +30,6 @@ from opentelemetry.util.types import Attributes
 
 from mlflow_otel import _runtime
 from mlflow_otel._state import STATE
-from mlflow_otel.spans.adopt import register_scope
 from mlflow_otel.spans.fluent import suppressed
 
 _NO_OP = trace_api.NoOpTracer()
@@ -47,7 +46,7 @@ class PipelineTracer(trace_api.Tracer):
         self._tracer: Any = None
 
     def _current(self) -> Any:
-        rt = _runtime.runtime()
+        rt = _runtime.running()
         if rt is not self._runtime:
             self._tracer = rt.provider.get_tracer(*self._args)
             self._runtime = rt
@@ -110,7 +109,7 @@ class PipelineTracerProvider(trace_api.TracerProvider):
         schema_url: Optional[str] = None,
         attributes: Attributes = None,
     ) -> trace_api.Tracer:
-        register_scope(instrumenting_module_name)
+        _runtime.register_scope(instrumenting_module_name)
         return PipelineTracer(
             instrumenting_module_name, instrumenting_library_version, schema_url, attributes
         )

@@ -28,8 +28,8 @@ from opentelemetry.sdk.trace import Span as SdkSpan
 from mlflow_otel._log import logger, warn_limited
 from mlflow_otel._state import STATE
 from mlflow_otel._telemetry import COUNTERS
-from mlflow_otel.spans import adopt, registry
-from mlflow_otel.spans.registry import OpenTrace
+from mlflow_otel.spans import adopt
+from mlflow_otel.spans.registry import OpenTrace, Registry
 from mlflow_otel.spans.types import SpanStatus, SpanStatusCode
 
 #: The next stage: takes a finished trace (or a lone span) and where it goes; never blocks.
@@ -41,8 +41,12 @@ class TraceAssembler(SpanProcessor):
     ``on_start`` processors (only when the SDK's tracer calls it: the lean tracer runs them itself);
     at span end it holds each trace's spans until its local root ends, then submits them whole."""
 
-    def __init__(self, submit: Submit, trace_done: Optional[Callable[[], None]] = None) -> None:
+    def __init__(
+        self, submit: Submit, registry: Registry, trace_done: Optional[Callable[[], None]] = None
+    ) -> None:
         self._submit = submit
+        #: The process's open traces (the runtime's; spans register there as they start).
+        self._registry = registry
         #: Called on the thread that ended a trace's local root, after the trace was submitted
         #: (MLflow's blocking mode waits there for its export).
         self._trace_done = trace_done
@@ -60,6 +64,7 @@ class TraceAssembler(SpanProcessor):
             run_on_start(processors, span, parent_context)
 
     def on_end(self, span: ReadableSpan) -> None:
+        registry = self._registry
         if not self.active:
             # Replaced or shut down: one of our spans ending now (a daemon thread outliving exit)
             # is lost, and counted; other instrumentations' spans are theirs to count.
@@ -123,7 +128,7 @@ def run_on_start(processors: Sequence[Any], span: Any, parent_context: Optional[
             )
 
 
-def _end_trace(state: OpenTrace, status: SpanStatus) -> None:
+def _end_trace(registry: Registry, state: OpenTrace, status: SpanStatus) -> None:
     """End a trace's open spans innermost first (latest started first), the root last, so it is
     exported whole while the code that opened it may still run."""
     for live in registry.open_members(state):
@@ -132,7 +137,7 @@ def _end_trace(state: OpenTrace, status: SpanStatus) -> None:
         state.root.end(status=status)
 
 
-def end_expired_traces(timeout_s: float, now_ns: Optional[int] = None) -> int:
+def end_expired_traces(registry: Registry, timeout_s: float, now_ns: Optional[int] = None) -> int:
     """End every trace open longer than ``timeout_s`` with status ERROR; returns how many.
 
     Mirrors MLflow's ``MLFLOW_TRACE_TIMEOUT_SECONDS``.
@@ -142,7 +147,9 @@ def end_expired_traces(timeout_s: float, now_ns: Optional[int] = None) -> int:
     expired = [s for s in registry.open_traces() if now_ns - s.start_ns > limit_ns]
     for state in expired:
         registry.mark_timed_out(state.trace_id)
-        _end_trace(state, SpanStatus(SpanStatusCode.ERROR, f"Trace timed out after {timeout_s:g} seconds"))
+        _end_trace(
+            registry, state, SpanStatus(SpanStatusCode.ERROR, f"Trace timed out after {timeout_s:g} seconds")
+        )
         COUNTERS.add("traces_timed_out")
         logger.warning(
             "Trace tr-%032x was open for more than %g s (MLFLOW_TRACE_TIMEOUT_SECONDS); "
@@ -157,14 +164,14 @@ def end_expired_traces(timeout_s: float, now_ns: Optional[int] = None) -> int:
 EXITED_FIRST = "The process exited before this span ended"
 
 
-def end_open_traces(why: str = EXITED_FIRST) -> int:
+def end_open_traces(registry: Registry, why: str = EXITED_FIRST) -> int:
     """At exit (interpreter exit or SIGTERM): end every open trace with status ERROR and ``why``,
     so a request still running in a daemon thread is exported rather than lost without a word.
     Returns how many traces were ended (counted as ``traces_ended_at_exit``)."""
     states = registry.open_traces()
     for state in states:
         try:
-            _end_trace(state, SpanStatus(SpanStatusCode.ERROR, why))
+            _end_trace(registry, state, SpanStatus(SpanStatusCode.ERROR, why))
         except Exception as exc:  # never fail the exit
             warn_limited("end_at_exit", "Could not end trace tr-%032x at exit: %r", state.trace_id, exc)
     if states:
@@ -175,7 +182,8 @@ def end_open_traces(why: str = EXITED_FIRST) -> int:
 class TimeoutWatcher:
     """A daemon thread that calls :func:`end_expired_traces` every ``interval_s`` seconds."""
 
-    def __init__(self, timeout_s: float, interval_s: float) -> None:
+    def __init__(self, registry: Registry, timeout_s: float, interval_s: float) -> None:
+        self._registry = registry
         self._timeout_s = timeout_s
         self._interval_s = interval_s
         self._stop = threading.Event()
@@ -185,7 +193,7 @@ class TimeoutWatcher:
     def _run(self) -> None:
         while not self._stop.wait(self._interval_s):
             try:
-                end_expired_traces(self._timeout_s)
+                end_expired_traces(self._registry, self._timeout_s)
             except Exception as exc:
                 warn_limited("timeout", "Trace timeout check failed: %s", exc)
 

@@ -37,6 +37,7 @@ from mlflow_otel.processors.content import ContentFilter
 from mlflow_otel.processors.normalization import Normalizer
 from mlflow_otel.processors.redaction import DefaultRedactor, Redactor, load_policy
 from mlflow_otel.processors.trimming import Trimmer
+from mlflow_otel.spans.registry import Registry
 
 
 # --- the process stage's chain -------------------------------------------------------------------
@@ -153,10 +154,12 @@ class Pipeline:
         extra: Sequence[Any] = (),
         clock: Clock = REAL_CLOCK,
         on_policy_failure: Callable[[], None] = _nothing,
+        registry: Optional[Registry] = None,
     ) -> None:
         """``on_policy_failure``: called (on the process worker) when a configured redaction policy
         cannot be loaded; the chain fails closed by itself, the runtime turns capture off on the
-        request path too (``_state.State.fail_closed``)."""
+        request path too (``_state.State.fail_closed``). ``registry``: the open traces whose spans
+        end here (the runtime's; a pipeline that is handed finished spans only has its own)."""
         self.settings = settings
         #: Read for the flush and exit deadlines, the pool's schedule and the destination stages
         #: (a fake one in the unit tier, ``tests/unit/``).
@@ -179,7 +182,11 @@ class Pipeline:
             name="the processor chain",
             count_exports=False,
         )
-        self.head = TraceAssembler(self.submit, None if settings.async_logging else self._wait_for_export)
+        self.head = TraceAssembler(
+            self.submit,
+            registry if registry is not None else Registry(),
+            None if settings.async_logging else self._wait_for_export,
+        )
 
     def submit(self, spans: Sequence[ReadableSpan], destinations: Optional[tuple[Any, ...]]) -> None:
         """From assembly (app thread): a finished trace, whole, into the process stage's queue as

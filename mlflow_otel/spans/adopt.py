@@ -19,25 +19,12 @@ joined mode, every other instrumentation's. Two things happen here, both cheap:
 
 from __future__ import annotations
 
-from typing import Any, Callable, Optional
+from typing import Any, Callable
 
 from mlflow_otel import semconv as conv
-from mlflow_otel.spans import registry
 from mlflow_otel.spans.live import LiveSpan
+from mlflow_otel.spans.tracer import RUNNING
 from mlflow_otel.spans.types import SpanType
-
-#: Instrumentation scope names of tracers handed to instrumentors (``integrations/provider.py``).
-_scopes: set[str] = set()
-
-
-def register_scope(name: str) -> None:
-    _scopes.add(name)
-
-
-def is_integration_scope(name: Optional[str]) -> bool:
-    """True for a span made by an instrumentor that an ``autolog()`` bound to us."""
-    return name in _scopes
-
 
 #: ``spans.fluent.current_trace_context``, looked up at the first span: fluent imports the runtime,
 #: which imports the pipeline that imports this module.
@@ -61,13 +48,14 @@ def started(span: Any) -> None:
     context = _trace_context()
     if context is not None and context.attributes:
         span.set_attributes(context.attributes)
-    if name in _scopes:
+    if name in RUNNING.scopes:
         _adopt(span)
 
 
 def _adopt(span: Any) -> None:
     span_context = span.get_span_context()
     trace_id = span_context.trace_id
+    registry = RUNNING.registry
     state = registry.open_trace(trace_id)
     if state is None:
         if registry.timed_out(trace_id):

@@ -33,7 +33,6 @@ from mlflow_otel._state import STATE
 from mlflow_otel._telemetry import COUNTERS
 from mlflow_otel.exceptions import MlflowException
 from mlflow_otel.otlp.ids import mlflow_trace_id, parse_trace_id
-from mlflow_otel.spans import registry
 from mlflow_otel.spans.live import NO_OP_SPAN, LiveSpan, NoOpSpan
 from mlflow_otel.spans.propagation import baggage_attributes
 from mlflow_otel.spans.sampling import RATIO_OVERRIDE_KEY
@@ -207,6 +206,7 @@ def start_live_span(
             links = [*(links or ()), *extras.links]
     parent_ctx = _current_span(parent).get_span_context()
     in_trace = parent_ctx.is_valid
+    registry = RUNNING.registry
     state = registry.open_trace(parent_ctx.trace_id) if in_trace else None
     if state is None and in_trace and registry.timed_out(parent_ctx.trace_id):
         # The timeout ended this trace and exported it; the code it timed out on runs on. Its new
@@ -862,7 +862,7 @@ def get_current_active_span() -> Optional[LiveSpan]:
     span_ctx = current.get_span_context()
     if not span_ctx.is_valid:
         return None
-    live = registry.live_span(span_ctx.span_id)
+    live = RUNNING.registry.live_span(span_ctx.span_id)
     if live is None and not current.is_recording() and not span_ctx.is_remote:
         return LiveSpan(current, None, SpanType.UNKNOWN, "")
     return live  # None for a caller's span in another process (MLflow's behaviour)
@@ -879,7 +879,7 @@ def get_active_trace_id() -> Optional[str]:
 def get_last_active_trace_id(thread_local: bool = False) -> Optional[str]:
     """The id of the most recent trace whose root span ended in this process, or, with
     ``thread_local=True``, in this thread."""
-    last = registry.last_trace_id(thread_local)
+    last = RUNNING.registry.last_trace_id(thread_local)
     return None if last is None else mlflow_trace_id(last)
 
 
@@ -986,7 +986,7 @@ def delete_trace_tag(trace_id: str, key: str) -> None:
 
 
 def _on_open_root(trace_id: str, what: str, attrs: dict[str, Any]) -> None:
-    state = registry.open_trace(parse_trace_id(trace_id))
+    state = RUNNING.registry.open_trace(parse_trace_id(trace_id))
     root = state.root if state is not None else None
     if root is None or not root.otel_span.is_recording():
         warn_limited(

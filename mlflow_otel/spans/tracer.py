@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Sequence
-from typing import Any, Callable, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from opentelemetry import trace as trace_api
 from opentelemetry.context import Context
@@ -43,6 +43,9 @@ from mlflow_otel import _fork
 from mlflow_otel._state import STATE
 from mlflow_otel.spans.sampling import RATIO_OVERRIDE_KEY, TraceRatioSampler
 
+if TYPE_CHECKING:
+    from mlflow_otel.spans.registry import Registry
+
 _SAMPLED = TraceFlags(TraceFlags.SAMPLED)
 _NOT_SAMPLED = TraceFlags(TraceFlags.DEFAULT)
 _UNSET = Status(StatusCode.UNSET)
@@ -54,20 +57,35 @@ _getrandbits = random.getrandbits
 
 
 class RunningSlot:
-    """How ``spans/`` reaches the running tracer without importing the runtime, a floor above it
-    (docs/architecture.md, "Floors"): ``_runtime`` fills the three calls when it is imported (the
-    package's ``__init__`` imports it first), and the request path pays one attribute read.
-    ``terminate`` shuts the running pipeline down after a flush; the next span starts a new one with
-    the settings in force (nothing re-read, open traces kept)."""
+    """What ``spans/`` is handed by the runtime (``_runtime.Runtime``), a floor above it
+    (docs/architecture.md, "Floors"): ``_runtime`` fills the slot when it is imported (the package's
+    ``__init__`` imports it first), and the request path pays one attribute read.
+
+    * ``tracer``, ``flush``, ``terminate``: the running tracer (built at the first span), a flush,
+      and a shutdown of the running pipeline after a flush (the next span starts a new one with the
+      settings in force; nothing re-read, open traces kept);
+    * ``registry``: the process's open traces and live spans (``spans/registry.py``);
+    * ``scopes``: the instrumentation scope names of tracers handed to instrumentors
+      (``integrations/provider.py``), whose spans ``spans/adopt.py`` adopts."""
 
     def __init__(self) -> None:
         self.tracer: Callable[[], Any] = _unbound
         self.flush: Callable[[Optional[float], bool], bool] = _unbound
         self.terminate: Callable[[], None] = _unbound
+        self.registry: Registry = _UNBOUND_REGISTRY
+        self.scopes: set[str] = set()
 
 
 def _unbound(*_: Any) -> Any:
     raise RuntimeError("mlflow_otel._runtime was not imported: import mlflow_otel first")
+
+
+class _UnboundRegistry:
+    def __getattr__(self, name: str) -> Any:
+        return _unbound
+
+
+_UNBOUND_REGISTRY: Any = _UnboundRegistry()
 
 
 #: The one slot (filled by ``_runtime``).

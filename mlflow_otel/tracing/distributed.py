@@ -33,9 +33,9 @@ from opentelemetry import trace as otel_trace
 
 from mlflow_otel import semconv as conv
 from mlflow_otel._log import logger, warn_limited
+from mlflow_otel._runtime import RUNTIME
 from mlflow_otel._state import STATE
 from mlflow_otel.processors.redaction import DefaultRedactor
-from mlflow_otel.spans import registry
 from mlflow_otel.spans.propagation import BAGGAGE_SESSION, BAGGAGE_TAG_PREFIX, BAGGAGE_USER
 
 __all__ = ["get_tracing_context_headers_for_http_request", "set_tracing_context_from_http_request_headers"]
@@ -62,7 +62,7 @@ def _trace_baggage() -> dict[str, str]:
     if not allowed:
         return {}
     current = otel_trace.get_current_span().get_span_context()
-    state = registry.open_trace(current.trace_id) if current.is_valid else None
+    state = RUNTIME.registry.open_trace(current.trace_id) if current.is_valid else None
     root = state.root if state is not None else None
     if root is None:
         return {}
