@@ -55,11 +55,12 @@ from mlflow_otel.exporters.base import ExitAware
 from mlflow_otel.otlp.ids import bare_hex, mlflow_trace_id
 from mlflow_otel.pipeline.build import Pipeline, builtin_processors
 from mlflow_otel.pipeline.process import Chain, ProcessStage
-from mlflow_otel.records import pending
+from mlflow_otel.pipeline.route import Shared
 from mlflow_otel.records.from_spans import otel_root_of
 from mlflow_otel.records.local import LocalStore, rebuild, store_path
 from mlflow_otel.records.model import TraceInfo
 from mlflow_otel.records.otlp_file import generations, otel_spans_from_request
+from mlflow_otel.records.pending import PendingAssessments
 
 #: Record metadata computed from the spans (``from_spans.record_for``): never copied to the root.
 _COMPUTED_METADATA = frozenset(
@@ -408,7 +409,8 @@ def push(
     logger.addHandler(reasons)
     started = time.monotonic()
     before = COUNTERS.snapshot()
-    pipeline = Pipeline(settings)
+    pending = PendingAssessments()  # the records' assessments, taken as the records are written
+    pipeline = Pipeline(settings, shared=Shared(pending))
     stages = pipeline.router.defaults
     for stage in stages:
         if isinstance(stage.exporter, ExitAware):

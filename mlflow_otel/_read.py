@@ -20,7 +20,7 @@ import warnings
 from collections.abc import Sequence
 from typing import Any, Callable, Optional, Union
 
-from mlflow_otel import _fork, _runtime
+from mlflow_otel import _runtime
 from mlflow_otel._log import logger
 from mlflow_otel._mlflow_server import is_http_uri
 from mlflow_otel._runtime import RUNTIME
@@ -29,7 +29,6 @@ from mlflow_otel._state import STATE
 from mlflow_otel.exceptions import MlflowException
 from mlflow_otel.otlp.ids import mlflow_trace_id, parse_trace_id
 from mlflow_otel.pipeline.route import default_routes
-from mlflow_otel.records import pending
 from mlflow_otel.records.assessment import (
     DEFAULT_FEEDBACK_NAME,
     Assessment,
@@ -78,18 +77,12 @@ DATAFRAME_COLUMNS = (
 )
 
 
-#: The last store built and what it was built for: reads reuse it (its REST client's keep-alive
-#: connections, its SQLite connections) until the settings or destinations in force change.
-_last_store: list[tuple[tuple[Any, ...], Any]] = []
-_fork_hooked: list[bool] = []
-
-
 def current_store(tracking_uri: Optional[str] = None) -> Any:
     """The store for the settings and destinations in force (``records/store.py``). ``STATE``
     replaces its settings object whenever they change, so identity tells when to build anew."""
     settings = STATE.settings()
     key = (settings, tracking_uri, STATE.destinations, STATE.extra_destinations)
-    last = _last_store[0] if _last_store else None
+    last = RUNTIME.read_store  # forgotten in a forked child: it opens its own connections
     if last is not None and all(a is b for a, b in zip(last[0], key)):
         return last[1]
     uri = tracking_uri or settings.tracking_uri
@@ -98,16 +91,9 @@ def current_store(tracking_uri: Optional[str] = None) -> Any:
         if uri and is_http_uri(uri)
         else default_routes(settings, STATE.destinations, STATE.extra_destinations)
     )
-    store = store_for(settings, tracking_uri, routes)
-    if not _last_store and not _fork_hooked:
-        _fork_hooked.append(True)
-        _fork.in_child(_forget_store)  # a child opens its own connections
-    _last_store[:] = [(key, store)]
+    store = store_for(settings, tracking_uri, routes, RUNTIME.pending)
+    RUNTIME.read_store = (key, store)
     return store
-
-
-def _forget_store() -> None:
-    _last_store.clear()
 
 
 def settle(timeout_s: float = SETTLE_TIMEOUT_S) -> bool:
@@ -340,7 +326,7 @@ def log_assessment(trace_id: Optional[str], assessment: Assessment) -> Assessmen
         return assessment
     state = RUNTIME.registry.open_trace(parse_trace_id(trace_id))
     if state is not None and not state.closed:
-        return pending.hold(mlflow_trace_id(state.trace_id), assessment)
+        return RUNTIME.pending.hold(mlflow_trace_id(state.trace_id), assessment)
     store = current_store()
     try:
         return store.log_assessment(trace_id, assessment)

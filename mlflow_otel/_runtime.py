@@ -38,9 +38,12 @@ from mlflow_otel._log import ensure_visible, logger, warn_limited
 from mlflow_otel._settings import Settings
 from mlflow_otel._state import STATE
 from mlflow_otel._telemetry import COUNTERS
+from mlflow_otel.exporters.mlflow_record import RecordSenders
 from mlflow_otel.pipeline.assembly import TimeoutWatcher, end_open_traces, run_on_start
 from mlflow_otel.pipeline.build import Pipeline
 from mlflow_otel.pipeline.exit import announce, die_of_sigterm, install_sigterm
+from mlflow_otel.pipeline.route import RECORD_CONCURRENCY, Shared
+from mlflow_otel.records.pending import PendingAssessments
 from mlflow_otel.semconv import SCOPE_NAME
 from mlflow_otel.spans.registry import Registry
 from mlflow_otel.spans.sampling import sampler_for
@@ -67,6 +70,7 @@ class Running:
             STATE.extra_destinations,
             on_policy_failure=STATE.fail_closed,
             registry=owner.registry,
+            shared=Shared(owner.pending, owner.senders),
         )
         self.pipeline.router.capture = owner.capture
         sampler = sampler_for(settings.sampling_ratio, settings.otel_sampler, settings.otel_sampler_arg)
@@ -204,6 +208,13 @@ class Runtime:
         self.scopes: set[str] = set()
         #: ``mlflow_otel.testing``'s destinations while a capture runs: kept across pipelines.
         self.capture: Optional[tuple[Any, ...]] = None
+        #: Assessments logged on traces still open, and the MLflow record senders: handed to every
+        #: destination a pipeline builds (``route.Shared``).
+        self.pending = PendingAssessments()
+        self.senders = RecordSenders(RECORD_CONCURRENCY - 1)
+        #: The read API's store and what it was built for (``_read.current_store``): reads reuse its
+        #: connections until the settings or destinations in force change.
+        self.read_store: Optional[tuple[tuple[Any, ...], Any]] = None
         #: The running tracer and pipeline (None until the first span).
         self.running: Optional[Running] = None
         self._hooked = False
@@ -235,9 +246,11 @@ class Runtime:
             return self.running
 
     def after_fork_in_child(self) -> None:
-        """A forked child starts with no open trace and its own counters (its parent's are the
-        parent's to report), and new random ids (Python re-seeds only after ``os.fork``)."""
+        """A forked child starts with no open trace, its own counters (its parent's are the parent's
+        to report), new random ids (Python re-seeds only after ``os.fork``), and opens its own
+        connections to read."""
         self.registry.clear()
+        self.read_store = None
         COUNTERS.reset()
         random.seed()
 

@@ -100,12 +100,13 @@ def test_a_batch_script_that_simply_ends_leaves_every_trace_in_the_file_and_the_
 
 
 CHILDREN = """
-import multiprocessing as mp, sys
+import multiprocessing as mp, sys, time
 import mlflow_otel as mlflow
 
 @mlflow.trace
 def work(i):
     with mlflow.start_span("inner"):
+        time.sleep(0.002)  # so that both Pool workers take chunks, even on a loaded machine
         return i * 2
 
 def child(n):

@@ -278,6 +278,32 @@ def test_kept_connections_are_left_to_the_parent_in_a_forked_child(tmp_path):
     assert client._manager("http", "127.0.0.1:4318") is manager and db.connect() is parent_conn
 
 
+def test_a_forked_child_starts_with_the_runtimes_state_afresh():
+    """The runtime owns the running state (``_runtime.Runtime``); a child forked while a trace is
+    open, a read store is cached and the record senders run starts with none of them, and its
+    senders start threads of their own (the parent's did not survive the fork)."""
+    import os
+
+    from mlflow_otel._runtime import RUNTIME
+    from mlflow_otel.pipeline.route import RECORD_CONCURRENCY
+
+    release = threading.Event()
+    busy = [RUNTIME.senders.submit(lambda: release.wait(5)) for _ in range(RECORD_CONCURRENCY)]
+    release.set()  # every sender thread was started: a child that kept the count would start none
+    assert all(job.done.wait(5) for job in busy)
+    RUNTIME.read_store = ((), object())
+    with mlflow.start_span("open-at-the-fork"):
+        pid = os.fork()
+        if pid == 0:  # the child: exit code 0 when it starts afresh
+            ran = threading.Event()
+            fresh = not RUNTIME.registry.open_traces() and RUNTIME.read_store is None
+            os._exit(0 if fresh and RUNTIME.senders.submit(ran.set).done.wait(5) else 1)
+        _, status = os.waitpid(pid, 0)
+        assert os.WEXITSTATUS(status) == 0
+        assert RUNTIME.registry.open_traces() and RUNTIME.read_store is not None  # the parent's
+    RUNTIME.read_store = None
+
+
 # --- extension points, end to end -------------------------------------------------------------------
 def test_hook_runs_once_per_span_with_two_destinations(otlp_http, tmp_path):
     calls: list[str] = []

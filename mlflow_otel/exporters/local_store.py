@@ -38,6 +38,7 @@ from mlflow_otel.exporters.file import DEFAULT_MAX_BYTES, OtlpJsonFileExporter
 from mlflow_otel.otlp.json import request_line, span_texts
 from mlflow_otel.records.local import DEFAULT_MAX_BYTES as STORE_MAX_BYTES
 from mlflow_otel.records.local import FileBatch, LocalTraceWriter, store_path
+from mlflow_otel.records.pending import PendingAssessments
 
 #: Spans whose lines the indexer holds in memory; beyond it, it reads them back from the file.
 MEMORY_SPANS = 16_384
@@ -172,11 +173,17 @@ class FileAndStoreExporter(SpanExporter):
         experiment_id: Optional[str] = None,
         max_bytes: int = DEFAULT_MAX_BYTES,
         store_max_bytes: int = STORE_MAX_BYTES,
+        pending: Optional[PendingAssessments] = None,
     ) -> None:
+        """``pending``: assessments logged on traces still open, filed with their records."""
         self.file = OtlpJsonFileExporter(path, max_bytes)
         self.path = self.file.path
         self.store = LocalTraceWriter(
-            store_path(self.path), experiment_id, max_bytes=store_max_bytes, traces_file=self.path
+            store_path(self.path),
+            experiment_id,
+            max_bytes=store_max_bytes,
+            traces_file=self.path,
+            pending=pending,
         )
         self.indexer = StoreIndexer(self.store)
 

@@ -71,7 +71,6 @@ from mlflow_otel.exporters.mlflow_merge import FragmentMerger
 from mlflow_otel.exporters.otlp import OtlpHttpExporter
 from mlflow_otel.exporters.retry import MLFLOW_REST
 from mlflow_otel.otlp.ids import mlflow_trace_id
-from mlflow_otel.records import pending
 from mlflow_otel.records.from_spans import (
     MAX_METADATA_CHARS,
     preview,
@@ -80,6 +79,7 @@ from mlflow_otel.records.from_spans import (
     token_usage_of,
 )
 from mlflow_otel.records.model import Span, TraceInfo
+from mlflow_otel.records.pending import PendingAssessments
 
 #: ``POST`` here upserts a trace's record (MLflow's ``StartTraceV3``).
 START_TRACE_V3 = "/api/3.0/mlflow/traces"
@@ -301,13 +301,18 @@ class _Job:
         return True
 
 
-class _Senders:
-    """Up to ``threads`` daemon threads sending records for every MLflow destination of the process,
-    started as work arrives. (A ``ThreadPoolExecutor`` refuses work once the interpreter begins to
-    exit, which is when a job's last records go.)"""
+class RecordSenders:
+    """Up to ``threads`` daemon threads sending records for every MLflow destination of the process
+    (the runtime owns one: ``_runtime.Runtime``), started as work arrives. (A ``ThreadPoolExecutor``
+    refuses work once the interpreter begins to exit, which is when a job's last records go.) In a
+    forked child they start again with no thread and no job (the parent's are the parent's)."""
 
     def __init__(self, threads: int) -> None:
         self._max = threads
+        self._forget()
+        _fork.in_child(self._forget)
+
+    def _forget(self) -> None:
         self._jobs: queue.SimpleQueue[_Job] = queue.SimpleQueue()
         self._threads = 0
         self._lock = threading.Lock()
@@ -318,12 +323,15 @@ class _Senders:
         with self._lock:
             if self._threads < self._max:
                 self._threads += 1
-                threading.Thread(target=self._work, name="mlflow-otel-record", daemon=True).start()
+                threading.Thread(
+                    target=self._work, args=(self._jobs,), name="mlflow-otel-record", daemon=True
+                ).start()
         return job
 
-    def _work(self) -> None:
+    @staticmethod
+    def _work(jobs: queue.SimpleQueue[_Job]) -> None:
         while True:
-            job = self._jobs.get()
+            job = jobs.get()
             if job.claim("running"):
                 try:
                     job.run()
@@ -331,27 +339,6 @@ class _Senders:
                     warn_limited("mlflow_record_sender", "Sending a trace record failed: %r", exc)
                 finally:
                     job.done.set()
-
-
-_SENDERS: list[Optional[_Senders]] = [None]
-_SENDERS_LOCK = threading.Lock()
-
-
-def _senders(threads: int) -> _Senders:
-    """The record senders every MLflow destination of the process shares (made at the first batch
-    with several records; made again in a forked child, whose inherited senders have no threads)."""
-    with _SENDERS_LOCK:
-        senders = _SENDERS[0]
-        if senders is None:
-            senders = _SENDERS[0] = _Senders(threads)
-            _fork.in_child(_forget_senders)  # a child's inherited senders have no threads
-        return senders
-
-
-def _forget_senders() -> None:
-    global _SENDERS_LOCK
-    _SENDERS_LOCK = threading.Lock()
-    _SENDERS[0] = None
 
 
 def _bounded_put(table: collections.OrderedDict, key: Any, value: Any) -> None:
@@ -373,9 +360,15 @@ class MlflowRecordExporter(MlflowOtlpHttpExporter):
         client: RestClient,
         experiment_id: str,
         concurrency: int = 4,
+        pending: Optional[PendingAssessments] = None,
+        senders: Optional[RecordSenders] = None,
         **kwargs: Any,
     ) -> None:
+        """``pending``: assessments logged on traces still open, sent in their records;
+        ``senders``: the threads every MLflow destination of the process shares (else its own)."""
         super().__init__(*args, **kwargs)
+        self._assessments = pending
+        self._senders = senders
         self.client = client
         self.experiment_id = experiment_id
         self._concurrency = max(1, concurrency)
@@ -497,7 +490,8 @@ class MlflowRecordExporter(MlflowOtlpHttpExporter):
             info = self._record(root, usage)
             for key, value in self._environment.items():
                 info.trace_metadata.setdefault(key, value)
-            info.assessments = pending.take(info.trace_id)  # logged while the trace was open
+            if self._assessments is not None:  # logged while the trace was open
+                info.assessments = self._assessments.take(info.trace_id)
             return info
         except Exception as exc:  # a record is never worth the batch
             warn_limited("mlflow_record_build", "Could not build the MLflow record of a trace: %r", exc)
@@ -514,11 +508,14 @@ class MlflowRecordExporter(MlflowOtlpHttpExporter):
     # --- sending -----------------------------------------------------------------------------------
     def _send_all(self, records: list[TraceInfo]) -> None:
         """Send a batch's records, ``concurrency`` at a time: the export thread sends one and the
-        senders every MLflow destination shares (``_senders``: threads do not grow with the number
-        of experiments a process sends to) the others; returns when each is settled."""
+        senders every MLflow destination shares (``RecordSenders``: threads do not grow with the
+        number of experiments a process sends to) the others; returns when each is settled."""
         queued: list[_Job] = []
         if len(records) > 1 and self._concurrency > 1:
-            senders = _senders(self._concurrency - 1)
+            with self._lock:
+                if self._senders is None:
+                    self._senders = RecordSenders(self._concurrency - 1)
+                senders = self._senders
             queued = [senders.submit(functools.partial(self._run, info)) for info in records[1:]]
             with self._lock:
                 self._waiting.update(queued)

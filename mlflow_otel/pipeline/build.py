@@ -29,7 +29,7 @@ from mlflow_otel.pipeline.assembly import TraceAssembler
 from mlflow_otel.pipeline.batch import BatchProcessor
 from mlflow_otel.pipeline.export import Conventions, DestinationExporter
 from mlflow_otel.pipeline.process import Chain, ProcessStage, Routed
-from mlflow_otel.pipeline.route import Route, Router, file_route
+from mlflow_otel.pipeline.route import Route, Router, Shared, file_route
 from mlflow_otel.pipeline.tail import TailSampler, load_tail_sampler
 from mlflow_otel.pipeline.workers import ExportPool
 from mlflow_otel.processors import Processor
@@ -155,11 +155,14 @@ class Pipeline:
         clock: Clock = REAL_CLOCK,
         on_policy_failure: Callable[[], None] = _nothing,
         registry: Optional[Registry] = None,
+        shared: Optional[Shared] = None,
     ) -> None:
         """``on_policy_failure``: called (on the process worker) when a configured redaction policy
         cannot be loaded; the chain fails closed by itself, the runtime turns capture off on the
         request path too (``_state.State.fail_closed``). ``registry``: the open traces whose spans
-        end here (the runtime's; a pipeline that is handed finished spans only has its own)."""
+        end here (the runtime's; a pipeline that is handed finished spans only has its own).
+        ``shared``: what the runtime hands every destination (``route.Shared``)."""
+        self._shared = shared if shared is not None else Shared()
         self.settings = settings
         #: Read for the flush and exit deadlines, the pool's schedule and the destination stages
         #: (a fake one in the unit tier, ``tests/unit/``).
@@ -236,7 +239,7 @@ class Pipeline:
             if add or not keep_mlflow:
                 conventions = Conventions(add, keep_mlflow, self.settings.genai.capture_messages)
         return DestinationExporter(
-            lambda: route.build(listener),
+            lambda: route.build(listener, self._shared),
             route.description,
             lazy=route.lazy,
             borrowed=route.borrowed,

@@ -24,9 +24,10 @@ from mlflow_otel._state import STATE
 from mlflow_otel.destinations import Destination, FileDestination, MlflowExperimentLocation, OtlpDestination
 from mlflow_otel.exporters.file import OtlpJsonFileExporter
 from mlflow_otel.exporters.local_store import FileAndStoreExporter
-from mlflow_otel.exporters.mlflow_record import MlflowRecordExporter
+from mlflow_otel.exporters.mlflow_record import MlflowRecordExporter, RecordSenders
 from mlflow_otel.exporters.otlp import build_otlp_exporter
 from mlflow_otel.exporters.spool import open_spool
+from mlflow_otel.records.pending import PendingAssessments
 
 #: Default request size caps: gRPC servers reject messages over 4 MiB by default, the Collector's
 #: OTLP/HTTP receiver bodies over 20 MiB; keep a margin for framing and headers.
@@ -41,13 +42,25 @@ RECORD_CONCURRENCY = 4
 
 
 @dataclass(frozen=True)
+class Shared:
+    """What the runtime (``_runtime.Runtime``) hands every destination it builds: the assessments
+    logged on traces still open, which the stores' records take (``records/pending.py``), and the
+    threads that send MLflow trace records for every MLflow destination of the process. A pipeline
+    built without them (``mlflow-otel push``, a test) has no assessments waiting and gives each
+    MLflow destination senders of its own."""
+
+    pending: Optional[PendingAssessments] = None
+    senders: Optional[RecordSenders] = None
+
+
+@dataclass(frozen=True)
 class Route:
     """A resolved destination: a stable key, a description for logs, and how to build its exporter."""
 
     key: str
     description: str
-    #: Builds the exporter; its argument hears when the endpoint starts or stops answering.
-    build: Callable[[Callable[[bool], None]], SpanExporter]
+    #: Builds the exporter; its first argument hears when the endpoint starts or stops answering.
+    build: Callable[[Callable[[bool], None], Shared], SpanExporter]
     #: Where the read API finds this destination's traces (``records/store.py``):
     #: ``("mlflow", tracking_uri, experiment_id, experiment_name)``, ``("file", path)``, or None.
     reads: Optional[tuple[Optional[str], ...]] = None
@@ -83,7 +96,7 @@ def _otlp_route(
         key=key,
         description=f"{label}{name} {masked_url(otlp.endpoint)}",
         accounts=True,
-        build=lambda listener: build_otlp_exporter(
+        build=lambda listener, shared: build_otlp_exporter(
             otlp,
             limit,
             settings.retry_timeout_s,
@@ -101,7 +114,9 @@ def file_route(path: str, settings: Optional[Settings] = None) -> Route:
     return Route(
         key=f"file|{exporter_path}",
         description=f"the local file {exporter_path} (view them with `mlflow-otel show`)",
-        build=lambda listener: FileAndStoreExporter(exporter_path, experiment_id, store_max_bytes=store_max),
+        build=lambda listener, shared: FileAndStoreExporter(
+            exporter_path, experiment_id, store_max_bytes=store_max, pending=shared.pending
+        ),
         reads=("file", exporter_path),
         local=True,
     )
@@ -117,7 +132,7 @@ def _mlflow_route(
     auth = settings.tracking_auth
     key = f"mlflow|{tracking_uri}|{experiment_id}|{name}"
 
-    def build(listener: Callable[[bool], None]) -> SpanExporter:
+    def build(listener: Callable[[bool], None], shared: Shared) -> SpanExporter:
         exp_id = experiment_id
         if exp_id is None:
             exp_id = (
@@ -138,6 +153,8 @@ def _mlflow_route(
             client=_mlflow_server.RestClient(tracking_uri, auth),
             experiment_id=exp_id,
             concurrency=RECORD_CONCURRENCY,
+            pending=shared.pending,
+            senders=shared.senders,
         )
 
     which = (
@@ -183,7 +200,7 @@ def _exporter_route(exporter: SpanExporter) -> Route:
     return Route(
         key=f"exporter|{id(exporter)}",
         description=f"{type(exporter).__module__}.{type(exporter).__qualname__}",
-        build=lambda listener: exporter,
+        build=lambda listener, shared: exporter,
         borrowed=True,
     )
 

@@ -52,7 +52,6 @@ from mlflow_otel._telemetry import COUNTERS
 from mlflow_otel.exceptions import MlflowException
 from mlflow_otel.otlp.ids import mlflow_trace_id, span_hex
 from mlflow_otel.records import filters as flt
-from mlflow_otel.records import pending
 from mlflow_otel.records.assessment import Assessment
 from mlflow_otel.records.from_spans import (
     otel_root_of,
@@ -63,6 +62,7 @@ from mlflow_otel.records.from_spans import (
 )
 from mlflow_otel.records.model import Span, Trace, TraceData, TraceInfo, TraceState
 from mlflow_otel.records.otlp_file import generations, span_from_json, span_objects
+from mlflow_otel.records.pending import PendingAssessments
 
 #: The default cap of the store (``MLFLOW_OTEL_TRACE_STORE_MAX_BYTES``): about 190,000 small traces.
 DEFAULT_MAX_BYTES = 512 * 1024 * 1024
@@ -242,8 +242,12 @@ class LocalTraceWriter:
         max_bytes: int = DEFAULT_MAX_BYTES,
         traces_file: Optional[str] = None,
         db: Optional[_Db] = None,
+        pending: Optional[PendingAssessments] = None,
     ) -> None:
-        """``db``: the connections of a ``LocalStore`` on the same file, which indexes before it reads."""
+        """``db``: the connections of a ``LocalStore`` on the same file, which indexes before it reads.
+        ``pending``: assessments logged on traces still open in this process, filed with their
+        records (``records/pending.py``)."""
+        self._pending = pending
         self._db = db if db is not None else _Db(path)
         self.path = self._db.path
         #: The OTLP/JSON file this store indexes (``index``).
@@ -429,7 +433,9 @@ class LocalTraceWriter:
                     # Spans from a file line of another shape: skipped, never a stuck index.
                     COUNTERS.add("local_store_skipped_spans", len(texts))
                     continue
-            for assessment in pending.take(trace_id):  # logged while the trace was open
+            if self._pending is None:
+                continue
+            for assessment in self._pending.take(trace_id):  # logged while the trace was open
                 data = json.dumps(assessment.to_dictionary())
                 rows.assessments.append((assessment.assessment_id, trace_id, data))
         return len(traces)
@@ -712,12 +718,15 @@ def _offset(page_token: Optional[str]) -> int:
 class LocalStore:
     """MLflow's read API on the local store (``records/store.py``'s ``TraceStore``)."""
 
-    def __init__(self, path: str, traces_file: Optional[str] = None) -> None:
+    def __init__(
+        self, path: str, traces_file: Optional[str] = None, pending: Optional[PendingAssessments] = None
+    ) -> None:
+        """``pending``: as the writer's: a read indexes what the file holds beyond the store first."""
         self._db = _Db(path)
         self.path = self._db.path
         self.traces_file = traces_file if traces_file is not None else traces_file_of(self.path)
         self._index = (
-            LocalTraceWriter(self.path, traces_file=self.traces_file, db=self._db)
+            LocalTraceWriter(self.path, traces_file=self.traces_file, db=self._db, pending=pending)
             if self.traces_file
             else None
         )

@@ -5,7 +5,8 @@ MLflow attaches them to its in-memory trace and sends them with the trace's reco
 any store. Here they wait in this table, keyed by trace id, until the trace's record is written:
 by the local store (``records/local.py``) or the MLflow destination (``exporters/mlflow_record.py``,
 in the ``StartTraceV3`` body, as MLflow's SDK sends them). The table is bounded: a trace that never
-reaches a store (dropped, sent only to an OTLP backend) leaves its entry to be evicted.
+reaches a store (dropped, sent only to an OTLP backend) leaves its entry to be evicted. A writer
+that is handed no table (a store read by another process, ``mlflow-otel push``) has none waiting.
 """
 
 from __future__ import annotations
@@ -16,32 +17,37 @@ from collections import OrderedDict
 
 from mlflow_otel.records.assessment import Assessment
 
-#: Traces whose assessments wait at most (the oldest are forgotten first).
-MAX_TRACES = 10_000
 
-_held: OrderedDict[str, list[Assessment]] = OrderedDict()
-_lock = threading.Lock()
+class PendingAssessments:
+    """Assessments held by trace id until the trace's record is written: one table per process,
+    owned by the runtime (``_runtime.Runtime``) and handed to the writers of records it builds."""
 
+    #: Traces whose assessments wait at most (the oldest are forgotten first).
+    MAX_TRACES = 10_000
 
-def hold(trace_id: str, assessment: Assessment) -> Assessment:
-    """Keep ``assessment`` for the open trace ``trace_id`` (``tr-<32 hex>``), with the id and
-    validity a store would give it, so the caller gets back what the store will hold."""
-    assessment.trace_id = trace_id
-    if assessment.assessment_id is None:
-        assessment.assessment_id = "a-" + uuid.uuid4().hex
-    if assessment.valid is None:
-        assessment.valid = True
-    with _lock:
-        _held.setdefault(trace_id, []).append(assessment)
-        _held.move_to_end(trace_id)
-        while len(_held) > MAX_TRACES:
-            _held.popitem(last=False)
-    return assessment
+    def __init__(self) -> None:
+        self._held: OrderedDict[str, list[Assessment]] = OrderedDict()
+        self._lock = threading.Lock()
 
+    def hold(self, trace_id: str, assessment: Assessment) -> Assessment:
+        """Keep ``assessment`` for the open trace ``trace_id`` (``tr-<32 hex>``), with the id and
+        validity a store would give it, so the caller gets back what the store will hold."""
+        assessment.trace_id = trace_id
+        if assessment.assessment_id is None:
+            assessment.assessment_id = "a-" + uuid.uuid4().hex
+        if assessment.valid is None:
+            assessment.valid = True
+        with self._lock:
+            held = self._held
+            held.setdefault(trace_id, []).append(assessment)
+            held.move_to_end(trace_id)
+            while len(held) > self.MAX_TRACES:
+                held.popitem(last=False)
+        return assessment
 
-def take(trace_id: str) -> list[Assessment]:
-    """The assessments held for ``trace_id``, handed over once (to whoever writes its record)."""
-    if not _held:  # the common case, without the lock
-        return []
-    with _lock:
-        return _held.pop(trace_id, [])
+    def take(self, trace_id: str) -> list[Assessment]:
+        """The assessments held for ``trace_id``, handed over once (to whoever writes its record)."""
+        if not self._held:  # the common case, without the lock
+            return []
+        with self._lock:
+            return self._held.pop(trace_id, [])

@@ -22,6 +22,7 @@ from mlflow_otel._mlflow_server import is_http_uri
 from mlflow_otel._settings import Settings
 from mlflow_otel.exceptions import MlflowException
 from mlflow_otel.records.model import Trace
+from mlflow_otel.records.pending import PendingAssessments
 
 
 class TraceStore(Protocol):
@@ -91,7 +92,12 @@ class NoStore:
     delete_assessment = update_assessment = set_trace_tag = delete_trace_tag = _fail
 
 
-def store_for(settings: Settings, tracking_uri: Optional[str], routes: Sequence[Any]) -> Any:
+def store_for(
+    settings: Settings,
+    tracking_uri: Optional[str],
+    routes: Sequence[Any],
+    pending: Optional[PendingAssessments] = None,
+) -> Any:
     """The store the read API uses: an http(s) tracking URI's server (given, else the settings'),
     else the local store of the OTLP/JSON file the traces go to, else :class:`NoStore`. ``routes``:
     the write side's (``pipeline/route.py``'s ``Route``: its ``reads`` and ``description``), which
@@ -111,5 +117,5 @@ def store_for(settings: Settings, tracking_uri: Optional[str], routes: Sequence[
             from mlflow_otel.records.local import LocalStore, store_path
 
             path = str(route.reads[1])
-            return LocalStore(store_path(path), path)
+            return LocalStore(store_path(path), path, pending)
     return NoStore([route.description for route in routes])
