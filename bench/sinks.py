@@ -36,6 +36,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
 import mlflow_otel as mlflow  # noqa: E402
+from mlflow_otel._telemetry import Counters  # noqa: E402
 from mlflow_otel.entities import SpanType  # noqa: E402
 from mlflow_otel.exporters.file import OtlpJsonFileExporter  # noqa: E402
 from mlflow_otel.exporters.local_store import FileAndStoreExporter  # noqa: E402
@@ -111,7 +112,7 @@ def _index_rate(spans: list[Any], reps: int) -> float:
             batch = spans[i : i + BATCH]
             texts = span_texts(batch)
             batches.append((*file.append(request_line(batch, texts)), batch, texts))
-        writer = LocalTraceWriter(store_path(path), traces_file=path)
+        writer = LocalTraceWriter(store_path(path), traces_file=path, counters=Counters())
         started = time.perf_counter()
         writer.index(batches)
         best = min(best, time.perf_counter() - started)
@@ -124,7 +125,7 @@ _last: list[FileAndStoreExporter] = []
 def _embedded(folder: str) -> Callable[[list[Any]], None]:
     if _last:
         _last[0].shutdown()  # the previous run's indexing, outside the timing
-    exporter = FileAndStoreExporter(os.path.join(folder, "traces.jsonl"))
+    exporter = FileAndStoreExporter(os.path.join(folder, "traces.jsonl"), counters=Counters())
     _last[:] = [exporter]
     return exporter.export
 

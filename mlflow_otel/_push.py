@@ -50,7 +50,7 @@ from mlflow_otel import semconv as conv
 from mlflow_otel._log import logger, masked_url, reset_limits
 from mlflow_otel._settings import PROTOCOL_GRPC, PROTOCOL_HTTP, Settings, otlp_for
 from mlflow_otel._state import STATE
-from mlflow_otel._telemetry import COUNTERS
+from mlflow_otel._telemetry import Counters
 from mlflow_otel.exporters.base import ExitAware
 from mlflow_otel.otlp.ids import bare_hex, mlflow_trace_id
 from mlflow_otel.pipeline.build import Pipeline, builtin_processors
@@ -373,9 +373,9 @@ def with_record(spans: list[ReadableSpan], info: TraceInfo) -> list[ReadableSpan
     return [new_root if span is root else span for span in spans]
 
 
-def _settled(before: dict[str, int]) -> tuple[int, dict[str, int], dict[str, int]]:
+def _settled(counters: Counters, before: dict[str, int]) -> tuple[int, dict[str, int], dict[str, int]]:
     """Spans delivered, dropped by reason, and MLflow records by outcome since ``before``."""
-    now = COUNTERS.snapshot()
+    now = counters.snapshot()
 
     def delta(key: str) -> int:
         return now.get(key, 0) - before.get(key, 0)
@@ -408,20 +408,21 @@ def push(
     reset_limits()  # a warning of an earlier push must not be rate-limited out of this summary
     logger.addHandler(reasons)
     started = time.monotonic()
-    before = COUNTERS.snapshot()
+    counters = Counters()  # the push's own: what became of its spans, apart from any tracing
+    before = counters.snapshot()
     pending = PendingAssessments()  # the records' assessments, taken as the records are written
-    pipeline = Pipeline(settings, shared=Shared(pending))
+    pipeline = Pipeline(settings, shared=Shared(counters, pending))
     stages = pipeline.router.defaults
     for stage in stages:
         if isinstance(stage.exporter, ExitAware):
             stage.exporter.begin_exit(None)  # refused connections are not retried (module docstring)
     chain = Chain(builtin_processors(settings.processors, STATE.builtin_options))
-    process = ProcessStage(lambda: chain, _Hand(stages), settings.max_export_batch_size)
+    process = ProcessStage(lambda: chain, _Hand(stages), settings.max_export_batch_size, counters)
     records = _records(recorded, selected)
     batch_size = min(settings.max_export_batch_size, max(1, settings.max_queue_size // 2))
 
     def settled() -> int:
-        delivered, dropped, _ = _settled(before)
+        delivered, dropped, _ = _settled(counters, before)
         done = delivered + sum(dropped.values())
         if progress is not None:
             progress(min(done, total), total)
@@ -453,7 +454,7 @@ def push(
         pipeline.shutdown(2.0)
         logger.removeHandler(reasons)
         settled()
-    result.delivered, result.dropped, result.records = _settled(before)
+    result.delivered, result.dropped, result.records = _settled(counters, before)
     result.reasons = reasons.messages
     result.seconds = time.monotonic() - started
     return result

@@ -91,7 +91,7 @@ def current_store(tracking_uri: Optional[str] = None) -> Any:
         if uri and is_http_uri(uri)
         else default_routes(settings, STATE.destinations, STATE.extra_destinations)
     )
-    store = store_for(settings, tracking_uri, routes, RUNTIME.pending)
+    store = store_for(settings, tracking_uri, routes, RUNTIME.pending, RUNTIME.counters)
     RUNTIME.read_store = (key, store)
     return store
 

@@ -37,7 +37,7 @@ from mlflow_otel._files import update_locked
 from mlflow_otel._log import ensure_visible, logger, warn_limited
 from mlflow_otel._settings import Settings
 from mlflow_otel._state import STATE
-from mlflow_otel._telemetry import COUNTERS
+from mlflow_otel._telemetry import Counters
 from mlflow_otel.exporters.mlflow_record import RecordSenders
 from mlflow_otel.pipeline.assembly import TimeoutWatcher, end_open_traces, run_on_start
 from mlflow_otel.pipeline.build import Pipeline
@@ -70,7 +70,7 @@ class Running:
             STATE.extra_destinations,
             on_policy_failure=STATE.fail_closed,
             registry=owner.registry,
-            shared=Shared(owner.pending, owner.senders),
+            shared=Shared(owner.counters, owner.pending, owner.senders),
         )
         self.pipeline.router.capture = owner.capture
         sampler = sampler_for(settings.sampling_ratio, settings.otel_sampler, settings.otel_sampler_arg)
@@ -107,7 +107,7 @@ class Running:
                 # was replaced (set_tracking_uri, add_destination, reset) ends into the new one, so
                 # a trace open at that moment is not lost.
                 span_ended,
-                lambda span, context: run_on_start(STATE.start_processors, span, context),
+                lambda span, context: run_on_start(STATE.start_processors, span, context, owner.counters),
             )
         self.watcher: Optional[TimeoutWatcher] = None
         if settings.trace_timeout_s is not None:
@@ -128,7 +128,7 @@ class Running:
     def _stats_loop(self) -> None:
         last: dict[str, int] = {}
         while not self._stats_stop.wait(STATS_INTERVAL_S):
-            snapshot = COUNTERS.snapshot()
+            snapshot = self._owner.counters.snapshot()
             if snapshot != last:
                 self.write_stats()
                 last = snapshot
@@ -139,7 +139,7 @@ class Running:
         sum, ``processes`` each one's."""
         if not self.stats_path:
             return
-        mine = {"pid": os.getpid(), "counters": COUNTERS.snapshot()}
+        mine = {"pid": os.getpid(), "counters": self._owner.counters.snapshot()}
         destinations = self.pipeline.destinations
 
         def merge(data: dict[str, Any]) -> dict[str, Any]:
@@ -202,8 +202,11 @@ class Runtime:
 
     def __init__(self) -> None:
         self.lock = threading.RLock()
+        #: Self-telemetry (``tracing.stats()``, the stats file, the exit report): every stage and
+        #: exporter of every pipeline counts here.
+        self.counters = Counters()
         #: Open traces and live spans: they outlive every pipeline.
-        self.registry = Registry()
+        self.registry = Registry(self.counters)
         #: Instrumentation scope names of tracers handed to instrumentors (``integrations/provider.py``).
         self.scopes: set[str] = set()
         #: ``mlflow_otel.testing``'s destinations while a capture runs: kept across pipelines.
@@ -251,7 +254,7 @@ class Runtime:
         connections to read."""
         self.registry.clear()
         self.read_store = None
-        COUNTERS.reset()
+        self.counters.reset()
         random.seed()
 
 
@@ -341,10 +344,10 @@ def _exit_sequence() -> None:
             rt.exit_done.wait(_exit_budget() + 1.0)
         return
     try:
-        before = COUNTERS.snapshot()
+        before = RUNTIME.counters.snapshot()
         end_open_traces(RUNTIME.registry)
         cut = rt.shutdown(rt.settings.exit_timeout_s, exiting=True)
-        announce(before, COUNTERS.snapshot(), rt.settings.spool_dir, cut)
+        announce(before, RUNTIME.counters.snapshot(), rt.settings.spool_dir, cut)
     finally:
         rt.exit_done.set()
         if rt.sigterm_pending:
@@ -387,4 +390,4 @@ def _install_sigterm() -> None:
 if STATE.settings().handle_sigterm:
     _install_sigterm()
 RUNNING.tracer, RUNNING.flush, RUNNING.terminate = tracer, flush, replace
-RUNNING.registry, RUNNING.scopes = RUNTIME.registry, RUNTIME.scopes
+RUNNING.registry, RUNNING.scopes, RUNNING.counters = RUNTIME.registry, RUNTIME.scopes, RUNTIME.counters

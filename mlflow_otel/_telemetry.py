@@ -2,7 +2,9 @@
 
 Counters are plain integers bumped under the GIL by the stage that knows (``+=`` on an attribute is
 not atomic across threads, so each bump takes a lock; the cost is tens of nanoseconds and only on
-events, never per attribute).
+events, never per attribute). The process's counters belong to the runtime (``_runtime.Runtime``),
+which hands them to every stage and exporter it builds. Names: ``spans_started``, ``spans_ended``,
+``spans_exported``, ``spans_delivered``, ``traces_timed_out``, ``dropped.<reason>``, ...
 """
 
 from __future__ import annotations
@@ -63,8 +65,3 @@ class Counters:
         with self._lock:
             self._values.clear()
             self._hot = {name: itertools.count() for name in HOT}
-
-
-#: The process-wide counters. Names: ``spans_started``, ``spans_ended``, ``spans_exported``,
-#: ``traces_timed_out``, ``dropped.<reason>``.
-COUNTERS = Counters()

@@ -26,7 +26,6 @@ import pytest
 
 import mlflow_otel
 from mlflow_otel import _log, _runtime, _settings, _state, tracing
-from mlflow_otel._telemetry import COUNTERS
 from tests.backends import Jaeger, MlflowServer, Phoenix
 from tests.otlp_receiver import OtlpReceiver, ReceivedSpan
 
@@ -91,7 +90,7 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]
     _runtime.capture_all(None)  # a test that failed inside a capture leaves none behind
     _settings.forget_reported()
     _log.reset_limits()
-    COUNTERS.reset()
+    _runtime.RUNTIME.counters.reset()
     yield
     tracing.reset()
     _state.reset()

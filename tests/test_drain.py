@@ -23,6 +23,8 @@ import pytest
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
+from mlflow_otel._runtime import RUNTIME
+from mlflow_otel._telemetry import Counters
 from mlflow_otel.pipeline.batch import BatchProcessor
 from mlflow_otel.records.local import LocalStore
 from mlflow_otel.records.otlp_file import read_spans
@@ -61,6 +63,7 @@ def _file_spans(tmp_path: Path) -> list:
 EVALUATION = """
 import sys
 import mlflow_otel as mlflow
+from mlflow_otel._runtime import RUNTIME
 
 @mlflow.trace
 def retrieve(q):
@@ -203,7 +206,9 @@ class _SlowExporter(SpanExporter):
 def test_drain_waits_as_long_as_exports_finish():
     """A local sink slower than the stall window in total is still drained whole."""
     exporter = _SlowExporter(0.02)
-    stage = BatchProcessor(exporter, max_queue_size=10_000, max_export_batch_size=10, schedule_delay_s=60)
+    stage = BatchProcessor(
+        exporter, max_queue_size=10_000, max_export_batch_size=10, schedule_delay_s=60, counters=Counters()
+    )
     for _ in range(200):  # 20 batches of 20 ms: 0.4 s, four times the stall window
         stage.on_end_many([object()])  # type: ignore[list-item]
     assert stage.drain(stall_timeout_millis=100)
@@ -214,7 +219,9 @@ def test_drain_waits_as_long_as_exports_finish():
 def test_drain_gives_up_after_the_stall_window_without_progress():
     exporter = _SlowExporter(0.0)
     exporter.stuck = True
-    stage = BatchProcessor(exporter, max_queue_size=100, max_export_batch_size=10, schedule_delay_s=60)
+    stage = BatchProcessor(
+        exporter, max_queue_size=100, max_export_batch_size=10, schedule_delay_s=60, counters=Counters()
+    )
     for _ in range(30):
         stage.on_end_many([object()])  # type: ignore[list-item]
     start = time.monotonic()
@@ -346,18 +353,18 @@ def test_a_damaged_store_raises_mlflows_error_and_is_rebuilt_from_the_file(tmp_p
 def test_a_row_the_store_cannot_use_is_skipped_and_counted(tmp_path):
     import sqlite3
 
-    from mlflow_otel import tracing
-
     done = _run(EVALUATION, _env(tmp_path), tmp_path, "3")
     assert done.returncode == 0, done.stderr
     store = LocalStore(str(tmp_path / "traces.db"))
     first = store.search_traces(None, None, None, None)[0][0].info.trace_id
     with sqlite3.connect(tmp_path / "traces.db") as conn:
         conn.execute("UPDATE traces SET spans = ? WHERE trace_id = ?", (b"\x78garbage", first))
-    before = tracing.stats().get("local_store_unreadable_rows", 0)
-    traces, _ = LocalStore(str(tmp_path / "traces.db")).search_traces(None, None, None, None)
+    counters = Counters()
+    traces, _ = LocalStore(str(tmp_path / "traces.db"), counters=counters).search_traces(
+        None, None, None, None
+    )
     assert len(traces) == 2 and first not in {t.info.trace_id for t in traces}
-    assert tracing.stats()["local_store_unreadable_rows"] == before + 1
+    assert counters.get("local_store_unreadable_rows") == 1
 
 
 def test_a_spooled_request_left_claimed_is_in_doubt_not_reported_lost(tmp_path):
@@ -367,7 +374,9 @@ def test_a_spooled_request_left_claimed_is_in_doubt_not_reported_lost(tmp_path):
     from mlflow_otel import tracing
     from mlflow_otel.exporters import spool as spool_module
 
-    spool = spool_module.Spool(str(tmp_path), "otlp|http|http://127.0.0.1:1/v1/traces|", 10 << 20)
+    spool = spool_module.Spool(
+        str(tmp_path), "otlp|http|http://127.0.0.1:1/v1/traces|", 10 << 20, RUNTIME.counters
+    )
     assert spool.write(b"request", 7)
     (name,) = [n for n in os.listdir(spool.dir) if n.endswith(spool_module.SUFFIX)]
     claimed = os.path.join(spool.dir, f"{name}{spool_module.CLAIM}999999-dead")

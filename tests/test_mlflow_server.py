@@ -701,6 +701,7 @@ def test_a_root_delivered_before_its_childs_batch_gets_the_childs_token_usage():
     from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
     from mlflow_otel._settings import OtlpSettings
+    from mlflow_otel._telemetry import Counters
     from mlflow_otel.exporters.mlflow_record import MlflowRecordExporter
 
     memory, provider = InMemorySpanExporter(), TracerProvider()
@@ -721,7 +722,7 @@ def test_a_root_delivered_before_its_childs_batch_gets_the_childs_token_usage():
             return len(spans)
 
     otlp = OtlpSettings("http/protobuf", "http://127.0.0.1:9/v1/traces")
-    exporter = Records(otlp, 1 << 20, 1.0, client=None, experiment_id="1")  # type: ignore[arg-type]
+    exporter = Records(otlp, 1 << 20, 1.0, client=None, experiment_id="1", counters=Counters())  # type: ignore[arg-type]
     sent: list = []
     exporter._send_all = sent.extend  # type: ignore[method-assign]
     worker = threading.Thread(target=exporter.export, args=([llm],))
@@ -746,8 +747,10 @@ def test_stopping_the_records_does_not_cut_a_span_export_in_its_backoff():
     from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
     from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+    from mlflow_otel._runtime import RUNTIME
     from mlflow_otel._settings import OtlpSettings
-    from mlflow_otel._telemetry import COUNTERS
+
+    COUNTERS = RUNTIME.counters
     from mlflow_otel.exporters.mlflow_record import MlflowRecordExporter
     from mlflow_otel.exporters.otlp import _Outcome
 
@@ -775,7 +778,7 @@ def test_stopping_the_records_does_not_cut_a_span_export_in_its_backoff():
             pass
 
     otlp = OtlpSettings("http/protobuf", "http://127.0.0.1:9/v1/traces")
-    exporter = Busy(otlp, 1 << 20, 30.0, client=Client(), experiment_id="1")  # type: ignore[arg-type]
+    exporter = Busy(otlp, 1 << 20, 30.0, client=Client(), experiment_id="1", counters=COUNTERS)  # type: ignore[arg-type]
     exporter._merger.close = lambda *a: None  # type: ignore[method-assign]
     exporter.begin_exit(time.monotonic() + 10)
     exporter._sending = 1  # a record of another batch in flight, settled 0.6 s from now

@@ -466,11 +466,12 @@ def test_destinations_choose_their_conventions_and_mlflow_servers_get_the_chain_
 def test_a_destination_s_conventions_write_openinference_and_sends_content_once():
     from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+    from mlflow_otel._telemetry import Counters
     from mlflow_otel.pipeline.export import Conventions, DestinationExporter
 
     memory = InMemorySpanExporter()
     conventions = Conventions(frozenset({"openinference"}), keep_mlflow=False)
-    exporter = DestinationExporter(lambda: memory, "test", conventions=conventions)
+    exporter = DestinationExporter(lambda: memory, "test", conventions=conventions, counters=Counters())
     root = make(
         {
             "mlflow.spanType": "UNKNOWN",

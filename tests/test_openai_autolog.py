@@ -14,11 +14,13 @@ from openai import _base_client
 
 import mlflow_otel as mlflow
 from mlflow_otel import tracing
+from mlflow_otel._runtime import RUNTIME
 from mlflow_otel._settings import load as load_settings
-from mlflow_otel._telemetry import COUNTERS
 from mlflow_otel.processors.normalization import openai_extract as _extract
 from tests.conftest import by_name, decoded
 from tests.openai_server import OpenAiServer
+
+COUNTERS = RUNTIME.counters
 
 ORIGINAL_SYNC = _base_client.SyncAPIClient.__dict__["request"]
 ORIGINAL_ASYNC = _base_client.AsyncAPIClient.__dict__["request"]

@@ -447,7 +447,9 @@ def test_queue_shrinks_while_the_destination_is_unreachable_and_recovers(monkeyp
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
     from mlflow_otel import _runtime
-    from mlflow_otel._telemetry import COUNTERS
+    from mlflow_otel._runtime import RUNTIME
+
+    COUNTERS = RUNTIME.counters
     from tests.backends import free_port
 
     class Accepting(BaseHTTPRequestHandler):  # an empty body is an empty ExportTraceServiceResponse

@@ -23,6 +23,7 @@ import pytest
 import mlflow_otel as mlflow
 from mlflow_otel import tracing
 from mlflow_otel._settings import load
+from mlflow_otel._telemetry import Counters
 from mlflow_otel.entities import AssessmentSource, AssessmentSourceType, Expectation, Feedback, SpanType
 from mlflow_otel.exceptions import MlflowException
 from mlflow_otel.otlp.json import span_texts
@@ -406,7 +407,7 @@ def test_the_store_keeps_the_newest_traces_within_its_cap(tmp_path):
     from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
     path = str(tmp_path / "capped.db")
-    writer = LocalTraceWriter(path, max_bytes=20_000)
+    writer = LocalTraceWriter(path, max_bytes=20_000, counters=Counters())
 
     class Sink:
         def export(self, spans):

@@ -28,11 +28,13 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 import mlflow_otel as mlflow
 from mlflow_otel import tracing
-from mlflow_otel._telemetry import COUNTERS
+from mlflow_otel._runtime import RUNTIME
 from mlflow_otel.destinations import FileDestination
 from mlflow_otel.pipeline.batch import BatchProcessor
 from mlflow_otel.pipeline.process import Chain, ProcessStage, Routed
 from mlflow_otel.processors import DropSpan
+
+COUNTERS = RUNTIME.counters
 
 SECRET = "sk-proj-" + "A1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6"
 PACKAGE = Path(mlflow.__file__).resolve().parent
@@ -77,7 +79,7 @@ def test_process_stage_runs_the_chain_once_then_routes_by_destination():
             raise DropSpan
 
     router = FakeRouter()
-    stage = ProcessStage(lambda: Chain((hook, dropper)), router, max_batch=512)
+    stage = ProcessStage(lambda: Chain((hook, dropper)), router, max_batch=512, counters=COUNTERS)
     dest = ("tenant-a",)
     items = [_span("a"), _span("drop-me"), Routed([_span("b")], dest), _span("c")]
     before = COUNTERS.get("dropped.by_processor")
@@ -102,7 +104,7 @@ def test_process_stage_isolates_a_raising_otel_processor():
 
     recording = Recording()
     router = FakeRouter()
-    stage = ProcessStage(lambda: Chain((), (Raising(), recording)), router, max_batch=512)
+    stage = ProcessStage(lambda: Chain((), (Raising(), recording)), router, max_batch=512, counters=COUNTERS)
     before = COUNTERS.get("processor_errors")
     stage.export([_span("a"), _span("b")])
     assert recording.names == ["a", "b"]
@@ -127,7 +129,9 @@ class SlowExporter(SpanExporter):
 
 def test_batch_stage_admits_whole_traces_or_none():
     exporter = SlowExporter()
-    stage = BatchProcessor(exporter, max_queue_size=10, max_export_batch_size=100, schedule_delay_s=60)
+    stage = BatchProcessor(
+        exporter, max_queue_size=10, max_export_batch_size=100, schedule_delay_s=60, counters=COUNTERS
+    )
     try:
         before = COUNTERS.get("dropped.queue_full")
         stage.on_end_many([_span(f"t1-{i}") for i in range(6)])
@@ -145,7 +149,9 @@ def test_batch_stage_admits_whole_traces_or_none():
 def test_batch_stage_exports_a_partial_batch_when_told():
     exporter = SlowExporter()
     exporter.gate.set()
-    stage = BatchProcessor(exporter, max_queue_size=100, max_export_batch_size=50, schedule_delay_s=60)
+    stage = BatchProcessor(
+        exporter, max_queue_size=100, max_export_batch_size=50, schedule_delay_s=60, counters=COUNTERS
+    )
     try:
         stage.on_end_many([_span("a"), _span("b")])
         stage.export_soon()
@@ -185,7 +191,7 @@ class GatedExporter(SpanExporter):
 def _pooled(pool, exporter, name: str) -> BatchProcessor:
     return BatchProcessor(
         exporter, max_queue_size=1000, max_export_batch_size=2, schedule_delay_s=60, max_workers=2,
-        name=name, pool=pool,
+        name=name, pool=pool, counters=COUNTERS,
     )  # fmt: skip
 
 

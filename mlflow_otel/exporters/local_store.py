@@ -33,7 +33,7 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from mlflow_otel import _fork
 from mlflow_otel._clock import REAL_CLOCK, Clock
 from mlflow_otel._log import warn_limited
-from mlflow_otel._telemetry import COUNTERS
+from mlflow_otel._telemetry import Counters
 from mlflow_otel.exporters.file import DEFAULT_MAX_BYTES, OtlpJsonFileExporter
 from mlflow_otel.otlp.json import request_line, span_texts
 from mlflow_otel.records.local import DEFAULT_MAX_BYTES as STORE_MAX_BYTES
@@ -144,7 +144,7 @@ class StoreIndexer:
             except Exception as exc:
                 done, failed = True, True
                 local.clear()
-                COUNTERS.add("local_store_errors")
+                self.writer.counters.add("local_store_errors")
                 warn_limited(
                     "local_store",
                     "Could not index %s in the local trace store %s (the spans are in the file; the "
@@ -174,6 +174,8 @@ class FileAndStoreExporter(SpanExporter):
         max_bytes: int = DEFAULT_MAX_BYTES,
         store_max_bytes: int = STORE_MAX_BYTES,
         pending: Optional[PendingAssessments] = None,
+        *,
+        counters: Counters,
     ) -> None:
         """``pending``: assessments logged on traces still open, filed with their records."""
         self.file = OtlpJsonFileExporter(path, max_bytes)
@@ -184,6 +186,7 @@ class FileAndStoreExporter(SpanExporter):
             max_bytes=store_max_bytes,
             traces_file=self.path,
             pending=pending,
+            counters=counters,
         )
         self.indexer = StoreIndexer(self.store)
 

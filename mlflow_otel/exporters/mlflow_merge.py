@@ -41,7 +41,7 @@ from typing import Any, Optional
 from mlflow_otel import _fork
 from mlflow_otel._log import warn_limited
 from mlflow_otel._mlflow_server import RESOURCE_DOES_NOT_EXIST, MlflowServerError, RestClient
-from mlflow_otel._telemetry import COUNTERS
+from mlflow_otel._telemetry import Counters
 from mlflow_otel.exporters.retry import MLFLOW_REST, Retries, RetryPolicy
 from mlflow_otel.records.model import TraceInfo
 from mlflow_otel.records.rest import trace_info_from_json
@@ -65,7 +65,8 @@ class _Job:
 class FragmentMerger:
     """Merges callee fragments' tags and metadata into their traces' records (module docstring)."""
 
-    def __init__(self, client: RestClient, policy: RetryPolicy, record_body: Any) -> None:
+    def __init__(self, client: RestClient, policy: RetryPolicy, record_body: Any, counters: Counters) -> None:
+        self._counters = counters
         self._client = client
         self._policy = policy
         self._clock = policy.clock
@@ -88,7 +89,7 @@ class FragmentMerger:
         job = _Job(self._clock.now(), next(self._order), trace_id, tags, metadata, self._policy.start())
         with self._cond:
             if self._closed or len(self._jobs) >= MAX_WAITING:
-                COUNTERS.add("mlflow_merge_failed")
+                self._counters.add("mlflow_merge_failed")
                 warn_limited(
                     "mlflow_merge",
                     "A trace fragment's tags and metadata were not merged: %s",
@@ -128,7 +129,7 @@ class FragmentMerger:
             jobs, self._jobs = sorted(self._jobs), []
         for i, job in enumerate(jobs):
             if self._clock.now() >= deadline:
-                COUNTERS.add("mlflow_merge_failed", len(jobs) - i)
+                self._counters.add("mlflow_merge_failed", len(jobs) - i)
                 warn_limited(
                     "mlflow_merge",
                     "%d trace fragments' tags were not merged: the exit deadline",
@@ -178,7 +179,7 @@ class FragmentMerger:
                     path = f"/api/2.0/mlflow/traces/{job.trace_id}/tags"
                     self._client.call("PATCH", path, {"key": key, "value": value}, timeout_s=timeout())
                 if metadata:
-                    COUNTERS.add("mlflow_merge_metadata_dropped", len(metadata))
+                    self._counters.add("mlflow_merge_metadata_dropped", len(metadata))
                     warn_limited(
                         "mlflow_merge_metadata",
                         "Trace %s has no final record from the service holding its root: this "
@@ -186,15 +187,15 @@ class FragmentMerger:
                         job.trace_id,
                         sorted(metadata),
                     )
-            COUNTERS.add("mlflow_fragments_merged")
+            self._counters.add("mlflow_fragments_merged")
         except MlflowServerError as exc:
             transient = exc.status is None or exc.status in MLFLOW_REST
             if not final and transient and self._retry(job):
                 return
-            COUNTERS.add("mlflow_merge_failed")
+            self._counters.add("mlflow_merge_failed")
             warn_limited("mlflow_merge", "Could not merge a trace fragment's tags and metadata: %s", exc)
         except Exception as exc:  # never into the thread's loop
-            COUNTERS.add("mlflow_merge_failed")
+            self._counters.add("mlflow_merge_failed")
             warn_limited("mlflow_merge", "Could not merge a trace fragment's tags and metadata: %r", exc)
 
     def _read(self, trace_id: str, timeout_s: Optional[float]) -> Optional[TraceInfo]:

@@ -66,7 +66,6 @@ from mlflow_otel._mlflow_server import (
     duration_to_json,
     timestamp_to_json,
 )
-from mlflow_otel._telemetry import COUNTERS
 from mlflow_otel.exporters.mlflow_merge import FragmentMerger
 from mlflow_otel.exporters.otlp import OtlpHttpExporter
 from mlflow_otel.exporters.retry import MLFLOW_REST
@@ -385,7 +384,7 @@ class MlflowRecordExporter(MlflowOtlpHttpExporter):
         #: until the records settle (the OTLP part's ``_stop`` is set after, by its ``shutdown``).
         self._records_stop = threading.Event()
         #: Callee fragments' tags and metadata, merged into the root service's record.
-        self._merger = FragmentMerger(client, self._retry, record_body)
+        self._merger = FragmentMerger(client, self._retry, record_body, self._counters)
 
     # --- SpanExporter ------------------------------------------------------------------------------
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
@@ -481,7 +480,7 @@ class MlflowRecordExporter(MlflowOtlpHttpExporter):
                 if info is not None:
                     due.append(info)
         if skipped:
-            COUNTERS.add("mlflow_records_skipped", skipped)
+            self._counters.add("mlflow_records_skipped", skipped)
         return due
 
     def _build(self, root: ReadableSpan, usage: list[Any]) -> Optional[TraceInfo]:
@@ -495,7 +494,7 @@ class MlflowRecordExporter(MlflowOtlpHttpExporter):
             return info
         except Exception as exc:  # a record is never worth the batch
             warn_limited("mlflow_record_build", "Could not build the MLflow record of a trace: %r", exc)
-            COUNTERS.add("mlflow_records_failed")
+            self._counters.add("mlflow_records_failed")
             return None
 
     @staticmethod
@@ -539,7 +538,7 @@ class MlflowRecordExporter(MlflowOtlpHttpExporter):
     def _dropped(self, count: int, what: str) -> None:
         """Records whose turn came too late (the process is going): counted and said, never lost
         silently with the process."""
-        COUNTERS.add("mlflow_records_dropped", count)
+        self._counters.add("mlflow_records_dropped", count)
         warn_limited(
             "mlflow_record_dropped",
             "%d trace records%s were not sent to %s before exit (those traces keep what OTLP "
@@ -560,7 +559,7 @@ class MlflowRecordExporter(MlflowOtlpHttpExporter):
             timeout_s = max(0.001, min(self.client.timeout_s, retries.remaining(self._exit_limit())))
             try:
                 self.client.call("POST", START_TRACE_V3, body, timeout_s=timeout_s)
-                COUNTERS.add("mlflow_records_sent")
+                self._counters.add("mlflow_records_sent")
                 return True
             except MlflowServerError as exc:
                 error = exc
@@ -569,7 +568,7 @@ class MlflowRecordExporter(MlflowOtlpHttpExporter):
             retryable = error.status is None or error.status in MLFLOW_REST
             wait = retries.next_wait(None, self._exit_limit()) if retryable else None
             if wait is None or self._records_stop.is_set() or (self._exiting and error.status is None):
-                COUNTERS.add("mlflow_records_failed")
+                self._counters.add("mlflow_records_failed")
                 warn_limited(
                     "mlflow_record",
                     "Could not send the record of trace %s to %s (the trace keeps what OTLP delivered: no "
@@ -579,9 +578,9 @@ class MlflowRecordExporter(MlflowOtlpHttpExporter):
                     error.message,
                 )
                 return False
-            COUNTERS.add("mlflow_records_retries")
+            self._counters.add("mlflow_records_retries")
             if clock.wait(self._records_stop, wait):
-                COUNTERS.add("mlflow_records_failed")
+                self._counters.add("mlflow_records_failed")
                 return False
 
     # --- lifecycle: the OTLP exporter's, extended to the records --------------------------------

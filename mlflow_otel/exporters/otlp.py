@@ -37,7 +37,7 @@ from mlflow_otel._clock import REAL_CLOCK, Clock
 from mlflow_otel._http import Cert, HttpClient, HttpFailure, Verify
 from mlflow_otel._log import logger, masked_url, warn_limited
 from mlflow_otel._settings import PROTOCOL_GRPC, OtlpSettings, valid_header
-from mlflow_otel._telemetry import COUNTERS
+from mlflow_otel._telemetry import Counters
 from mlflow_otel.exporters.retry import (
     OTLP_HTTP,
     RetryPolicy,
@@ -101,8 +101,12 @@ class OtlpExporter(SpanExporter):
         on_reachability: Optional[Callable[[bool], None]] = None,
         spool: Optional[Spool] = None,
         clock: Clock = REAL_CLOCK,
+        *,
+        counters: Counters,
     ) -> None:
         self.endpoint = otlp.endpoint
+        #: Where this exporter counts what became of each span (delivered, dropped by reason).
+        self._counters = counters
         self.shown = masked_url(otlp.endpoint)  # as logs may show it
         self.compression = otlp.compression
         self._headers = {k: v for k, v in otlp.headers.items() if _usable_header(k, v)}
@@ -136,7 +140,7 @@ class OtlpExporter(SpanExporter):
             if self._spool is not None:
                 self.salvage(spans)
             else:
-                COUNTERS.add(
+                self._counters.add(
                     "dropped.destination_unavailable" if self._unreachable_at_exit else "dropped.shutdown",
                     len(spans),
                 )
@@ -146,7 +150,7 @@ class OtlpExporter(SpanExporter):
         try:
             delivered = self._export_part(list(spans))
         except Exception as exc:  # encoding bugs, transport surprises: never into the worker
-            COUNTERS.add("dropped.export_error", len(spans))
+            self._counters.add("dropped.export_error", len(spans))
             warn_limited("otlp_error", "OTLP export to %s failed unexpectedly: %r", self.shown, exc)
             return SpanExportResult.FAILURE
         finally:
@@ -196,9 +200,9 @@ class OtlpExporter(SpanExporter):
         outcome = self._send_with_retries(body, len(spans))
         if outcome.kind == _Outcome.OK:
             delivered = len(spans) - outcome.rejected
-            COUNTERS.add("spans_delivered", delivered)
+            self._counters.add("spans_delivered", delivered)
             if outcome.rejected:
-                COUNTERS.add("dropped.rejected", outcome.rejected)
+                self._counters.add("dropped.rejected", outcome.rejected)
                 warn_limited(
                     "rejected", "%s rejected %d spans: %s", self.shown, outcome.rejected, outcome.why
                 )
@@ -217,12 +221,12 @@ class OtlpExporter(SpanExporter):
         if reason != "rejected" and self._spool is not None:
             self._spool.write(body, len(spans))  # spooled, or counted by the spool
             return 0
-        COUNTERS.add(f"dropped.{reason}", len(spans))
+        self._counters.add(f"dropped.{reason}", len(spans))
         warn_limited(f"otlp_{reason}", "Dropped %d spans for %s: %s", len(spans), self.shown, outcome.why)
         return 0
 
     def _too_large(self, why: str) -> None:
-        COUNTERS.add("dropped.too_large", 1)
+        self._counters.add("dropped.too_large", 1)
         warn_limited("too_large", "Dropped a span too large to export to %s (%s).", self.shown, why)
 
     def _bodies(self, spans: list[ReadableSpan]) -> Iterator[tuple[bytes, list[ReadableSpan]]]:
@@ -253,7 +257,7 @@ class OtlpExporter(SpanExporter):
             outcome = self._send(payload, max(0.001, min(self._timeout_s, remaining)))
             self._note_reachable(not (outcome.kind == _Outcome.RETRY and outcome.unreachable))
             if outcome.kind == _Outcome.OK:
-                COUNTERS.add("bytes_sent", len(payload))
+                self._counters.add("bytes_sent", len(payload))
             if outcome.kind != _Outcome.RETRY:
                 return outcome
             if outcome.unreachable and self._exiting:
@@ -268,7 +272,7 @@ class OtlpExporter(SpanExporter):
                     outcome.why += f" (gave up after {retries.attempts} attempts: {timeout})"
                 return outcome
             resume_at = clock.now() + delay
-            COUNTERS.add("retries")
+            self._counters.add("retries")
             logger.debug("Retrying %d spans to %s in %.2f s: %s", count, self.shown, delay, outcome.why)
             waiter = self._stop if self._exiting else self._interrupt
             if clock.wait(waiter, delay):
@@ -305,7 +309,7 @@ class OtlpExporter(SpanExporter):
             outcome = self._send(payload, max(0.001, min(self._timeout_s, remaining)))
             self._note_reachable(not (outcome.kind == _Outcome.RETRY and outcome.unreachable))
             if outcome.kind == _Outcome.OK:
-                COUNTERS.add("bytes_sent", len(payload))
+                self._counters.add("bytes_sent", len(payload))
                 return "ok", outcome.rejected
             return ("retry" if outcome.kind == _Outcome.RETRY else "fail"), 0
 
@@ -339,10 +343,14 @@ class OtlpHttpExporter(OtlpExporter):
         spool: Optional[Spool] = None,
         clock: Clock = REAL_CLOCK,
         verify: Optional[Verify] = None,
+        *,
+        counters: Counters,
     ) -> None:
         """``verify`` replaces the endpoint's certificate check (``OTEL_EXPORTER_OTLP_CERTIFICATE``,
         else the default bundle): MLflow's ``MLFLOW_TRACKING_INSECURE_TLS`` turns it off."""
-        super().__init__(otlp, max_request_bytes, retry_timeout_s, on_reachability, spool, clock)
+        super().__init__(
+            otlp, max_request_bytes, retry_timeout_s, on_reachability, spool, clock, counters=counters
+        )
         try:
             import urllib3  # noqa: F401  (installed with opentelemetry-exporter-otlp-proto-http)
         except ImportError as exc:
@@ -434,8 +442,10 @@ class OtlpGrpcExporter(OtlpExporter):
         retry_timeout_s: float,
         on_reachability: Optional[Callable[[bool], None]] = None,
         spool: Optional[Spool] = None,
+        *,
+        counters: Counters,
     ) -> None:
-        super().__init__(otlp, max_request_bytes, retry_timeout_s, on_reachability, spool)
+        super().__init__(otlp, max_request_bytes, retry_timeout_s, on_reachability, spool, counters=counters)
         try:
             import grpc
             from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
@@ -561,8 +571,10 @@ def build_otlp_exporter(
     retry_timeout_s: float,
     on_reachability: Optional[Callable[[bool], None]] = None,
     spool: Optional[Spool] = None,
+    *,
+    counters: Counters,
 ) -> OtlpExporter:
     """The exporter for ``otlp.protocol``; ``on_reachability`` hears when the endpoint starts or
     stops accepting connections; ``spool`` keeps what cannot be delivered (opt-in)."""
     cls = OtlpGrpcExporter if otlp.protocol == PROTOCOL_GRPC else OtlpHttpExporter
-    return cls(otlp, max_request_bytes, retry_timeout_s, on_reachability, spool)
+    return cls(otlp, max_request_bytes, retry_timeout_s, on_reachability, spool, counters=counters)

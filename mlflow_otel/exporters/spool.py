@@ -45,7 +45,7 @@ from typing import Callable, Optional
 
 from mlflow_otel._files import FILE_MODE, private_dir
 from mlflow_otel._log import logger, warn_limited
-from mlflow_otel._telemetry import COUNTERS
+from mlflow_otel._telemetry import Counters
 
 SUFFIX = ".otlp"
 CLAIM = ".sending-"
@@ -75,7 +75,8 @@ def _spans_in(name: str) -> int:
 class Spool:
     """One destination's directory in the spool."""
 
-    def __init__(self, root: str, identity: str, max_bytes: int) -> None:
+    def __init__(self, root: str, identity: str, max_bytes: int, counters: Counters) -> None:
+        self._counters = counters
         self.root = root
         self.dir = os.path.join(root, hashlib.sha256(identity.encode()).hexdigest()[:16])
         self.max_bytes = max_bytes
@@ -89,7 +90,7 @@ class Spool:
     def write(self, body: bytes, spans: int) -> bool:
         """Keep one encoded request; False (and counted as dropped) if it cannot be kept."""
         if len(body) > self.max_bytes:
-            COUNTERS.add("dropped.too_large", spans)
+            self._counters.add("dropped.too_large", spans)
             warn_limited("spool_full", "A request of %d bytes exceeds the spool's cap.", len(body))
             return False
         name = f"{time.time_ns():020d}-{os.getpid()}-{self._token}-{next(self._seq):06d}-{spans}{SUFFIX}"
@@ -106,12 +107,12 @@ class Spool:
                     os.fsync(fd)
                 os.replace(tmp, os.path.join(self.dir, name))
         except OSError as exc:
-            COUNTERS.add("dropped.spool_unwritable", spans)
+            self._counters.add("dropped.spool_unwritable", spans)
             warn_limited("spool_error", "Could not write to the spool %s: %s", self.dir, exc)
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
             return False
-        COUNTERS.add("spans_spooled", spans)
+        self._counters.add("spans_spooled", spans)
         self._pending = True
         return True
 
@@ -157,7 +158,7 @@ class Spool:
             return False
         with contextlib.suppress(OSError):
             os.unlink(claimed)
-        COUNTERS.add(counter, _spans_in(name))
+        self._counters.add(counter, _spans_in(name))
         return True
 
     # --- replay ------------------------------------------------------------------------------------
@@ -211,7 +212,7 @@ class Spool:
             with open(claimed, "rb") as fh:
                 body = fh.read()
         except OSError as exc:
-            COUNTERS.add("dropped.spool_unreadable", spans)
+            self._counters.add("dropped.spool_unreadable", spans)
             warn_limited("spool_read", "Could not read spooled request %s: %s", claimed, exc)
             return True
         try:
@@ -226,11 +227,11 @@ class Spool:
         with contextlib.suppress(OSError):
             os.unlink(claimed)
         if kind == "ok":
-            COUNTERS.add("spans_replayed", spans - rejected)
+            self._counters.add("spans_replayed", spans - rejected)
             if rejected:
-                COUNTERS.add("dropped.spool_rejected", rejected)
+                self._counters.add("dropped.spool_rejected", rejected)
         else:
-            COUNTERS.add("dropped.spool_rejected", spans)
+            self._counters.add("dropped.spool_rejected", spans)
             warn_limited("spool_rejected", "The destination refused a spooled request of %d spans.", spans)
         return True
 
@@ -244,7 +245,7 @@ class Spool:
                 os.unlink(path)
             except OSError:
                 continue
-            COUNTERS.add("spool_in_doubt", _spans_in(name))
+            self._counters.add("spool_in_doubt", _spans_in(name))
             logger.info(
                 "Deleted %s: its sender ended mid-send, so it may have been delivered; it is not sent "
                 "again (at most once).",
@@ -252,6 +253,6 @@ class Spool:
             )
 
 
-def open_spool(root: Optional[str], identity: str, max_bytes: int) -> Optional[Spool]:
+def open_spool(root: Optional[str], identity: str, max_bytes: int, counters: Counters) -> Optional[Spool]:
     """The spool of one destination, or None when no spool directory is configured."""
-    return Spool(root, identity, max_bytes) if root else None
+    return Spool(root, identity, max_bytes, counters) if root else None

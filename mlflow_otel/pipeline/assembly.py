@@ -27,7 +27,7 @@ from opentelemetry.sdk.trace import Span as SdkSpan
 
 from mlflow_otel._log import logger, warn_limited
 from mlflow_otel._state import STATE
-from mlflow_otel._telemetry import COUNTERS
+from mlflow_otel._telemetry import Counters
 from mlflow_otel.spans import adopt
 from mlflow_otel.spans.registry import OpenTrace, Registry
 from mlflow_otel.spans.types import SpanStatus, SpanStatusCode
@@ -47,6 +47,7 @@ class TraceAssembler(SpanProcessor):
         self._submit = submit
         #: The process's open traces (the runtime's; spans register there as they start).
         self._registry = registry
+        self._counters = registry.counters
         #: Called on the thread that ended a trace's local root, after the trace was submitted
         #: (MLflow's blocking mode waits there for its export).
         self._trace_done = trace_done
@@ -61,7 +62,7 @@ class TraceAssembler(SpanProcessor):
                 warn_limited("adopt", "Could not register a third-party span: %r", exc)
         processors = STATE.start_processors
         if processors and self.active:
-            run_on_start(processors, span, parent_context)
+            run_on_start(processors, span, parent_context, self._counters)
 
     def on_end(self, span: ReadableSpan) -> None:
         registry = self._registry
@@ -69,7 +70,7 @@ class TraceAssembler(SpanProcessor):
             # Replaced or shut down: one of our spans ending now (a daemon thread outliving exit)
             # is lost, and counted; other instrumentations' spans are theirs to count.
             if registry.finish(span.get_span_context().span_id) is not None:
-                COUNTERS.add("dropped.shutdown")
+                self._counters.add("dropped.shutdown")
             return
         try:
             context = span.get_span_context()
@@ -83,7 +84,7 @@ class TraceAssembler(SpanProcessor):
                             return
                 self._submit((span,), state.destinations if state is not None else None)
                 return
-            COUNTERS.tick("spans_ended")
+            self._counters.tick("spans_ended")
             state = live.trace_state
             if state is None:
                 self._submit((span,), None)
@@ -102,7 +103,7 @@ class TraceAssembler(SpanProcessor):
             # Ended after its local root: forward it on its own.
             self._submit((span,), state.destinations)
         except Exception as exc:  # never into user code
-            COUNTERS.add("dropped.assembly_error")
+            self._counters.add("dropped.assembly_error")
             warn_limited("assembly", "Dropped a span while assembling its trace: %s", exc)
 
     def shutdown(self) -> None:
@@ -112,14 +113,16 @@ class TraceAssembler(SpanProcessor):
         return True
 
 
-def run_on_start(processors: Sequence[Any], span: Any, parent_context: Optional[Context]) -> None:
+def run_on_start(
+    processors: Sequence[Any], span: Any, parent_context: Optional[Context], counters: Counters
+) -> None:
     """OTel ``SpanProcessor.on_start`` of the user's processors, where OTel runs it: on the app
     thread as the span starts (trace/sdk.md#onstart). One that raises is counted and logged once."""
     for processor in processors:
         try:
             processor.on_start(span, parent_context)
         except Exception as exc:
-            COUNTERS.add("processor_errors")
+            counters.add("processor_errors")
             warn_limited(
                 f"on_start:{type(processor).__name__}",
                 "Span processor %s raised in on_start: %r",
@@ -150,7 +153,7 @@ def end_expired_traces(registry: Registry, timeout_s: float, now_ns: Optional[in
         _end_trace(
             registry, state, SpanStatus(SpanStatusCode.ERROR, f"Trace timed out after {timeout_s:g} seconds")
         )
-        COUNTERS.add("traces_timed_out")
+        registry.counters.add("traces_timed_out")
         logger.warning(
             "Trace tr-%032x was open for more than %g s (MLFLOW_TRACE_TIMEOUT_SECONDS); "
             "ended it with status ERROR and exported it.",
@@ -175,7 +178,7 @@ def end_open_traces(registry: Registry, why: str = EXITED_FIRST) -> int:
         except Exception as exc:  # never fail the exit
             warn_limited("end_at_exit", "Could not end trace tr-%032x at exit: %r", state.trace_id, exc)
     if states:
-        COUNTERS.add("traces_ended_at_exit", len(states))
+        registry.counters.add("traces_ended_at_exit", len(states))
     return len(states)
 
 

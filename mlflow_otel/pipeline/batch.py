@@ -41,7 +41,7 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from mlflow_otel import _fork
 from mlflow_otel._clock import REAL_CLOCK, Clock
 from mlflow_otel._log import warn_limited
-from mlflow_otel._telemetry import COUNTERS
+from mlflow_otel._telemetry import Counters
 from mlflow_otel.exporters.base import Salvaging, close_idle
 from mlflow_otel.pipeline.workers import ExportPool
 
@@ -82,8 +82,12 @@ class BatchProcessor:
         pool: Optional[ExportPool] = None,
         local: bool = False,
         clock: Clock = REAL_CLOCK,
+        *,
+        counters: Counters,
     ) -> None:
         self.exporter = exporter
+        #: Where drops (``dropped.<reason>``) and exports are counted: the runtime's.
+        self._counters = counters
         #: Read for deadlines and the last export, never on the app thread (the unit tier's fake).
         self._clock = clock
         #: A sink on this machine (the local file and store): at exit it is drained whole, not cut
@@ -153,7 +157,7 @@ class BatchProcessor:
         whole); ``trace`` is a list of spans, a ``Routed`` trace or a lone span. The queue's bound
         then counts traces. Called on the app thread: no lock, no system call in the common case."""
         if self._shutdown:
-            COUNTERS.add("dropped.shutdown", span_count(trace))
+            self._counters.add("dropped.shutdown", span_count(trace))
             return
         queue = self._queue
         queued = len(queue)
@@ -162,7 +166,7 @@ class BatchProcessor:
             queue = self._queue
             queued = len(queue)
         if queued >= self._limit:
-            COUNTERS.add("dropped.queue_full", span_count(trace))
+            self._counters.add("dropped.queue_full", span_count(trace))
             warn_limited(
                 "queue_full",
                 "Trace queue for %s is full (%d traces); dropping whole traces.",
@@ -178,11 +182,11 @@ class BatchProcessor:
         """Queue a whole trace, or none of it: a trace never arrives without its root. (Called by
         the process worker, not the app thread: it checks for a fork every time.)"""
         if self._shutdown:
-            COUNTERS.add("dropped.shutdown", len(spans))
+            self._counters.add("dropped.shutdown", len(spans))
             return
         self._forked()
         if len(self._queue) + len(spans) > self._limit:
-            COUNTERS.add("dropped.queue_full", len(spans))
+            self._counters.add("dropped.queue_full", len(spans))
             warn_limited(
                 "queue_full",
                 "Trace export queue for %s is full (%d spans%s); dropping whole traces. Raise "
@@ -289,7 +293,7 @@ class BatchProcessor:
             result = self.exporter.export(batch)
         except Exception as exc:
             spans = sum(map(span_count, batch))  # the process stage's items are whole traces
-            COUNTERS.add("dropped.export_error", spans)
+            self._counters.add("dropped.export_error", spans)
             warn_limited("export_error", "Exporter raised while exporting %d spans: %s", spans, exc)
             return  # counted: its fate is known
         finally:
@@ -299,12 +303,12 @@ class BatchProcessor:
         # Every span is counted once, where its fate is known (started = delivered + dropped by
         # reason + spooled + queued): our exporters count it themselves, partial success included;
         # for any other exporter its result decides.
-        COUNTERS.add("spans_exported", len(batch))
+        self._counters.add("spans_exported", len(batch))
         if not self._exporter_accounts:
             if result is SpanExportResult.SUCCESS:
-                COUNTERS.add("spans_delivered", len(batch))
+                self._counters.add("spans_delivered", len(batch))
             else:
-                COUNTERS.add("dropped.export_failed", len(batch))
+                self._counters.add("dropped.export_failed", len(batch))
 
     # --- control -----------------------------------------------------------------------------------
     def _done_through(self, target: int) -> bool:
@@ -376,7 +380,7 @@ class BatchProcessor:
                     warn_limited("salvage", "Could not keep %d queued spans: %r", total, exc)
             if total > saved:
                 self.cut_at_shutdown += total - saved
-                COUNTERS.add("dropped.shutdown", total - saved)
+                self._counters.add("dropped.shutdown", total - saved)
         self._wake.set()
         try:
             self.exporter.shutdown()  # interrupts retry backoff in the workers

@@ -23,6 +23,7 @@ from mlflow_otel._clock import REAL_CLOCK, Clock
 from mlflow_otel._log import logger, warn_limited
 from mlflow_otel._settings import ProcessorSettings, Settings
 from mlflow_otel._state import BUILTINS, STATE, is_otel_processor
+from mlflow_otel._telemetry import Counters
 from mlflow_otel.exporters.base import busy
 from mlflow_otel.exporters.otlp import ExporterUnavailable
 from mlflow_otel.pipeline.assembly import TraceAssembler
@@ -161,8 +162,10 @@ class Pipeline:
         cannot be loaded; the chain fails closed by itself, the runtime turns capture off on the
         request path too (``_state.State.fail_closed``). ``registry``: the open traces whose spans
         end here (the runtime's; a pipeline that is handed finished spans only has its own).
-        ``shared``: what the runtime hands every destination (``route.Shared``)."""
-        self._shared = shared if shared is not None else Shared()
+        ``shared``: what the runtime hands every stage and destination (``route.Shared``); without
+        it the pipeline counts into counters of its own (``counters``)."""
+        self._shared = shared if shared is not None else Shared(Counters())
+        self.counters = self._shared.counters
         self.settings = settings
         #: Read for the flush and exit deadlines, the pool's schedule and the destination stages
         #: (a fake one in the unit tier, ``tests/unit/``).
@@ -177,6 +180,7 @@ class Pipeline:
                 _ChainInForce(settings.processors, on_policy_failure),
                 self.router,
                 settings.max_export_batch_size,
+                self.counters,
             ),
             max_queue_size=settings.max_queue_size,
             max_export_batch_size=settings.max_export_batch_size,
@@ -184,10 +188,11 @@ class Pipeline:
             max_workers=1,
             name="the processor chain",
             count_exports=False,
+            counters=self.counters,
         )
         self.head = TraceAssembler(
             self.submit,
-            registry if registry is not None else Registry(),
+            registry if registry is not None else Registry(self.counters),
             None if settings.async_logging else self._wait_for_export,
         )
 
@@ -227,6 +232,7 @@ class Pipeline:
                 pool=self.pool,
                 local=route.local,
                 clock=self._clock,
+                counters=self.counters,
             )
         )
         return stage[0]
@@ -244,6 +250,7 @@ class Pipeline:
             lazy=route.lazy,
             borrowed=route.borrowed,
             conventions=conventions,
+            counters=self.counters,
         )
 
     # --- introspection -----------------------------------------------------------------------------

@@ -28,7 +28,7 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from mlflow_otel import semconv as conv
 from mlflow_otel._log import logger, warn_limited
-from mlflow_otel._telemetry import COUNTERS
+from mlflow_otel._telemetry import Counters
 from mlflow_otel.exporters.base import ExitAware, busy, close_idle, salvage
 from mlflow_otel.otlp.ids import mlflow_trace_id
 from mlflow_otel.processors.base import SpanView
@@ -68,7 +68,9 @@ class Conventions:
             attrs.pop(conv.SPAN_OUTPUTS, None)
         return view.result()
 
-    def apply(self, spans: Sequence[ReadableSpan], destination: str) -> list[ReadableSpan]:
+    def apply(
+        self, spans: Sequence[ReadableSpan], destination: str, counters: Counters
+    ) -> list[ReadableSpan]:
         out = []
         # Each trace's keys from its root, for its other spans (a trace split across batches: those
         # in a batch without the root go without them).
@@ -78,7 +80,7 @@ class Conventions:
                 trace_attrs = levels.get(mlflow_trace_id(span.context.trace_id)) if levels else None
                 out.append(self.convert(span, trace_attrs))
             except Exception as exc:  # a span the mapping cannot read still goes, as it is
-                COUNTERS.add("processor_errors")
+                counters.add("processor_errors")
                 warn_limited("conventions", "Writing %s's conventions failed: %r", destination, exc)
                 out.append(span)
         return out
@@ -98,8 +100,10 @@ class DestinationExporter(SpanExporter):
         lazy: bool = False,
         borrowed: bool = False,
         conventions: Optional[Conventions] = None,
+        counters: Counters,
     ) -> None:
         self.description = description
+        self._counters = counters
         self.conventions = conventions
         self._build = build
         self._borrowed = borrowed
@@ -121,7 +125,7 @@ class DestinationExporter(SpanExporter):
                 try:
                     self._exporter = self._build()
                 except Exception as exc:
-                    COUNTERS.add("dropped.destination_unavailable", count)
+                    self._counters.add("dropped.destination_unavailable", count)
                     warn_limited(
                         f"lazy:{self.description}", "Cannot export to %s yet: %s", self.description, exc
                     )
@@ -138,7 +142,7 @@ class DestinationExporter(SpanExporter):
             self._announced = True
             logger.info("Sending traces to %s", self.description)
         if self.conventions is not None:
-            spans = self.conventions.apply(spans, self.description)
+            spans = self.conventions.apply(spans, self.description, self._counters)
         return exporter.export(spans)
 
     # --- the exit path's capabilities (exporters/base.py) ----------------------------------------
@@ -162,7 +166,7 @@ class DestinationExporter(SpanExporter):
     def salvage(self, spans: Sequence[ReadableSpan]) -> int:
         exporter = self._ours()
         if exporter is not None and self.conventions is not None:
-            spans = self.conventions.apply(spans, self.description)  # a replay sends the same
+            spans = self.conventions.apply(spans, self.description, self._counters)  # a replay sends the same
         return salvage(exporter, spans)
 
     def close_idle(self) -> None:

@@ -23,7 +23,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from mlflow_otel._log import warn_limited
-from mlflow_otel._telemetry import COUNTERS
+from mlflow_otel._telemetry import Counters
 from mlflow_otel.pipeline.tail import TailSampler
 from mlflow_otel.processors.base import DropSpan, Processor, SpanView
 
@@ -81,10 +81,15 @@ def _screened(spans: Sequence[ReadableSpan], screens: Sequence[Any]) -> tuple[An
 
 
 def run_chain(
-    span: ReadableSpan, processors: Sequence[Processor], screened: tuple[Any, ...] = ()
+    span: ReadableSpan,
+    processors: Sequence[Processor],
+    screened: tuple[Any, ...] = (),
+    counters: Optional[Counters] = None,
 ) -> Optional[ReadableSpan]:
     """Run ``span`` through ``processors``; None if one dropped it. A processor in ``screened`` is
-    skipped while the span is still as it ended (its screen looked at that span)."""
+    skipped while the span is still as it ended (its screen looked at that span). Drops and
+    processor errors are counted in ``counters`` (the process stage's; a chain run alone, in a
+    test, counts nowhere)."""
     if screened and len(screened) == len(processors):
         return span  # every processor screened the trace out: nothing would change
     view = SpanView(span)
@@ -95,12 +100,14 @@ def run_chain(
         try:
             processor(view)
         except DropSpan:
-            COUNTERS.add("dropped.by_processor")
+            if counters is not None:
+                counters.add("dropped.by_processor")
             return None
         except Exception as exc:
             view.restore(state)
             name = _name(processor)
-            COUNTERS.add("processor_errors")
+            if counters is not None:
+                counters.add("processor_errors")
             warn_limited(
                 f"processor:{name}",
                 "Span processor %s raised %r; the span is exported without its changes.",
@@ -110,13 +117,13 @@ def run_chain(
     return view.result()
 
 
-def _run_on_end(processors: Sequence[Any], span: ReadableSpan) -> None:
+def _run_on_end(processors: Sequence[Any], span: ReadableSpan, counters: Counters) -> None:
     for processor in processors:
         try:
             processor.on_end(span)
         except Exception as exc:
             name = type(processor).__name__
-            COUNTERS.add("processor_errors")
+            counters.add("processor_errors")
             warn_limited(f"on_end:{name}", "Span processor %s raised in on_end: %r", name, exc)
 
 
@@ -131,8 +138,11 @@ class ProcessStage(SpanExporter):
     it at any time; the answer is cached until it does).
     """
 
-    def __init__(self, chain: Callable[[], Chain], router: Router, max_batch: int) -> None:
+    def __init__(
+        self, chain: Callable[[], Chain], router: Router, max_batch: int, counters: Counters
+    ) -> None:
         self._chain = chain
+        self._counters = counters
         self._router = router
         self._max_batch = max_batch
 
@@ -160,8 +170,7 @@ class ProcessStage(SpanExporter):
         if spans:
             self._router.route(spans, None)
 
-    @staticmethod
-    def _process(spans: Sequence[ReadableSpan], chain: Chain) -> Sequence[ReadableSpan]:
+    def _process(self, spans: Sequence[ReadableSpan], chain: Chain) -> Sequence[ReadableSpan]:
         """One trace: the chain on each span, then the tail decision on what is left of the trace,
         then OTel ``on_end`` (which so sees only spans that will be exported)."""
         processors = chain.processors
@@ -169,12 +178,15 @@ class ProcessStage(SpanExporter):
         if processors:
             screened = _screened(spans, chain.screens) if chain.screens else ()
             if len(screened) != len(processors):  # else every processor screened the trace out
-                out = [r for r in (run_chain(s, processors, screened) for s in spans) if r is not None]
+                counters = self._counters
+                out = [
+                    r for r in (run_chain(s, processors, screened, counters) for s in spans) if r is not None
+                ]
         if chain.tail is not None:
-            out = chain.tail.filter(out)
+            out = chain.tail.filter(out, self._counters)
         if chain.end_processors:
             for span in out:
-                _run_on_end(chain.end_processors, span)
+                _run_on_end(chain.end_processors, span, self._counters)
         return out
 
     def shutdown(self) -> None:

@@ -21,6 +21,7 @@ from mlflow_otel import _mlflow_server
 from mlflow_otel._log import masked_url, warn_limited
 from mlflow_otel._settings import PROTOCOL_GRPC, PROTOCOL_HTTP, OtlpSettings, Settings
 from mlflow_otel._state import STATE
+from mlflow_otel._telemetry import Counters
 from mlflow_otel.destinations import Destination, FileDestination, MlflowExperimentLocation, OtlpDestination
 from mlflow_otel.exporters.file import OtlpJsonFileExporter
 from mlflow_otel.exporters.local_store import FileAndStoreExporter
@@ -43,12 +44,14 @@ RECORD_CONCURRENCY = 4
 
 @dataclass(frozen=True)
 class Shared:
-    """What the runtime (``_runtime.Runtime``) hands every destination it builds: the assessments
-    logged on traces still open, which the stores' records take (``records/pending.py``), and the
-    threads that send MLflow trace records for every MLflow destination of the process. A pipeline
-    built without them (``mlflow-otel push``, a test) has no assessments waiting and gives each
-    MLflow destination senders of its own."""
+    """What the runtime (``_runtime.Runtime``) hands every destination it builds: the counters
+    every stage and exporter counts into (``_telemetry.py``), the assessments logged on traces still
+    open, which the stores' records take (``records/pending.py``), and the threads that send MLflow
+    trace records for every MLflow destination of the process. A pipeline built without the last
+    two (``mlflow-otel push``, a test) has no assessments waiting and gives each MLflow destination
+    senders of its own."""
 
+    counters: Counters
     pending: Optional[PendingAssessments] = None
     senders: Optional[RecordSenders] = None
 
@@ -101,7 +104,8 @@ def _otlp_route(
             limit,
             settings.retry_timeout_s,
             listener,
-            open_spool(settings.spool_dir, key, settings.spool_max_bytes),
+            open_spool(settings.spool_dir, key, settings.spool_max_bytes, shared.counters),
+            counters=shared.counters,
         ),
     )
 
@@ -115,7 +119,11 @@ def file_route(path: str, settings: Optional[Settings] = None) -> Route:
         key=f"file|{exporter_path}",
         description=f"the local file {exporter_path} (view them with `mlflow-otel show`)",
         build=lambda listener, shared: FileAndStoreExporter(
-            exporter_path, experiment_id, store_max_bytes=store_max, pending=shared.pending
+            exporter_path,
+            experiment_id,
+            store_max_bytes=store_max,
+            pending=shared.pending,
+            counters=shared.counters,
         ),
         reads=("file", exporter_path),
         local=True,
@@ -147,7 +155,7 @@ def _mlflow_route(
             settings.max_request_bytes or HTTP_MAX_REQUEST_BYTES,
             settings.retry_timeout_s,
             listener,
-            open_spool(settings.spool_dir, key, settings.spool_max_bytes),
+            open_spool(settings.spool_dir, key, settings.spool_max_bytes, shared.counters),
             verify=_mlflow_server.tls_verify(auth),
             resource_keys=settings.resource_keys,
             client=_mlflow_server.RestClient(tracking_uri, auth),
@@ -155,6 +163,7 @@ def _mlflow_route(
             concurrency=RECORD_CONCURRENCY,
             pending=shared.pending,
             senders=shared.senders,
+            counters=shared.counters,
         )
 
     which = (

@@ -48,7 +48,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import StatusCode
 
 from mlflow_otel._log import logger
-from mlflow_otel._telemetry import COUNTERS
+from mlflow_otel._telemetry import Counters
 from mlflow_otel.processors.redaction.config import read_config_file
 from mlflow_otel.spans.sampling import TraceRatioSampler
 
@@ -395,14 +395,16 @@ class TailSampler:
             named.append((name or f"policy-{i + 1}", evaluator))
         return cls(named, bool(options.get("sample_on_first_match")))
 
-    def decide(self, trace: Trace) -> tuple[bool, Optional[str]]:
-        """(keep, the policy that kept it): the Collector's ``makeDecision``."""
+    def decide(self, trace: Trace, counters: Optional[Counters] = None) -> tuple[bool, Optional[str]]:
+        """(keep, the policy that kept it): the Collector's ``makeDecision``; a policy that fails
+        is counted in ``counters`` (``tail_errors``)."""
         seen: dict[str, str] = {}
         for name, evaluator in self._policies:
             try:
                 decision = evaluator(trace)
             except Exception as exc:  # an evaluation error counts as no decision, as in the Collector
-                COUNTERS.add("tail_errors")
+                if counters is not None:
+                    counters.add("tail_errors")
                 logger.debug("Tail-sampling policy %s failed: %r", name, exc)
                 continue
             seen.setdefault(decision, name)
@@ -416,7 +418,7 @@ class TailSampler:
             return True, seen[INVERT_SAMPLED]
         return False, None
 
-    def filter(self, spans: Sequence[ReadableSpan]) -> Sequence[ReadableSpan]:
+    def filter(self, spans: Sequence[ReadableSpan], counters: Counters) -> Sequence[ReadableSpan]:
         """The spans to export: all of ``spans`` (one local trace) or none, counted either way.
 
         Runs on the process worker. A span whose trace was decided already (it ended after its
@@ -427,14 +429,14 @@ class TailSampler:
         trace_id = spans[0].context.trace_id if spans[0].context is not None else 0
         keep = self._decided.get(trace_id)
         if keep is None:
-            keep, policy = self.decide(Trace(trace_id, spans))
+            keep, policy = self.decide(Trace(trace_id, spans), counters)
             self._remember(trace_id, keep)
-            COUNTERS.add("traces_tail_kept" if keep else "traces_tail_sampled_out")
+            counters.add("traces_tail_kept" if keep else "traces_tail_sampled_out")
             if policy:
-                COUNTERS.add(f"tail_policy.{policy}")
+                counters.add(f"tail_policy.{policy}")
         if keep:
             return spans
-        COUNTERS.add("spans_tail_sampled_out", len(spans))
+        counters.add("spans_tail_sampled_out", len(spans))
         return ()
 
     def _remember(self, trace_id: int, keep: bool) -> None:

@@ -48,7 +48,7 @@ from mlflow_otel import _fork
 from mlflow_otel import semconv as conv
 from mlflow_otel._files import create_private
 from mlflow_otel._log import warn_limited
-from mlflow_otel._telemetry import COUNTERS
+from mlflow_otel._telemetry import Counters
 from mlflow_otel.exceptions import MlflowException
 from mlflow_otel.otlp.ids import mlflow_trace_id, span_hex
 from mlflow_otel.records import filters as flt
@@ -243,11 +243,15 @@ class LocalTraceWriter:
         traces_file: Optional[str] = None,
         db: Optional[_Db] = None,
         pending: Optional[PendingAssessments] = None,
+        *,
+        counters: Counters,
     ) -> None:
         """``db``: the connections of a ``LocalStore`` on the same file, which indexes before it reads.
         ``pending``: assessments logged on traces still open in this process, filed with their
         records (``records/pending.py``)."""
         self._pending = pending
+        #: Where lines and spans the store cannot use are counted.
+        self.counters = counters
         self._db = db if db is not None else _Db(path)
         self.path = self._db.path
         #: The OTLP/JSON file this store indexes (``index``).
@@ -349,7 +353,7 @@ class LocalTraceWriter:
                 return 0
             batches.clear()  # what is left was written to a generation no longer read
             return -1
-        filed = self._from_json(conn, rows, _spans_of_lines(data))
+        filed = self._from_json(conn, rows, _spans_of_lines(data, self.counters))
         self._set_position(conn, at, offset + len(data))
         return filed
 
@@ -431,7 +435,7 @@ class LocalTraceWriter:
                     rows.added += self._merged(rows, trace_id, texts, previous)
                 except (ValueError, TypeError, AttributeError, KeyError):
                     # Spans from a file line of another shape: skipped, never a stuck index.
-                    COUNTERS.add("local_store_skipped_spans", len(texts))
+                    self.counters.add("local_store_skipped_spans", len(texts))
                     continue
             if self._pending is None:
                 continue
@@ -719,14 +723,23 @@ class LocalStore:
     """MLflow's read API on the local store (``records/store.py``'s ``TraceStore``)."""
 
     def __init__(
-        self, path: str, traces_file: Optional[str] = None, pending: Optional[PendingAssessments] = None
+        self,
+        path: str,
+        traces_file: Optional[str] = None,
+        pending: Optional[PendingAssessments] = None,
+        counters: Optional[Counters] = None,
     ) -> None:
-        """``pending``: as the writer's: a read indexes what the file holds beyond the store first."""
+        """``pending`` and ``counters``: as the writer's (a read indexes what the file holds beyond
+        the store first); a store read outside a traced process (``mlflow-otel show``) counts into
+        a table of its own."""
+        self.counters = counters if counters is not None else Counters()
         self._db = _Db(path)
         self.path = self._db.path
         self.traces_file = traces_file if traces_file is not None else traces_file_of(self.path)
         self._index = (
-            LocalTraceWriter(self.path, traces_file=self.traces_file, db=self._db, pending=pending)
+            LocalTraceWriter(
+                self.path, traces_file=self.traces_file, db=self._db, pending=pending, counters=self.counters
+            )
             if self.traces_file
             else None
         )
@@ -769,7 +782,7 @@ class LocalStore:
                 for suffix in ("", "-wal", "-shm"):
                     if os.path.exists(self.path + suffix):
                         os.replace(self.path + suffix, aside + suffix)
-                done = rebuild(self.path, self.traces_file) if self.traces_file else None
+                done = rebuild(self.path, self.traces_file, self.counters) if self.traces_file else None
         except Exception as failed:
             return MlflowException(
                 f"{self.describe()} cannot be read ({exc}) and could not be rebuilt: {failed!r}.",
@@ -850,7 +863,7 @@ class LocalStore:
             except (ValueError, TypeError, KeyError, AttributeError, zlib.error) as exc:
                 # A row this version cannot use (written by another tool, or damaged): skipped,
                 # counted and said, never a failure of the whole read.
-                COUNTERS.add("local_store_unreadable_rows")
+                self.counters.add("local_store_unreadable_rows")
                 warn_limited(
                     "local_store_row", "Skipped trace %s of %s: unreadable (%r).", trace_id, self.path, exc
                 )
@@ -1062,11 +1075,11 @@ class LocalStore:
 _REBUILD_LOCK = threading.Lock()
 
 
-def rebuild(path: str, traces_file: str) -> int:
+def rebuild(path: str, traces_file: str, counters: Optional[Counters] = None) -> int:
     """A store at ``path`` indexing the traces file's generations from their start; lines it cannot
     use are skipped. Returns the traces it holds. (The file does not record experiments: every trace
     is filed under the default experiment.)"""
-    LocalTraceWriter(path, traces_file=traces_file).index()
+    LocalTraceWriter(path, traces_file=traces_file, counters=counters or Counters()).index()
     return LocalStore(path).count()
 
 
@@ -1102,7 +1115,7 @@ def _read_lines(name: str, offset: int, until: Optional[int]) -> bytes:
             data += more
 
 
-def _spans_of_lines(data: bytes) -> Iterator[Mapping[str, Any]]:
+def _spans_of_lines(data: bytes, counters: Counters) -> Iterator[Mapping[str, Any]]:
     """The spans of whole lines of the traces file (``ExportTraceServiceRequest`` per line); a line
     that is not one (torn by a full disk, another shape) is skipped and counted."""
     for line in data.split(b"\n"):
@@ -1116,7 +1129,7 @@ def _spans_of_lines(data: bytes) -> Iterator[Mapping[str, Any]]:
                 if isinstance(span.get("traceId"), str) and isinstance(span.get("spanId"), str)
             ]
         except (ValueError, TypeError, AttributeError):
-            COUNTERS.add("local_store_skipped_lines")
+            counters.add("local_store_skipped_lines")
             continue
         yield from spans
 

@@ -20,6 +20,7 @@ from typing import Any, NoReturn, Optional, Protocol
 
 from mlflow_otel._mlflow_server import is_http_uri
 from mlflow_otel._settings import Settings
+from mlflow_otel._telemetry import Counters
 from mlflow_otel.exceptions import MlflowException
 from mlflow_otel.records.model import Trace
 from mlflow_otel.records.pending import PendingAssessments
@@ -97,6 +98,7 @@ def store_for(
     tracking_uri: Optional[str],
     routes: Sequence[Any],
     pending: Optional[PendingAssessments] = None,
+    counters: Optional[Counters] = None,
 ) -> Any:
     """The store the read API uses: an http(s) tracking URI's server (given, else the settings'),
     else the local store of the OTLP/JSON file the traces go to, else :class:`NoStore`. ``routes``:
@@ -117,5 +119,5 @@ def store_for(
             from mlflow_otel.records.local import LocalStore, store_path
 
             path = str(route.reads[1])
-            return LocalStore(store_path(path), path, pending)
+            return LocalStore(store_path(path), path, pending, counters)
     return NoStore([route.description for route in routes])

@@ -30,7 +30,6 @@ from mlflow_otel import semconv as conv
 from mlflow_otel._log import warn_limited
 from mlflow_otel._serialize import dumps, to_attribute_value
 from mlflow_otel._state import STATE
-from mlflow_otel._telemetry import COUNTERS
 from mlflow_otel.exceptions import MlflowException
 from mlflow_otel.otlp.ids import mlflow_trace_id, parse_trace_id
 from mlflow_otel.spans.live import NO_OP_SPAN, LiveSpan, NoOpSpan
@@ -212,7 +211,7 @@ def start_live_span(
         # The timeout ended this trace and exported it; the code it timed out on runs on. Its new
         # spans start a trace of their own, linked to where they came from, rather than appear
         # under an ended root (documented in docs/mlflow-compatibility.md).
-        COUNTERS.add("spans_after_trace_timeout")
+        RUNNING.counters.add("spans_after_trace_timeout")
         follows = otel_trace.Link(parent_ctx, {"mlflow_otel.link": "continues_timed_out_trace"})
         links = [follows, *(links or ())]
         parent = Context()
@@ -243,7 +242,7 @@ def start_live_span(
             name, context=parent, attributes=attrs, start_time=start_time_ns, links=links
         )
     if not otel_span.is_recording():  # sampled out: carries context, records nothing
-        COUNTERS.add("spans_sampled_out")
+        RUNNING.counters.add("spans_sampled_out")
         return LiveSpan(otel_span, None, span_type, name)
     span_ctx = otel_span.get_span_context()
     if state is None:
@@ -1044,9 +1043,9 @@ def flush_trace_async_logging(terminate: bool = False, timeout_s: Optional[float
     settings in force: ``tracing.disable()`` and code-set destinations stay, traces open on other
     threads are kept.
     """
-    before = COUNTERS.dropped()
+    before = RUNNING.counters.dropped()
     ok = RUNNING.flush(timeout_s, timeout_s is not None)
-    if COUNTERS.dropped() > before:
+    if RUNNING.counters.dropped() > before:
         ok = False  # spans were dropped meanwhile: tracing.stats() says why (dropped.<reason>)
     if terminate:
         RUNNING.terminate()

@@ -15,7 +15,7 @@ from typing import Any, Optional
 
 from opentelemetry.sdk.trace import ReadableSpan
 
-from mlflow_otel._telemetry import COUNTERS
+from mlflow_otel._telemetry import Counters
 from mlflow_otel.otlp.ids import trace_hex
 from mlflow_otel.spans.live import LiveSpan
 
@@ -60,7 +60,9 @@ class Registry:
     #: Traces the timeout ended while their code ran on: the newest are kept.
     TIMED_OUT_KEPT = 1024
 
-    def __init__(self) -> None:
+    def __init__(self, counters: Counters) -> None:
+        #: Where this registry's spans are counted (``spans_started``), and the stages that end them.
+        self.counters = counters
         self._traces: dict[int, OpenTrace] = {}
         self._live: dict[int, LiveSpan] = {}
         #: Trace id of the latest trace whose local root ended (``get_last_active_trace_id``): one
@@ -84,7 +86,7 @@ class Registry:
                     state.root = live
         self._live[span_id] = live
         state.members[span_id] = live
-        COUNTERS.tick("spans_started")
+        self.counters.tick("spans_started")
 
     def last_trace_id(self, thread_local: bool = False) -> Optional[int]:
         return getattr(self._last_in_thread, "trace_id", None) if thread_local else self._last_trace_id
@@ -149,7 +151,10 @@ class Registry:
         return list(self._traces.values())
 
     def clear(self) -> None:
-        """Forget every open trace (``tracing.reset`` and a forked child)."""
+        """Forget every open trace and the last one that ended (``tracing.reset``, a forked child),
+        as MLflow's test fixture resets ``get_last_active_trace_id`` with its tracing state."""
         self._traces.clear()
         self._live.clear()
         self._timed_out.clear()
+        self._last_trace_id = None
+        self._last_in_thread = threading.local()

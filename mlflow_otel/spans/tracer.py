@@ -44,6 +44,7 @@ from mlflow_otel._state import STATE
 from mlflow_otel.spans.sampling import RATIO_OVERRIDE_KEY, TraceRatioSampler
 
 if TYPE_CHECKING:
+    from mlflow_otel._telemetry import Counters
     from mlflow_otel.spans.registry import Registry
 
 _SAMPLED = TraceFlags(TraceFlags.SAMPLED)
@@ -65,6 +66,7 @@ class RunningSlot:
       and a shutdown of the running pipeline after a flush (the next span starts a new one with the
       settings in force; nothing re-read, open traces kept);
     * ``registry``: the process's open traces and live spans (``spans/registry.py``);
+    * ``counters``: the process's self-telemetry (``_telemetry.py``);
     * ``scopes``: the instrumentation scope names of tracers handed to instrumentors
       (``integrations/provider.py``), whose spans ``spans/adopt.py`` adopts."""
 
@@ -73,6 +75,7 @@ class RunningSlot:
         self.flush: Callable[[Optional[float], bool], bool] = _unbound
         self.terminate: Callable[[], None] = _unbound
         self.registry: Registry = _UNBOUND_REGISTRY
+        self.counters: Counters = _UNBOUND_REGISTRY
         self.scopes: set[str] = set()
 
 

@@ -14,7 +14,6 @@ from typing import Any, Optional, Union
 
 from mlflow_otel import _runtime
 from mlflow_otel._state import BUILTINS, STATE
-from mlflow_otel._telemetry import COUNTERS
 from mlflow_otel.destinations import Destination
 from mlflow_otel.processors import DropSpan
 from mlflow_otel.spans.fluent import (
@@ -202,7 +201,7 @@ def configure(
 def stats() -> dict[str, int]:
     """Self-telemetry counters: spans started, sampled out, exported, delivered, dropped (by
     reason, ``dropped.<reason>``), retries and bytes sent, since the process started."""
-    return COUNTERS.snapshot()
+    return _runtime.RUNTIME.counters.snapshot()
 
 
 def reset() -> None:

@@ -11,6 +11,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.trace import SpanContext
 
+from mlflow_otel._runtime import RUNTIME
 from mlflow_otel.pipeline.batch import BatchProcessor
 from mlflow_otel.pipeline.workers import ExportPool
 from tests.unit.fakes import FakeClock, FakeThread
@@ -83,6 +84,7 @@ def stage(
         exporter_accounts=False,
         pool=pool_,
         clock=clock,
+        counters=RUNTIME.counters,
     )
 
 

@@ -3,9 +3,11 @@ batch size and the schedule, flush deadlines, and what shutdown drains, salvages
 
 from __future__ import annotations
 
-from mlflow_otel._telemetry import COUNTERS
+from mlflow_otel._runtime import RUNTIME
 from tests.unit.fakes import FakeClock
 from tests.unit.stages import Recorder, Salvager, pool, run, spans, stage, step
+
+COUNTERS = RUNTIME.counters
 
 
 def test_a_full_queue_drops_and_counts_never_blocks():

@@ -8,10 +8,12 @@ from typing import Optional
 
 from opentelemetry.sdk.trace.export import SpanExportResult
 
-from mlflow_otel._telemetry import COUNTERS
+from mlflow_otel._runtime import RUNTIME
 from mlflow_otel.exporters.base import busy, close_idle
 from mlflow_otel.pipeline.export import Conventions, DestinationExporter
 from tests.unit.stages import Recorder, Salvager, spans
+
+COUNTERS = RUNTIME.counters
 
 
 class ExitAwareRecorder(Salvager):
@@ -41,7 +43,7 @@ def test_a_lazy_destination_builds_at_the_first_export_and_tries_again_after_a_f
         built.append(ExitAwareRecorder())
         return built[-1]
 
-    destination = DestinationExporter(build, "an MLflow server", lazy=True)
+    destination = DestinationExporter(build, "an MLflow server", lazy=True, counters=COUNTERS)
     assert destination.exporter is None and not busy(destination)
     destination.begin_exit(12.5)  # before the build: the exporter hears of it once built
     assert destination.export(spans(3)) is SpanExportResult.FAILURE
@@ -57,7 +59,7 @@ def test_an_eager_destination_that_cannot_be_built_says_so_at_once():
         raise ValueError("bad endpoint")
 
     try:
-        DestinationExporter(build, "OTLP")
+        DestinationExporter(build, "OTLP", counters=COUNTERS)
     except ValueError:
         return
     raise AssertionError("the pipeline falls back to the local file on this error: it must surface")
@@ -65,10 +67,10 @@ def test_an_eager_destination_that_cannot_be_built_says_so_at_once():
 
 def test_a_borrowed_exporter_is_flushed_when_the_pipeline_is_replaced_and_shut_down_only_at_exit():
     user = ExitAwareRecorder()
-    replaced = DestinationExporter(lambda: user, "user's", borrowed=True)
+    replaced = DestinationExporter(lambda: user, "user's", borrowed=True, counters=COUNTERS)
     replaced.shutdown()
     assert user.flushed == 1 and not user.shut_down
-    exiting = DestinationExporter(lambda: user, "user's", borrowed=True)
+    exiting = DestinationExporter(lambda: user, "user's", borrowed=True, counters=COUNTERS)
     exiting.begin_exit(1.0)
     # A user's methods that happen to share our capabilities' names are not ours to call.
     assert user.exit_deadline is None and not busy(exiting) and exiting.salvage(spans(1)) == 0
@@ -83,11 +85,13 @@ def test_conventions_apply_to_exported_and_salvaged_spans_alike():
     seen: list[object] = []
 
     class Marking(Conventions):
-        def apply(self, batch, destination):  # type: ignore[no-untyped-def]
+        def apply(self, batch, destination, counters):  # type: ignore[no-untyped-def]
             seen.append(destination)
             return list(batch)[:1]
 
-    destination = DestinationExporter(lambda: exporter, "Phoenix", conventions=Marking(frozenset(), False))
+    destination = DestinationExporter(
+        lambda: exporter, "Phoenix", conventions=Marking(frozenset(), False), counters=COUNTERS
+    )
     destination.export(spans(2))
     assert destination.salvage(spans(2)) == 1
     assert exporter.log == [("d", 1)] and len(exporter.salvaged) == 1 and seen == ["Phoenix", "Phoenix"]

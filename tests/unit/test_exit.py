@@ -20,12 +20,15 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExportResult
 
 from mlflow_otel import _settings
-from mlflow_otel._telemetry import COUNTERS
+from mlflow_otel._runtime import RUNTIME
 from mlflow_otel.destinations import FileDestination
 from mlflow_otel.pipeline import build, exit
+from mlflow_otel.pipeline.route import Shared
 from mlflow_otel.pipeline.workers import ExportPool
 from tests.unit.fakes import FakeClock, FakeThread
 from tests.unit.stages import Recorder, spans, step
+
+COUNTERS = RUNTIME.counters
 
 
 class Remote(Recorder):
@@ -53,7 +56,9 @@ def pipeline_with(monkeypatch, tmp_path):
 
     def make(remote: Remote, clock: FakeClock) -> build.Pipeline:
         local = FileDestination(str(tmp_path / "traces.jsonl"))
-        pipeline = build.Pipeline(_settings.load(), destinations=[local, remote], clock=clock)
+        pipeline = build.Pipeline(
+            _settings.load(), destinations=[local, remote], clock=clock, shared=Shared(COUNTERS)
+        )
         made.append(pipeline)
         clock.on_wait = lambda c, timeout: step(pipeline.pool)  # the pool's threads take a step
         return pipeline

@@ -19,8 +19,8 @@ from opentelemetry.sdk.trace.export import SpanExportResult
 from opentelemetry.trace import SpanContext
 
 from mlflow_otel._mlflow_server import MlflowServerError
+from mlflow_otel._runtime import RUNTIME
 from mlflow_otel._settings import OtlpSettings
-from mlflow_otel._telemetry import COUNTERS
 from mlflow_otel.exporters import retry
 from mlflow_otel.exporters.mlflow_merge import FragmentMerger, _Job
 from mlflow_otel.exporters.mlflow_record import MlflowRecordExporter, record_body
@@ -28,6 +28,8 @@ from mlflow_otel.exporters.otlp import OtlpExporter, _Outcome
 from mlflow_otel.exporters.retry import RetryPolicy, backoff, parse_retry_after
 from mlflow_otel.records.model import TraceInfo, TraceState
 from tests.unit.fakes import FakeClock
+
+COUNTERS = RUNTIME.counters
 
 
 # --- the policy --------------------------------------------------------------------------------------
@@ -127,6 +129,7 @@ class Scripted(OtlpExporter):
             1 << 20,
             retry_timeout_s,
             clock=clock,
+            counters=COUNTERS,
         )
         self.answers = answers
         self.sent_at: list[float] = []
@@ -228,7 +231,9 @@ class ScriptedClient:
 def _records(client: ScriptedClient, clock: FakeClock) -> MlflowRecordExporter:
     """The MLflow destination's exporter; only its record sender runs here (no span is exported)."""
     otlp = OtlpSettings("http/protobuf", "http://unit.invalid/v1/traces")
-    return MlflowRecordExporter(otlp, 1 << 20, 30.0, client=client, experiment_id="0", clock=clock)  # type: ignore[arg-type]
+    return MlflowRecordExporter(
+        otlp, 1 << 20, 30.0, client=client, experiment_id="0", clock=clock, counters=COUNTERS
+    )  # type: ignore[arg-type]
 
 
 def _info() -> TraceInfo:
@@ -268,7 +273,7 @@ def test_merge_reads_again_with_the_backoff_until_its_budget_then_sets_the_tags_
     clock = FakeClock()
     not_final = {"trace": {"trace_info": {"trace_id": "tr-1", "trace_metadata": {}}}}
     client = ScriptedClient([not_final, {}])
-    merger = FragmentMerger(client, RetryPolicy(4.0, clock, rng=lambda: 0.0), record_body)
+    merger = FragmentMerger(client, RetryPolicy(4.0, clock, rng=lambda: 0.0), record_body, COUNTERS)
     job = _Job(clock.now(), 0, "tr-1", {"team": "a"}, {}, RetryPolicy(4.0, clock, rng=lambda: 0.0).start())
     waits = []
     while True:  # what the merger's thread does, one job at a time
@@ -286,7 +291,7 @@ def test_merge_reads_again_with_the_backoff_until_its_budget_then_sets_the_tags_
 def test_merge_does_not_retry_a_refusal():
     clock = FakeClock()
     client = ScriptedClient([MlflowServerError("denied", "PERMISSION_DENIED", 403)])
-    merger = FragmentMerger(client, RetryPolicy(30.0, clock), record_body)
+    merger = FragmentMerger(client, RetryPolicy(30.0, clock), record_body, COUNTERS)
     merger._attempt(_Job(clock.now(), 0, "tr-1", {"team": "a"}, {}, merger._policy.start()), None)
     assert not merger._jobs and len(client.calls) == 1
     assert COUNTERS.get("mlflow_merge_failed") == 1

@@ -16,12 +16,14 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from mlflow_otel._telemetry import COUNTERS
+from mlflow_otel._runtime import RUNTIME
 from mlflow_otel.exporters import local_store
 from mlflow_otel.exporters.file import OtlpJsonFileExporter
 from mlflow_otel.exporters.local_store import FileAndStoreExporter
 from mlflow_otel.otlp.json import request_line, span_texts
 from mlflow_otel.records.local import LocalStore, LocalTraceWriter, store_path
+
+COUNTERS = RUNTIME.counters
 
 
 def _traces(n: int, prefix: str = "t") -> list[ReadableSpan]:
@@ -54,7 +56,7 @@ def test_lines_of_this_process_are_filed_from_memory_and_others_read_back(tmp_pa
     second = ours.append(request_line(mine[6:], span_texts(mine[6:])))
     batches.append((*second, mine[6:], span_texts(mine[6:])))
 
-    writer = LocalTraceWriter(store_path(path), traces_file=path)
+    writer = LocalTraceWriter(store_path(path), traces_file=path, counters=COUNTERS)
     assert writer.index(batches) and not batches
     assert not writer.behind()
     store = LocalStore(store_path(path), path)
@@ -70,7 +72,7 @@ def test_a_reader_indexes_what_the_writer_never_did(tmp_path: Path) -> None:
     file = OtlpJsonFileExporter(path)
     spans = _traces(4)
     file.export(spans[:6])
-    LocalTraceWriter(store_path(path), traces_file=path).index()  # the first line indexed
+    LocalTraceWriter(store_path(path), traces_file=path, counters=COUNTERS).index()  # the first line indexed
     file.export(spans[6:])  # the second never was
     store = LocalStore(store_path(path))  # the traces file found beside it
     assert store.count() == 4
@@ -86,7 +88,7 @@ def test_a_torn_line_before_a_batch_is_skipped_and_the_batch_filed(tmp_path: Pat
         fh.write(json.dumps({"resourceSpans": [{"scopeSpans": [{"spans": [odd]}]}]}).encode() + b"\n")
         fh.write(b'{"resourceSpans": [{"scopeSpa')  # a line a full disk cut short
     where = file.append(request_line(spans, span_texts(spans)))
-    writer = LocalTraceWriter(store_path(path), traces_file=path)
+    writer = LocalTraceWriter(store_path(path), traces_file=path, counters=COUNTERS)
     before = COUNTERS.snapshot()
     assert writer.index(deque([(*where, spans, span_texts(spans))]))
     assert LocalStore(store_path(path), path).count() == 2  # the index never sticks on a bad line
@@ -100,7 +102,7 @@ def test_lines_rotated_before_they_were_indexed_are_read_from_the_old_generation
     spans = _traces(6)
     line = request_line(spans[:3], span_texts(spans[:3]))
     file = OtlpJsonFileExporter(path, max_bytes=len(line) * 2 + 10)  # two lines, then a rotation
-    writer = LocalTraceWriter(store_path(path), traces_file=path)
+    writer = LocalTraceWriter(store_path(path), traces_file=path, counters=COUNTERS)
     file.export(spans[:3])
     writer.index()
     for i in range(3, 18, 3):
@@ -120,8 +122,10 @@ def test_a_store_older_than_the_index_is_taken_as_complete(tmp_path: Path) -> No
     path = str(tmp_path / "traces.jsonl")
     spans = _traces(2)
     OtlpJsonFileExporter(path).export(spans)
-    LocalTraceWriter(store_path(path)).write(spans, span_texts(spans))  # inline, no position
-    writer = LocalTraceWriter(store_path(path), traces_file=path)
+    LocalTraceWriter(store_path(path), counters=COUNTERS).write(
+        spans, span_texts(spans)
+    )  # inline, no position
+    writer = LocalTraceWriter(store_path(path), traces_file=path, counters=COUNTERS)
     assert not writer.behind() or writer.index()
     assert LocalStore(store_path(path), path).count() == 2
 
@@ -130,7 +134,7 @@ def test_the_file_never_waits_for_the_store(tmp_path: Path) -> None:
     """Another process holds the store's write lock: exports still finish (the file is the record),
     and the store catches up once the lock is released, with no error."""
     path = str(tmp_path / "traces.jsonl")
-    exporter = FileAndStoreExporter(path)
+    exporter = FileAndStoreExporter(path, counters=COUNTERS)
     exporter.export(_traces(1))
     assert exporter.force_flush(10_000)
     holder = sqlite3.connect(store_path(path), isolation_level=None)
@@ -160,7 +164,7 @@ def test_behind_more_than_memory_holds_the_store_reads_the_file(
 ) -> None:
     monkeypatch.setattr(local_store, "MEMORY_SPANS", 6)  # two traces
     path = str(tmp_path / "traces.jsonl")
-    exporter = FileAndStoreExporter(path)
+    exporter = FileAndStoreExporter(path, counters=COUNTERS)
     gate = threading.Lock()
     gate.acquire()
     index = exporter.store.index

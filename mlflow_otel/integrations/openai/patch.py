@@ -26,11 +26,11 @@ from opentelemetry import trace as otel_trace
 
 from mlflow_otel import semconv as conv
 from mlflow_otel._log import warn_limited
+from mlflow_otel._runtime import RUNTIME
 from mlflow_otel._serialize import dumps
 from mlflow_otel._settings import GenAiSettings
 from mlflow_otel._settings import load as load_settings
 from mlflow_otel._state import STATE
-from mlflow_otel._telemetry import COUNTERS
 from mlflow_otel.integrations.openai.aggregate import aggregate
 from mlflow_otel.processors.normalization import openai_extract as _extract
 from mlflow_otel.processors.normalization import openai_messages as _messages
@@ -52,7 +52,7 @@ class _State:
 
 
 def _failed(what: str, exc: BaseException) -> None:
-    COUNTERS.add("autolog_errors")
+    RUNTIME.counters.add("autolog_errors")
     warn_limited(
         f"openai_{what}", "mlflow_otel.openai: could not %s: %r (the call itself is unaffected)", what, exc
     )
