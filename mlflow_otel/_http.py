@@ -8,10 +8,12 @@ for about 0.25 ms. Most of the difference is ``requests`` reading the environmen
 request (proxies, ``~/.netrc``, the CA bundle) and filling a cookie jar nobody reads. Here what
 ``requests`` would read from the environment is read once, when the client is built
 (``_settings.http_environment``): ``HTTP(S)_PROXY``/``ALL_PROXY`` with ``NO_PROXY``, and
-``REQUESTS_CA_BUNDLE``/``CURL_CA_BUNDLE``, else certifi's bundle as ``requests`` uses.
+``REQUESTS_CA_BUNDLE``/``CURL_CA_BUNDLE``, else certifi's bundle as ``requests`` uses. Unlike
+``requests``, ``~/.netrc`` is not read: MLflow's credentials come from ``MLFLOW_TRACKING_*``, an OTLP
+endpoint's from ``OTEL_EXPORTER_OTLP_HEADERS``.
 
-Connections: a client keeps at most ``max_connections`` idle connections per host (the export
-workers of a destination send at once; more are opened when needed and not kept), and
+Connections: a client keeps at most ``max_connections`` idle connections per host (10, as
+``requests``; the export workers of a destination and the MLflow record senders send at once), and
 ``close_idle`` closes the idle ones when the export pool finds the destination idle, so sockets do
 not grow with the number of destinations a process ever sent to. Connections opened before a
 ``fork()`` are never used in the child (their sockets belong to the parent): the fork module
@@ -28,6 +30,7 @@ import urllib.request
 from typing import Any, NamedTuple, Optional, Union
 
 from mlflow_otel import _fork
+from mlflow_otel._log import masked_url
 from mlflow_otel._settings import HttpEnvironment, http_environment
 
 
@@ -60,10 +63,14 @@ Verify = Union[bool, str]  # False, True (the default bundle) or a CA bundle fil
 Cert = Union[None, str, tuple[str, str]]  # a client certificate file, or (certificate, key)
 
 
+#: Redirects followed, as ``requests`` does (it allows 30).
+_MAX_REDIRECTS = 5
+
+
 class HttpClient:
     """Requests to one endpoint's host with the TLS settings of that endpoint; thread-safe."""
 
-    def __init__(self, verify: Verify = True, cert: Cert = None, max_connections: int = 4) -> None:
+    def __init__(self, verify: Verify = True, cert: Cert = None, max_connections: int = 10) -> None:
         self._verify = verify
         self._cert = cert
         self._max_connections = max_connections
@@ -86,36 +93,29 @@ class HttpClient:
         headers: Optional[dict[str, str]] = None,
         timeout_s: float = 10.0,
     ) -> Answer:
-        """Send one request (no retry, no redirect: the callers retry by the OTLP spec's rules and
-        treat a redirect as an answer); :class:`HttpFailure` when no answer came."""
+        """Send one request, following redirects as ``requests`` does (up to 5; the
+        ``Authorization`` header is not sent to another host) but never retrying: the callers retry
+        by the OTLP spec's and MLflow's rules. :class:`HttpFailure` when no answer came."""
         import urllib3
 
         _fork.check()  # a fork from C runs no at-fork hook
         parts = urllib.parse.urlsplit(url)
-        try:
-            manager = self._manager(parts.scheme, parts.netloc)
-            response = manager.urlopen(
-                method,
-                url,
-                body=body,
-                headers=headers,
-                timeout=urllib3.Timeout(connect=timeout_s, read=timeout_s),
-                retries=False,
-                redirect=False,
-                preload_content=True,
-            )
-        except urllib3.exceptions.SSLError as exc:
-            raise HttpFailure(_describe(exc), unreachable=True, tls=True) from None
-        except (
-            urllib3.exceptions.ProtocolError,  # reset, closed, or not HTTP/1.1
-            urllib3.exceptions.NewConnectionError,  # refused, name resolution
-            urllib3.exceptions.ConnectTimeoutError,
-            urllib3.exceptions.ProxyError,
-        ) as exc:
-            raise HttpFailure(_describe(exc), unreachable=True, not_http=_not_http(exc)) from None
-        except (urllib3.exceptions.HTTPError, http.client.HTTPException, OSError) as exc:
-            raise HttpFailure(_describe(exc), unreachable=False) from None  # a read timeout and the like
-        return Answer(response.status, response.headers, response.data or b"")
+        retries = _no_retry(urllib3)
+        timeout = urllib3.Timeout(connect=timeout_s, read=timeout_s)
+        for attempt in (1, 2):
+            try:
+                manager = self._manager(parts.scheme, parts.netloc)
+                response = manager.urlopen(
+                    method, url, body=body, headers=headers, timeout=timeout, retries=retries
+                )
+                return Answer(response.status, response.headers, response.data or b"")
+            except urllib3.exceptions.ClosedPoolError:
+                # ``close_idle`` closed the pool this request had just taken: a new one, at once.
+                if attempt == 2:
+                    raise HttpFailure("the connection pool was closed", unreachable=False) from None
+            except (urllib3.exceptions.HTTPError, http.client.HTTPException, OSError) as exc:
+                raise _failure(exc) from None
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def close_idle(self) -> None:
         """Close the kept connections no request is using; the next request opens a new one."""
@@ -159,6 +159,15 @@ class HttpClient:
         if not proxy:
             return urllib3.PoolManager(**options)
         parts = urllib.parse.urlsplit(proxy if "://" in proxy else "http://" + proxy)
+        if parts.scheme.startswith("socks"):
+            try:
+                from urllib3.contrib.socks import SOCKSProxyManager
+            except ImportError:  # PySocks is not installed
+                raise HttpFailure(
+                    f"a SOCKS proxy ({masked_url(proxy)}) needs PySocks: pip install 'requests[socks]'",
+                    unreachable=False,
+                ) from None
+            return SOCKSProxyManager(parts.geturl(), **options)
         if parts.username is not None:  # credentials in the proxy URL, as requests sends them
             options["proxy_headers"] = urllib3.util.make_headers(
                 proxy_basic_auth=urllib.parse.unquote(parts.username)
@@ -170,13 +179,50 @@ class HttpClient:
         )
 
 
+def _no_retry(urllib3: Any) -> Any:
+    """urllib3's retry settings for one attempt that follows redirects: every error ends it (a
+    connection, read, TLS or other error; a status never retries)."""
+    ends: dict[str, Any] = {"total": _MAX_REDIRECTS, "connect": 0, "read": 0, "status": 0, "other": 0}
+    try:  # ``other`` (TLS and the rest) since urllib3 1.26; before, ``total`` bounds those
+        return urllib3.Retry(**ends, redirect=_MAX_REDIRECTS, raise_on_redirect=False)
+    except TypeError:  # pragma: no cover - urllib3 before 1.26
+        del ends["other"]
+        return urllib3.Retry(**ends, redirect=_MAX_REDIRECTS, raise_on_redirect=False)
+
+
+def _failure(exc: BaseException) -> HttpFailure:
+    """What a failed request means to its caller (``HttpFailure``'s flags)."""
+    import urllib3
+
+    if isinstance(exc, urllib3.exceptions.MaxRetryError) and exc.reason is not None:
+        exc = exc.reason  # no retry is allowed: the error that ended the one attempt
+    if isinstance(exc, urllib3.exceptions.SSLError):
+        return HttpFailure(_describe(exc), unreachable=True, tls=True)
+    unreachable = (
+        urllib3.exceptions.ProtocolError,  # reset, closed, or not HTTP/1.1
+        urllib3.exceptions.NewConnectionError,  # refused, name resolution
+        urllib3.exceptions.ConnectTimeoutError,
+        urllib3.exceptions.ProxyError,
+    )
+    if isinstance(exc, unreachable):
+        return HttpFailure(_describe(exc), unreachable=True, not_http=_not_http(exc))
+    return HttpFailure(_describe(exc), unreachable=False)  # a read timeout and the like
+
+
 def _proxy_for(env: HttpEnvironment, scheme: str, netloc: str) -> str:
     """The proxy URL for this host ("" for none), by ``requests``' rules: the scheme's proxy, else
-    ``ALL_PROXY``, unless ``NO_PROXY`` names the host."""
+    ``ALL_PROXY``, unless ``NO_PROXY`` names the host (a name, a domain suffix, an address, a CIDR
+    range, ``*``: ``requests.utils.should_bypass_proxies``, installed with the OTLP/HTTP exporter)."""
     proxy = env.proxies.get(scheme) or env.proxies.get("all") or ""
-    if proxy and env.no_proxy and urllib.request.proxy_bypass_environment(netloc, {"no": env.no_proxy}):
-        return ""
-    return proxy
+    if not proxy or not env.no_proxy:
+        return proxy
+    try:
+        from requests.utils import should_bypass_proxies
+    except ImportError:  # names and suffixes only
+        bypass = bool(urllib.request.proxy_bypass_environment(netloc, {"no": env.no_proxy}))
+    else:
+        bypass = should_bypass_proxies(f"{scheme}://{netloc}/", env.no_proxy)
+    return "" if bypass else proxy
 
 
 def _certifi() -> Optional[str]:

@@ -142,9 +142,9 @@ def _int_or_none(value: Any) -> Optional[int]:
 
 
 class RestClient:
-    """MLflow's REST API on one tracking server: keep-alive sessions (``_http.Sessions``: one per
-    call in flight, closed when idle, fresh after a fork), the credentials and TLS settings of ``auth``
-    on every request."""
+    """MLflow's REST API on one tracking server: keep-alive connections (``_http.HttpClient``:
+    closed when idle, fresh after a fork), the credentials and TLS settings of ``auth`` on every
+    request."""
 
     def __init__(
         self, tracking_uri: str, auth: Optional[TrackingAuth] = None, timeout_s: float = DEFAULT_TIMEOUT_S

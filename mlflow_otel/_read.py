@@ -92,7 +92,7 @@ def current_store(tracking_uri: Optional[str] = None) -> Any:
         else default_routes(settings, STATE.destinations, STATE.extra_destinations)
     )
     store = store_for(settings, tracking_uri, routes, RUNTIME.pending, RUNTIME.counters)
-    RUNTIME.read_store = (key, store)
+    RUNTIME.keep_read_store(key, store)
     return store
 
 

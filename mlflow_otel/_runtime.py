@@ -70,7 +70,7 @@ class Running:
             STATE.extra_destinations,
             on_policy_failure=STATE.fail_closed,
             registry=owner.registry,
-            shared=Shared(owner.counters, owner.pending, owner.senders),
+            shared=Shared(owner.counters, owner.pending, owner.record_senders()),
         )
         self.pipeline.router.capture = owner.capture
         sampler = sampler_for(settings.sampling_ratio, settings.otel_sampler, settings.otel_sampler_arg)
@@ -211,10 +211,10 @@ class Runtime:
         self.scopes: set[str] = set()
         #: ``mlflow_otel.testing``'s destinations while a capture runs: kept across pipelines.
         self.capture: Optional[tuple[Any, ...]] = None
-        #: Assessments logged on traces still open, and the MLflow record senders: handed to every
-        #: destination a pipeline builds (``route.Shared``).
+        #: Assessments logged on traces still open, and the MLflow record senders (made with the
+        #: first pipeline): handed to every destination a pipeline builds (``route.Shared``).
         self.pending = PendingAssessments()
-        self.senders = RecordSenders(RECORD_CONCURRENCY - 1)
+        self._senders: Optional[RecordSenders] = None
         #: The read API's store and what it was built for (``_read.current_store``): reads reuse its
         #: connections until the settings or destinations in force change.
         self.read_store: Optional[tuple[tuple[Any, ...], Any]] = None
@@ -230,6 +230,25 @@ class Runtime:
             self._process_token = (pid, secrets.token_hex(4))
         return f"{pid}-{self._process_token[1]}"
 
+    def record_senders(self) -> RecordSenders:
+        """The threads that send MLflow trace records for every MLflow destination of the process."""
+        with self.lock:
+            if self._senders is None:
+                self._senders = RecordSenders(RECORD_CONCURRENCY - 1)
+            return self._senders
+
+    def keep_read_store(self, key: tuple[Any, ...], store: Any) -> None:
+        """The read API's store for the settings and destinations ``key`` (``_read.current_store``)."""
+        self._hook_fork()
+        self.read_store = (key, store)
+
+    def _hook_fork(self) -> None:
+        """At the first pipeline or read, not at import: a forked child starts afresh
+        (``after_fork_in_child``)."""
+        if not self._hooked:
+            self._hooked = True
+            _fork.in_child(self.after_fork_in_child)
+
     def start(self) -> Running:
         """The running tracer, built now if there is none (the first span)."""
         with self.lock:
@@ -239,9 +258,7 @@ class Runtime:
                 self.running = Running(settings, self)
                 # Process hooks, once a pipeline exists: fork, interpreter exit, multiprocessing
                 # children's exit path, uWSGI's post-fork hook, SIGTERM.
-                if not self._hooked:
-                    self._hooked = True
-                    _fork.in_child(self.after_fork_in_child)
+                self._hook_fork()
                 _fork.at_exit(_at_exit)
                 _fork.hook_uwsgi()
                 if settings.handle_sigterm:  # the app may have reset SIGTERM since import (a worker)
@@ -249,10 +266,12 @@ class Runtime:
             return self.running
 
     def after_fork_in_child(self) -> None:
-        """A forked child starts with no open trace, its own counters (its parent's are the parent's
-        to report), new random ids (Python re-seeds only after ``os.fork``), and opens its own
-        connections to read."""
+        """A forked child starts with no open trace, no assessment waiting, its own counters (its
+        parent's are the parent's to report), new random ids (Python re-seeds only after
+        ``os.fork``), and opens its own connections to read. (The record senders restart
+        themselves: ``RecordSenders``.)"""
         self.registry.clear()
+        self.pending.clear()
         self.read_store = None
         self.counters.reset()
         random.seed()

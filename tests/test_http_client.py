@@ -137,3 +137,68 @@ def test_failures_are_told_apart(monkeypatch):
         client.request("POST", f"http://127.0.0.1:{port}/v1/traces", body=b"x", timeout_s=5)
     listener.close()
     assert framed.value.not_http
+
+
+def test_no_proxy_takes_addresses_and_ranges_as_requests_does():
+    from mlflow_otel._http import _proxy_for
+    from mlflow_otel._settings import HttpEnvironment
+
+    proxies = {"http": "http://proxy.internal:3128"}
+    for no_proxy, netloc, direct in [
+        ("10.0.0.0/8", "10.1.2.3:4318", True),
+        ("10.0.0.0/8", "11.1.2.3:4318", False),
+        (".svc.cluster.local", "otel.obs.svc.cluster.local:4318", True),
+        ("collector", "collector:4318", True),
+        ("*", "anywhere:80", True),
+    ]:
+        got = _proxy_for(HttpEnvironment(proxies, no_proxy), "http", netloc)
+        assert (got == "") is direct, (no_proxy, netloc, got)
+
+
+def test_redirects_are_followed_and_credentials_stay_on_their_host():
+    """As ``requests`` did: a 307/308 keeps the method and body; ``Authorization`` goes only to the
+    host it was meant for."""
+    seen: list[tuple[str, str, bytes, str]] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            seen.append((self.server.name, self.path, body, self.headers.get("Authorization", "")))
+            if self.path == "/v1/traces":  # moved: to the same host, then to another
+                self.send_response(308)
+                self.send_header("Location", "/moved")
+            elif self.path == "/moved":
+                self.send_response(307)
+                self.send_header("Location", f"{other_url}/elsewhere")
+            else:
+                self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    servers = []
+    for name in ("first", "other"):
+        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        server.name = name  # type: ignore[attr-defined]
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+    first_url, other_url = (f"http://127.0.0.1:{s.server_address[1]}" for s in servers)
+    other_url = other_url.replace("127.0.0.1", "localhost")  # another host
+    try:
+        answer = HttpClient().request(
+            "POST", f"{first_url}/v1/traces", body=b"spans", headers={"Authorization": "Bearer k"}
+        )
+    finally:
+        for server in servers:
+            server.shutdown()
+            server.server_close()
+    assert answer.status == 200
+    assert seen == [
+        ("first", "/v1/traces", b"spans", "Bearer k"),
+        ("first", "/moved", b"spans", "Bearer k"),
+        ("other", "/elsewhere", b"spans", ""),
+    ]

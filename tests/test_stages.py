@@ -286,27 +286,32 @@ def test_kept_connections_are_left_to_the_parent_in_a_forked_child(tmp_path):
 
 def test_a_forked_child_starts_with_the_runtimes_state_afresh():
     """The runtime owns the running state (``_runtime.Runtime``); a child forked while a trace is
-    open, a read store is cached and the record senders run starts with none of them, and its
-    senders start threads of their own (the parent's did not survive the fork)."""
+    open with an assessment waiting for its record, a read store is cached and the record senders
+    run starts with none of them, and its senders start threads of their own (the parent's did not
+    survive the fork)."""
     import os
 
     from mlflow_otel._runtime import RUNTIME
     from mlflow_otel.pipeline.route import RECORD_CONCURRENCY
 
     release = threading.Event()
-    busy = [RUNTIME.senders.submit(lambda: release.wait(5)) for _ in range(RECORD_CONCURRENCY)]
+    busy = [RUNTIME.record_senders().submit(lambda: release.wait(5)) for _ in range(RECORD_CONCURRENCY)]
     release.set()  # every sender thread was started: a child that kept the count would start none
     assert all(job.done.wait(5) for job in busy)
     RUNTIME.read_store = ((), object())
-    with mlflow.start_span("open-at-the-fork"):
+    with mlflow.start_span("open-at-the-fork") as span:
+        held = mlflow.log_feedback(trace_id=span.trace_id, name="held", value=True)
         pid = os.fork()
         if pid == 0:  # the child: exit code 0 when it starts afresh
             ran = threading.Event()
             fresh = not RUNTIME.registry.open_traces() and RUNTIME.read_store is None
-            os._exit(0 if fresh and RUNTIME.senders.submit(ran.set).done.wait(5) else 1)
+            fresh = fresh and RUNTIME.pending.take(held.trace_id) == []
+            os._exit(0 if fresh and RUNTIME.record_senders().submit(ran.set).done.wait(5) else 1)
         _, status = os.waitpid(pid, 0)
         assert os.WEXITSTATUS(status) == 0
         assert RUNTIME.registry.open_traces() and RUNTIME.read_store is not None  # the parent's
+        assert RUNTIME.pending.take(held.trace_id) == [held]
+        RUNTIME.pending.hold(held.trace_id, held)
     RUNTIME.read_store = None
 
 

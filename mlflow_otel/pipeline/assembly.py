@@ -28,6 +28,7 @@ from opentelemetry.sdk.trace import Span as SdkSpan
 from mlflow_otel._log import logger, warn_limited
 from mlflow_otel._state import STATE
 from mlflow_otel._telemetry import Counters
+from mlflow_otel.otlp.ids import mlflow_trace_id
 from mlflow_otel.spans import adopt
 from mlflow_otel.spans.registry import OpenTrace, Registry
 from mlflow_otel.spans.types import SpanStatus, SpanStatusCode
@@ -155,9 +156,9 @@ def end_expired_traces(registry: Registry, timeout_s: float, now_ns: Optional[in
         )
         registry.counters.add("traces_timed_out")
         logger.warning(
-            "Trace tr-%032x was open for more than %g s (MLFLOW_TRACE_TIMEOUT_SECONDS); "
+            "Trace %s was open for more than %g s (MLFLOW_TRACE_TIMEOUT_SECONDS); "
             "ended it with status ERROR and exported it.",
-            state.trace_id,
+            mlflow_trace_id(state.trace_id),
             timeout_s,
         )
     return len(expired)
@@ -176,7 +177,9 @@ def end_open_traces(registry: Registry, why: str = EXITED_FIRST) -> int:
         try:
             _end_trace(registry, state, SpanStatus(SpanStatusCode.ERROR, why))
         except Exception as exc:  # never fail the exit
-            warn_limited("end_at_exit", "Could not end trace tr-%032x at exit: %r", state.trace_id, exc)
+            warn_limited(
+                "end_at_exit", "Could not end trace %s at exit: %r", mlflow_trace_id(state.trace_id), exc
+            )
     if states:
         registry.counters.add("traces_ended_at_exit", len(states))
     return len(states)

@@ -45,6 +45,12 @@ class PendingAssessments:
                 held.popitem(last=False)
         return assessment
 
+    def clear(self) -> None:
+        """Forget every assessment held (a forked child: they are its parent's to send; a lock the
+        parent held at the fork would never be released here)."""
+        self._held = OrderedDict()
+        self._lock = threading.Lock()
+
     def take(self, trace_id: str) -> list[Assessment]:
         """The assessments held for ``trace_id``, handed over once (to whoever writes its record)."""
         if not self._held:  # the common case, without the lock
