@@ -26,7 +26,6 @@ import http.client
 import re
 import threading
 import urllib.parse
-import urllib.request
 from typing import Any, NamedTuple, Optional, Union
 
 from mlflow_otel import _fork
@@ -181,13 +180,11 @@ class HttpClient:
 
 def _no_retry(urllib3: Any) -> Any:
     """urllib3's retry settings for one attempt that follows redirects: every error ends it (a
-    connection, read, TLS or other error; a status never retries)."""
-    ends: dict[str, Any] = {"total": _MAX_REDIRECTS, "connect": 0, "read": 0, "status": 0, "other": 0}
-    try:  # ``other`` (TLS and the rest) since urllib3 1.26; before, ``total`` bounds those
-        return urllib3.Retry(**ends, redirect=_MAX_REDIRECTS, raise_on_redirect=False)
-    except TypeError:  # pragma: no cover - urllib3 before 1.26
-        del ends["other"]
-        return urllib3.Retry(**ends, redirect=_MAX_REDIRECTS, raise_on_redirect=False)
+    connection, read, TLS or other error; a status never retries). ``other`` is urllib3 1.26's."""
+    return urllib3.Retry(
+        total=_MAX_REDIRECTS, connect=0, read=0, status=0, other=0,
+        redirect=_MAX_REDIRECTS, raise_on_redirect=False,
+    )  # fmt: skip
 
 
 def _failure(exc: BaseException) -> HttpFailure:
@@ -216,13 +213,9 @@ def _proxy_for(env: HttpEnvironment, scheme: str, netloc: str) -> str:
     proxy = env.proxies.get(scheme) or env.proxies.get("all") or ""
     if not proxy or not env.no_proxy:
         return proxy
-    try:
-        from requests.utils import should_bypass_proxies
-    except ImportError:  # names and suffixes only
-        bypass = bool(urllib.request.proxy_bypass_environment(netloc, {"no": env.no_proxy}))
-    else:
-        bypass = should_bypass_proxies(f"{scheme}://{netloc}/", env.no_proxy)
-    return "" if bypass else proxy
+    from requests.utils import should_bypass_proxies
+
+    return "" if should_bypass_proxies(f"{scheme}://{netloc}/", env.no_proxy) else proxy
 
 
 def _certifi() -> Optional[str]:

@@ -1,11 +1,14 @@
 """The runtime: the one owner of the process's running state, and its lifecycle (exit, SIGTERM, fork).
 
 :class:`Runtime` (one per process, ``RUNTIME``) holds what lives as long as the process: the
-registry of open traces (``spans/registry.py``), the instrumentation scopes bound to us by
-``autolog()``, a testing capture, and the running tracer and pipeline (:class:`Running`, replaced
-whole when settings change). It hands each floor below what it needs: ``spans/`` gets the registry,
-the scopes and the tracer through the tracer slot (``spans/tracer.RUNNING``); a pipeline gets the
-registry when it is built. Nothing below imports this module (docs/architecture.md, "Floors").
+registry of open traces (``spans/registry.py``), the counters, the instrumentation scopes bound to
+us by ``autolog()``, the assessments waiting for their trace's record, the MLflow record senders,
+the read API's store, a testing capture, and the running tracer and pipeline (:class:`Running`,
+replaced whole when settings change). It hands each floor below what it needs: ``spans/`` gets the
+registry, the scopes, the counters and the tracer through the tracer slot
+(``spans/tracer.RUNNING``); a pipeline gets the registry, and for every destination it builds the
+counters, the assessments and the senders (``pipeline/route.Shared``). Nothing below imports this
+module (docs/architecture.md, "Floors").
 
 The running tracer is built lazily at the first span from ``_state.settings()``, so
 ``import mlflow_otel`` stays cheap and a process that never traces pays nothing. Settings made in

@@ -74,8 +74,8 @@ class RunningSlot:
         self.tracer: Callable[[], Any] = _unbound
         self.flush: Callable[[Optional[float], bool], bool] = _unbound
         self.terminate: Callable[[], None] = _unbound
-        self.registry: Registry = _UNBOUND_REGISTRY
-        self.counters: Counters = _UNBOUND_REGISTRY
+        self.registry: Registry = _UNBOUND
+        self.counters: Counters = _UNBOUND
         self.scopes: set[str] = set()
 
 
@@ -83,12 +83,14 @@ def _unbound(*_: Any) -> Any:
     raise RuntimeError("mlflow_otel._runtime was not imported: import mlflow_otel first")
 
 
-class _UnboundRegistry:
+class _Unbound:
+    """A slot the runtime has not filled: every method of it raises ``_unbound``'s error."""
+
     def __getattr__(self, name: str) -> Any:
         return _unbound
 
 
-_UNBOUND_REGISTRY: Any = _UnboundRegistry()
+_UNBOUND: Any = _Unbound()
 
 
 #: The one slot (filled by ``_runtime``).
