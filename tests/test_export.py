@@ -251,7 +251,10 @@ def test_partial_success_counts_every_span_once_and_says_why(receiver, monkeypat
         stats = tracing.stats()
     finally:
         receiver.partial_success = None
-    assert stats["spans_delivered"] == 93 and stats["dropped.rejected"] == 7
+    # The receiver rejects 7 of every request; a loaded machine may send the 100 spans in two.
+    requests = len(receiver.received)
+    assert requests >= 1 and stats["dropped.rejected"] == 7 * requests
+    assert stats["spans_delivered"] == 100 - 7 * requests
     assert stats["spans_started"] == stats["spans_delivered"] + stats["dropped.rejected"]
     assert "spans_export_failed" not in stats
     assert "attribute value too long" in caplog.text

@@ -204,12 +204,14 @@ class TlsProxy:
 
 
 class FakeMlflow:
-    """An MLflow-shaped server for fault injection: ``/v1/traces`` answers ``otlp_status`` (200 by
-    default), ``POST /api/3.0/mlflow/traces`` answers the next of ``record_statuses`` (then 200)."""
+    """An MLflow-shaped server for fault injection: ``/v1/traces`` answers the next of
+    ``otlp_statuses``, then ``otlp_status`` (200 by default), ``POST /api/3.0/mlflow/traces``
+    answers the next of ``record_statuses`` (then 200)."""
 
     def __init__(self) -> None:
         self.seen = _Recorder()
         self.otlp_status = 200
+        self.otlp_statuses: list[int] = []
         self.record_statuses: list[int] = []
         #: ``POST /api/2.0/mlflow/experiments/create`` answers this (status, error code, message).
         self.create_experiment_answer: tuple[int, str, str] = (404, "ENDPOINT_NOT_FOUND", "")
@@ -225,7 +227,9 @@ class FakeMlflow:
                 body = self.rfile.read(length) if length else b""
                 fake.seen.add(self.command, self.path, self.headers.items(), body)
                 if self.path.startswith("/v1/traces"):
-                    status, data, kind = fake.otlp_status, b"", "application/x-protobuf"
+                    with fake.seen.lock:
+                        status = fake.otlp_statuses.pop(0) if fake.otlp_statuses else fake.otlp_status
+                    data, kind = b"", "application/x-protobuf"
                 elif self.path == "/api/3.0/mlflow/traces" and self.command == "POST":
                     fake.record_connections.add(self.client_address[1])
                     with fake.seen.lock:
