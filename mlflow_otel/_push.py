@@ -5,7 +5,7 @@ the OTel Collector's ``file`` exporter writes too. A push reads such files back 
 ``ReadableSpan``s with their original ids, times, status, events, links, resource and scope
 (``records/otlp_file.otel_spans_from_request``), and hands them to the exporters a live run uses,
 built by the same pipeline (``pipeline/build.Pipeline``): an OTLP endpoint gets its conventions
-(``export.Conventions``: OpenInference for Phoenix), an MLflow server gets the spans and then each
+(``outward.Conventions``: OpenInference for Phoenix), an MLflow server gets the spans and then each
 trace's whole record (``exporters/mlflow_record.py``), batched on the shared export pool.
 
 What re-runs and what does not. The built-in processors run again (normalization, the content

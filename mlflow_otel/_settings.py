@@ -513,7 +513,7 @@ class GenAiSettings:
     capture_messages: bool = False
     #: Conventions of OTLP destinations (the endpoint of ``OTEL_EXPORTER_OTLP_*`` and an
     #: ``OtlpDestination`` without its own ``semconv``), written per destination on the export
-    #: worker (``pipeline/export.Conventions``); MLflow servers and the local file get
+    #: worker as it encodes (``outward.Conventions``); MLflow servers and the local file get
     #: ``semconv`` only. ``MLFLOW_OTEL_OTLP_SEMCONV``; else ``MLFLOW_OTEL_SEMCONV`` when set (the
     #: user chose for every destination); else all three, so Phoenix (OpenInference), GenAI
     #: backends and an MLflow server behind a collector each find what they read.

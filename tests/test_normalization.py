@@ -438,7 +438,7 @@ def test_siblings_and_unrelated_spans_keep_usage_and_marks_are_bounded():
     assert len(normalizer._usage_below) <= PENDING_LIMIT
 
 
-# --- conventions per destination (pipeline/export.Conventions) ----------------------------------
+# --- conventions per destination (outward.Conventions, written as the OTLP exporter encodes) ---------
 def test_destinations_choose_their_conventions_and_mlflow_servers_get_the_chain_s_only():
     import pytest
 
@@ -463,15 +463,35 @@ def test_destinations_choose_their_conventions_and_mlflow_servers_get_the_chain_
         OtlpDestination("http://x", semconv="phoenix")
 
 
-def test_a_destination_s_conventions_write_openinference_and_sends_content_once():
-    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+def _encoded(spans, overlay=None):  # type: ignore[no-untyped-def]
+    """``spans`` as the OTLP exporter encodes them, parsed back: [(name, attributes)]."""
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
+    from mlflow_otel.otlp.protobuf import encode_request
+
+    request = ExportTraceServiceRequest.FromString(encode_request(spans, overlay))
+    out = []
+    for resource_spans in request.resource_spans:
+        for scope_spans in resource_spans.scope_spans:
+            for span in scope_spans.spans:
+                attrs = {}
+                for kv in span.attributes:
+                    value = kv.value
+                    kind = value.WhichOneof("value")
+                    attrs[kv.key] = (
+                        [v.string_value for v in value.array_value.values]
+                        if kind == "array_value"
+                        else getattr(value, kind)
+                    )
+                out.append((span.name, attrs))
+    return out
+
+
+def test_a_destination_s_conventions_are_written_as_it_encodes_and_send_content_once():
     from mlflow_otel._telemetry import Counters
-    from mlflow_otel.pipeline.export import Conventions, DestinationExporter
+    from mlflow_otel.processors.normalization.outward import Conventions
 
-    memory = InMemorySpanExporter()
     conventions = Conventions(frozenset({"openinference"}), keep_mlflow=False)
-    exporter = DestinationExporter(lambda: memory, "test", conventions=conventions, counters=Counters())
     root = make(
         {
             "mlflow.spanType": "UNKNOWN",
@@ -493,23 +513,48 @@ def test_a_destination_s_conventions_write_openinference_and_sends_content_once(
         }
     )
     other = make({"http.method": "GET"})
-    exporter.export([root, retriever, other])
-    out_root, out_retriever, out_other = memory.get_finished_spans()
-    attrs = dict(out_root.attributes)
+    counters = Counters()
+    batch = [root, retriever, other]
+    (_, attrs), (_, docs), (_, plain) = _encoded(batch, conventions.overlay(batch, counters, "Phoenix"))
     assert attrs["openinference.span.kind"] == "CHAIN"
     assert (attrs["input.value"], attrs["input.mime_type"]) == ("why?", "text/plain")
     assert (attrs["output.value"], attrs["output.mime_type"]) == ("because", "text/plain")
-    assert json.loads(attrs["metadata"]) == {"app_version": "1.4"} and list(attrs["tag.tags"]) == ["env:prod"]
+    assert json.loads(attrs["metadata"]) == {"app_version": "1.4"} and attrs["tag.tags"] == ["env:prod"]
     assert attrs["session.id"] == "s-1"
     assert "mlflow.spanInputs" not in attrs and "mlflow.spanOutputs" not in attrs
-    docs = dict(out_retriever.attributes)
+    assert attrs["mlflow.traceTag.env"] == "prod"  # the rest of the span as it was
     assert docs["retrieval.documents.0.document.content"] == "30 days"
     assert (
         docs["retrieval.documents.0.document.id"] == "d1"
         and docs["retrieval.documents.0.document.score"] == 0.9
     )
     assert "output.value" not in docs
-    assert out_other is other  # not ours: the same object
+    assert plain == {"http.method": "GET"}  # not ours: as it is
+    assert dict(root.attributes)["mlflow.spanInputs"]  # the span itself is not changed
+    assert counters.snapshot().get("processor_errors", 0) == 0
+
+
+def test_a_span_the_conventions_cannot_read_is_sent_as_it_is_and_counted():
+    from mlflow_otel._telemetry import Counters
+    from mlflow_otel.processors.normalization.outward import Conventions
+
+    class Unprintable:
+        def __str__(self) -> str:
+            raise ValueError("no text")
+
+    # Values that cannot be written as text (session.id and llm.model_name are str(value)): a
+    # processor of the user's could leave such values on a span built outside the SDK's checks.
+    root = make({"mlflow.spanType": "AGENT", "mlflow.traceMetadata.mlflow.trace.session": Unprintable()})
+    model = make({"mlflow.spanType": "LLM", "mlflow.llm.model": Unprintable()}, parent=root)
+    fine = make({"mlflow.spanType": "TOOL", "mlflow.spanInputs": '"x"'}, parent=root)
+    counters = Counters()
+    conventions = Conventions(frozenset({"openinference"}), keep_mlflow=True)
+    overlay = conventions.overlay([root, model, fine], counters, "x")
+    assert counters.snapshot()["processor_errors"] == 1  # the trace's keys: none, the spans go on
+    assert overlay(root, root.attributes, "a")[1] == {"openinference.span.kind": "AGENT"}
+    assert overlay(model, model.attributes, "m") is None  # the span as it is
+    assert counters.snapshot()["processor_errors"] == 2
+    assert overlay(fine, fine.attributes, "t")[1]["input.value"] == "x"
 
 
 # --- MLflow -> OpenInference / GenAI: what Phoenix's own helpers write (tests/test_phoenix.py compares) --------
@@ -571,7 +616,7 @@ def test_openinference_puts_the_traces_session_user_metadata_and_tags_on_every_s
 ):
     """As OpenInference's ``using_session`` / ``using_user`` / ``using_metadata`` / ``using_tags``
     stamp every span, so Phoenix's span filters match children too; over both paths: the processor
-    chain (``MLFLOW_OTEL_SEMCONV``) and a destination's own conventions (``export.Conventions``)."""
+    chain (``MLFLOW_OTEL_SEMCONV``) and a destination's own conventions (``outward.Conventions``)."""
     for semconv, otlp_semconv in (
         ("mlflow,openinference", "mlflow,openinference"),
         ("mlflow", "openinference"),

@@ -47,6 +47,7 @@ from mlflow_otel.exporters.retry import (
 )
 from mlflow_otel.exporters.spool import REPLAY_FILES_PER_EXPORT, SendResult, Spool
 from mlflow_otel.otlp.protobuf import encode_request
+from mlflow_otel.processors.normalization.outward import Conventions
 
 #: Content types an OTLP/HTTP receiver answers with (protocol/otlp.md, "OTLP/HTTP Response").
 _OTLP_CONTENT_TYPES = frozenset({"application/x-protobuf", "application/protobuf", "application/json"})
@@ -103,8 +104,11 @@ class OtlpExporter(SpanExporter):
         clock: Clock = REAL_CLOCK,
         *,
         counters: Counters,
+        conventions: Optional[Conventions] = None,
     ) -> None:
         self.endpoint = otlp.endpoint
+        #: This destination's own conventions, written on each span as it is encoded (no copy).
+        self.conventions = conventions
         #: Where this exporter counts what became of each span (delivered, dropped by reason).
         self._counters = counters
         self.shown = masked_url(otlp.endpoint)  # as logs may show it
@@ -232,11 +236,13 @@ class OtlpExporter(SpanExporter):
     def _bodies(self, spans: list[ReadableSpan]) -> Iterator[tuple[bytes, list[ReadableSpan]]]:
         """Encoded requests of ``spans`` with the spans of each, every one within the request
         limit (halved until it fits; a span that alone is too large is counted and skipped)."""
+        conventions = self.conventions
+        overlay = conventions.overlay(spans, self._counters, self.shown) if conventions else None
         for start in range(0, len(spans), 512):
             pending = [spans[start : start + 512]]
             while pending:
                 part = pending.pop()
-                body = encode_request(part)
+                body = encode_request(part, overlay)
                 if len(body) <= self._max_bytes:
                     yield body, part
                 elif len(part) == 1:
@@ -345,12 +351,14 @@ class OtlpHttpExporter(OtlpExporter):
         verify: Optional[Verify] = None,
         *,
         counters: Counters,
+        conventions: Optional[Conventions] = None,
     ) -> None:
         """``verify`` replaces the endpoint's certificate check (``OTEL_EXPORTER_OTLP_CERTIFICATE``,
         else the default bundle): MLflow's ``MLFLOW_TRACKING_INSECURE_TLS`` turns it off."""
         super().__init__(
-            otlp, max_request_bytes, retry_timeout_s, on_reachability, spool, clock, counters=counters
-        )
+            otlp, max_request_bytes, retry_timeout_s, on_reachability, spool, clock, counters=counters,
+            conventions=conventions,
+        )  # fmt: skip
         try:
             import urllib3  # noqa: F401  (installed with opentelemetry-exporter-otlp-proto-http)
         except ImportError as exc:
@@ -444,8 +452,12 @@ class OtlpGrpcExporter(OtlpExporter):
         spool: Optional[Spool] = None,
         *,
         counters: Counters,
+        conventions: Optional[Conventions] = None,
     ) -> None:
-        super().__init__(otlp, max_request_bytes, retry_timeout_s, on_reachability, spool, counters=counters)
+        super().__init__(
+            otlp, max_request_bytes, retry_timeout_s, on_reachability, spool, counters=counters,
+            conventions=conventions,
+        )  # fmt: skip
         try:
             import grpc
             from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
@@ -573,8 +585,13 @@ def build_otlp_exporter(
     spool: Optional[Spool] = None,
     *,
     counters: Counters,
+    conventions: Optional[Conventions] = None,
 ) -> OtlpExporter:
     """The exporter for ``otlp.protocol``; ``on_reachability`` hears when the endpoint starts or
-    stops accepting connections; ``spool`` keeps what cannot be delivered (opt-in)."""
+    stops accepting connections; ``spool`` keeps what cannot be delivered (opt-in); ``conventions``
+    are what this destination adds to each span."""
     cls = OtlpGrpcExporter if otlp.protocol == PROTOCOL_GRPC else OtlpHttpExporter
-    return cls(otlp, max_request_bytes, retry_timeout_s, on_reachability, spool, counters=counters)
+    return cls(
+        otlp, max_request_bytes, retry_timeout_s, on_reachability, spool, counters=counters,
+        conventions=conventions,
+    )  # fmt: skip

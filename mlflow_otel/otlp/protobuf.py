@@ -11,8 +11,8 @@ OTel encoder's for the same spans; ``tests/test_encoding.py`` checks that on arb
 from __future__ import annotations
 
 import struct
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import Any, Callable, Optional
 
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import SpanKind, StatusCode
@@ -99,15 +99,31 @@ def _key(key: str) -> bytes:
 
 _SMALL = [bytes((i,)) for i in range(128)]
 #: Encoded KeyValue fields of short string and int values, by tag, key, then value (nested: no
-#: tuple to build and hash per attribute); cleared when it holds ``_PAIR_LIMIT`` fields.
+#: tuple to build and hash per attribute). Values of a key repeat across spans (span types, function
+#: names, "ok", log levels) or within a trace only (its request id, an input passed down): a key
+#: keeps its last ``_PAIR_PER_KEY`` values (first in, first out), and all are dropped when the
+#: cache holds ``_PAIR_LIMIT`` keys.
 _pair_cache: dict[bytes, dict[str, dict[Any, bytes]]] = {}
-_pair_count = [0]
+_pair_keys = [0]
 _PAIR_TEXT = 48
-_PAIR_LIMIT = 4096
+_PAIR_PER_KEY = 64
+_PAIR_LIMIT = 256
+
+
+def _pair_slot(pairs: dict[str, dict[Any, bytes]], key: str) -> dict[Any, bytes]:
+    """A new key's values (the cache emptied first when it holds ``_PAIR_LIMIT`` keys)."""
+    if _pair_keys[0] >= _PAIR_LIMIT:
+        for other in list(_pair_cache.values()):  # (a snapshot: other threads encode too)
+            other.clear()
+        _pair_keys[0] = 0
+    _pair_keys[0] += 1
+    known = pairs[key] = {}
+    return known
 
 
 def key_values(tag: bytes, attributes: Any) -> bytes:
-    """Repeated ``KeyValue`` fields with the given tag (the hot loop: string values inlined)."""
+    """Repeated ``KeyValue`` fields with the given tag (the hot loop: string values inlined, each
+    field joined once from its parts)."""
     if not attributes:
         return b""
     out = []
@@ -119,45 +135,57 @@ def key_values(tag: bytes, attributes: Any) -> bytes:
         pairs = _pair_cache[tag] = {}
     for k, v in attributes.items():
         cls = v.__class__
-        reused = cls is int or (cls is str and len(v) <= _PAIR_TEXT)
-        if reused:
-            # Short texts and integers repeat from span to span (span types, function names, "ok",
-            # log levels): the whole field is encoded once per (key, value) and reused. Only exact
-            # ints and strs are looked up, so True (== 1) never finds the field of 1.
-            known = pairs.get(k)
-            if known is not None:
-                field = known.get(v)
-                if field is not None:
-                    append(field)
-                    continue
-        kb = cache.get(k)
-        if kb is None:
-            kb = _key(k)
+        known = None
         if cls is str:
+            reused = len(v) <= _PAIR_TEXT
+            if reused:
+                # Only exact ints and strs are looked up, so True (== 1) never finds the field of 1.
+                known = pairs.get(k)
+                if known is not None:
+                    field = known.get(v)
+                    if field is not None:
+                        append(field)
+                        continue
+            kb = cache.get(k)
+            if kb is None:
+                kb = _key(k)
             try:
                 vb = v.encode("utf-8")
             except UnicodeEncodeError:
                 vb = v.encode("utf-8", "replace")
             n = len(vb)
-            av = b"\x0a" + (small[n] if n < 128 else _varint(n)) + vb
+            nb = small[n] if n < 128 else _varint(n)
+            m = n + 1 + len(nb)  # the AnyValue: string_value's tag, length, bytes
+            mb = small[m] if m < 128 else _varint(m)
+            kv = len(kb) + 1 + len(mb) + m
+            field = b"".join((tag, small[kv] if kv < 128 else _varint(kv), kb, b"\x12", mb, b"\x0a", nb, vb))
         else:
+            reused = cls is int
+            if reused:
+                known = pairs.get(k)
+                if known is not None:
+                    field = known.get(v)
+                    if field is not None:
+                        append(field)
+                        continue
+            kb = cache.get(k)
+            if kb is None:
+                kb = _key(k)
             av = any_value(v)
-        m = len(av)
-        kv = kb + b"\x12" + (small[m] if m < 128 else _varint(m)) + av
-        n = len(kv)
-        field = tag + (small[n] if n < 128 else _varint(n)) + kv
+            m = len(av)
+            kv = kb + b"\x12" + (small[m] if m < 128 else _varint(m)) + av
+            n = len(kv)
+            field = tag + (small[n] if n < 128 else _varint(n)) + kv
         append(field)
         if reused:
-            if _pair_count[0] >= _PAIR_LIMIT:
-                pairs.clear()
-                for other in list(_pair_cache.values()):  # (a snapshot: other threads encode too)
-                    other.clear()
-                _pair_count[0] = 0
-            known = pairs.get(k)
             if known is None:
-                known = pairs[k] = {}
+                known = _pair_slot(pairs, k)
+            elif len(known) >= _PAIR_PER_KEY:
+                try:  # noqa: SIM105  (the oldest value out; another thread may have taken it)
+                    del known[next(iter(known))]
+                except (KeyError, RuntimeError, StopIteration):
+                    pass
             known[v] = field
-            _pair_count[0] += 1
     return b"".join(out)
 
 
@@ -194,52 +222,86 @@ def plain_span_class(cls: type) -> bool:
 
 
 def _dropped(container: Any) -> int:
-    return 0 if container.__class__ in (dict, list, tuple) else getattr(container, "dropped", 0) or 0
+    cls = container.__class__
+    return 0 if cls is dict or cls is tuple or cls is list else getattr(container, "dropped", 0) or 0
 
 
-def _span(span: ReadableSpan) -> bytes:
+#: What a destination adds to a span as it is encoded (``outward.Conventions.overlay``): given the
+#: span, its attributes and name, None (the span goes as it is) or the attributes to send and the
+#: keys to add after them. The encoder writes both straight to bytes: no copy of the span.
+Overlay = Callable[[Any, Mapping[str, Any], str], Optional[tuple[Mapping[str, Any], Mapping[str, Any]]]]
+
+
+def _span(span: ReadableSpan, overlay: Optional[Overlay] = None) -> bytes:
     if plain_span_class(span.__class__):
         attributes = span._attributes
         events = span._events
         links = span._links
+        name = span._name
+        extra = None
+        if overlay is not None and attributes:
+            changed = overlay(span, attributes, name)
+            if changed is not None:
+                attributes, extra = changed
         return _encode(
-            span._context, span._parent, span._name, span._kind, span._start_time, span._end_time,
-            attributes, _dropped(attributes) if attributes else 0, events or (),
+            span._context, span._parent, name, span._kind, span._start_time, span._end_time,
+            attributes, extra, _dropped(span._attributes) if span._attributes else 0, events or (),
             _dropped(events) if events else 0, links or (), _dropped(links) if links else 0, span._status,
         )  # fmt: skip
+    attributes, name, extra = span.attributes, span.name, None
+    if overlay is not None and attributes:
+        changed = overlay(span, attributes, name)
+        if changed is not None:
+            attributes, extra = changed
     return _encode(
-        span.context, span.parent, span.name, span.kind, span.start_time, span.end_time, span.attributes,
+        span.context, span.parent, name, span.kind, span.start_time, span.end_time, attributes, extra,
         span.dropped_attributes, span.events, span.dropped_events, span.links, span.dropped_links,
         span.status,
     )  # fmt: skip
 
 
+#: The status last encoded, and its field: spans share their status objects (the tracer's OK).
+_last_status: list[Any] = [None, b""]
+
+
+def _status(status: Any) -> bytes:
+    description = status.description
+    code = status.status_code
+    if code is StatusCode.OK and not description:
+        return _STATUS_OK
+    code_bytes = _CODE.get(code)
+    if code_bytes is None:
+        code_bytes = b"\x18" + bytes((code.value,)) if code.value else b""
+    return _ld(b"\x7a", (_ld(b"\x12", _utf8(description)) if description else b"") + code_bytes)
+
+
 def _encode(
-    ctx: Any, parent: Any, name: str, kind: Any, start: Any, end: Any, attributes: Any, dropped_attrs: int,
-    events: Any, dropped_events: int, links: Any, dropped_links: int, status: Any,
+    ctx: Any, parent: Any, name: str, kind: Any, start: Any, end: Any, attributes: Any, extra: Any,
+    dropped_attrs: int, events: Any, dropped_events: int, links: Any, dropped_links: int, status: Any,
 ) -> bytes:  # fmt: skip
-    head = b"\x0a\x10" + ctx.trace_id.to_bytes(16, "big") + b"\x12\x08" + ctx.span_id.to_bytes(8, "big")
-    trace_state = ctx.trace_state
-    if trace_state is not None and len(trace_state):
-        head += _ld(b"\x1a", _utf8(trace_state.to_header()))
-    if parent is not None:
-        head += b"\x22\x08" + parent.span_id.to_bytes(8, "big")
     name_field = _name_cache.get(name)
     if name_field is None:
         name_field = _ld(b"\x2a", _utf8(name))
         if len(_name_cache) >= _NAME_LIMIT:
             _name_cache.clear()
         _name_cache[name] = name_field
-    parts = [
-        head,
-        name_field,
-        _INTERNAL if kind is SpanKind.INTERNAL else (_KIND.get(kind) or b"\x30" + bytes((kind.value + 1,))),
-        _pack_times(0x39, start or 0, 0x41, end or 0),
-    ]
+    parts = [b"\x0a\x10", ctx.trace_id.to_bytes(16, "big"), b"\x12\x08", ctx.span_id.to_bytes(8, "big")]
+    append = parts.append
+    trace_state = ctx.trace_state
+    if trace_state is not None and len(trace_state):
+        append(_ld(b"\x1a", _utf8(trace_state.to_header())))
+    if parent is not None:
+        append(b"\x22\x08")
+        append(parent.span_id.to_bytes(8, "big"))
+    append(name_field)
+    append(_INTERNAL if kind is SpanKind.INTERNAL else _KIND.get(kind) or b"\x30" + bytes((kind.value + 1,)))
+    append(_pack_times(0x39, start or 0, 0x41, end or 0))
     if attributes:
-        parts.append(key_values(b"\x4a", attributes))
+        append(key_values(b"\x4a", attributes))
+    if extra:
+        append(key_values(b"\x4a", extra))
     if dropped_attrs:
-        parts.append(b"\x50" + _varint(dropped_attrs))
+        append(b"\x50" + _varint(dropped_attrs))
     for event in events:
         body = (
             b"\x09"
@@ -247,9 +309,9 @@ def _encode(
             + _ld(b"\x12", _utf8(event.name))
             + key_values(b"\x1a", event.attributes)
         )
-        parts.append(_ld(b"\x5a", body))
+        append(_ld(b"\x5a", body))
     if dropped_events:
-        parts.append(b"\x60" + _varint(dropped_events))
+        append(b"\x60" + _varint(dropped_events))
     for link in links:
         lctx = link.context
         body = b"\x0a\x10" + lctx.trace_id.to_bytes(16, "big") + b"\x12\x08" + lctx.span_id.to_bytes(8, "big")
@@ -257,20 +319,17 @@ def _encode(
             body += _ld(b"\x1a", _utf8(lctx.trace_state.to_header()))
         body += key_values(b"\x22", link.attributes)
         body += b"\x35" + _pack_i(_HAS_IS_REMOTE | (_IS_REMOTE if lctx.is_remote else 0))
-        parts.append(_ld(b"\x6a", body))
+        append(_ld(b"\x6a", body))
     if dropped_links:
-        parts.append(b"\x70" + _varint(dropped_links))
-    description = status.description
-    code = status.status_code
-    if code is StatusCode.OK and not description:
-        parts.append(_STATUS_OK)
+        append(b"\x70" + _varint(dropped_links))
+    last = _last_status
+    if status is last[0]:
+        append(last[1])
     else:
-        code_bytes = _CODE.get(code)
-        if code_bytes is None:
-            code_bytes = b"\x18" + bytes((code.value,)) if code.value else b""
-        status_body = (_ld(b"\x12", _utf8(description)) if description else b"") + code_bytes
-        parts.append(_ld(b"\x7a", status_body))
-    parts.append(_FLAGS_REMOTE if parent is not None and parent.is_remote else _FLAGS_LOCAL)
+        field = _status(status)
+        last[0], last[1] = status, field  # (a race only costs another encode of one status)
+        append(field)
+    append(_FLAGS_REMOTE if parent is not None and parent.is_remote else _FLAGS_LOCAL)
     return b"".join(parts)
 
 
@@ -311,8 +370,14 @@ def _scope(scope: Any) -> bytes:
     return body
 
 
-def encode_request(spans: Sequence[ReadableSpan]) -> bytes:
-    """A serialised ``ExportTraceServiceRequest`` for ``spans``, grouped by resource and scope."""
+def _header(tag: bytes, size: int) -> bytes:
+    return tag + (_SMALL[size] if size < 128 else _varint(size))
+
+
+def encode_request(spans: Sequence[ReadableSpan], overlay: Optional[Overlay] = None) -> bytes:
+    """A serialised ``ExportTraceServiceRequest`` for ``spans``, grouped by resource and scope;
+    ``overlay``: what the destination adds to each span (``Overlay``). The spans' fields are joined
+    once, into the request: each enclosing message's length is summed, not its bytes copied."""
     groups: dict[int, tuple[Any, dict[int, tuple[Any, list[bytes]]]]] = {}
     last_resource = last_scope = encoded = None
     small = _SMALL
@@ -329,19 +394,25 @@ def encode_request(spans: Sequence[ReadableSpan]) -> bytes:
             if scoped is None:
                 scoped = entry[1][id(scope)] = (scope, [])
             encoded, last_resource, last_scope = scoped[1], resource, scope
-        body = _span(span)  # the span field's tag and length, then its body: joined once, below
+        body = _span(span, overlay)  # the span field's tag and length, then its body
         n = len(body)
         encoded.append(b"\x12" + (small[n] if n < 128 else _varint(n)))
         encoded.append(body)
-    out = []
+    out: list[bytes] = []
     for resource, scopes in groups.values():
-        scope_blocks = []
+        resource_body = _resource(resource)
+        blocks: list[tuple[bytes, list[bytes], bytes]] = []
+        resource_size = len(resource_body)
         for scope, encoded in scopes.values():
-            block = _scope(scope) + b"".join(encoded)
             schema = getattr(scope, "schema_url", "") if scope is not None else ""
-            if schema:
-                block += _ld(b"\x1a", _utf8(schema))
-            scope_blocks.append(_ld(b"\x12", block))
-        body = _resource(resource) + b"".join(scope_blocks)
-        out.append(_ld(b"\x0a", body))
+            head, tail = _scope(scope), (_ld(b"\x1a", _utf8(schema)) if schema else b"")
+            size = len(head) + sum(map(len, encoded)) + len(tail)
+            blocks.append((_header(b"\x12", size) + head, encoded, tail))
+            resource_size += len(blocks[-1][0]) - len(head) + size
+        out.append(_header(b"\x0a", resource_size))
+        out.append(resource_body)
+        for head, encoded, tail in blocks:
+            out.append(head)
+            out += encoded
+            out.append(tail)
     return b"".join(out)

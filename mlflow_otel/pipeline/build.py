@@ -28,7 +28,7 @@ from mlflow_otel.exporters.base import busy
 from mlflow_otel.exporters.otlp import ExporterUnavailable
 from mlflow_otel.pipeline.assembly import TraceAssembler
 from mlflow_otel.pipeline.batch import BatchProcessor
-from mlflow_otel.pipeline.export import Conventions, DestinationExporter
+from mlflow_otel.pipeline.export import DestinationExporter
 from mlflow_otel.pipeline.process import Chain, ProcessStage, Routed
 from mlflow_otel.pipeline.route import Route, Router, Shared, file_route
 from mlflow_otel.pipeline.tail import TailSampler, load_tail_sampler
@@ -238,18 +238,11 @@ class Pipeline:
         return stage[0]
 
     def _destination(self, route: Route, listener: Callable[[bool], None]) -> DestinationExporter:
-        conventions = None
-        if route.semconv is not None:
-            add = route.semconv - self.settings.genai.semconv
-            keep_mlflow = "mlflow" in route.semconv
-            if add or not keep_mlflow:
-                conventions = Conventions(add, keep_mlflow, self.settings.genai.capture_messages)
         return DestinationExporter(
             lambda: route.build(listener, self._shared),
             route.description,
             lazy=route.lazy,
             borrowed=route.borrowed,
-            conventions=conventions,
             counters=self.counters,
         )
 

@@ -5,7 +5,6 @@ route builds, what the Collector's exporterhelper adds around a ``consume`` call
 layers. :class:`DestinationExporter` holds the built exporter and applies them in one place:
 
 * one INFO line, at the first export, saying where traces go (a user should never wonder);
-* the destination's own conventions written on its copy of each span (:class:`Conventions`);
 * a build deferred to the first export, on the export thread (``Route.lazy``: an experiment
   lookup over the network must not run on the app's first traced request);
 * a user's exporter borrowed, not owned (``Route.borrowed``): flushed when the pipeline is
@@ -20,70 +19,14 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any, Callable, Optional
+from typing import Callable, Optional
 
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
-from mlflow_otel import semconv as conv
 from mlflow_otel._log import logger, warn_limited
 from mlflow_otel._telemetry import Counters
 from mlflow_otel.exporters.base import ExitAware, busy, close_idle, salvage
-from mlflow_otel.otlp.ids import mlflow_trace_id
-from mlflow_otel.processors.base import SpanView
-from mlflow_otel.processors.normalization.outward import outward_attributes, trace_levels
-
-
-@dataclass(frozen=True)
-class Conventions:
-    """One destination's own conventions (``OtlpDestination(semconv=...)``,
-    ``MLFLOW_OTEL_OTLP_SEMCONV``), written on the export worker: the processor chain has run once
-    for every destination, so this is the one place a destination can differ (docs/architecture.md,
-    "Conventions per destination"). ``add`` are the conventions the chain did not already write;
-    without ``mlflow`` in the destination's conventions MLflow's content keys (``mlflow.spanInputs`` /
-    ``mlflow.spanOutputs``) are left out, so a payload travels once."""
-
-    add: frozenset[str]
-    keep_mlflow: bool
-    capture_messages: bool = False
-
-    def convert(self, span: ReadableSpan, trace_attrs: Optional[dict[str, Any]] = None) -> ReadableSpan:
-        raw = span.attributes or {}
-        if conv.SPAN_TYPE not in raw:
-            return span
-        extra = (
-            outward_attributes(raw, span.name, self.add, self.capture_messages, trace_attrs)
-            if self.add
-            else {}
-        )
-        drop = not self.keep_mlflow and (conv.SPAN_INPUTS in raw or conv.SPAN_OUTPUTS in raw)
-        if not extra and not drop:
-            return span
-        view = SpanView(span)
-        attrs = view.writable_attributes()
-        attrs.update(extra)
-        if drop:
-            attrs.pop(conv.SPAN_INPUTS, None)
-            attrs.pop(conv.SPAN_OUTPUTS, None)
-        return view.result()
-
-    def apply(
-        self, spans: Sequence[ReadableSpan], destination: str, counters: Counters
-    ) -> list[ReadableSpan]:
-        out = []
-        # Each trace's keys from its root, for its other spans (a trace split across batches: those
-        # in a batch without the root go without them).
-        levels = trace_levels(spans) if "openinference" in self.add else {}
-        for span in spans:
-            try:
-                trace_attrs = levels.get(mlflow_trace_id(span.context.trace_id)) if levels else None
-                out.append(self.convert(span, trace_attrs))
-            except Exception as exc:  # a span the mapping cannot read still goes, as it is
-                counters.add("processor_errors")
-                warn_limited("conventions", "Writing %s's conventions failed: %r", destination, exc)
-                out.append(span)
-        return out
 
 
 class DestinationExporter(SpanExporter):
@@ -99,12 +42,10 @@ class DestinationExporter(SpanExporter):
         *,
         lazy: bool = False,
         borrowed: bool = False,
-        conventions: Optional[Conventions] = None,
         counters: Counters,
     ) -> None:
         self.description = description
         self._counters = counters
-        self.conventions = conventions
         self._build = build
         self._borrowed = borrowed
         self._lock = threading.Lock()
@@ -141,8 +82,6 @@ class DestinationExporter(SpanExporter):
         if not self._announced:
             self._announced = True
             logger.info("Sending traces to %s", self.description)
-        if self.conventions is not None:
-            spans = self.conventions.apply(spans, self.description, self._counters)
         return exporter.export(spans)
 
     # --- the exit path's capabilities (exporters/base.py) ----------------------------------------
@@ -164,10 +103,7 @@ class DestinationExporter(SpanExporter):
         return busy(self._ours())
 
     def salvage(self, spans: Sequence[ReadableSpan]) -> int:
-        exporter = self._ours()
-        if exporter is not None and self.conventions is not None:
-            spans = self.conventions.apply(spans, self.description, self._counters)  # a replay sends the same
-        return salvage(exporter, spans)
+        return salvage(self._ours(), spans)
 
     def close_idle(self) -> None:
         close_idle(self._ours())

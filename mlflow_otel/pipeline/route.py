@@ -28,6 +28,7 @@ from mlflow_otel.exporters.local_store import FileAndStoreExporter
 from mlflow_otel.exporters.mlflow_record import MlflowRecordExporter, RecordSenders
 from mlflow_otel.exporters.otlp import build_otlp_exporter
 from mlflow_otel.exporters.spool import open_spool
+from mlflow_otel.processors.normalization.outward import Conventions
 from mlflow_otel.records.pending import PendingAssessments
 
 #: Default request size caps: gRPC servers reject messages over 4 MiB by default, the Collector's
@@ -72,9 +73,9 @@ class Route:
     accounts: bool = False
     #: A sink on this machine: drained whole at exit rather than cut at the exit deadline.
     local: bool = False
-    #: This destination's own conventions (OTLP destinations), written on the export worker
-    #: (``export.Conventions``); None: exactly what the processor chain wrote (MLflow servers,
-    #: files, a user's exporter).
+    #: This destination's own conventions (OTLP destinations: its exporter writes them as it
+    #: encodes, ``outward.Conventions``); None: exactly what the processor chain wrote (MLflow
+    #: servers, files, a user's exporter).
     semconv: Optional[frozenset[str]] = None
     #: Built at the first export, on the export thread (``export.DestinationExporter``).
     lazy: bool = False
@@ -94,6 +95,10 @@ def _otlp_route(
     key = f"otlp|{otlp.protocol}|{otlp.endpoint}|{headers_key}"
     if semconv is not None:
         key += "|" + ",".join(sorted(semconv))
+    add, keep_mlflow = chosen - settings.genai.semconv, "mlflow" in chosen
+    conventions = (
+        Conventions(add, keep_mlflow, settings.genai.capture_messages) if add or not keep_mlflow else None
+    )
     return Route(
         semconv=chosen,
         key=key,
@@ -106,6 +111,7 @@ def _otlp_route(
             listener,
             open_spool(settings.spool_dir, key, settings.spool_max_bytes, shared.counters),
             counters=shared.counters,
+            conventions=conventions,
         ),
     )
 

@@ -1,16 +1,23 @@
 """One destination's shape (pipeline/export.py): the exporter a route builds plus the pipeline's
-options (lazy build, borrowed, conventions), with the exit path's capabilities asked of the built
-exporter itself (no wrapper forwards them)."""
+options (lazy build, borrowed), with the exit path's capabilities asked of the built exporter itself
+(no wrapper forwards them); an OTLP destination's own conventions are its exporter's, written as it
+encodes."""
 
 from __future__ import annotations
 
 from typing import Optional
 
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExportResult
+from opentelemetry.trace import SpanContext
 
 from mlflow_otel._runtime import RUNTIME
+from mlflow_otel._settings import OtlpSettings
 from mlflow_otel.exporters.base import busy, close_idle
-from mlflow_otel.pipeline.export import Conventions, DestinationExporter
+from mlflow_otel.exporters.otlp import OtlpExporter, _Outcome
+from mlflow_otel.pipeline.export import DestinationExporter
+from mlflow_otel.processors.normalization.outward import Conventions
 from tests.unit.stages import Recorder, Salvager, spans
 
 COUNTERS = RUNTIME.counters
@@ -80,20 +87,57 @@ def test_a_borrowed_exporter_is_flushed_when_the_pipeline_is_replaced_and_shut_d
     assert user.shut_down
 
 
-def test_conventions_apply_to_exported_and_salvaged_spans_alike():
+class _Sending(OtlpExporter):
+    """An OTLP exporter whose transport keeps what it is sent and answers OK."""
+
+    def __init__(self, spool: object, conventions: Conventions) -> None:
+        super().__init__(
+            OtlpSettings("http/protobuf", "http://unit.invalid/v1/traces"), 1 << 20, 30.0,
+            spool=spool, counters=COUNTERS, conventions=conventions,  # type: ignore[arg-type]
+        )  # fmt: skip
+        self.sent: list[bytes] = []
+
+    def _send(self, payload: bytes, timeout_s: float) -> _Outcome:
+        self.sent.append(payload)
+        return _Outcome(_Outcome.OK)
+
+
+class _Spool:
+    def __init__(self) -> None:
+        self.bodies: list[bytes] = []
+
+    def write(self, body: bytes, spans: int) -> bool:
+        self.bodies.append(body)
+        return True
+
+    def due(self) -> bool:
+        return False
+
+
+def test_a_destination_s_conventions_go_into_what_it_sends_and_what_it_spools_alike():
+    spool = _Spool()
+    batch = [
+        ReadableSpan("step", SpanContext(5, 7 + i, False), attributes={"mlflow.spanType": "TOOL"})
+        for i in range(2)
+    ]
+    exporter = _Sending(spool, Conventions(frozenset({"openinference"}), keep_mlflow=True))
+    destination = DestinationExporter(lambda: exporter, "Phoenix", counters=COUNTERS)
+    destination.export(batch)
+    assert destination.salvage(batch) == 2
+    assert exporter.sent == spool.bodies
+    (sent,) = exporter.sent
+    request = ExportTraceServiceRequest.FromString(sent)
+    span, _ = [
+        span for group in request.resource_spans for scoped in group.scope_spans for span in scoped.spans
+    ]
+    assert {kv.key: kv.value.string_value for kv in span.attributes} == {
+        "mlflow.spanType": "TOOL", "openinference.span.kind": "TOOL", "tool.name": "step",
+    }  # fmt: skip
+    assert dict(batch[0].attributes) == {"mlflow.spanType": "TOOL"}  # the span itself is unchanged
+
+
+def test_close_idle_is_asked_of_the_built_exporter():
     exporter = ExitAwareRecorder()
-    seen: list[object] = []
-
-    class Marking(Conventions):
-        def apply(self, batch, destination, counters):  # type: ignore[no-untyped-def]
-            seen.append(destination)
-            return list(batch)[:1]
-
-    destination = DestinationExporter(
-        lambda: exporter, "Phoenix", conventions=Marking(frozenset(), False), counters=COUNTERS
-    )
-    destination.export(spans(2))
-    assert destination.salvage(spans(2)) == 1
-    assert exporter.log == [("d", 1)] and len(exporter.salvaged) == 1 and seen == ["Phoenix", "Phoenix"]
+    destination = DestinationExporter(lambda: exporter, "Phoenix", counters=COUNTERS)
     close_idle(destination)
     assert exporter.closed_idle == 1

@@ -5,7 +5,7 @@ One function, :func:`outward_attributes`, used in two places, both off the reque
 
 * the normalization processor (process worker), for every destination, with the conventions of
   ``MLFLOW_OTEL_SEMCONV`` (the process-wide setting);
-* :class:`mlflow_otel.pipeline.export.Conventions` (export worker), for one destination,
+* :class:`Conventions` (an OTLP exporter, as it encodes), for one destination,
   with that destination's conventions (``OtlpDestination(semconv=...)``,
   ``MLFLOW_OTEL_OTLP_SEMCONV``), so Phoenix can get OpenInference while an MLflow server gets
   exactly MLflow's keys.
@@ -21,10 +21,13 @@ What Phoenix reads is OpenInference's span attributes (openinference ``spec/sema
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, Optional
+from dataclasses import dataclass
+from typing import Any, Callable, Optional
 
 from mlflow_otel import semconv as conv
+from mlflow_otel._log import warn_limited
 from mlflow_otel._serialize import dumps, loads_or_raw
+from mlflow_otel._telemetry import Counters
 from mlflow_otel.otlp.ids import mlflow_trace_id
 from mlflow_otel.processors.normalization.openai_extract import REQUEST_CONTENT, Endpoint
 from mlflow_otel.processors.normalization.openai_messages import openinference_attributes
@@ -308,6 +311,65 @@ def outward_attributes(
         for key, value in (trace_level(raw) if trace_attrs is None else trace_attrs).items():
             if key not in raw:
                 add[key] = value
-    for key in [k for k in add if k in raw]:
-        del add[key]
+    if not raw.keys().isdisjoint(add):
+        for key in [k for k in add if k in raw]:
+            del add[key]
     return add
+
+
+_CONTENT_KEYS = (conv.SPAN_INPUTS, conv.SPAN_OUTPUTS)
+_NO_TRACE_KEYS: Mapping[str, Any] = {}
+
+
+@dataclass(frozen=True)
+class Conventions:
+    """One OTLP destination's own conventions (``OtlpDestination(semconv=...)``,
+    ``MLFLOW_OTEL_OTLP_SEMCONV``), written as its exporter encodes each span: the processor chain
+    has run once for every destination, so this is the one place a destination can differ
+    (docs/architecture.md, "Conventions per destination"). ``add`` are the conventions the chain
+    did not already write; without ``mlflow`` in the destination's conventions MLflow's content keys
+    (``mlflow.spanInputs`` / ``mlflow.spanOutputs``) are left out, so a payload travels once."""
+
+    add: frozenset[str]
+    keep_mlflow: bool
+    capture_messages: bool = False
+
+    def overlay(
+        self, spans: Sequence[Any], counters: Counters, destination: str
+    ) -> Callable[[Any, Mapping[str, Any], str], Optional[tuple[Mapping[str, Any], Mapping[str, Any]]]]:
+        """What the encoder adds to each of ``spans`` (one export; ``otlp/protobuf.Overlay``): the
+        span's attributes and this destination's keys, or None for a span that goes as it is (not
+        ours, or nothing to add). A span the mapping cannot read goes as it is, counted in
+        ``processor_errors``."""
+        add, keep, capture = self.add, self.keep_mlflow, self.capture_messages
+        # Each trace's keys from its root, for its other spans (a trace split across exports: those
+        # without their root go without them).
+        levels: dict[str, dict[str, Any]] = {}
+        if "openinference" in add:
+            try:
+                levels = trace_levels(spans)
+            except Exception as exc:
+                counters.add("processor_errors")
+                warn_limited("conventions", "Writing %s's conventions failed: %r", destination, exc)
+
+        def overlay(
+            span: Any, raw: Mapping[str, Any], name: str
+        ) -> Optional[tuple[Mapping[str, Any], Mapping[str, Any]]]:
+            if conv.SPAN_TYPE not in raw:
+                return None
+            try:
+                trace_attrs = (
+                    levels.get(mlflow_trace_id(span.context.trace_id), _NO_TRACE_KEYS)
+                    if levels
+                    else _NO_TRACE_KEYS
+                )
+                extra = outward_attributes(raw, name, add, capture, trace_attrs) if add else _NO_TRACE_KEYS
+                if keep or (conv.SPAN_INPUTS not in raw and conv.SPAN_OUTPUTS not in raw):
+                    return (raw, extra) if extra else None
+                return {k: v for k, v in raw.items() if k not in _CONTENT_KEYS}, extra
+            except Exception as exc:
+                counters.add("processor_errors")
+                warn_limited("conventions", "Writing %s's conventions failed: %r", destination, exc)
+                return None
+
+        return overlay
