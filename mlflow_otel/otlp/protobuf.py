@@ -196,14 +196,11 @@ _READS = ("context", "parent", "name", "kind", "start_time", "end_time", "attrib
           "status", "dropped_attributes", "dropped_events", "dropped_links", "resource",
           "instrumentation_scope")  # fmt: skip
 _plain_classes: dict[type, bool] = {}
-_KIND = {kind: b"\x30" + bytes((kind.value + 1,)) for kind in SpanKind}  # OTLP SpanKind = API kind + 1
+_KIND_VALUE = {kind: kind.value + 1 for kind in SpanKind}  # OTLP SpanKind = API kind + 1
 _CODE = {code: (b"\x18" + bytes((code.value,)) if code.value else b"") for code in StatusCode}
 _FLAGS_LOCAL = b"\x85\x01" + _pack_i(_HAS_IS_REMOTE)
 _FLAGS_REMOTE = b"\x85\x01" + _pack_i(_HAS_IS_REMOTE | _IS_REMOTE)
-_INTERNAL = _KIND[SpanKind.INTERNAL]
 _STATUS_OK = b"\x7a\x02" + _CODE[StatusCode.OK]
-#: start_time_unix_nano and end_time_unix_nano (fixed64 fields 7 and 8) in one pack.
-_pack_times = struct.Struct("<BQBQ").pack
 #: Encoded name fields: span names repeat (one per traced function); cleared when full.
 _name_cache: dict[str, bytes] = {}
 _NAME_LIMIT = 4096
@@ -260,8 +257,16 @@ def _span(span: ReadableSpan, overlay: Optional[Overlay] = None) -> bytes:
     )  # fmt: skip
 
 
-#: The status last encoded, and its field: spans share their status objects (the tracer's OK).
-_last_status: list[Any] = [None, b""]
+#: The status last encoded and its field, one tuple (swapped whole: other threads encode too):
+#: spans share their status objects (the tracer's OK).
+_last_status: list[tuple[Any, bytes]] = [(None, b"")]
+#: The trace id last encoded and its field: a trace's spans are encoded one after another.
+_last_trace: list[tuple[int, bytes]] = [(-1, b"")]
+#: span_id (field 2), with parent_span_id (field 4): big-endian 8 bytes each, one pack.
+_pack_id = struct.Struct(">BBQ").pack
+_pack_ids = struct.Struct(">BBQBBQ").pack
+#: kind (field 6, OTLP value = API value + 1), start and end times (fixed64 fields 7, 8), one pack.
+_pack_kind_times = struct.Struct("<BBBQBQ").pack
 
 
 def _status(status: Any) -> bytes:
@@ -279,23 +284,35 @@ def _encode(
     ctx: Any, parent: Any, name: str, kind: Any, start: Any, end: Any, attributes: Any, extra: Any,
     dropped_attrs: int, events: Any, dropped_events: int, links: Any, dropped_links: int, status: Any,
 ) -> bytes:  # fmt: skip
+    """A span's fields (in field order but for trace_state, which any order allows: proto3)."""
     name_field = _name_cache.get(name)
     if name_field is None:
         name_field = _ld(b"\x2a", _utf8(name))
         if len(_name_cache) >= _NAME_LIMIT:
             _name_cache.clear()
         _name_cache[name] = name_field
-    parts = [b"\x0a\x10", ctx.trace_id.to_bytes(16, "big"), b"\x12\x08", ctx.span_id.to_bytes(8, "big")]
+    trace_id = ctx.trace_id
+    last = _last_trace[0]
+    if last[0] == trace_id:
+        trace_field = last[1]
+    else:
+        trace_field = b"\x0a\x10" + trace_id.to_bytes(16, "big")
+        _last_trace[0] = (trace_id, trace_field)
+    kind_value = _KIND_VALUE.get(kind)
+    if kind_value is None:
+        kind_value = kind.value + 1
+    parts = [
+        trace_field,
+        _pack_ids(0x12, 8, ctx.span_id, 0x22, 8, parent.span_id)
+        if parent is not None
+        else _pack_id(0x12, 8, ctx.span_id),
+        name_field,
+        _pack_kind_times(0x30, kind_value, 0x39, start or 0, 0x41, end or 0),
+    ]
     append = parts.append
     trace_state = ctx.trace_state
     if trace_state is not None and len(trace_state):
         append(_ld(b"\x1a", _utf8(trace_state.to_header())))
-    if parent is not None:
-        append(b"\x22\x08")
-        append(parent.span_id.to_bytes(8, "big"))
-    append(name_field)
-    append(_INTERNAL if kind is SpanKind.INTERNAL else _KIND.get(kind) or b"\x30" + bytes((kind.value + 1,)))
-    append(_pack_times(0x39, start or 0, 0x41, end or 0))
     if attributes:
         append(key_values(b"\x4a", attributes))
     if extra:
@@ -322,12 +339,12 @@ def _encode(
         append(_ld(b"\x6a", body))
     if dropped_links:
         append(b"\x70" + _varint(dropped_links))
-    last = _last_status
-    if status is last[0]:
-        append(last[1])
+    known = _last_status[0]
+    if status is known[0]:
+        append(known[1])
     else:
         field = _status(status)
-        last[0], last[1] = status, field  # (a race only costs another encode of one status)
+        _last_status[0] = (status, field)
         append(field)
     append(_FLAGS_REMOTE if parent is not None and parent.is_remote else _FLAGS_LOCAL)
     return b"".join(parts)
