@@ -714,7 +714,7 @@ def test_a_root_delivered_before_its_childs_batch_gets_the_childs_token_usage():
     child_in_flight, release = threading.Event(), threading.Event()
 
     class Records(MlflowRecordExporter):
-        def _export_part(self, spans):  # the OTLP request: a child's is slow
+        def _export_part(self, spans, overlay):  # the OTLP request: a child's is slow
             if spans[0].parent is not None:
                 child_in_flight.set()
                 release.wait(5)

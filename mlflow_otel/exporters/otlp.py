@@ -46,7 +46,7 @@ from mlflow_otel.exporters.retry import (
     retry_info_delay,
 )
 from mlflow_otel.exporters.spool import REPLAY_FILES_PER_EXPORT, SendResult, Spool
-from mlflow_otel.otlp.protobuf import encode_request
+from mlflow_otel.otlp.protobuf import Overlay, encode_request
 from mlflow_otel.processors.normalization.outward import Conventions
 
 #: Content types an OTLP/HTTP receiver answers with (protocol/otlp.md, "OTLP/HTTP Response").
@@ -152,7 +152,7 @@ class OtlpExporter(SpanExporter):
         with self._inflight_lock:
             self._inflight += 1
         try:
-            delivered = self._export_part(list(spans))
+            delivered = self._export_part(list(spans), self._overlay(spans))
         except Exception as exc:  # encoding bugs, transport surprises: never into the worker
             self._counters.add("dropped.export_error", len(spans))
             warn_limited("otlp_error", "OTLP export to %s failed unexpectedly: %r", self.shown, exc)
@@ -181,7 +181,7 @@ class OtlpExporter(SpanExporter):
         (spooled, or counted as dropped by the spool), 0 without a spool."""
         if self._spool is None or not spans:
             return 0
-        for body, part in self._bodies(list(spans)):
+        for body, part in self._bodies(list(spans), self._overlay(spans)):
             self._spool.write(body, len(part))
         return len(spans)
 
@@ -195,11 +195,17 @@ class OtlpExporter(SpanExporter):
         return True
 
     # --- core ---------------------------------------------------------------------------------------
-    def _export_part(self, spans: list[ReadableSpan]) -> int:
-        """Send ``spans`` in requests within the size limit; returns how many were delivered."""
-        return sum(self._send_part(body, part) for body, part in self._bodies(spans))
+    def _overlay(self, spans: Sequence[ReadableSpan]) -> Optional[Overlay]:
+        """What this destination's conventions add to ``spans`` (one export, so a trace's keys
+        reach its spans in every request the export is split into)."""
+        conventions = self.conventions
+        return conventions.overlay(spans, self._counters, self.shown) if conventions else None
 
-    def _send_part(self, body: bytes, spans: list[ReadableSpan]) -> int:
+    def _export_part(self, spans: list[ReadableSpan], overlay: Optional[Overlay]) -> int:
+        """Send ``spans`` in requests within the size limit; returns how many were delivered."""
+        return sum(self._send_part(body, part, overlay) for body, part in self._bodies(spans, overlay))
+
+    def _send_part(self, body: bytes, spans: list[ReadableSpan], overlay: Optional[Overlay]) -> int:
         """One request (``body``, the encoding of ``spans``) with retries; its spans delivered."""
         outcome = self._send_with_retries(body, len(spans))
         if outcome.kind == _Outcome.OK:
@@ -216,7 +222,7 @@ class OtlpExporter(SpanExporter):
                 self._too_large(outcome.why)
                 return 0
             middle = len(spans) // 2
-            return self._export_part(spans[:middle]) + self._export_part(spans[middle:])
+            return self._export_part(spans[:middle], overlay) + self._export_part(spans[middle:], overlay)
         reason = outcome.reason or (
             "retry_timeout"
             if outcome.kind == _Outcome.RETRY
@@ -233,11 +239,11 @@ class OtlpExporter(SpanExporter):
         self._counters.add("dropped.too_large", 1)
         warn_limited("too_large", "Dropped a span too large to export to %s (%s).", self.shown, why)
 
-    def _bodies(self, spans: list[ReadableSpan]) -> Iterator[tuple[bytes, list[ReadableSpan]]]:
+    def _bodies(
+        self, spans: list[ReadableSpan], overlay: Optional[Overlay]
+    ) -> Iterator[tuple[bytes, list[ReadableSpan]]]:
         """Encoded requests of ``spans`` with the spans of each, every one within the request
         limit (halved until it fits; a span that alone is too large is counted and skipped)."""
-        conventions = self.conventions
-        overlay = conventions.overlay(spans, self._counters, self.shown) if conventions else None
         for start in range(0, len(spans), 512):
             pending = [spans[start : start + 512]]
             while pending:
