@@ -29,6 +29,7 @@ from mlflow_otel._log import warn_limited
 from mlflow_otel._serialize import dumps, loads_or_raw
 from mlflow_otel._telemetry import Counters
 from mlflow_otel.otlp.ids import mlflow_trace_id
+from mlflow_otel.otlp.protobuf import plain_span_class
 from mlflow_otel.processors.normalization.openai_extract import REQUEST_CONTENT, Endpoint
 from mlflow_otel.processors.normalization.openai_messages import openinference_attributes
 from mlflow_otel.spans.types import SpanType
@@ -216,9 +217,10 @@ def trace_levels(spans: Sequence[Any]) -> dict[str, dict[str, Any]]:
     several), by MLflow's trace id. A trace whose root is not among them is absent."""
     out: dict[str, dict[str, Any]] = {}
     for span in spans:
-        parent = span.parent
+        plain = plain_span_class(span.__class__)  # its fields, without a property call each
+        parent = span._parent if plain else span.parent
         if parent is None or parent.is_remote:
-            level = trace_level(span.attributes or {})
+            level = trace_level((span._attributes if plain else span.attributes) or {})
             if level:  # several local roots of one trace (a callee called twice): the first's keys win
                 merged = out.setdefault(mlflow_trace_id(span.context.trace_id), {})
                 for key, value in level.items():
