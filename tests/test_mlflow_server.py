@@ -587,7 +587,9 @@ def test_records_an_exit_budget_cuts_are_counted_and_said(mlflow_server, tmp_pat
     experiment = _experiment("cut")
     done, stats = _job(mlflow_server, experiment, tmp_path, 300, MLFLOW_OTEL_EXIT_BUSY_TIMEOUT_SECONDS="0.5")
     sent, failed = stats.get("mlflow_records_sent", 0), stats.get("mlflow_records_failed", 0)
-    unsent = stats.get("mlflow_records_dropped", 0) + failed
+    # Not sent: given up (failed), still queued on the senders (dropped), or their spans never left
+    # the queue (skipped: no record without its spans).
+    unsent = stats.get("mlflow_records_dropped", 0) + failed + stats.get("mlflow_records_skipped", 0)
     assert sent + unsent == 300 and unsent > 0, json.dumps(stats) + done.stderr
     assert f"At exit, {unsent} MLflow trace records were not sent" in done.stderr
     whole = [t for t in wait_query(mlflow_server, experiment, 300) if t["client_request_id"]]
@@ -688,6 +690,28 @@ def test_the_records_of_a_batch_go_out_in_parallel_over_kept_connections(fake_ml
         agent(f"many-{i}", "ann")
     assert mlflow.flush_trace_async_logging(timeout_s=20)
     assert tracing.stats()["mlflow_records_sent"] == 60 and len(fake_mlflow.record_connections) <= 5
+
+
+def test_spans_left_queued_at_exit_count_their_traces_records_as_skipped():
+    """The exit deadline leaves spans in the queue: their traces get no record (none goes without
+    its spans), and each such record is counted, so sent + failed + dropped + skipped = traces."""
+    from opentelemetry.sdk.trace import ReadableSpan
+    from opentelemetry.trace import SpanContext
+
+    from mlflow_otel._settings import OtlpSettings
+    from mlflow_otel._telemetry import Counters
+    from mlflow_otel.exporters.mlflow_record import MlflowRecordExporter
+
+    def span(trace_id: int, span_id: int, parent=None) -> ReadableSpan:  # type: ignore[no-untyped-def]
+        return ReadableSpan(f"s{span_id}", SpanContext(trace_id, span_id, False), parent=parent)
+
+    counters = Counters()
+    otlp = OtlpSettings("http/protobuf", "http://127.0.0.1:9/v1/traces")
+    exporter = MlflowRecordExporter(otlp, 1 << 20, 1.0, client=None, experiment_id="1", counters=counters)  # type: ignore[arg-type]
+    root_a, root_b = span(1, 1), span(2, 3)
+    left = [root_a, span(1, 2, root_a.context), root_b, span(3, 5, SpanContext(3, 4, False))]
+    assert exporter.salvage(left) == 0  # no spool: the stage counts the spans as dropped.shutdown
+    assert counters.snapshot()["mlflow_records_skipped"] == 2  # traces 1 and 2; trace 3's root went
 
 
 def test_a_root_delivered_before_its_childs_batch_gets_the_childs_token_usage():

@@ -387,6 +387,15 @@ class MlflowRecordExporter(MlflowOtlpHttpExporter):
         self._merger = FragmentMerger(client, self._retry, record_body, self._counters)
 
     # --- SpanExporter ------------------------------------------------------------------------------
+    def salvage(self, spans: Sequence[ReadableSpan]) -> int:
+        """Spans the exit deadline left queued (``exporters/base.Salvaging``): no record goes without
+        its spans, so the records of the traces whose roots are among them are counted as skipped;
+        the spans themselves go to the spool when there is one."""
+        roots = sum(1 for span in spans if span.parent is None)
+        if roots:
+            self._counters.add("mlflow_records_skipped", roots)
+        return super().salvage(spans)
+
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         roots: dict[int, ReadableSpan] = {}
         others: dict[int, int] = {}

@@ -53,7 +53,8 @@ def announce(
     kept = f"; {spooled} spans spooled to {spool_dir} for the next run" if spooled else ""
     where = "".join(f"; {n} left queued for {name}" for name, n in sorted((cut or {}).items()))
     records = sum(
-        after.get(k, 0) - before.get(k, 0) for k in ("mlflow_records_failed", "mlflow_records_dropped")
+        after.get(k, 0) - before.get(k, 0)
+        for k in ("mlflow_records_failed", "mlflow_records_dropped", "mlflow_records_skipped")
     )
     if records > 0:
         logger.warning(
