@@ -30,6 +30,7 @@ from __future__ import annotations
 import collections
 import itertools
 import threading
+import time
 from collections.abc import Sequence
 from typing import Any, Optional
 
@@ -44,6 +45,13 @@ from mlflow_otel._log import warn_limited
 from mlflow_otel._telemetry import Counters
 from mlflow_otel.exporters.base import Salvaging, close_idle
 from mlflow_otel.pipeline.workers import ExportPool
+
+#: An export that waits on its destination longer than this beyond its own CPU is bound by the
+#: destination, not by our encoding: more than a request's encoding (about 4 ms for 512 spans) plus
+#: the GIL waits the application's thread may add to it (a switch interval, 5 ms, each).
+WAIT_BOUND_S = 0.02
+#: How many exports ``waits`` looks back on (all of them must have waited).
+RECENT_EXPORTS = 4
 
 
 def span_count(item: Any) -> int:
@@ -113,6 +121,13 @@ class BatchProcessor:
         #: by reason, spooled); otherwise this stage counts by the export's result.
         self._exporter_accounts = exporter_accounts
         self.due = False
+        #: Each of the last exports waited (its wall time less its CPU) more than ``WAIT_BOUND_S``:
+        #: on the destination (a remote collector's round trip, a server's database write), not
+        #: only for the GIL, which some exports meet and others do not (a burst of the app's).
+        #: Then a second export in flight adds throughput (``concurrency``). Until an export says
+        #: otherwise, it does (a remote destination's first batches are not held back).
+        self.waits = True
+        self._recent_waits: collections.deque[float] = collections.deque(maxlen=RECENT_EXPORTS)
         self._max_queue_size = max_queue_size
         # While the destination refuses connections the queue keeps a quarter of its room: enough to
         # ride out a collector restart, without holding a burst's worth of spans for a collector
@@ -222,9 +237,12 @@ class BatchProcessor:
     # --- workers -----------------------------------------------------------------------------------
     @property
     def concurrency(self) -> int:
-        """Threads that may export for this destination at once: one while it refuses connections
-        (its retries must not hold the shared pool)."""
-        return self._max_workers if self.reachable else 1
+        """Threads that may export for this destination at once: ``max_workers`` while its requests
+        wait on it (``waits``), else one: a nearby destination is bound by our encoding, CPU work
+        under the GIL, which a second thread would only take from the application's share (the
+        OTel SDK's batch processor exports one request at a time too). One while it refuses
+        connections (its retries must not hold the shared pool)."""
+        return self._max_workers if self.waits and self.reachable else 1
 
     def has_work(self) -> bool:
         """A batch to export now: a full one, or any while a flush waits, at shutdown, or when due."""
@@ -289,6 +307,7 @@ class BatchProcessor:
         # trace them, or every export would make spans to export (the SDK's batch processor does
         # the same).
         token = context.attach(context.set_value(_SUPPRESS_INSTRUMENTATION_KEY, True))
+        started, cpu = self._clock.now(), time.thread_time()
         try:
             result = self.exporter.export(batch)
         except Exception as exc:
@@ -298,6 +317,9 @@ class BatchProcessor:
             return  # counted: its fate is known
         finally:
             context.detach(token)
+            recent = self._recent_waits
+            recent.append((self._clock.now() - started) - (time.thread_time() - cpu))
+            self.waits = min(recent) > WAIT_BOUND_S
         if not self._count_exports:
             return
         # Every span is counted once, where its fate is known (started = delivered + dropped by

@@ -12,8 +12,9 @@ on a one-thread pool of its own: the same code, its schedule and flushes include
   thread is free, and end after ``IDLE_S`` without work.
 * **Fair**: a stage with work waits in one line; a thread takes the first, exports **one** batch,
   and puts it back at the end of the line if it has more. A busy tenant does not starve a quiet one.
-* **Per destination**: each stage keeps its own bounded queue, counters and flush; at most
-  ``max_workers`` threads export for one destination at once, and one while it refuses connections
+* **Per destination**: each stage keeps its own bounded queue, counters and flush; one thread
+  exports for one destination at a time, up to ``max_workers`` while its requests wait on it
+  (``BatchProcessor.concurrency``: a remote one), and one while it refuses connections
   (its retries then hold one thread, not the pool; a thread is started so that another one stays
   free for the others while the pool is below its bound). The last thread is kept for a
   destination that has none: never a second thread for a busy destination, and never to a

@@ -46,10 +46,53 @@ def test_threads_are_bounded_whatever_the_number_of_destinations():
     assert p.threads == 4 and len(log) == 50
 
 
+class Waiting(Recorder):
+    """A destination each export waits on for ``wait_s`` (the fake clock moves; no CPU is spent)."""
+
+    def __init__(self, name: str, log: list[tuple[str, int]], clock: FakeClock, wait_s: float) -> None:
+        super().__init__(name, log)
+        self.clock, self.wait_s = clock, wait_s
+
+    def export(self, batch):  # type: ignore[no-untyped-def]
+        self.clock.advance(self.wait_s)
+        return super().export(batch)
+
+
+def _taken_at_once(p, s) -> int:  # type: ignore[no-untyped-def]
+    """How many threads take stage ``s`` at once (none finishing), then released again."""
+    with p._cond:
+        picked = []
+        while (chosen := p._pick(p._clock.now())[0]) is not None:
+            picked.append(chosen)
+        for chosen in picked:
+            p._release(chosen)
+    return picked.count(s)
+
+
+def test_a_nearby_destination_gets_one_export_at_a_time_a_remote_one_its_workers():
+    # Encoding is CPU work under the GIL: a second thread for a destination that answers at once
+    # only takes the GIL from the app. A destination every request waits on (a remote collector's
+    # round trip) gets its workers; one slow request among quick ones (a GIL wait) does not count.
+    clock, log = FakeClock(), []
+    p = pool(clock, max_threads=32)  # threads to spare: the last-thread rule stays out of it
+    near = stage(p, clock, Waiting("near", log, clock, 0.002), workers=2)
+    far = stage(p, clock, Waiting("far", log, clock, 0.05), workers=2)
+    for s in (near, far):
+        _fill(s, 12)
+        assert _taken_at_once(p, s) == 2  # not measured yet: its workers
+    for s in (near, far):
+        for _ in range(4):
+            s.export_next()
+    assert _taken_at_once(p, near) == 1 and _taken_at_once(p, far) == 2
+    far.exporter.wait_s = 0.001  # the collector moved next door: back to one after a few exports
+    far.export_next()
+    assert _taken_at_once(p, far) == 1
+
+
 def test_one_destination_gets_at_most_its_workers_and_one_while_refusing():
     clock, log = FakeClock(), []
     p = pool(clock, max_threads=8)
-    s = stage(p, clock, Recorder("d", log), workers=2)
+    s = stage(p, clock, Waiting("d", log, clock, 0.05), workers=2)  # remote: exports wait on it
     _fill(s, 6)
     with p._cond:  # two threads take it at once (neither has finished): a third may not
         assert p._pick(clock.now())[0] is s and p._pick(clock.now())[0] is s
