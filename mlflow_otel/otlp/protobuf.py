@@ -135,20 +135,20 @@ def key_values(tag: bytes, attributes: Any) -> bytes:
         pairs = _pair_cache[tag] = {}
     for k, v in attributes.items():
         cls = v.__class__
+        reused = cls is int or (cls is str and len(v) <= _PAIR_TEXT)
         known = None
+        if reused:
+            # Only exact ints and strs are looked up, so True (== 1) never finds the field of 1.
+            known = pairs.get(k)
+            if known is not None:
+                field = known.get(v)
+                if field is not None:
+                    append(field)
+                    continue
+        kb = cache.get(k)
+        if kb is None:
+            kb = _key(k)
         if cls is str:
-            reused = len(v) <= _PAIR_TEXT
-            if reused:
-                # Only exact ints and strs are looked up, so True (== 1) never finds the field of 1.
-                known = pairs.get(k)
-                if known is not None:
-                    field = known.get(v)
-                    if field is not None:
-                        append(field)
-                        continue
-            kb = cache.get(k)
-            if kb is None:
-                kb = _key(k)
             try:
                 vb = v.encode("utf-8")
             except UnicodeEncodeError:
@@ -160,17 +160,6 @@ def key_values(tag: bytes, attributes: Any) -> bytes:
             kv = len(kb) + 1 + len(mb) + m
             field = b"".join((tag, small[kv] if kv < 128 else _varint(kv), kb, b"\x12", mb, b"\x0a", nb, vb))
         else:
-            reused = cls is int
-            if reused:
-                known = pairs.get(k)
-                if known is not None:
-                    field = known.get(v)
-                    if field is not None:
-                        append(field)
-                        continue
-            kb = cache.get(k)
-            if kb is None:
-                kb = _key(k)
             av = any_value(v)
             m = len(av)
             kv = kb + b"\x12" + (small[m] if m < 128 else _varint(m)) + av
