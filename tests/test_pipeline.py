@@ -619,3 +619,26 @@ def test_terminate_shuts_down_and_keeps_what_code_set_and_open_traces(fresh_rece
     names = sorted(s.name for s in fresh_receiver.wait_for_spans(2, 10))
     assert names == ["after", "open_on_another_thread"]
     assert "open_on_another_thread" in added.read_text() and "while_disabled" not in added.read_text()
+
+
+def test_destinations_the_chains_last_spans_open_are_stopped_with_a_replaced_pipeline(monkeypatch):
+    """A pipeline replaced (``tracing.reset``, new settings) runs its chain one last time; the
+    destinations that opens are stopped with it, or their retries (up to the retry timeout) would
+    outlive it and count drops into a later pipeline's flush."""
+    from mlflow_otel._runtime import running
+
+    monkeypatch.setenv("OTEL_BSP_SCHEDULE_DELAY", "60000")  # the chain runs only when flushed
+    tracing.reset()
+
+    @mlflow.trace
+    def handler(i: int) -> int:
+        tracing.set_destination(OtlpDestination(f"http://127.0.0.1:9/v1/traces?tenant={i}"))  # refused
+        return i
+
+    for i in range(3):
+        handler(i)
+    pipeline = running().pipeline
+    before = pipeline.router.stages()  # the default destination's: nothing routed yet
+    tracing.reset()
+    opened = [stage for stage in pipeline.router.stages() if stage not in before]
+    assert len(opened) == 3 and all(stage._shutdown for stage in opened)

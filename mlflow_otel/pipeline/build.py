@@ -322,6 +322,9 @@ class Pipeline:
                     stage.drain(stall_ms)
         self.flush(max(0.0, deadline - clock.now()))
         self.process.shutdown(_ms_until(deadline, clock))
+        # The chain's last spans may have opened destinations (a replaced pipeline, not only at
+        # exit): they are stopped too, or their retries would outlive the pipeline.
+        stages += [stage for stage in self.router.stages() if stage not in stages]
         for stage in stages:
             until = deadline
             if exiting and not stage.force_flush(0) and busy(stage.exporter):
