@@ -288,6 +288,11 @@ class Pipeline:
                 warn_limited("processor_flush", "Span processor %r failed to flush: %r", processor, exc)
         return ok
 
+    def _opened_since(self, stages: list[Any]) -> list[Any]:
+        """Destination stages the chain opened since ``stages`` was read (``set_destination`` per
+        request routes a trace to a destination first seen on the process worker)."""
+        return [stage for stage in self.router.stages() if stage not in stages]
+
     def shutdown(
         self, timeout_s: float, exiting: bool = False, busy_timeout_s: float = 0.0
     ) -> dict[str, int]:
@@ -314,7 +319,7 @@ class Pipeline:
             _begin_exit(stages, exporter_deadline)
             self.process.drain(stall_ms)
             # Draining the chain may have opened destinations: they hear of the exit too.
-            opened = [stage for stage in self.router.stages() if stage not in stages]
+            opened = self._opened_since(stages)
             _begin_exit(opened, exporter_deadline)
             stages += opened
             for stage in stages:
@@ -324,7 +329,7 @@ class Pipeline:
         self.process.shutdown(_ms_until(deadline, clock))
         # The chain's last spans may have opened destinations (a replaced pipeline, not only at
         # exit): they are stopped too, or their retries would outlive the pipeline.
-        stages += [stage for stage in self.router.stages() if stage not in stages]
+        stages += self._opened_since(stages)
         for stage in stages:
             until = deadline
             if exiting and not stage.force_flush(0) and busy(stage.exporter):
