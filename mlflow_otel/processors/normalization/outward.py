@@ -320,7 +320,7 @@ def outward_attributes(
 
 
 _CONTENT_KEYS = (conv.SPAN_INPUTS, conv.SPAN_OUTPUTS)
-_NO_TRACE_KEYS: Mapping[str, Any] = {}
+_EMPTY: Mapping[str, Any] = {}
 
 
 @dataclass(frozen=True)
@@ -361,11 +361,11 @@ class Conventions:
                 return None
             try:
                 trace_attrs = (
-                    levels.get(mlflow_trace_id(span.context.trace_id), _NO_TRACE_KEYS)
+                    levels.get(mlflow_trace_id(span.context.trace_id), _EMPTY)
                     if levels
-                    else _NO_TRACE_KEYS
+                    else _EMPTY
                 )
-                extra = outward_attributes(raw, name, add, capture, trace_attrs) if add else _NO_TRACE_KEYS
+                extra = outward_attributes(raw, name, add, capture, trace_attrs) if add else _EMPTY
                 if keep or (conv.SPAN_INPUTS not in raw and conv.SPAN_OUTPUTS not in raw):
                     return (raw, extra) if extra else None
                 return {k: v for k, v in raw.items() if k not in _CONTENT_KEYS}, extra
