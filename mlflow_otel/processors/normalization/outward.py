@@ -360,11 +360,7 @@ class Conventions:
             if conv.SPAN_TYPE not in raw:
                 return None
             try:
-                trace_attrs = (
-                    levels.get(mlflow_trace_id(span.context.trace_id), _EMPTY)
-                    if levels
-                    else _EMPTY
-                )
+                trace_attrs = levels.get(mlflow_trace_id(span.context.trace_id), _EMPTY) if levels else _EMPTY
                 extra = outward_attributes(raw, name, add, capture, trace_attrs) if add else _EMPTY
                 if keep or (conv.SPAN_INPUTS not in raw and conv.SPAN_OUTPUTS not in raw):
                     return (raw, extra) if extra else None
